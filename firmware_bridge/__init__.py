@@ -1,0 +1,1 @@
+"""s2r firmware_bridge stage."""

@@ -1,0 +1,3 @@
+from s2r.cli import main
+
+raise SystemExit(main())

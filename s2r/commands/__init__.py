@@ -1,0 +1,1 @@
+"""One module per `s2r` sub-command; each defines ``register(subparsers)``."""
