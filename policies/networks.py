@@ -1,0 +1,103 @@
+"""Actor and critic networks. Every actor outputs normalized actions in [-1, 1] and offers ``deterministic(obs)``
+built only from ONNX-exportable ops, so the same module runs in training, eval and the exported graph.
+
+``build_actor(arch)`` rebuilds an actor from the small JSON-able ``arch`` dict stored in every checkpoint, so
+loading a policy needs no algorithm code.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.distributions import Beta, Normal
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
+
+
+def mlp(sizes: list[int], activation: str = "relu", out_gain: float | None = None) -> nn.Sequential:
+    """Linear layers with ``activation`` between them (none after the last). ``out_gain``: orthogonal init."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation '{activation}'; use one of {', '.join(ACTIVATIONS)}")
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    if out_gain is not None:  # PPO: orthogonal init, sqrt(2) hidden, small policy head (Andrychowicz et al. 2021)
+        linears = [m for m in layers if isinstance(m, nn.Linear)]
+        for j, lin in enumerate(linears):
+            nn.init.orthogonal_(lin.weight, gain=out_gain if j == len(linears) - 1 else 2**0.5)
+            nn.init.zeros_(lin.bias)
+    return nn.Sequential(*layers)
+
+
+class DeterministicActor(nn.Module):
+    """TD3/DDPG actor: ``tanh(mlp(obs))``."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], activation: str = "relu") -> None:
+        super().__init__()
+        self.net = mlp([obs_dim, *hidden, act_dim], activation)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.net(obs))
+
+    def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.forward(obs)
+
+
+class GaussianActor(nn.Module):
+    """PPO Gaussian policy with a state-independent log-std; actions are clipped to [-1, 1] by the env side."""
+
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden: list[int], activation: str = "tanh", log_std_init: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.net = mlp([obs_dim, *hidden, act_dim], activation, out_gain=0.01)
+        self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
+
+    def dist(self, obs: torch.Tensor) -> torch.distributions.Distribution:
+        return Normal(self.net(obs), self.log_std.exp().expand(obs.shape[0], -1))
+
+    @staticmethod
+    def to_env(raw: torch.Tensor) -> torch.Tensor:
+        """Sampled (unbounded) action → env action in [-1, 1]."""
+        return raw.clamp(-1.0, 1.0)
+
+    def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs).clamp(-1.0, 1.0)
+
+
+class BetaActor(nn.Module):
+    """PPO Beta policy (Chou et al. 2017) on [0, 1], mapped to [-1, 1]: no clipping bias at the bounds."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], activation: str = "tanh") -> None:
+        super().__init__()
+        self.net = mlp([obs_dim, *hidden, 2 * act_dim], activation, out_gain=0.01)
+
+    def _alpha_beta(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = self.net(obs).chunk(2, dim=-1)
+        return nn.functional.softplus(a) + 1.0, nn.functional.softplus(b) + 1.0  # > 1: unimodal
+
+    def dist(self, obs: torch.Tensor) -> torch.distributions.Distribution:
+        return Beta(*self._alpha_beta(obs))
+
+    @staticmethod
+    def to_env(raw: torch.Tensor) -> torch.Tensor:
+        """Sample in [0, 1] → env action in [-1, 1]."""
+        return 2.0 * raw - 1.0
+
+    def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        alpha, beta = self._alpha_beta(obs)
+        return 2.0 * alpha / (alpha + beta) - 1.0
+
+
+def build_actor(arch: dict) -> nn.Module:
+    """Rebuild an actor from ``{"kind", "obs_dim", "act_dim", "hidden", "activation"}``."""
+    kind, args = arch["kind"], (int(arch["obs_dim"]), int(arch["act_dim"]), list(arch["hidden"]), arch["activation"])
+    if kind == "deterministic":
+        return DeterministicActor(*args)
+    if kind == "gaussian":
+        return GaussianActor(*args)
+    if kind == "beta":
+        return BetaActor(*args)
+    raise ValueError(f"unknown actor kind '{kind}' in checkpoint; expected deterministic, gaussian or beta")

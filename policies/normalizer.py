@@ -1,0 +1,57 @@
+"""Running observation normalizer (mean/var over everything seen), saved with the checkpoint, frozen at eval.
+
+Statistics are kept in float64 (many million updates in float32 drift); the inference policy gets float32
+copies. Before the first update it is the identity (mean 0, var 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class ObsNormalizer:
+    """``(obs - mean) / sqrt(var + eps)`` clipped to ±clip, with mean/var updated from batches (Chan et al.)."""
+
+    def __init__(self, dim: int, clip: float = 10.0, eps: float = 1e-8, enabled: bool = True) -> None:
+        self.mean = np.zeros(dim, dtype=np.float64)
+        self.var = np.ones(dim, dtype=np.float64)
+        self.count = 0.0
+        self.clip = float(clip)
+        self.eps = float(eps)
+        self.enabled = enabled  # disabled: stays the identity (TD3 presets that match rl-zoo don't normalize)
+        self.frozen = False  # eval and inference never update the statistics
+
+    def update(self, batch: np.ndarray) -> None:
+        """Fold a batch ``(B, dim)`` of raw observations into the running statistics."""
+        if not self.enabled or self.frozen:
+            return
+        x = np.asarray(batch, dtype=np.float64).reshape(-1, self.mean.shape[0])
+        b_mean, b_var, b = x.mean(axis=0), x.var(axis=0), float(x.shape[0])
+        total = self.count + b
+        delta = b_mean - self.mean
+        self.mean = self.mean + delta * b / total
+        self.var = (self.var * self.count + b_var * b + delta**2 * self.count * b / total) / total
+        self.count = total
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """Normalize raw observations (any leading shape), float32."""
+        out = (np.asarray(obs, dtype=np.float64) - self.mean) / np.sqrt(self.var + self.eps)
+        return np.clip(out, -self.clip, self.clip).astype(np.float32)
+
+    def state_dict(self) -> dict:
+        return {
+            "mean": self.mean.tolist(),
+            "var": self.var.tolist(),
+            "count": self.count,
+            "clip": self.clip,
+            "eps": self.eps,
+            "enabled": self.enabled,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        mean = np.asarray(state["mean"], dtype=np.float64)
+        if mean.shape != self.mean.shape:
+            raise ValueError(f"normalizer has dim {mean.shape[0]}, this env has obs_dim {self.mean.shape[0]}")
+        self.mean, self.var = mean, np.asarray(state["var"], dtype=np.float64)
+        self.count, self.clip, self.eps = float(state["count"]), float(state["clip"]), float(state["eps"])
+        self.enabled = bool(state["enabled"])
