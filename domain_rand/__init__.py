@@ -1,4 +1,78 @@
 """Domain randomization: parameter spaces, samplers, fixed-DR presets, ADR, held-out plants.
 
 Talks to envs only through the named physical parameters of ``sim.params`` (``reset(options={"params": ...})``).
+The training loop gets its :class:`~domain_rand.base.ParamSource` from :func:`make_source` and scores finished
+episodes with :func:`episode_performance`.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain_rand.adr import ADR, DEFAULT_ADR, ADRConfig, ADRParam, default_adr_config, load_adr_config
+from domain_rand.base import NominalSource, ParamSource
+from domain_rand.fixed import NOMINAL_NAMES, FixedDRSource, load_ranges
+
+__all__ = [
+    "ADR",
+    "ADRConfig",
+    "ADRParam",
+    "FixedDRSource",
+    "NominalSource",
+    "ParamSource",
+    "episode_performance",
+    "make_source",
+    "robot_of_env",
+]
+
+
+def make_source(
+    env: Any, dr: str | None = None, adr: bool = False, adr_config: str | None = None, seed: int = 0
+) -> ParamSource:
+    """The parameter source for training ``env``: nominal, fixed DR (``dr`` = preset name or JSON path) or ADR.
+
+    ``adr_config`` (a JSON file, see :func:`domain_rand.adr.adr_config_from_dict`) overrides the per-robot ADR
+    defaults and implies ``adr``. Asking for DR on an env without physical parameters is a ValueError.
+    """
+    want_adr = adr or adr_config is not None
+    if dr is not None and dr in NOMINAL_NAMES:
+        dr = None
+    if dr is None and not want_adr:
+        return NominalSource()
+    space = getattr(env.unwrapped, "param_space", None)
+    if space is None:
+        env_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+        raise ValueError(f"env {env_id} has no physical parameters; --dr/--adr need an s2r env (biped, knob)")
+    if dr is not None and want_adr:
+        raise ValueError("--dr and --adr are exclusive; give ADR initial ranges in --adr-config instead")
+    if dr is not None:
+        return FixedDRSource(space, load_ranges(space, dr), seed=seed)
+    if adr_config is not None:  # the file may override only some keys; the rest are the robot's defaults
+        config = load_adr_config(adr_config, DEFAULT_ADR.get(space.robot_id))
+    else:
+        config = default_adr_config(space.robot_id)
+    return ADR(space, config, seed=seed)
+
+
+def robot_of_env(env_id: str) -> str | None:
+    """``biped`` / ``knob`` for s2r envs (short name or Gymnasium id), ``None`` for any other env."""
+    import sim
+
+    for short, (gym_id, *_rest) in sim.ENV_IDS.items():
+        if env_id in (short, gym_id):
+            return short.split("-")[0]
+    return None
+
+
+def episode_performance(env_id: str, episode_return: float, final_info: dict) -> float:
+    """The per-task performance ADR thresholds apply to, for one finished episode.
+
+    biped: distance walked (``info["distance_m"]``, m); knob: ``info["consecutive_successes"]``; any other env:
+    the episode return.
+    """
+    key = {"biped": "distance_m", "knob": "consecutive_successes"}.get(robot_of_env(env_id) or "")
+    if key is None:
+        return float(episode_return)
+    if key not in final_info:
+        raise ValueError(f"{env_id} episode ended without info['{key}']; pass the final step's info dict")
+    return float(final_info[key])

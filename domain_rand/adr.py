@@ -1,0 +1,275 @@
+"""Automatic Domain Randomization, exactly OpenAI's Algorithm 1 (Akkaya et al. 2019, arXiv:1910.07113).
+
+Each randomized parameter i has a range [φᴸᵢ, φᴴᵢ], starting at its nominal value (or a declared initial
+range). Per episode, with probability ``p_boundary`` one parameter i (uniform) is pinned at one of its two bounds
+(each with probability ½) and every other parameter is drawn in its range; otherwise all are drawn in range.
+The pinned episode's performance goes to that bound's buffer Dᴸᵢ or Dᴴᵢ. When a buffer holds ``buffer_size``
+(m) results, its mean p̄ is compared with the thresholds: p̄ ≥ t_H widens that bound by Δᵢ, p̄ ≤ t_L narrows
+it; the buffer is then cleared. Ranges never leave the hard limits and never shrink inside the initial range.
+
+The class never touches a simulator: the training loop calls :meth:`ADR.sample` before each episode, passes the
+parameters through ``env.reset(options={"params": ...})`` (in whichever worker process), and hands the
+episode's performance back with :meth:`ADR.report` and the sample's tag. With vector envs several episodes are
+in flight at once; the tag ``(name, "low"|"high")`` or ``None`` says which buffer each result belongs to.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from domain_rand.samplers import check_ranges, rng_from_state, rng_state, sample_value
+from sim.params import ParamSpace
+
+BOUNDS = ("low", "high")
+WIDTH_FLOOR = 1e-3  # entropy of a zero-width range would be −inf; floor it (as IsaacGymEnvs' ADR does)
+
+
+@dataclass(frozen=True)
+class ADRParam:
+    """One parameter under ADR: its bound step and (optionally) its initial range, in the parameter's unit."""
+
+    name: str
+    delta: float  # Δ: how far one widen/narrow step moves a bound
+    init: tuple[float, float] | None = None  # None: both bounds start at the nominal value
+
+
+@dataclass(frozen=True)
+class ADRConfig:
+    """ADR hyper-parameters (names as in the paper's Algorithm 1)."""
+
+    params: tuple[ADRParam, ...]
+    t_low: float  # t_L: a bound's mean performance at or below this narrows it
+    t_high: float  # t_H: at or above this widens it
+    buffer_size: int = 10  # m: results per bound before a decision
+    p_boundary: float = 0.5  # p_b: probability that an episode evaluates a bound
+    performance: str = field(default="", compare=False)  # what performance means for this task (documentation)
+
+    def __post_init__(self) -> None:
+        if not self.t_low < self.t_high:
+            raise ValueError(f"ADR thresholds out of order: need t_low < t_high, got {self.t_low:g} >= {self.t_high:g}")
+        if self.buffer_size < 1:
+            raise ValueError(f"ADR buffer_size must be >= 1, got {self.buffer_size}")
+        if not 0.0 <= self.p_boundary <= 1.0:
+            raise ValueError(f"ADR p_boundary must be in [0, 1], got {self.p_boundary:g}")
+        if not self.params:
+            raise ValueError("ADR config lists no parameters to randomize")
+        names = [p.name for p in self.params]
+        if len(set(names)) != len(names):
+            raise ValueError(f"ADR config lists a parameter twice: {names}")
+        for p in self.params:
+            if not (math.isfinite(p.delta) and p.delta > 0):
+                raise ValueError(f"ADR parameter '{p.name}': delta must be > 0, got {p.delta:g}")
+
+
+# Defaults per task. Performance: the biped's distance walked in metres (robust to reward shaping), the knob's
+# consecutive successes. Deltas are ~1/20 of the usual DR spans; m is small because CPU training sees
+# hundreds, not OpenAI's millions, of episodes.
+DEFAULT_ADR: dict[str, ADRConfig] = {
+    "biped": ADRConfig(
+        params=(
+            ADRParam("ground_friction", 0.05),
+            ADRParam("hull_mass_scale", 0.05),
+            ADRParam("leg_mass_scale", 0.05),
+            ADRParam("motor_strength", 0.05),
+            ADRParam("action_latency", 0.004),
+            ADRParam("encoder_noise", 0.002),
+            ADRParam("encoder_bias", 0.005),
+            ADRParam("imu_noise", 0.004),
+            ADRParam("lidar_dropout", 0.02),
+        ),
+        t_low=5.0,
+        t_high=15.0,
+        buffer_size=8,
+        performance="distance_m",
+    ),
+    "knob": ADRConfig(
+        params=(
+            ADRParam("knob_friction", 0.002),
+            ADRParam("knob_inertia_scale", 0.05),
+            ADRParam("fingertip_friction", 0.05),
+            ADRParam("motor_strength", 0.05),
+            ADRParam("action_latency", 0.004),
+            ADRParam("encoder_noise", 0.002),
+            ADRParam("encoder_bias", 0.005),
+        ),
+        t_low=0.3,
+        t_high=0.7,
+        buffer_size=8,
+        performance="consecutive_successes",
+    ),
+}
+
+
+def default_adr_config(robot_id: str) -> ADRConfig:
+    """The per-task ADR defaults; ValueError for robots without one (use an --adr-config file)."""
+    try:
+        return DEFAULT_ADR[robot_id]
+    except KeyError:
+        raise ValueError(
+            f"no default ADR config for robot '{robot_id}'; pass --adr-config FILE (defaults exist for "
+            f"{', '.join(DEFAULT_ADR)})"
+        ) from None
+
+
+def adr_config_from_dict(d: Mapping[str, Any], base: ADRConfig | None = None, what: str = "ADR config") -> ADRConfig:
+    """Build an :class:`ADRConfig` from JSON-shaped data; missing top-level keys come from ``base``.
+
+    Shape: ``{"t_low": 5, "t_high": 15, "buffer_size": 8, "p_boundary": 0.5,
+    "params": {"ground_friction": {"delta": 0.05, "init": [0.9, 1.1]}, ...}}``.
+    """
+    allowed = {f.name for f in fields(ADRConfig)}
+    unknown = set(d) - allowed
+    if unknown:
+        raise ValueError(f"{what}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+    kwargs: dict[str, Any] = {f.name: getattr(base, f.name) for f in fields(ADRConfig)} if base else {}
+    for key in ("t_low", "t_high", "p_boundary"):
+        if key in d:
+            kwargs[key] = _number(d[key], f"{what}: {key}")
+    if "buffer_size" in d:
+        kwargs["buffer_size"] = int(_number(d["buffer_size"], f"{what}: buffer_size"))
+    if "performance" in d:
+        kwargs["performance"] = str(d["performance"])
+    if "params" in d:
+        if not isinstance(d["params"], Mapping):
+            raise ValueError(f"{what}: 'params' must be an object {{name: {{delta, init}}}}")
+        kwargs["params"] = tuple(_param_from_dict(name, spec, what) for name, spec in d["params"].items())
+    missing = {"params", "t_low", "t_high"} - set(kwargs)
+    if missing:
+        raise ValueError(f"{what}: missing {sorted(missing)} (no default config to fill them in)")
+    return ADRConfig(**kwargs)
+
+
+def load_adr_config(path: str, base: ADRConfig | None = None) -> ADRConfig:
+    """Read an ADR config JSON file (see :func:`adr_config_from_dict`)."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            d = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"ADR config {path} is not valid JSON: {exc}") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"ADR config {path} must hold a JSON object")
+    return adr_config_from_dict(d, base, f"ADR config {path}")
+
+
+def _number(x: Any, what: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise ValueError(f"{what} must be a number, got {x!r}")
+    return float(x)
+
+
+def _param_from_dict(name: str, spec: Any, what: str) -> ADRParam:
+    if not isinstance(spec, Mapping) or "delta" not in spec or set(spec) - {"delta", "init"}:
+        raise ValueError(f"{what}: parameter '{name}' must be {{\"delta\": number, \"init\": [low, high]}} (init optional)")
+    init = spec.get("init")
+    if init is not None:
+        if not (isinstance(init, (list, tuple)) and len(init) == 2):
+            raise ValueError(f"{what}: parameter '{name}' init must be [low, high], got {init!r}")
+        init = (_number(init[0], f"{what}: {name} init"), _number(init[1], f"{what}: {name} init"))
+    return ADRParam(name, _number(spec["delta"], f"{what}: {name} delta"), init)
+
+
+class ADR:
+    """ADR over a parameter space; a :class:`domain_rand.base.ParamSource`. Pure numpy, never touches a sim."""
+
+    def __init__(self, space: ParamSpace, config: ADRConfig, seed: int = 0) -> None:
+        self.space = space
+        self.config = config
+        init = {p.name: p.init if p.init is not None else (space[p.name].nominal,) * 2 for p in config.params}
+        self.init_ranges = check_ranges(space, init, "ADR initial range")  # unknown name / inverted / limits
+        self.ranges = {name: list(r) for name, r in self.init_ranges.items()}
+        self.deltas = {p.name: p.delta for p in config.params}
+        self.names = tuple(p.name for p in config.params)
+        self.buffers: dict[str, dict[str, list[float]]] = {n: {"low": [], "high": []} for n in self.names}
+        self.rng = np.random.default_rng(seed)
+        self.n_updates = 0  # bound decisions taken (widen, narrow or hold)
+
+    # ------------------------------------------------------------------ Algorithm 1
+    def sample(self) -> tuple[dict[str, float], tuple[str, str] | None]:
+        """Parameters for one episode and the tag ``(name, bound)`` of the pinned bound, or ``None``."""
+        params = {
+            n: sample_value(self.ranges[n][0], self.ranges[n][1], self.space[n].log_scale, self.rng) for n in self.names
+        }
+        if self.rng.uniform() >= self.config.p_boundary:
+            return params, None
+        name = self.names[int(self.rng.integers(len(self.names)))]
+        bound = BOUNDS[int(self.rng.integers(2))]
+        params[name] = float(self.ranges[name][BOUNDS.index(bound)])
+        return params, (name, bound)
+
+    def report(self, tag: Any, performance: float) -> None:
+        """Route an episode's performance to the buffer its tag names (episodes with no pinned bound: ignored)."""
+        if tag is None:
+            return
+        name, bound = tag
+        self.update(name, bound, performance)
+
+    def update(self, param: str, bound: str, performance: float) -> None:
+        """Add one result to the (param, bound) buffer; when it holds m results, widen, narrow or hold."""
+        if param not in self.buffers or bound not in BOUNDS:
+            raise ValueError(f"ADR has no bound ({param!r}, {bound!r}); parameters: {', '.join(self.names)}")
+        if not math.isfinite(performance):
+            raise ValueError(f"ADR performance for {param}/{bound} is not finite: {performance}")
+        buf = self.buffers[param][bound]
+        buf.append(float(performance))
+        if len(buf) < self.config.buffer_size:
+            return
+        mean = sum(buf) / len(buf)
+        buf.clear()
+        self.n_updates += 1
+        if mean >= self.config.t_high:
+            self._move(param, bound, widen=True)
+        elif mean <= self.config.t_low:
+            self._move(param, bound, widen=False)
+
+    def _move(self, name: str, bound: str, widen: bool) -> None:
+        p, (init_low, init_high), delta = self.space[name], self.init_ranges[name], self.deltas[name]
+        low, high = self.ranges[name]
+        if bound == "low":
+            self.ranges[name][0] = max(low - delta, p.low) if widen else min(low + delta, init_low)
+        else:
+            self.ranges[name][1] = min(high + delta, p.high) if widen else max(high - delta, init_high)
+
+    # ------------------------------------------------------------------ reporting
+    def entropy_npd(self) -> float:
+        """ADR entropy in nats per dimension: the mean of log(range width), widths floored at WIDTH_FLOOR."""
+        return float(np.mean([math.log(max(h - lo, WIDTH_FLOOR)) for lo, h in self.ranges.values()]))
+
+    def scalars(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for n in self.names:
+            out[f"adr/{n}/low"], out[f"adr/{n}/high"] = (float(v) for v in self.ranges[n])
+        out["adr/npd"] = self.entropy_npd()
+        return out
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        """Plain dicts/lists/floats/str: survives ``torch.save`` + ``torch.load(weights_only=True)`` and JSON."""
+        return {
+            "kind": "adr",
+            "names": list(self.names),
+            "ranges": {n: [float(v) for v in r] for n, r in self.ranges.items()},
+            "buffers": {n: {b: list(v) for b, v in bufs.items()} for n, bufs in self.buffers.items()},
+            "rng": rng_state(self.rng),
+            "n_updates": self.n_updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume exactly; the config (and so the parameter set) must match the one that wrote the state."""
+        if state.get("kind") != "adr":
+            raise ValueError(f"checkpoint holds a '{state.get('kind')}' parameter source, not ADR")
+        if list(state["names"]) != list(self.names):
+            raise ValueError(
+                f"checkpoint ADR randomizes {state['names']} but this config randomizes {list(self.names)}; "
+                "resume with the same --adr-config"
+            )
+        ranges = check_ranges(self.space, state["ranges"], "checkpoint ADR ranges")
+        self.ranges = {n: list(r) for n, r in ranges.items()}
+        self.buffers = {n: {b: [float(x) for x in state["buffers"][n][b]] for b in BOUNDS} for n in self.names}
+        self.rng = rng_from_state(state["rng"])
+        self.n_updates = int(state["n_updates"])
