@@ -48,11 +48,14 @@ class ADRConfig:
     t_high: float  # t_H: at or above this widens it
     buffer_size: int = 10  # m: results per bound before a decision
     p_boundary: float = 0.5  # p_b: probability that an episode evaluates a bound
-    performance: str = field(default="", compare=False)  # what performance means for this task (documentation)
+    # what "performance" means for this task (documentation only)
+    performance: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if not self.t_low < self.t_high:
-            raise ValueError(f"ADR thresholds out of order: need t_low < t_high, got {self.t_low:g} >= {self.t_high:g}")
+            raise ValueError(
+                f"ADR thresholds out of order: need t_low < t_high, got {self.t_low:g} >= {self.t_high:g}"
+            )
         if self.buffer_size < 1:
             raise ValueError(f"ADR buffer_size must be >= 1, got {self.buffer_size}")
         if not 0.0 <= self.p_boundary <= 1.0:
@@ -117,7 +120,9 @@ def default_adr_config(robot_id: str) -> ADRConfig:
         ) from None
 
 
-def adr_config_from_dict(d: Mapping[str, Any], base: ADRConfig | None = None, what: str = "ADR config") -> ADRConfig:
+def adr_config_from_dict(
+    d: Mapping[str, Any], base: ADRConfig | None = None, what: str = "ADR config"
+) -> ADRConfig:
     """Build an :class:`ADRConfig` from JSON-shaped data; missing top-level keys come from ``base``.
 
     Shape: ``{"t_low": 5, "t_high": 15, "buffer_size": 8, "p_boundary": 0.5,
@@ -165,7 +170,9 @@ def _number(x: Any, what: str) -> float:
 
 def _param_from_dict(name: str, spec: Any, what: str) -> ADRParam:
     if not isinstance(spec, Mapping) or "delta" not in spec or set(spec) - {"delta", "init"}:
-        raise ValueError(f"{what}: parameter '{name}' must be {{\"delta\": number, \"init\": [low, high]}} (init optional)")
+        raise ValueError(
+            f'{what}: parameter \'{name}\' must be {{"delta": number, "init": [low, high]}} (init optional)'
+        )
     init = spec.get("init")
     if init is not None:
         if not (isinstance(init, (list, tuple)) and len(init) == 2):
@@ -193,7 +200,8 @@ class ADR:
     def sample(self) -> tuple[dict[str, float], tuple[str, str] | None]:
         """Parameters for one episode and the tag ``(name, bound)`` of the pinned bound, or ``None``."""
         params = {
-            n: sample_value(self.ranges[n][0], self.ranges[n][1], self.space[n].log_scale, self.rng) for n in self.names
+            n: sample_value(self.ranges[n][0], self.ranges[n][1], self.space[n].log_scale, self.rng)
+            for n in self.names
         }
         if self.rng.uniform() >= self.config.p_boundary:
             return params, None
@@ -270,6 +278,8 @@ class ADR:
             )
         ranges = check_ranges(self.space, state["ranges"], "checkpoint ADR ranges")
         self.ranges = {n: list(r) for n, r in ranges.items()}
-        self.buffers = {n: {b: [float(x) for x in state["buffers"][n][b]] for b in BOUNDS} for n in self.names}
+        self.buffers = {
+            n: {b: [float(x) for x in state["buffers"][n][b]] for b in BOUNDS} for n in self.names
+        }
         self.rng = rng_from_state(state["rng"])
         self.n_updates = int(state["n_updates"])

@@ -98,7 +98,9 @@ def load_ranges(space: ParamSpace, dr: str) -> Ranges:
         except json.JSONDecodeError as exc:
             raise ValueError(f"DR file {dr} is not valid JSON: {exc}") from None
     if not isinstance(table, dict):
-        raise ValueError(f"DR file {dr} must hold a JSON object {{name: [low, high]}}, got {type(table).__name__}")
+        raise ValueError(
+            f"DR file {dr} must hold a JSON object {{name: [low, high]}}, got {type(table).__name__}"
+        )
     return check_ranges(space, table, f"DR file {dr}")
 
 
@@ -120,7 +122,11 @@ class FixedDRSource:
         return {}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"kind": "fixed", "ranges": {k: list(v) for k, v in self.ranges.items()}, "rng": rng_state(self.rng)}
+        return {
+            "kind": "fixed",
+            "ranges": {k: list(v) for k, v in self.ranges.items()},
+            "rng": rng_state(self.rng),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("kind") != "fixed":

@@ -65,7 +65,9 @@ def get_plants(robot_id: str, suite: str = "heldout") -> dict[str, dict[str, flo
         return {"nominal": {}}
     suites = PLANTS[robot_id]
     if suite not in suites:
-        raise ValueError(f"unknown plant suite '{suite}' for {robot_id}; suites: nominal, {', '.join(suites)}")
+        raise ValueError(
+            f"unknown plant suite '{suite}' for {robot_id}; suites: nominal, {', '.join(suites)}"
+        )
     return {name: dict(values) for name, values in suites[suite].items()}
 
 

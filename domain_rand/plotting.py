@@ -10,7 +10,9 @@ import tempfile
 X_COLUMNS = ("env_steps", "global_step", "step", "timesteps", "update")  # first one present is the x axis
 
 
-def read_adr_columns(progress_csv: str) -> tuple[str, list[float], dict[str, tuple[list[float], list[float]]], list[float]]:
+def read_adr_columns(
+    progress_csv: str,
+) -> tuple[str, list[float], dict[str, tuple[list[float], list[float]]], list[float]]:
     """(x label, x values, {param: (lows, highs)}, npd) from a progress CSV; rows without ADR values are skipped."""
     with open(progress_csv, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -21,7 +23,10 @@ def read_adr_columns(progress_csv: str) -> tuple[str, list[float], dict[str, tup
     x_name = next((c for c in X_COLUMNS if c in header), "row")
     rows = [r for r in rows if r.get(f"adr/{params[0]}/low") not in (None, "")]
     xs = [float(r[x_name]) if x_name != "row" else float(i) for i, r in enumerate(rows)]
-    ranges = {p: ([float(r[f"adr/{p}/low"]) for r in rows], [float(r[f"adr/{p}/high"]) for r in rows]) for p in params}
+    ranges = {
+        p: ([float(r[f"adr/{p}/low"]) for r in rows], [float(r[f"adr/{p}/high"]) for r in rows])
+        for p in params
+    }
     npd = [float(r["adr/npd"]) if r.get("adr/npd") not in (None, "") else math.nan for r in rows]
     return x_name, xs, ranges, npd
 

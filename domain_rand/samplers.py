@@ -36,7 +36,9 @@ def check_ranges(space: ParamSpace, ranges: Mapping[str, object], what: str) -> 
         try:
             low, high = (float(v) for v in pair)  # type: ignore[union-attr]
         except (TypeError, ValueError):
-            raise ValueError(f"{what}: '{name}' must be a number or [low, high] in {p.unit}, got {value!r}") from None
+            raise ValueError(
+                f"{what}: '{name}' must be a number or [low, high] in {p.unit}, got {value!r}"
+            ) from None
         if not (math.isfinite(low) and math.isfinite(high)):
             raise ValueError(f"{what}: '{name}' range [{low}, {high}] is not finite")
         if low > high:
@@ -59,10 +61,14 @@ def sample_value(low: float, high: float, log_scale: bool, rng: np.random.Genera
     return float(rng.uniform(low, high))
 
 
-def sample_ranges(space: ParamSpace, ranges: Mapping[str, tuple[float, float]], rng: np.random.Generator) -> dict[str, float]:
+def sample_ranges(
+    space: ParamSpace, ranges: Mapping[str, tuple[float, float]], rng: np.random.Generator
+) -> dict[str, float]:
     """Draw every parameter of ``ranges`` independently (in the space's order, so draws are reproducible)."""
     return {
-        p.name: sample_value(ranges[p.name][0], ranges[p.name][1], p.log_scale, rng) for p in space if p.name in ranges
+        p.name: sample_value(ranges[p.name][0], ranges[p.name][1], p.log_scale, rng)
+        for p in space
+        if p.name in ranges
     }
 
 
