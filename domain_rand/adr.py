@@ -187,6 +187,11 @@ class ADR:
     def __init__(self, space: ParamSpace, config: ADRConfig, seed: int = 0) -> None:
         self.space = space
         self.config = config
+        for p in config.params:
+            if p.name not in space:
+                raise ValueError(
+                    f"ADR config: unknown parameter '{p.name}' for {space.robot_id}; known: {', '.join(space.names)}"
+                )
         init = {p.name: p.init if p.init is not None else (space[p.name].nominal,) * 2 for p in config.params}
         self.init_ranges = check_ranges(space, init, "ADR initial range")  # unknown name / inverted / limits
         self.ranges = {name: list(r) for name, r in self.init_ranges.items()}

@@ -1,0 +1,226 @@
+"""ADR (OpenAI Algorithm 1) on a small hand-made parameter space."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from domain_rand.adr import ADR, WIDTH_FLOOR, ADRConfig, ADRParam, adr_config_from_dict, load_adr_config
+from sim.params import ParamSpace, PhysParam
+
+SPACE = ParamSpace(
+    "toy",
+    (
+        PhysParam("friction", "1", 1.0, 0.2, 1.5, "ground friction"),
+        PhysParam("mass_scale", "x", 1.0, 0.5, 2.0, "mass scale", log_scale=True),
+        PhysParam("latency", "s", 0.0, 0.0, 0.05, "latency"),
+    ),
+)
+
+
+def make_adr(seed: int = 0, **kw) -> ADR:
+    params = kw.pop(
+        "params", (ADRParam("friction", 0.1), ADRParam("mass_scale", 0.25, init=(0.9, 1.1)), ADRParam("latency", 0.01))
+    )
+    cfg = dict(t_low=1.0, t_high=5.0, buffer_size=3, p_boundary=0.5) | kw
+    return ADR(SPACE, ADRConfig(params=params, **cfg), seed=seed)
+
+
+def feed(adr: ADR, param: str, bound: str, performance: float, n: int) -> None:
+    for _ in range(n):
+        adr.update(param, bound, performance)
+
+
+def test_ranges_start_at_nominal_or_declared_initial_range():
+    adr = make_adr()
+    assert adr.ranges == {"friction": [1.0, 1.0], "mass_scale": [0.9, 1.1], "latency": [0.0, 0.0]}
+
+
+def test_high_performance_widens_only_the_evaluated_bound_after_m_results():
+    adr = make_adr()
+    feed(adr, "friction", "high", 5.0, 2)  # t_H reached, but the buffer is not full yet
+    assert adr.ranges["friction"] == [1.0, 1.0]
+    adr.update("friction", "high", 6.0)
+    assert adr.ranges["friction"] == pytest.approx([1.0, 1.1])
+    feed(adr, "friction", "low", 9.0, 3)
+    assert adr.ranges["friction"] == pytest.approx([0.9, 1.1])
+    assert adr.buffers["friction"] == {"low": [], "high": []}  # cleared after each decision
+
+
+def test_low_performance_narrows_and_middling_performance_holds():
+    adr = make_adr()
+    feed(adr, "friction", "high", 10.0, 9)  # three widenings → [1.0, 1.3]
+    assert adr.ranges["friction"] == pytest.approx([1.0, 1.3])
+    feed(adr, "friction", "high", 1.0, 3)  # mean == t_L: narrows (≤)
+    assert adr.ranges["friction"] == pytest.approx([1.0, 1.2])
+    feed(adr, "friction", "high", 3.0, 3)  # between thresholds: hold, buffer still cleared
+    assert adr.ranges["friction"] == pytest.approx([1.0, 1.2])
+    assert adr.buffers["friction"]["high"] == []
+    feed(adr, "friction", "high", 0.0, 1)
+    assert adr.ranges["friction"] == pytest.approx([1.0, 1.2])
+
+
+def test_decision_uses_the_buffer_mean_not_the_last_result():
+    adr = make_adr()
+    for p in (0.0, 0.0, 15.0):  # mean 5.0 = t_H although two episodes failed
+        adr.update("latency", "high", p)
+    assert adr.ranges["latency"] == pytest.approx([0.0, 0.01])
+
+
+def test_ranges_never_leave_the_hard_limits():
+    adr = make_adr()
+    feed(adr, "friction", "low", 10.0, 3 * 20)
+    feed(adr, "friction", "high", 10.0, 3 * 20)
+    feed(adr, "latency", "low", 10.0, 3 * 5)  # nominal sits at the hard low limit already
+    assert adr.ranges["friction"] == [0.2, 1.5]
+    assert adr.ranges["latency"][0] == 0.0
+
+
+def test_ranges_never_shrink_inside_the_initial_range():
+    adr = make_adr()
+    feed(adr, "mass_scale", "low", 0.0, 3 * 4)
+    feed(adr, "mass_scale", "high", 0.0, 3 * 4)
+    assert adr.ranges["mass_scale"] == [0.9, 1.1]
+    feed(adr, "mass_scale", "high", 10.0, 3 * 2)  # widen twice → 1.6, then narrow 5 times → floor 1.1
+    feed(adr, "mass_scale", "high", 0.0, 3 * 5)
+    assert adr.ranges["mass_scale"] == pytest.approx([0.9, 1.1])
+
+
+def test_boundary_sampling_probability_and_pinned_values():
+    adr = make_adr(seed=3)
+    feed(adr, "friction", "low", 10.0, 3)
+    feed(adr, "friction", "high", 10.0, 6)  # friction ∈ [0.9, 1.2]
+    n = 6000
+    counts: dict[object, int] = {}
+    for _ in range(n):
+        params, tag = adr.sample()
+        counts[tag] = counts.get(tag, 0) + 1
+        for name, (lo, hi) in adr.ranges.items():
+            assert lo <= params[name] <= hi
+        if tag is not None:
+            name, bound = tag
+            assert params[name] == adr.ranges[name][0 if bound == "low" else 1]
+    sigma = math.sqrt(0.25 / n)
+    assert abs(counts[None] / n - 0.5) < 5 * sigma
+    pinned = [counts.get((name, b), 0) / n for name in adr.names for b in ("low", "high")]
+    assert len(pinned) == 6 and all(abs(f - 0.5 / 6) < 0.025 for f in pinned)
+
+
+@pytest.mark.parametrize("p_b,expect_pinned", [(0.0, False), (1.0, True)])
+def test_boundary_probability_extremes(p_b, expect_pinned):
+    adr = make_adr(p_boundary=p_b)
+    assert all((adr.sample()[1] is not None) == expect_pinned for _ in range(200))
+
+
+def test_scale_factors_are_sampled_log_uniformly():
+    adr = make_adr(p_boundary=0.0)
+    adr.ranges["mass_scale"] = [0.5, 2.0]
+    draws = np.array([adr.sample()[0]["mass_scale"] for _ in range(4000)])
+    # log-uniform on [0.5, 2]: median = geometric mean 1.0 (uniform would give 1.25)
+    assert abs(np.median(draws) - 1.0) < 0.05
+    assert draws.min() >= 0.5 and draws.max() <= 2.0
+
+
+def test_entropy_is_mean_log_width_in_nats_per_dimension():
+    adr = make_adr()
+    adr.ranges = {"friction": [0.5, 1.5], "mass_scale": [0.9, 1.1], "latency": [0.0, 0.0]}
+    expected = (math.log(1.0) + math.log(0.2) + math.log(WIDTH_FLOOR)) / 3
+    assert adr.entropy_npd() == pytest.approx(expected)
+    s = adr.scalars()
+    assert s["adr/npd"] == pytest.approx(expected)
+    assert s["adr/friction/low"] == 0.5 and s["adr/friction/high"] == 1.5
+    assert set(s) == {"adr/npd"} | {f"adr/{n}/{b}" for n in adr.names for b in ("low", "high")}
+
+
+def _run(adr: ADR, episodes: int, rng: np.random.Generator) -> list:
+    """Sample/report like a training loop whose performance depends on the sampled physics."""
+    trace = []
+    for _ in range(episodes):
+        params, tag = adr.sample()
+        perf = 8.0 - 6.0 * abs(params["friction"] - 1.0) + rng.normal()
+        adr.report(tag, perf)
+        trace.append((params, tag))
+    return trace
+
+
+def test_seeded_determinism():
+    a, b = make_adr(seed=7), make_adr(seed=7)
+    ta, tb = _run(a, 300, np.random.default_rng(0)), _run(b, 300, np.random.default_rng(0))
+    assert ta == tb and a.ranges == b.ranges
+    assert a.ranges["friction"] != [1.0, 1.0]  # the run actually moved a bound
+    assert _run(make_adr(seed=8), 300, np.random.default_rng(0)) != ta
+
+
+def test_state_round_trip_through_a_checkpoint_resumes_exactly(tmp_path):
+    adr = make_adr(seed=1)
+    _run(adr, 157, np.random.default_rng(1))
+    assert any(buf for bufs in adr.buffers.values() for buf in bufs.values())  # partial buffers are state too
+    path = tmp_path / "ckpt.pt"
+    torch.save({"param_source": adr.state_dict()}, path)
+    state = torch.load(path, weights_only=True)["param_source"]
+    json.dumps(state)  # plain types only
+    resumed = make_adr(seed=99)  # the seed must not matter after loading
+    resumed.load_state_dict(state)
+    assert resumed.ranges == adr.ranges and resumed.buffers == adr.buffers
+    assert _run(resumed, 200, np.random.default_rng(5)) == _run(adr, 200, np.random.default_rng(5))
+    assert resumed.state_dict() == adr.state_dict()
+
+
+def test_loading_state_of_a_different_parameter_set_is_refused():
+    state = make_adr().state_dict()
+    other = make_adr(params=(ADRParam("friction", 0.1),))
+    with pytest.raises(ValueError, match="same --adr-config"):
+        other.load_state_dict(state)
+
+
+def test_report_routes_by_tag_and_ignores_unpinned_episodes():
+    adr = make_adr()
+    adr.report(None, 100.0)
+    adr.report(("latency", "high"), 100.0)
+    assert adr.buffers["latency"]["high"] == [100.0]
+    assert all(not b for n, bufs in adr.buffers.items() for k, b in bufs.items() if (n, k) != ("latency", "high"))
+    with pytest.raises(ValueError, match="no bound"):
+        adr.report(("nope", "high"), 1.0)
+    with pytest.raises(ValueError, match="not finite"):
+        adr.report(("latency", "low"), float("nan"))
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(params=(ADRParam("gravity", 0.1),)), "unknown parameter 'gravity'"),
+        (dict(params=(ADRParam("friction", 0.1, init=(1.2, 0.8)),)), "inverted"),
+        (dict(params=(ADRParam("friction", 0.1, init=(0.1, 1.0)),)), "hard limits"),
+        (dict(t_low=5.0, t_high=1.0), "thresholds out of order"),
+        (dict(t_low=2.0, t_high=2.0), "thresholds out of order"),
+        (dict(buffer_size=0), "buffer_size"),
+        (dict(p_boundary=1.5), "p_boundary"),
+        (dict(params=(ADRParam("friction", 0.0),)), "delta must be > 0"),
+        (dict(params=(ADRParam("friction", 0.1), ADRParam("friction", 0.2))), "twice"),
+    ],
+)
+def test_bad_configs_give_clear_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_adr(**kwargs)
+
+
+def test_config_file_overrides_defaults_and_rejects_unknown_keys(tmp_path):
+    base = ADRConfig(params=(ADRParam("friction", 0.1),), t_low=1.0, t_high=5.0, buffer_size=4)
+    path = tmp_path / "adr.json"
+    path.write_text(json.dumps({"t_high": 7, "params": {"latency": {"delta": 0.005, "init": [0.0, 0.01]}}}))
+    cfg = load_adr_config(str(path), base)
+    assert (cfg.t_low, cfg.t_high, cfg.buffer_size) == (1.0, 7.0, 4)
+    assert cfg.params == (ADRParam("latency", 0.005, (0.0, 0.01)),)
+    with pytest.raises(ValueError, match="unknown keys"):
+        adr_config_from_dict({"t_hgh": 3}, base)
+    with pytest.raises(ValueError, match="delta"):
+        adr_config_from_dict({"params": {"latency": {"step": 0.1}}}, base)
+    with pytest.raises(ValueError, match="missing"):
+        adr_config_from_dict({"t_low": 0, "t_high": 1})
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_adr_config(str(path), base)
