@@ -1,0 +1,191 @@
+"""Reading and checking bundles, the onnxruntime session the controller uses, and crash-safe file helpers.
+
+No torch here: this module runs on the robot's controller.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deploy.manifest import (
+    BUNDLE_FILES,
+    INPUT_NAME,
+    MANIFEST_FILE,
+    MODEL_FILE,
+    OUTPUT_NAME,
+    SAMPLE_OBS_FILE,
+    SAMPLE_TORQUE_FILE,
+    read_manifest,
+    sha256_file,
+)
+
+SELF_TEST_TOL = 1e-5  # onnxruntime vs the torch torques stored at export, in units of each torque limit
+
+
+# ---------------------------------------------------------------------------------------- crash-safe files
+def fsync_dir(path: str | Path) -> None:
+    """fsync a directory so renames/creations inside it survive a power cut."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file_durable(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` and fsync it (the caller renames it into place and fsyncs the directory)."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def replace_atomic(path: str | Path, data: bytes) -> None:
+    """Atomically replace ``path`` with ``data``: write a temp file beside it, fsync, rename, fsync the dir."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write_file_durable(tmp, data)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def copy_durable(src: str | Path, dst: str | Path) -> None:
+    """Copy a file and fsync the copy."""
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        shutil.copyfileobj(fi, fo, 1 << 20)
+        fo.flush()
+        os.fsync(fo.fileno())
+
+
+# -------------------------------------------------------------------------------------------------- bundles
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle folder whose manifest validated and whose files match their sha256."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def sha256(self) -> str:
+        return self.manifest["model"]["sha256"]
+
+    @property
+    def robot(self) -> str:
+        return self.manifest["robot"]
+
+    def sample_obs(self) -> np.ndarray:
+        return np.load(self.path / SAMPLE_OBS_FILE, allow_pickle=False)
+
+    def sample_torque_nm(self) -> np.ndarray:
+        return np.load(self.path / SAMPLE_TORQUE_FILE, allow_pickle=False)
+
+    def limits_nm(self) -> np.ndarray:
+        return np.array([m["torque_limit_nm"] for m in self.manifest["action"]["motors"]], dtype=np.float32)
+
+
+def load_bundle(bundle_dir: str | Path) -> Bundle:
+    """Validate the manifest and check every file's sha256; ValueError names what is wrong (corrupt/tampered)."""
+    path = Path(bundle_dir)
+    manifest = read_manifest(path)
+    for name in BUNDLE_FILES:
+        f = path / name
+        if not f.is_file():
+            raise ValueError(f"bundle '{path}' lacks {name}; the bundle is incomplete, re-export it")
+        if sha256_file(f) != manifest["files"][name]:
+            raise ValueError(f"bundle '{path}': {name} does not match its sha256 in {MANIFEST_FILE}; refusing it")
+    return Bundle(path, manifest)
+
+
+def session_options() -> Any:
+    """onnxruntime options for a 50 Hz single-observation loop: one thread, sequential, full graph optimization.
+
+    One intra-op thread: a [1, 24] x [24, 64] matmul is far too small to amortize waking a thread pool, and a
+    controller must not compete with its own I/O thread for cores.
+    """
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-wait between 20 ms steps
+    so.log_severity_level = 3
+    return so
+
+
+def make_session(model_path: str | Path) -> Any:
+    """An onnxruntime CPU session for a bundle's policy.onnx; ValueError if onnxruntime cannot load it."""
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(model_path), session_options(), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for bad models
+        raise ValueError(f"onnxruntime cannot load {model_path}: {str(exc).splitlines()[0][:200]}") from None
+
+
+class Policy:
+    """A bundle's policy in onnxruntime, run on one observation at a time into preallocated buffers.
+
+    ``__call__`` copies the observation into a fixed [1, obs_dim] input buffer and lets onnxruntime write the
+    [1, n_motors] output into a fixed buffer through IOBinding: no allocation per step (see
+    benchmarks/inference.py for the comparison with ``session.run``).
+    """
+
+    def __init__(self, bundle: Bundle) -> None:
+        import onnxruntime as ort
+
+        self.bundle = bundle
+        self.session = make_session(bundle.model_path)
+        obs_dim, n = bundle.manifest["observation"]["dim"], bundle.manifest["action"]["n"]
+        self.obs_buf = np.zeros((1, obs_dim), dtype=np.float32)
+        self.out_buf = np.zeros((1, n), dtype=np.float32)
+        self._binding = self.session.io_binding()
+        self._binding.bind_ortvalue_input(INPUT_NAME, ort.OrtValue.ortvalue_from_numpy(self.obs_buf))
+        self._binding.bind_ortvalue_output(OUTPUT_NAME, ort.OrtValue.ortvalue_from_numpy(self.out_buf))
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """Torque in N·m (a view of the output buffer: copy it to keep it past the next call)."""
+        self.obs_buf[0] = obs
+        self.session.run_with_iobinding(self._binding)
+        return self.out_buf[0]
+
+    def batch(self, obs: np.ndarray) -> np.ndarray:
+        """Torques for a batch [B, obs_dim] (allocating; for checks, not the control loop)."""
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(obs, dtype=np.float32)})[0]
+
+
+def self_test(bundle: Bundle, policy: Policy | None = None) -> float:
+    """Run the bundle's policy on its recorded observations; compare with the torch torques stored at export.
+
+    Checks one at a time through the control-loop path (IOBinding), so what is tested is what will run.
+    Returns the max |Δ| / torque limit; raises ValueError if it exceeds :data:`SELF_TEST_TOL`, an output is
+    not finite, or a torque exceeds its limit.
+    """
+    policy = policy or Policy(bundle)
+    obs, expected = bundle.sample_obs(), bundle.sample_torque_nm()
+    n = bundle.manifest["action"]["n"]
+    if obs.ndim != 2 or obs.shape[1] != policy.obs_buf.shape[1] or expected.shape != (obs.shape[0], n):
+        raise ValueError(f"bundle '{bundle.path}': sample files have shapes {obs.shape}, {expected.shape}")
+    got = np.stack([policy(o).copy() for o in obs]) if len(obs) else expected
+    if not np.all(np.isfinite(got)):
+        raise ValueError(f"bundle '{bundle.path}': policy outputs NaN/inf on its recorded observations")
+    if np.any(np.abs(got) > bundle.limits_nm() * (1 + 1e-6)):
+        raise ValueError(f"bundle '{bundle.path}': policy outputs torques beyond the manifest limits")
+    err = float(np.max(np.abs(got - expected) / bundle.limits_nm())) if len(obs) else 0.0
+    if not err <= SELF_TEST_TOL:
+        raise ValueError(
+            f"bundle '{bundle.path}': onnxruntime differs from the exported torques by {err:.3g} of the "
+            f"torque limit (> {SELF_TEST_TOL:g}); re-export it"
+        )
+    return err
