@@ -1,0 +1,269 @@
+"""TD3 (Fujimoto et al. 2018) and DDPG (Lillicrap et al. 2016) as one learner with two configs.
+
+TD3 = twin critics with a min target, target policy smoothing (clipped noise), delayed actor/target updates,
+Gaussian exploration. DDPG = ``TD3Config(n_critics=1, target_noise=0, policy_delay=1)``, optionally with
+Ornstein–Uhlenbeck exploration. The replay buffer stores raw observations; they are normalized when sampled so
+the normalizer can keep moving without stale entries.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from policies.networks import DeterministicActor, mlp, polyak_update
+from policies.normalizer import ObsNormalizer
+
+
+@dataclass(frozen=True)
+class TD3Config:
+    gamma: float = 0.99  # discount per control step
+    tau: float = 0.005  # polyak factor for target nets
+    lr_actor: float = 1e-3
+    lr_critic: float = 1e-3
+    batch_size: int = 256
+    buffer_size: int = 300_000  # transitions; preallocated float32
+    learning_starts: int = 10_000  # env steps of uniform-random actions before learning
+    updates_per_step: float = 1.0  # gradient updates per env step (summed over sub-envs)
+    policy_delay: int = 2  # critic updates per actor/target update
+    target_noise: float = 0.2  # std of target policy smoothing, normalized action units
+    noise_clip: float = 0.5  # clip of the smoothing noise
+    n_critics: int = 2  # 2 = TD3 clipped double-Q; 1 = DDPG
+    expl_noise: float = 0.1  # std of exploration noise, normalized action units
+    noise_type: str = "gaussian"  # or "ou" (Ornstein–Uhlenbeck, DDPG paper)
+    ou_theta: float = 0.15
+    hidden: tuple[int, ...] = (400, 300)
+    activation: str = "relu"
+    normalize_obs: bool = False  # rl-zoo's TD3 presets do not normalize; the biped/knob presets do
+
+    def __post_init__(self) -> None:
+        if self.n_critics not in (1, 2):
+            raise ValueError(f"n_critics must be 1 (DDPG) or 2 (TD3), got {self.n_critics}")
+        if self.noise_type not in ("gaussian", "ou"):
+            raise ValueError(f"noise_type must be 'gaussian' or 'ou', got '{self.noise_type}'")
+        if self.batch_size > self.buffer_size:
+            raise ValueError(f"batch_size {self.batch_size} exceeds buffer_size {self.buffer_size}")
+
+
+def ddpg(cfg: TD3Config) -> TD3Config:
+    """The DDPG variant of a TD3 config: one critic, no target smoothing, no delay."""
+    return replace(cfg, n_critics=1, target_noise=0.0, policy_delay=1)
+
+
+TD3_PRESETS: dict[str, TD3Config] = {
+    # rl-zoo (hyperparams/td3.yml) values, except a shorter warm-up for Pendulum
+    "Pendulum-v1": TD3Config(gamma=0.98, buffer_size=200_000, learning_starts=1_000, expl_noise=0.1),
+    "BipedalWalker-v3": TD3Config(gamma=0.98, buffer_size=200_000, learning_starts=10_000, expl_noise=0.1),
+    "s2r/Biped-v0": TD3Config(gamma=0.98, buffer_size=300_000, learning_starts=10_000, normalize_obs=True),
+    "s2r/BipedRough-v0": TD3Config(gamma=0.98, buffer_size=500_000, learning_starts=10_000, normalize_obs=True),
+    "s2r/BipedHardcore-v0": TD3Config(gamma=0.98, buffer_size=1_000_000, learning_starts=20_000, normalize_obs=True),
+    "s2r/Knob-v0": TD3Config(gamma=0.98, learning_starts=5_000, hidden=(256, 256), normalize_obs=True),
+}
+
+
+def td3_preset(env_id: str, algo: str = "td3") -> TD3Config:
+    """Preset for an env (sane defaults for any other continuous env); ``algo='ddpg'`` applies :func:`ddpg`."""
+    cfg = TD3_PRESETS.get(env_id, TD3Config())
+    return ddpg(cfg) if algo == "ddpg" else cfg
+
+
+def td3_target(
+    reward: torch.Tensor,
+    terminated: torch.Tensor,
+    next_q1: torch.Tensor,
+    next_q2: torch.Tensor | None,
+    gamma: float,
+) -> torch.Tensor:
+    """Bellman target ``r + γ·(1 − terminated)·min(Q1', Q2')``. Truncation is *not* a terminal: it bootstraps."""
+    next_q = next_q1 if next_q2 is None else torch.minimum(next_q1, next_q2)
+    return reward + gamma * (1.0 - terminated) * next_q
+
+
+def smoothed_target_action(
+    target_action: torch.Tensor, noise_std: float, noise_clip: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Target policy smoothing: ``clip(a' + clip(ε, ±c), ±1)`` with ε ~ N(0, σ²)."""
+    if noise_std <= 0.0:
+        return target_action
+    noise = torch.randn(target_action.shape, generator=generator) * noise_std
+    return (target_action + noise.clamp(-noise_clip, noise_clip)).clamp(-1.0, 1.0)
+
+
+class Critic(nn.Module):
+    """Q(s, a) from the concatenated normalized observation and action."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], activation: str) -> None:
+        super().__init__()
+        self.net = mlp([obs_dim + act_dim, *hidden, 1], activation)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs, act], dim=-1)).squeeze(-1)
+
+
+class ReplayBuffer:
+    """Preallocated float32 ring buffer of (obs, action, reward, next_obs, terminated) as torch tensors."""
+
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int) -> None:
+        self.capacity = int(capacity)
+        self.obs = torch.zeros(self.capacity, obs_dim)
+        self.next_obs = torch.zeros(self.capacity, obs_dim)
+        self.act = torch.zeros(self.capacity, act_dim)
+        self.rew = torch.zeros(self.capacity)
+        self.term = torch.zeros(self.capacity)
+        self.pos = 0
+        self.size = 0
+
+    def add(self, obs, act, rew, next_obs, terminated) -> None:
+        """Add a batch ``(N, ...)`` of transitions (numpy or torch)."""
+        n = len(rew)
+        idx = (torch.arange(n) + self.pos) % self.capacity
+        for buf, x in ((self.obs, obs), (self.act, act), (self.rew, rew), (self.next_obs, next_obs), (self.term, terminated)):
+            buf[idx] = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        self.pos = (self.pos + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        idx = torch.randint(0, self.size, (batch_size,), generator=generator)
+        return self.obs[idx], self.act[idx], self.rew[idx], self.next_obs[idx], self.term[idx]
+
+    def state_dict(self) -> dict:
+        n = self.size
+        return {"obs": self.obs[:n].clone(), "act": self.act[:n].clone(), "rew": self.rew[:n].clone(),
+                "next_obs": self.next_obs[:n].clone(), "term": self.term[:n].clone(), "pos": self.pos}  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        n = min(len(state["rew"]), self.capacity)
+        for name in ("obs", "act", "rew", "next_obs", "term"):
+            getattr(self, name)[:n] = state[name][:n]
+        self.size, self.pos = n, int(state["pos"]) % self.capacity
+
+
+class TD3Agent:
+    """TD3/DDPG learner: ``act`` (exploration), ``observe`` (store), ``update`` (gradient steps when due)."""
+
+    def __init__(self, cfg: TD3Config, obs_dim: int, act_dim: int, normalizer: ObsNormalizer, seed: int = 0) -> None:
+        self.cfg, self.obs_dim, self.act_dim, self.normalizer = cfg, obs_dim, act_dim, normalizer
+        self.rng = np.random.default_rng(seed)
+        self.gen = torch.Generator().manual_seed(seed)
+        hidden = list(cfg.hidden)
+        self.actor = DeterministicActor(obs_dim, act_dim, hidden, cfg.activation)
+        self.critics = nn.ModuleList(Critic(obs_dim, act_dim, hidden, cfg.activation) for _ in range(cfg.n_critics))
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr_actor)
+        self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=cfg.lr_critic)
+        self.buffer = ReplayBuffer(cfg.buffer_size, obs_dim, act_dim)
+        self.ou_state: np.ndarray | None = None
+        self.n_updates = 0
+        self.update_debt = 0.0  # fractional updates owed (updates_per_step · env steps − updates done)
+        self.steps_seen = 0
+
+    @property
+    def actor_arch(self) -> dict:
+        return {"kind": "deterministic", "obs_dim": self.obs_dim, "act_dim": self.act_dim,
+                "hidden": list(self.cfg.hidden), "activation": self.cfg.activation}  # fmt: skip
+
+    def _norm(self, obs: torch.Tensor) -> torch.Tensor:
+        if not self.normalizer.enabled:
+            return obs
+        mean = torch.as_tensor(self.normalizer.mean, dtype=torch.float32)
+        std = torch.as_tensor(np.sqrt(self.normalizer.var + self.normalizer.eps), dtype=torch.float32)
+        return ((obs - mean) / std).clamp(-self.normalizer.clip, self.normalizer.clip)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Exploration actions in [-1, 1] for a batch ``(N, obs_dim)`` of raw observations."""
+        n = obs.shape[0]
+        if self.steps_seen < self.cfg.learning_starts:
+            return self.rng.uniform(-1.0, 1.0, (n, self.act_dim)).astype(np.float32)
+        with torch.no_grad():
+            a = self.actor(torch.as_tensor(self.normalizer(obs))).numpy()
+        if self.cfg.noise_type == "ou":
+            if self.ou_state is None or self.ou_state.shape[0] != n:
+                self.ou_state = np.zeros((n, self.act_dim))
+            self.ou_state += -self.cfg.ou_theta * self.ou_state + self.cfg.expl_noise * self.rng.standard_normal((n, self.act_dim))
+            noise = self.ou_state
+        else:
+            noise = self.cfg.expl_noise * self.rng.standard_normal((n, self.act_dim))
+        return np.clip(a + noise, -1.0, 1.0).astype(np.float32)
+
+    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+        """Store one vector step; ``next_obs`` holds the *final* observation for envs whose episode ended."""
+        self.buffer.add(obs, action, reward, next_obs, terminated)
+        self.steps_seen += len(reward)
+        self.update_debt += self.cfg.updates_per_step * len(reward)
+        if self.ou_state is not None:  # restart the OU process for envs whose episode ended
+            self.ou_state[np.logical_or(terminated, truncated)] = 0.0
+
+    def update(self) -> dict[str, float] | None:
+        """Run the gradient updates owed so far; returns mean losses, or None when nothing ran."""
+        if self.steps_seen < self.cfg.learning_starts or self.buffer.size < self.cfg.batch_size:
+            self.update_debt = 0.0
+            return None
+        logs: dict[str, list[float]] = {}
+        while self.update_debt >= 1.0:
+            self.update_debt -= 1.0
+            for k, v in self.train_step(*self.buffer.sample(self.cfg.batch_size, self.gen)).items():
+                logs.setdefault(k, []).append(v)
+        return {k: float(np.mean(v)) for k, v in logs.items()} or None
+
+    def train_step(self, obs, act, rew, next_obs, term) -> dict[str, float]:
+        """One critic update (and, every ``policy_delay``, one actor + target update) on a raw batch."""
+        cfg = self.cfg
+        obs, next_obs = self._norm(obs), self._norm(next_obs)
+        with torch.no_grad():
+            next_act = smoothed_target_action(self.actor_target(next_obs), cfg.target_noise, cfg.noise_clip, self.gen)
+            next_qs = [c(next_obs, next_act) for c in self.critics_target]
+            target = td3_target(rew, term, next_qs[0], next_qs[1] if len(next_qs) > 1 else None, cfg.gamma)
+        qs = [c(obs, act) for c in self.critics]
+        critic_loss = sum(nn.functional.mse_loss(q, target) for q in qs)
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+        self.n_updates += 1
+        out = {"loss/critic": float(critic_loss), "q/mean": float(qs[0].mean())}
+        if self.n_updates % cfg.policy_delay == 0:
+            for p in self.critics[0].parameters():  # the actor's loss must not build critic gradients
+                p.requires_grad_(False)
+            actor_loss = -self.critics[0](obs, self.actor(obs)).mean()
+            self.actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.actor_opt.step()
+            for p in self.critics[0].parameters():
+                p.requires_grad_(True)
+            polyak_update(self.actor_target, self.actor, cfg.tau)
+            polyak_update(self.critics_target, self.critics, cfg.tau)
+            out["loss/actor"] = float(actor_loss)
+        return out
+
+    def state_dict(self) -> dict:
+        """Networks, optimizers, RNGs and counters (the replay buffer is saved separately: it is large)."""
+        return {
+            "actor": self.actor.state_dict(),
+            "critics": self.critics.state_dict(),
+            "actor_target": self.actor_target.state_dict(),
+            "critics_target": self.critics_target.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "gen": self.gen.get_state(),
+            "ou_state": None if self.ou_state is None else self.ou_state.tolist(),
+            "counters": {"n_updates": self.n_updates, "update_debt": self.update_debt, "steps_seen": self.steps_seen},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critics.load_state_dict(state["critics"])
+        self.actor_target.load_state_dict(state["actor_target"])
+        self.critics_target.load_state_dict(state["critics_target"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.rng.bit_generator.state = state["rng"]
+        self.gen.set_state(state["gen"])
+        self.ou_state = None if state["ou_state"] is None else np.asarray(state["ou_state"])
+        c = state["counters"]
+        self.n_updates, self.update_debt, self.steps_seen = int(c["n_updates"]), float(c["update_debt"]), int(c["steps_seen"])
+
