@@ -24,7 +24,8 @@ SPACE = ParamSpace(
 
 def make_adr(seed: int = 0, **kw) -> ADR:
     params = kw.pop(
-        "params", (ADRParam("friction", 0.1), ADRParam("mass_scale", 0.25, init=(0.9, 1.1)), ADRParam("latency", 0.01))
+        "params",
+        (ADRParam("friction", 0.1), ADRParam("mass_scale", 0.25, init=(0.9, 1.1)), ADRParam("latency", 0.01)),
     )
     cfg = dict(t_low=1.0, t_high=5.0, buffer_size=3, p_boundary=0.5) | kw
     return ADR(SPACE, ADRConfig(params=params, **cfg), seed=seed)
@@ -182,7 +183,9 @@ def test_report_routes_by_tag_and_ignores_unpinned_episodes():
     adr.report(None, 100.0)
     adr.report(("latency", "high"), 100.0)
     assert adr.buffers["latency"]["high"] == [100.0]
-    assert all(not b for n, bufs in adr.buffers.items() for k, b in bufs.items() if (n, k) != ("latency", "high"))
+    assert all(
+        not b for n, bufs in adr.buffers.items() for k, b in bufs.items() if (n, k) != ("latency", "high")
+    )
     with pytest.raises(ValueError, match="no bound"):
         adr.report(("nope", "high"), 1.0)
     with pytest.raises(ValueError, match="not finite"):

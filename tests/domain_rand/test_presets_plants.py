@@ -1,0 +1,196 @@
+"""Fixed-DR presets, samplers, held-out plants and make_source, checked against the envs' real parameter tables."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import sim
+from domain_rand import (
+    ADR,
+    FixedDRSource,
+    NominalSource,
+    episode_performance,
+    make_source,
+    robot_of_env,
+)
+from domain_rand.adr import DEFAULT_ADR
+from domain_rand.fixed import PRESETS, load_ranges
+from domain_rand.plants import PLANTS, get_plant, get_plants
+from domain_rand.samplers import check_ranges, sample_ranges
+from sim.params import ParamSpace, PhysParam
+
+ROBOTS = ("biped", "knob")
+TOY = ParamSpace(
+    "toy",
+    (
+        PhysParam("friction", "1", 1.0, 0.2, 1.5, "ground friction"),
+        PhysParam("latency", "s", 0.0, 0.0, 0.05, "latency"),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def envs():
+    """One real env per robot (skipped while a robot's env module has not landed)."""
+    made = {}
+    for robot in ROBOTS:
+        if importlib.util.find_spec(f"sim.{robot}") is None:
+            continue
+        made[robot] = gym.make(sim.resolve_env_id(robot))
+    yield made
+    for env in made.values():
+        env.close()
+
+
+def space_of(envs, robot: str) -> ParamSpace:
+    if robot not in envs:
+        pytest.skip(f"sim/{robot}.py has not landed yet")
+    return envs[robot].unwrapped.param_space
+
+
+@pytest.mark.parametrize("robot", ROBOTS)
+def test_every_preset_plant_and_adr_default_names_real_parameters_within_limits(envs, robot):
+    space = space_of(envs, robot)
+    assert space.robot_id == robot
+    for name in PRESETS[robot]:
+        ranges = load_ranges(space, name)
+        assert ranges and all(lo <= hi for lo, hi in ranges.values())
+    for suite in PLANTS[robot]:
+        for plant, values in get_plants(robot, suite).items():
+            assert space.validate(values), plant  # raises on an unknown name or an out-of-limit value
+    ADR(space, DEFAULT_ADR[robot])  # raises on unknown names or bad initial ranges
+
+
+@pytest.mark.parametrize("robot", ROBOTS)
+def test_heldout_plants_lie_outside_the_training_presets(robot):
+    """A held-out plant must not be a sample any preset can draw, else it measures memorization."""
+    single = {k: v for k, v in get_plants(robot).items() if len(v) == 1}
+    assert len(single) >= 5
+    for plant, values in single.items():
+        ((param, value),) = values.items()
+        for preset in PRESETS[robot].values():
+            if param in preset and param != "action_latency":  # 40 ms is the literature's edge, kept on it
+                lo, hi = preset[param]
+                assert not lo < value < hi, (plant, preset)
+
+
+def test_plants_suite_errors_and_copies():
+    plants = get_plants("biped")
+    assert next(iter(plants)) == "nominal" and plants["nominal"] == {}
+    assert "worst_case" in plants and len(plants["worst_case"]) >= 4
+    plants["low_friction"]["ground_friction"] = 9.0  # a caller's edit must not leak into the table
+    assert get_plants("biped")["low_friction"] == {"ground_friction": 0.3}
+    assert get_plants("knob", "nominal") == {"nominal": {}}
+    assert get_plant("biped", "weak_motors") == {"motor_strength": 0.6}
+    with pytest.raises(ValueError, match="low_friction"):  # the error lists the names
+        get_plant("biped", "moon_gravity")
+    with pytest.raises(ValueError, match="suites: nominal, heldout"):
+        get_plants("biped", "training")
+    with pytest.raises(ValueError, match="robots with plants"):
+        get_plants("quadruped")
+
+
+def test_heldout_plants_change_the_biped_physics(envs):
+    """Applying a plant through reset() really changes the parameters in force (and nothing else)."""
+    space = space_of(envs, "biped")
+    env = envs["biped"]
+    _, info = env.reset(seed=0, options={"params": get_plant("biped", "worst_case")})
+    assert info["params"] == space.validate(get_plant("biped", "worst_case"))
+    assert info["params"]["ground_friction"] == 0.4 and info["params"]["leg_mass_scale"] == 1.0
+
+
+def test_check_ranges_errors_name_the_problem():
+    assert check_ranges(TOY, {"friction": [0.5, 1.25], "latency": 0.02}, "x") == {
+        "friction": (0.5, 1.25),
+        "latency": (0.02, 0.02),
+    }
+    for table, match in [
+        ({"gravity": [1, 2]}, "unknown parameter 'gravity'.*known: friction, latency"),
+        ({"friction": [1.2, 0.5]}, "inverted"),
+        ({"friction": [0.1, 1.0]}, r"hard limits \[0.2, 1.5\]"),
+        ({"friction": "slippery"}, "must be a number"),
+        ({"friction": [0.5, float("nan")]}, "not finite"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            check_ranges(TOY, table, "DR file f.json")
+
+
+def test_samplers_are_pure_functions_of_the_rng_and_stay_in_range():
+    ranges = {"friction": (0.5, 1.25), "latency": (0.0, 0.04)}
+    a = [sample_ranges(TOY, ranges, np.random.default_rng(3)) for _ in range(2)]
+    assert a[0] == a[1]
+    rng = np.random.default_rng(0)
+    draws = [sample_ranges(TOY, ranges, rng) for _ in range(500)]
+    f = np.array([d["friction"] for d in draws])
+    assert f.min() >= 0.5 and f.max() <= 1.25 and abs(f.mean() - 0.875) < 0.03  # uniform mean
+
+
+def test_dr_json_file_and_unknown_preset(tmp_path):
+    path = tmp_path / "dr.json"
+    path.write_text(json.dumps({"friction": [0.4, 1.2]}))
+    assert load_ranges(TOY, str(path)) == {"friction": (0.4, 1.2)}
+    path.write_text(json.dumps({"friction": [1.2, 0.4]}))
+    with pytest.raises(ValueError, match=f"DR file {path}: 'friction' range is inverted"):
+        load_ranges(TOY, str(path))
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="JSON object"):
+        load_ranges(TOY, str(path))
+    with pytest.raises(ValueError, match="unknown DR preset 'legged' for toy"):
+        load_ranges(TOY, "legged")
+    with pytest.raises(OSError):
+        load_ranges(TOY, str(tmp_path / "missing.json"))
+
+
+def test_fixed_source_determinism_and_checkpoint_round_trip(tmp_path):
+    src = FixedDRSource(TOY, {"friction": (0.5, 1.25)}, seed=4)
+    for _ in range(5):
+        src.sample()
+    torch.save(src.state_dict(), tmp_path / "s.pt")
+    other = FixedDRSource(TOY, {"friction": (0.5, 1.25)}, seed=0)
+    other.load_state_dict(torch.load(tmp_path / "s.pt", weights_only=True))
+    assert [other.sample() for _ in range(5)] == [src.sample() for _ in range(5)]
+    assert src.scalars() == {}
+    with pytest.raises(ValueError, match="not fixed DR"):
+        other.load_state_dict({"kind": "adr"})
+
+
+def test_make_source_kinds_and_errors(envs, tmp_path):
+    pendulum = gym.make("Pendulum-v1")
+    assert isinstance(make_source(pendulum), NominalSource)
+    with pytest.raises(ValueError, match="env Pendulum-v1 has no physical parameters"):
+        make_source(pendulum, dr="legged")
+    with pytest.raises(ValueError, match="no physical parameters"):
+        make_source(pendulum, adr=True)
+    space_of(envs, "biped")
+    env = envs["biped"]
+    assert isinstance(make_source(env, dr="none"), NominalSource)
+    fixed = make_source(env, dr="legged", seed=1)
+    assert isinstance(fixed, FixedDRSource) and fixed.ranges["ground_friction"] == (0.5, 1.25)
+    adr = make_source(env, adr=True, seed=1)
+    assert isinstance(adr, ADR) and adr.config == DEFAULT_ADR["biped"]
+    cfg = tmp_path / "adr.json"
+    cfg.write_text(json.dumps({"buffer_size": 2, "params": {"motor_strength": {"delta": 0.1}}}))
+    from_file = make_source(env, adr_config=str(cfg))  # a config file implies --adr
+    assert isinstance(from_file, ADR) and from_file.names == ("motor_strength",)
+    assert from_file.config.t_high == DEFAULT_ADR["biped"].t_high  # unspecified keys keep the defaults
+    with pytest.raises(ValueError, match="exclusive"):
+        make_source(env, dr="legged", adr=True)
+    params, _ = adr.sample()
+    _, info = env.reset(seed=0, options={"params": params})  # a sample is a valid reset option
+    assert all(info["params"][k] == v for k, v in params.items())
+
+
+def test_episode_performance_per_task():
+    assert robot_of_env("s2r/BipedRough-v0") == "biped" and robot_of_env("knob") == "knob"
+    assert robot_of_env("Pendulum-v1") is None
+    assert episode_performance("biped", -80.0, {"distance_m": np.float32(3.5)}) == 3.5
+    assert episode_performance("s2r/Knob-v0", 12.0, {"consecutive_successes": 2}) == 2.0
+    assert episode_performance("Pendulum-v1", -150.0, {}) == -150.0
+    with pytest.raises(ValueError, match="distance_m"):
+        episode_performance("s2r/Biped-v0", 1.0, {})
