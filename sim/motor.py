@@ -6,6 +6,7 @@ once per physics substep with the measured joint speeds, then applies the return
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -32,45 +33,44 @@ class MotorModel:
     * It takes effect ``latency_s`` later (resolution: one physics substep).
     * The motor can deliver at most ``strength * stall * (1 - |w|/w0)`` when driving in the direction of motion
       (back-EMF) and the full stall torque when braking: the classic linear DC-motor envelope.
-    * Joint damping and Coulomb friction oppose motion.
+    * Joint damping and Coulomb friction (smoothed over ±0.05 rad/s) oppose motion.
+
+    :meth:`torque` runs once per physics substep, so it works on plain Python floats: for four motors that is
+    several times faster than numpy's per-call overhead.
     """
 
     def __init__(self, spec: ActionSpec, substep_s: float) -> None:
         self.spec = spec
         self.substep_s = substep_s
-        self.stall_nm = np.array([m.torque_limit_nm for m in spec.motors], dtype=np.float64)
-        self.no_load_rad_s = np.array([m.no_load_speed_rad_s for m in spec.motors], dtype=np.float64)
-        self.params = MotorParams()
-        self._queue: deque[np.ndarray] = deque()
-        self._delay_substeps = 0
-        self._active = np.zeros(spec.n)
-        self._pending = np.zeros(spec.n)
-        self.last_applied_nm = np.zeros(spec.n)
+        self.stall_nm = [float(m.torque_limit_nm) for m in spec.motors]
+        self.no_load_rad_s = [float(m.no_load_speed_rad_s) for m in spec.motors]
+        self.reset(MotorParams())
 
     def reset(self, params: MotorParams) -> None:
         """Start an episode with zero torque in the pipeline."""
         self.params = params
+        n = self.spec.n
         self._delay_substeps = int(round(params.latency_s / self.substep_s))
-        self._queue = deque(np.zeros(self.spec.n) for _ in range(self._delay_substeps))
-        self._active = np.zeros(self.spec.n)
-        self._pending = np.zeros(self.spec.n)
-        self.last_applied_nm = np.zeros(self.spec.n)
+        self._queue: deque[list[float]] = deque([0.0] * n for _ in range(self._delay_substeps))
+        self._pending = [0.0] * n
+        self._peak = [params.strength * s for s in self.stall_nm]
+        self._limit = [params.torque_limit_scale * s for s in self.stall_nm]
+        self.last_applied_nm = np.zeros(n)
 
     def command(self, torque_nm: np.ndarray) -> None:
-        """Latch a new torque command (N·m) for the coming control period."""
-        limit = self.stall_nm * self.params.torque_limit_scale
-        self._pending = np.clip(np.asarray(torque_nm, dtype=np.float64), -limit, limit)
+        """Latch a new torque command (N·m) for the coming control period, clipped to the firmware limit."""
+        self._pending = [min(max(float(t), -lim), lim) for t, lim in zip(torque_nm, self._limit, strict=True)]
 
-    def torque(self, joint_vel_rad_s: np.ndarray) -> np.ndarray:
-        """Torque (N·m) to apply during the next physics substep, given joint speeds (rad/s)."""
+    def torque(self, joint_vel_rad_s: list[float] | np.ndarray) -> list[float]:
+        """Torque (N·m) per motor to apply during the next physics substep, given joint speeds (rad/s)."""
         self._queue.append(self._pending)
-        self._active = self._queue.popleft()
-        w = np.asarray(joint_vel_rad_s, dtype=np.float64)
-        peak = self.params.strength * self.stall_nm
-        # back-EMF: driving torque falls linearly with speed in the driving direction; braking keeps the peak
-        driving = np.sign(self._active) * np.sign(w) > 0
-        envelope = np.where(driving, peak * np.clip(1.0 - np.abs(w) / self.no_load_rad_s, 0.0, 1.0), peak)
-        tau = np.clip(self._active, -envelope, envelope)
-        tau = tau - self.params.damping_nms_rad * w - self.params.friction_nm * np.tanh(w / 0.05)
-        self.last_applied_nm = tau
-        return tau
+        active = self._queue.popleft()
+        damping, friction = self.params.damping_nms_rad, self.params.friction_nm
+        out = []
+        for cmd, w, peak, w0 in zip(active, joint_vel_rad_s, self._peak, self.no_load_rad_s, strict=True):
+            # back-EMF: driving torque falls linearly with speed in the driving direction; braking keeps the peak
+            env = peak * min(max(1.0 - abs(w) / w0, 0.0), 1.0) if cmd * w > 0 else peak
+            tau = min(max(cmd, -env), env)
+            out.append(tau - damping * w - friction * math.tanh(w / 0.05))
+        self.last_applied_nm = out
+        return out

@@ -1,0 +1,48 @@
+"""`s2r envs`: print each env's observation, action and physical-parameter tables."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("envs", help="list envs with observation, action and parameter tables",
+                       description="Print each s2r env's observation, action and physical-parameter tables.")
+    p.add_argument("names", nargs="*", help="short names (biped, biped-rough, biped-hardcore, knob); default all")
+    p.set_defaults(func=run)
+
+
+def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    import sim
+
+    names = args.names or list(sim.ENV_IDS)
+    for name in names:
+        env_id = sim.resolve_env_id(name)
+        env = gym.make(env_id)
+        try:
+            u = env.unwrapped
+            spec, params = u.robot_spec, u.param_space
+            print(f"\n== {env_id}  (short name '{name}', robot '{spec.robot_id}', {spec.control_hz:g} Hz control, "
+                  f"{env.spec.max_episode_steps if env.spec else '?'} steps) ==")
+            print("\nobservation")
+            print(_table(("idx", "name", "unit", "range", "meaning"),
+                         [(str(i), f.name, f.unit, f"[{f.low:g}, {f.high:g}]", f.doc) for i, f in enumerate(spec.obs_fields)]))
+            print("\naction (normalized in [-1, 1], × limit = torque)")
+            print(_table(("idx", "motor", "limit N·m", "no-load rad/s"),
+                         [(str(i), m.name, f"{m.torque_limit_nm:g}", f"{m.no_load_speed_rad_s:g}")
+                          for i, m in enumerate(spec.action.motors)]))
+            print("\nphysical parameters (env.reset(options={'params': {...}}))")
+            print(_table(("name", "unit", "nominal", "low", "high", "meaning"), params.rows()))
+        finally:
+            env.close()
+    return 0

@@ -1,0 +1,36 @@
+"""`s2r rollout`: run random-policy (or zero-torque) episodes, print a report, optionally write a GIF."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("rollout", help="run random-policy episodes and print a report",
+                       description="Run episodes with a random or zero policy; print return, length, distance, falls.")
+    p.add_argument("--env", default="biped", help="short name or Gymnasium id (default: biped)")
+    p.add_argument("--episodes", type=int, default=3, help="number of episodes (default: 3)")
+    p.add_argument("--max-steps", type=int, default=None, help="cap steps per episode (default: the env's limit)")
+    p.add_argument("--policy", choices=("random", "zero"), default="random", help="action source (default: random)")
+    p.add_argument("--seed", type=int, default=0, help="seed for env and policy (default: 0)")
+    p.add_argument("--params", default=None, help='physical parameters as JSON, e.g. \'{"ground_friction": 0.5}\'')
+    p.add_argument("--gif", default=None, help="write the first episode as an animated GIF here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sim.rollout import rollout_report
+
+    if args.episodes < 1:
+        raise ValueError("--episodes must be at least 1")
+    try:
+        params = json.loads(args.params) if args.params else None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--params is not valid JSON ({exc.msg}); example: '{{\"ground_friction\": 0.5}}'") from None
+    report = rollout_report(args.env, episodes=args.episodes, policy=args.policy, seed=args.seed,
+                            params=params, max_steps=args.max_steps, gif_path=args.gif)
+    print(report.table())
+    if args.gif:
+        print(f"wrote {args.gif}")
+    return 0

@@ -1,0 +1,443 @@
+"""`s2r/Biped-v0`: a planar biped on a boom (RABBIT / MABEL style) in PyBullet.
+
+The hull (torso) is attached to the world by a boom modelled as three joints — slide in x, slide in z, pitch about
+y — so the robot walks in the x–z plane like the research bipeds RABBIT and MABEL. Each leg is a thigh and a shank
+(the shank's rounded end is the foot); hip and knee of each leg are torque-controlled motors behind
+:class:`sim.motor.MotorModel`. The interface mirrors Gymnasium's ``BipedalWalker-v3``.
+
+Observation (24 × float32; order, names and units are ``sim.robots.BIPED_OBS_FIELDS``):
+
+    ====  ====================  ========  ===============  ==============================================
+    idx   name                  unit      typical range    meaning
+    ====  ====================  ========  ===============  ==============================================
+    0     hull_pitch            rad       [-1, 1]          IMU pitch, + = nose down
+    1     hull_pitch_rate       rad/s     [-5, 5]          IMU gyro
+    2     vx                    m/s       [-2, 2]          forward hull velocity (state estimator)
+    3     vy                    m/s       [-2, 2]          vertical hull velocity (state estimator)
+    4-8   hip_left angle/speed, knee_left angle/speed, contact_left   rad, rad/s, 0/1
+    9-13  the same for the right leg
+    14-23 lidar_0..9            fraction  [0, 1]           range / 2.5 m, rays 0..1.5 rad below horizontal
+    ====  ====================  ========  ===============  ==============================================
+
+Joint angles: hip + = thigh swung forward; knee 0 = straight, − = flexed.
+
+Action: 4 floats in [-1, 1] (hip_left, knee_left, hip_right, knee_right) → torque = a · limit (30 N·m) through
+the motor model (latency, strength, linear torque–speed curve, damping, Coulomb friction). Out-of-range actions are
+clipped; NaN/inf raise ValueError.
+
+Reward (``info["reward_terms"]``), as BipedalWalker:
+    progress  = 300 / course_length_m per metre of hull x progress (walking the whole course earns ~300)
+    posture   = −5 · Δ|hull pitch| (a potential difference, as BipedalWalker's shaping)
+    torque    = −0.02 · Σ|a|
+    fall      = −100 once when the hull touches the ground or |pitch| > 1 rad → ``terminated``
+Reaching the end of the course also terminates (success); 1600 control steps → ``truncated`` (TimeLimit).
+
+Physical parameters: ``BIPED_PARAMS`` (``env.unwrapped.param_space``); apply with
+``env.reset(options={"params": {...}})``. 50 Hz control, 250 Hz physics, ``p.DIRECT``, deterministic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from sim._bullet import connect_direct, p
+from sim.motor import MotorModel, MotorParams
+from sim.params import ParamSpace, PhysParam, motor_params
+from sim.robots import BIPED_SPEC
+from sim.spec import SensorFrame
+
+PHYSICS_HZ = 250.0
+SUBSTEPS = int(round(PHYSICS_HZ / BIPED_SPEC.control_hz))
+
+# geometry (m) and masses (kg) of the nominal robot
+HULL_HALF_EXTENTS_M = (0.20, 0.10, 0.06)
+HULL_MASS_KG = 6.0
+THIGH_LENGTH_M, THIGH_RADIUS_M, THIGH_MASS_KG = 0.36, 0.035, 1.2
+SHANK_LENGTH_M, SHANK_RADIUS_M, SHANK_MASS_KG = 0.36, 0.03, 0.6
+LEG_Y_OFFSET_M = 0.09  # legs sit beside the lidar plane (y = 0) so rays never hit them
+BOOM_LINK_MASS_KG = 0.05
+STAND_HEIGHT_M = HULL_HALF_EXTENTS_M[2] + THIGH_LENGTH_M + SHANK_LENGTH_M + SHANK_RADIUS_M
+
+COURSE_LENGTH_M = 20.0
+START_X_M = 0.0
+PITCH_LIMIT_RAD = 1.0
+PROGRESS_REWARD_PER_M = 300.0 / COURSE_LENGTH_M
+FALL_REWARD = -100.0
+TERRAINS = ("flat", "rough", "obstacles")
+
+# link indices of the multibody
+X_SLIDER, Z_SLIDER, HULL, THIGH_L, SHANK_L, THIGH_R, SHANK_R = range(7)
+MOTOR_JOINTS = (THIGH_L, SHANK_L, THIGH_R, SHANK_R)  # joint i drives link i
+FOOT_LINKS = (SHANK_L, SHANK_R)
+
+BIPED_PARAMS = ParamSpace(
+    "biped",
+    (
+        PhysParam("ground_friction", "1", 1.0, 0.05, 2.0, "lateral friction coefficient of the ground and feet"),
+        PhysParam("hull_mass_scale", "x", 1.0, 0.5, 2.0, f"scale on the hull mass ({HULL_MASS_KG} kg)", True),
+        PhysParam("leg_mass_scale", "x", 1.0, 0.5, 2.0, "scale on thigh and shank masses", True),
+        *motor_params(),
+        PhysParam("imu_noise", "rad", 0.0, 0.0, 0.2, "std of IMU pitch noise (pitch-rate noise is 10x in rad/s)"),
+        PhysParam("velocity_noise", "m/s", 0.0, 0.0, 0.5, "std of the velocity estimate noise"),
+        PhysParam("lidar_noise", "m", 0.0, 0.0, 0.5, "std of lidar range noise"),
+        PhysParam("lidar_dropout", "1", 0.0, 0.0, 0.9, "probability that a ray returns max range"),
+        PhysParam("terrain_roughness", "m", 0.0, 0.0, 0.15, "extra bump amplitude added to any terrain"),
+    ),
+)
+
+
+class BipedEnv(gym.Env):
+    """Planar boom-mounted biped with 4 torque motors, encoders, IMU and a 10-ray lidar (see module docstring)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": int(BIPED_SPEC.control_hz)}
+    robot_spec = BIPED_SPEC
+    param_space = BIPED_PARAMS
+
+    def __init__(self, terrain: str = "flat", render_mode: str | None = None, course_length_m: float = COURSE_LENGTH_M):
+        if terrain not in TERRAINS:
+            raise ValueError(f"unknown terrain '{terrain}'; use one of {', '.join(TERRAINS)}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.terrain = terrain
+        self.render_mode = render_mode
+        self.course_length_m = float(course_length_m)
+        n_obs = BIPED_SPEC.obs_dim
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(n_obs,), dtype=np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(BIPED_SPEC.action.n,), dtype=np.float32)
+
+        self._bc = connect_direct()
+        self._bc.setGravity(0, 0, -9.81)
+        self._bc.setPhysicsEngineParameter(fixedTimeStep=1.0 / PHYSICS_HZ, numSolverIterations=20)
+        self._robot = self._build_robot()
+        self._ground = -1
+        self._ground_key: tuple | None = None
+        self._base_masses = {
+            link: self._bc.getDynamicsInfo(self._robot, link)[0] for link in (HULL, *MOTOR_JOINTS)
+        }
+        self._base_inertia = {
+            link: np.array(self._bc.getDynamicsInfo(self._robot, link)[2]) for link in (HULL, *MOTOR_JOINTS)
+        }
+        self._motor = MotorModel(BIPED_SPEC.action, 1.0 / PHYSICS_HZ)
+        cid = self._bc._client
+        # bound pybullet functions: the BulletClient proxy costs a few µs per call in the substep loop
+        self._fast = (
+            functools.partial(p.getJointStates, physicsClientId=cid),
+            functools.partial(p.setJointMotorControlArray, physicsClientId=cid),
+            functools.partial(p.stepSimulation, physicsClientId=cid),
+        )
+        self._motor_ids = list(MOTOR_JOINTS)
+        self._all_joints = list(range(7))
+        self._lidar_dirs = np.array(
+            [[np.cos(a), 0.0, -np.sin(a)] for a in BIPED_SPEC.sensors.lidar_angles_rad]
+        ) * BIPED_SPEC.sensors.lidar_max_range_m
+        self.params = BIPED_PARAMS.nominal()
+        self._frame: SensorFrame | None = None
+        self._prev_action = np.zeros(4, dtype=np.float32)
+
+    # ------------------------------------------------------------------------------------------ model
+    def _build_robot(self) -> int:
+        bc = self._bc
+        hx, hy, hz = HULL_HALF_EXTENTS_M
+        hull_col = bc.createCollisionShape(p.GEOM_BOX, halfExtents=HULL_HALF_EXTENTS_M)
+        hull_vis = bc.createVisualShape(p.GEOM_BOX, halfExtents=HULL_HALF_EXTENTS_M, rgbaColor=[0.55, 0.4, 0.85, 1])
+        thigh_col = bc.createCollisionShape(
+            p.GEOM_CAPSULE, radius=THIGH_RADIUS_M, height=THIGH_LENGTH_M, collisionFramePosition=[0, 0, -THIGH_LENGTH_M / 2]
+        )
+        shank_col = bc.createCollisionShape(
+            p.GEOM_CAPSULE, radius=SHANK_RADIUS_M, height=SHANK_LENGTH_M, collisionFramePosition=[0, 0, -SHANK_LENGTH_M / 2]
+        )
+
+        def leg_vis(r: float, length: float, rgba: list[float]) -> int:
+            return bc.createVisualShape(
+                p.GEOM_CAPSULE, radius=r, length=length, rgbaColor=rgba, visualFramePosition=[0, 0, -length / 2]
+            )
+
+        left, right = [0.9, 0.55, 0.3, 1], [0.6, 0.35, 0.2, 1]
+        masses = [BOOM_LINK_MASS_KG, BOOM_LINK_MASS_KG, HULL_MASS_KG, THIGH_MASS_KG, SHANK_MASS_KG, THIGH_MASS_KG, SHANK_MASS_KG]
+        cols = [-1, -1, hull_col, thigh_col, shank_col, thigh_col, shank_col]
+        vis = [
+            -1, -1, hull_vis,
+            leg_vis(THIGH_RADIUS_M, THIGH_LENGTH_M, left), leg_vis(SHANK_RADIUS_M, SHANK_LENGTH_M, left),
+            leg_vis(THIGH_RADIUS_M, THIGH_LENGTH_M, right), leg_vis(SHANK_RADIUS_M, SHANK_LENGTH_M, right),
+        ]  # fmt: skip
+        positions = [
+            [0, 0, 0], [0, 0, 0], [0, 0, 0],
+            [0, LEG_Y_OFFSET_M, -hz], [0, 0, -THIGH_LENGTH_M],
+            [0, -LEG_Y_OFFSET_M, -hz], [0, 0, -THIGH_LENGTH_M],
+        ]  # fmt: skip
+        # parent of link i as (link index + 1), 0 = world base: boom x → boom z → hull → thigh → shank
+        parents = [0, 1, 2, 3, 4, 3, 6]
+        joint_types = [p.JOINT_PRISMATIC, p.JOINT_PRISMATIC] + [p.JOINT_REVOLUTE] * 5
+        # + pitch = nose down (rotation about +y); legs rotate about −y so + = swing forward
+        axes = [[1, 0, 0], [0, 0, 1], [0, 1, 0], [0, -1, 0], [0, -1, 0], [0, -1, 0], [0, -1, 0]]
+        n = 7
+        robot = bc.createMultiBody(
+            baseMass=0,
+            baseCollisionShapeIndex=-1,
+            baseVisualShapeIndex=-1,
+            basePosition=[0, 0, 0],
+            linkMasses=masses,
+            linkCollisionShapeIndices=cols,
+            linkVisualShapeIndices=vis,
+            linkPositions=positions,
+            linkOrientations=[[0, 0, 0, 1]] * n,
+            linkInertialFramePositions=[[0, 0, 0], [0, 0, 0], [0, 0, 0],
+                                        [0, 0, -THIGH_LENGTH_M / 2], [0, 0, -SHANK_LENGTH_M / 2],
+                                        [0, 0, -THIGH_LENGTH_M / 2], [0, 0, -SHANK_LENGTH_M / 2]],
+            linkInertialFrameOrientations=[[0, 0, 0, 1]] * n,
+            linkParentIndices=parents,
+            linkJointTypes=joint_types,
+            linkJointAxis=axes,
+            useMaximalCoordinates=False,
+        )  # fmt: skip
+        for j in range(n):  # free joints: disable the default velocity motors, no joint damping in bullet
+            bc.setJointMotorControl2(robot, j, p.VELOCITY_CONTROL, force=0)
+            bc.changeDynamics(robot, j, linearDamping=0, angularDamping=0, jointDamping=0)
+        for j, m in zip(MOTOR_JOINTS, BIPED_SPEC.action.motors, strict=True):
+            bc.changeDynamics(robot, j, jointLowerLimit=m.joint_low_rad, jointUpperLimit=m.joint_high_rad)
+        # the robot (group 2) collides with the ground (group 1); lidar rays only test group 1
+        for link in (HULL, *MOTOR_JOINTS):
+            bc.setCollisionFilterGroupMask(robot, link, 2, 1)
+        return robot
+
+    def _heightfield(self, roughness_m: float) -> tuple[np.ndarray, float]:
+        """Terrain heights (m) on a grid along x, drawn from ``self.np_random``; returns (heights, cell_m)."""
+        cell_m = 0.1
+        n_rows = int((self.course_length_m + 6.0) / cell_m)
+        x = np.arange(n_rows) * cell_m - 3.0
+        h = np.zeros(n_rows)
+        rng = self.np_random
+        start = x > 1.0  # keep the first metre flat for a clean start
+        if self.terrain == "rough":
+            roughness_m = roughness_m + 0.04
+        if roughness_m > 0:
+            bumps = rng.normal(0.0, 1.0, n_rows)
+            kernel = np.ones(5) / 5.0
+            h += np.convolve(bumps, kernel, mode="same") * roughness_m * start
+        if self.terrain == "obstacles":
+            pos = 2.0
+            while pos < self.course_length_m:
+                kind = rng.integers(3)
+                idx = (x >= pos) & (x < pos + {0: 0.3, 1: 3.0, 2: 0.4}[int(kind)])
+                if kind == 0:  # stump
+                    h[idx] += rng.uniform(0.05, 0.15)
+                elif kind == 1:  # step up (terrace)
+                    h[x >= pos] += rng.uniform(0.03, 0.08) * rng.choice([-1.0, 1.0])
+                else:  # pit
+                    h[idx] -= rng.uniform(0.1, 0.2)
+                pos += rng.uniform(2.0, 4.0)
+        return h, cell_m
+
+    def _make_ground(self, friction: float, roughness_m: float) -> None:
+        bc = self._bc
+        flat = self.terrain == "flat" and roughness_m == 0.0
+        key = ("plane",) if flat else None
+        if key is None or key != self._ground_key:
+            if self._ground >= 0:
+                bc.removeBody(self._ground)
+            if flat:
+                col = bc.createCollisionShape(p.GEOM_PLANE)
+                self._ground = bc.createMultiBody(0, col)
+                self._heights: np.ndarray | None = None
+            else:
+                h, cell_m = self._heightfield(roughness_m)
+                n_cols = 8
+                data = np.repeat(h[:, None], n_cols, axis=1).T.reshape(-1)  # row-major: x fastest
+                col = bc.createCollisionShape(
+                    p.GEOM_HEIGHTFIELD,
+                    meshScale=[cell_m, 0.2, 1.0],
+                    heightfieldData=data.tolist(),
+                    numHeightfieldRows=len(h),
+                    numHeightfieldColumns=n_cols,
+                )
+                # bullet centres the heightfield on its origin, heights centred between min and max
+                cx = -3.0 + (len(h) - 1) * cell_m / 2
+                self._ground = bc.createMultiBody(0, col, basePosition=[cx, 0, (h.max() + h.min()) / 2])
+                self._heights = h
+            bc.setCollisionFilterGroupMask(self._ground, -1, 1, 3)
+            self._ground_key = key
+        bc.changeDynamics(self._ground, -1, lateralFriction=friction)
+        for link in FOOT_LINKS:
+            bc.changeDynamics(self._robot, link, lateralFriction=1.0)
+
+    # ------------------------------------------------------------------------------------------- api
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        self.params = BIPED_PARAMS.validate(options.get("params"))
+        P = self.params
+        bc = self._bc
+        self._make_ground(P["ground_friction"], P["terrain_roughness"])
+        for link, m0 in self._base_masses.items():
+            scale = P["hull_mass_scale"] if link == HULL else P["leg_mass_scale"]
+            bc.changeDynamics(self._robot, link, mass=m0 * scale, localInertiaDiagonal=(self._base_inertia[link] * scale).tolist())
+        bc.setPhysicsEngineParameter(fixedTimeStep=1.0 / PHYSICS_HZ)
+        self._motor.reset(
+            MotorParams(
+                strength=P["motor_strength"],
+                torque_limit_scale=P["torque_limit_scale"],
+                damping_nms_rad=P["joint_damping"],
+                friction_nm=P["joint_friction"],
+                latency_s=P["action_latency"],
+            )
+        )
+        rng = self.np_random
+        hip0 = rng.uniform(-0.05, 0.05, 2)
+        q0 = [START_X_M, STAND_HEIGHT_M + 0.02 + self._ground_height(START_X_M), 0.0,
+              hip0[0], -0.05, hip0[1], -0.05]  # fmt: skip
+        for j, q in enumerate(q0):
+            bc.resetJointState(self._robot, j, q, 0.0)
+        self._encoder_bias = P["encoder_bias"]
+        self._steps = 0
+        self._prev_action = np.zeros(4, dtype=np.float32)
+        state = self._read_state()
+        self._x0 = state["x"]
+        self._prev_shaping = self._shaping(state)
+        self._frame = self._measure(state)
+        obs = BIPED_SPEC.build_obs(self._frame)
+        return obs, {"params": dict(self.params), "distance_m": 0.0}
+
+    def step(self, action: np.ndarray):
+        return self.step_torque(BIPED_SPEC.action.to_torque_nm(action))
+
+    def step_torque(self, torque_nm: np.ndarray):
+        """Advance one control period with motor torque commands in N·m (clamped by the motor model)."""
+        tau_cmd = np.asarray(torque_nm, dtype=np.float64).reshape(-1)
+        if tau_cmd.shape != (4,) or not np.all(np.isfinite(tau_cmd)):
+            raise ValueError(f"torque command must be 4 finite values in N·m, got {np.asarray(torque_nm).tolist()}")
+        if self._frame is None:
+            raise RuntimeError("call reset() before step()")
+        bc, robot, P = self._bc, self._robot, self.params
+        self._motor.command(tau_cmd)
+        a_norm = BIPED_SPEC.action.to_normalized(tau_cmd)
+        n_sub = SUBSTEPS
+        if P["control_jitter"] > 0:
+            period = float(np.clip(self.np_random.normal(1.0 / BIPED_SPEC.control_hz, P["control_jitter"]), 0.01, 0.03))
+            bc.setPhysicsEngineParameter(fixedTimeStep=period / SUBSTEPS)
+        get_states, set_torques, step_sim = self._fast
+        motor_ids, torque_mode = self._motor_ids, p.TORQUE_CONTROL
+        for _ in range(n_sub):
+            tau = self._motor.torque([s[1] for s in get_states(robot, motor_ids)])
+            set_torques(robot, motor_ids, torque_mode, forces=tau)
+            step_sim()
+        self._steps += 1
+        state = self._read_state()
+        shaping = self._shaping(state)
+        terms = {
+            "progress": PROGRESS_REWARD_PER_M * (state["x"] - self._prev_x),
+            "posture": shaping - self._prev_shaping,
+            "torque": -0.02 * float(np.abs(a_norm).sum()),
+            "fall": 0.0,
+        }
+        terms["posture"] -= terms["progress"]  # shaping holds both; report them apart
+        self._prev_shaping = shaping
+        fell = state["hull_contact"] or abs(state["pitch"]) > PITCH_LIMIT_RAD
+        finished = state["x"] - self._x0 >= self.course_length_m
+        if fell:
+            terms["fall"] = FALL_REWARD
+        self._prev_action = a_norm
+        self._frame = self._measure(state)
+        obs = BIPED_SPEC.build_obs(self._frame)
+        reward = float(sum(terms.values()))
+        info = {
+            "reward_terms": terms,
+            "params": dict(self.params),
+            "fell": bool(fell),
+            "distance_m": float(state["x"] - self._x0),
+            "is_success": bool(finished and not fell),
+            "applied_torque_nm": np.asarray(self._motor.last_applied_nm, dtype=np.float32),
+        }
+        return obs, reward, bool(fell or finished), False, info
+
+    def sensor_frame(self) -> SensorFrame:
+        """Raw readings (SI units, with noise) that the last observation was built from."""
+        if self._frame is None:
+            raise RuntimeError("call reset() first")
+        return self._frame
+
+    # -------------------------------------------------------------------------------------- internals
+    def _ground_height(self, x: float) -> float:
+        h = getattr(self, "_heights", None)
+        if h is None:
+            return 0.0
+        i = int(np.clip((x + 3.0) / 0.1, 0, len(h) - 1))
+        return float(max(h[max(i - 3, 0): i + 4].max(), 0.0))
+
+    def _read_state(self) -> dict[str, Any]:
+        bc, robot = self._bc, self._robot
+        js = bc.getJointStates(robot, self._all_joints)
+        q = np.array([s[0] for s in js])
+        dq = np.array([s[1] for s in js])
+        contacts = bc.getContactPoints(robot, self._ground)
+        links = {c[3] for c in contacts}
+        self._prev_x = getattr(self, "_last_x", q[0])
+        self._last_x = q[0]
+        return {
+            "x": q[0], "z": q[1], "pitch": q[2], "vx": dq[0], "vz": dq[1], "pitch_rate": dq[2],
+            "q": q[3:], "dq": dq[3:],
+            "foot_contact": np.array([SHANK_L in links, SHANK_R in links], dtype=np.float32),
+            "hull_contact": HULL in links,
+        }  # fmt: skip
+
+    def _shaping(self, state: dict[str, Any]) -> float:
+        return PROGRESS_REWARD_PER_M * state["x"] - 5.0 * abs(state["pitch"])
+
+    def _lidar(self, state: dict[str, Any]) -> np.ndarray:
+        origin = np.array([state["x"], 0.0, state["z"]])
+        to = origin + self._lidar_dirs
+        hits = self._bc.rayTestBatch([origin.tolist()] * len(to), to.tolist(), collisionFilterMask=1)
+        frac = np.array([h[2] for h in hits])
+        return frac * BIPED_SPEC.sensors.lidar_max_range_m
+
+    def _measure(self, state: dict[str, Any]) -> SensorFrame:
+        """Sensor readings with the noise of the parameters in force (randomness from ``self.np_random``)."""
+        P, rng = self.params, self.np_random
+        q = state["q"] + self._encoder_bias
+        dq = state["dq"].copy()
+        if P["encoder_noise"] > 0:
+            q = q + rng.normal(0.0, P["encoder_noise"], 4)
+            dq = dq + rng.normal(0.0, 10 * P["encoder_noise"], 4)
+        pitch, rate = state["pitch"], state["pitch_rate"]
+        if P["imu_noise"] > 0:
+            pitch += rng.normal(0.0, P["imu_noise"])
+            rate += rng.normal(0.0, 10 * P["imu_noise"])
+        vel = np.array([state["vx"], state["vz"]])
+        if P["velocity_noise"] > 0:
+            vel = vel + rng.normal(0.0, P["velocity_noise"], 2)
+        lidar = self._lidar(state)
+        if P["lidar_noise"] > 0:
+            lidar = lidar + rng.normal(0.0, P["lidar_noise"], lidar.shape)
+        if P["lidar_dropout"] > 0:
+            lidar = np.where(rng.random(lidar.shape) < P["lidar_dropout"], BIPED_SPEC.sensors.lidar_max_range_m, lidar)
+        lidar = np.clip(lidar, 0.0, BIPED_SPEC.sensors.lidar_max_range_m)
+        return SensorFrame(
+            joint_pos_rad=q.astype(np.float32),
+            joint_vel_rad_s=dq.astype(np.float32),
+            imu_pitch_rad=float(pitch),
+            imu_pitch_rate_rad_s=float(rate),
+            vel_mps=vel.astype(np.float32),
+            contacts=state["foot_contact"],
+            lidar_m=lidar.astype(np.float32),
+        )
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        bc = self._bc
+        x = bc.getJointState(self._robot, X_SLIDER)[0]
+        view = bc.computeViewMatrix(cameraEyePosition=[x + 0.4, -2.4, 0.8], cameraTargetPosition=[x + 0.4, 0, 0.45],
+                                    cameraUpVector=[0, 0, 1])  # fmt: skip
+        proj = bc.computeProjectionMatrixFOV(fov=45, aspect=400 / 300, nearVal=0.1, farVal=20.0)
+        _, _, rgba, _, _ = bc.getCameraImage(400, 300, view, proj, renderer=p.ER_TINY_RENDERER)
+        return np.asarray(rgba, dtype=np.uint8).reshape(300, 400, 4)[:, :, :3]
+
+    def close(self) -> None:
+        if getattr(self, "_bc", None) is not None:
+            with contextlib.suppress(p.error):
+                self._bc.disconnect()
+            self._bc = None  # type: ignore[assignment]

@@ -1,0 +1,77 @@
+"""Run episodes of an env with a simple built-in policy (random or zero torque) and summarise them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+import numpy as np
+
+import sim
+from sim.video import write_gif
+
+
+@dataclass
+class EpisodeStats:
+    ret: float
+    length: int
+    distance_m: float | None
+    fell: bool
+    success: bool | None
+
+
+@dataclass
+class RolloutReport:
+    env_id: str
+    policy: str
+    episodes: list[EpisodeStats] = field(default_factory=list)
+
+    def table(self) -> str:
+        """A human-readable report: one row per episode and a mean ± std line."""
+        rows = [f"{self.env_id} — {self.policy} policy, {len(self.episodes)} episode(s)",
+                f"{'ep':>3} {'return':>9} {'steps':>6} {'dist m':>7} {'fell':>5} {'success':>7}"]
+        for i, e in enumerate(self.episodes):
+            dist = "-" if e.distance_m is None else f"{e.distance_m:.2f}"
+            succ = "-" if e.success is None else str(e.success)
+            rows.append(f"{i:>3} {e.ret:>9.2f} {e.length:>6} {dist:>7} {e.fell!s:>5} {succ:>7}")
+        rets = np.array([e.ret for e in self.episodes])
+        rows.append(f"mean return {rets.mean():.2f} ± {rets.std():.2f}, falls {sum(e.fell for e in self.episodes)}")
+        return "\n".join(rows)
+
+
+def rollout_report(env_name: str, episodes: int = 3, policy: str = "random", seed: int = 0,
+                   params: dict[str, float] | None = None, max_steps: int | None = None,
+                   gif_path: str | None = None) -> RolloutReport:
+    """Run ``episodes`` episodes with a random or zero policy; render the first one to ``gif_path`` if given."""
+    env_id = sim.resolve_env_id(env_name)
+    env = gym.make(env_id, render_mode="rgb_array" if gif_path else None)
+    report = RolloutReport(env_id, policy)
+    rng = np.random.default_rng(seed)
+    env.action_space.seed(seed)
+    frames: list[np.ndarray] = []
+    try:
+        for ep in range(episodes):
+            options = {"params": params} if params else None
+            obs, info = env.reset(seed=seed + ep, options=options)
+            ret, steps, done = 0.0, 0, False
+            info = {}
+            while not done and (max_steps is None or steps < max_steps):
+                if policy == "random":
+                    action = rng.uniform(env.action_space.low, env.action_space.high).astype(np.float32)
+                else:
+                    action = np.zeros(env.action_space.shape, dtype=np.float32)
+                obs, reward, terminated, truncated, info = env.step(action)
+                ret += float(reward)
+                steps += 1
+                done = terminated or truncated
+                if gif_path and ep == 0 and steps % 2 == 0:  # 25 fps GIF of a 50 Hz episode
+                    frames.append(env.render())
+            report.episodes.append(EpisodeStats(
+                ret=ret, length=steps, distance_m=info.get("distance_m"),
+                fell=bool(info.get("fell", False)), success=info.get("is_success"),
+            ))
+    finally:
+        env.close()
+    if gif_path:
+        write_gif(frames, gif_path, fps=25.0)
+    return report

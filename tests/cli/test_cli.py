@@ -1,0 +1,72 @@
+"""CLI smoke tests through real subprocesses: help, version, one-line errors, envs, rollout with a GIF."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from s2r.cli import COMMANDS
+
+
+def s2r(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "s2r", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_version_and_help():
+    r = s2r("--version")
+    assert r.returncode == 0 and r.stdout.startswith("s2r ")
+    r = s2r("--help")
+    assert r.returncode == 0
+    for cmd in COMMANDS:
+        assert cmd in r.stdout
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_every_command_has_help(cmd):
+    r = s2r(cmd, "--help")
+    assert r.returncode == 0, r.stderr
+    assert "usage: s2r " + cmd in r.stdout
+
+
+def test_unknown_command_and_bad_flag_are_one_line_exit_2():
+    for args in (["bogus"], ["envs", "--nope"]):
+        r = s2r(*args)
+        assert r.returncode == 2
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "error" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_user_error_is_one_line_exit_1():
+    r = s2r("rollout", "--params", '{"ground_friction": 9}')
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        "s2r rollout: error: parameter 'ground_friction' = 9 1 is outside its hard limits [0.05, 2] 1"
+    ]
+    r = s2r("envs", "quadruped")
+    assert r.returncode == 1 and "unknown env 'quadruped'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_envs_prints_tables():
+    r = s2r("envs", "biped")
+    assert r.returncode == 0, r.stderr
+    for needle in ("s2r/Biped-v0", "hull_pitch", "lidar_9", "knee_right", "ground_friction", "action_latency"):
+        assert needle in r.stdout
+    assert "pybullet build time" not in r.stdout + r.stderr
+
+
+def test_rollout_writes_gif(tmp_path):
+    gif = tmp_path / "walk.gif"
+    r = s2r("rollout", "--env", "biped", "--episodes", "2", "--max-steps", "40", "--gif", str(gif))
+    assert r.returncode == 0, r.stderr
+    assert "mean return" in r.stdout
+    import imageio.v2 as imageio
+
+    frames = imageio.mimread(gif)
+    assert len(frames) >= 5 and frames[0].shape[:2] == (300, 400)
+
+
+def test_demo_quick_never_fails():
+    r = s2r("demo", "--quick", timeout=300)
+    assert r.returncode == 0, r.stderr
