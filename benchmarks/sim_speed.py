@@ -1,0 +1,66 @@
+"""Control steps per second per core of s2r's PyBullet envs next to gymnasium's BipedalWalker-v3 (Box2D).
+
+Same run, same random policy, episodes reset as they end (resets count: they are part of training throughput).
+Runs are interleaved and the best of ``--repeats`` is kept for each env, so a noisy neighbour hurts both alike.
+
+    python benchmarks/sim_speed.py [--steps 4000] [--repeats 3] [--envs biped,biped-rough]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import gymnasium as gym
+import numpy as np
+
+import sim
+
+BASELINE = "BipedalWalker-v3"
+# short name → gym id; each entry is compared against BipedalWalker-v3
+ENVS = {
+    "biped": "s2r/Biped-v0",
+    "biped-rough": "s2r/BipedRough-v0",
+    "biped-hardcore": "s2r/BipedHardcore-v0",
+}
+
+
+def steps_per_s(env_id: str, steps: int, seed: int = 0) -> float:
+    """Random-action control steps per second of one env in this process (one core)."""
+    env = gym.make(env_id)
+    rng = np.random.default_rng(seed)
+    actions = rng.uniform(-1, 1, (steps, *env.action_space.shape)).astype(np.float32)
+    env.reset(seed=seed)
+    t0 = time.perf_counter()
+    for a in actions:
+        _, _, term, trunc, _ = env.step(a)
+        if term or trunc:
+            env.reset()
+    dt = time.perf_counter() - t0
+    env.close()
+    return steps / dt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--envs", default=",".join(ENVS), help=f"comma list of {', '.join(ENVS)}")
+    args = ap.parse_args()
+    names = [n for n in args.envs.split(",") if n]
+    ids = {n: ENVS.get(n, sim.resolve_env_id(n)) for n in names}
+    best = {k: 0.0 for k in [BASELINE, *ids.values()]}
+    for r in range(args.repeats):
+        for env_id in best:
+            best[env_id] = max(best[env_id], steps_per_s(env_id, args.steps, seed=r))
+    base = best[BASELINE]
+    print(f"sim_speed: {args.steps} random-action steps x best of {args.repeats}, 1 process, {os.cpu_count()} cores")
+    print(f"{'env':<24} {'steps/s':>9} {'ratio vs ' + BASELINE:>28}")
+    print(f"{BASELINE:<24} {base:>9.0f} {1.0:>28.2f}")
+    for name, env_id in ids.items():
+        print(f"{env_id:<24} {best[env_id]:>9.0f} {best[env_id] / base:>28.2f}   (target >= 0.80)  [{name}]")
+
+
+if __name__ == "__main__":
+    main()
