@@ -194,3 +194,23 @@ def test_episode_performance_per_task():
     assert episode_performance("Pendulum-v1", -150.0, {}) == -150.0
     with pytest.raises(ValueError, match="distance_m"):
         episode_performance("s2r/Biped-v0", 1.0, {})
+
+
+def test_evaluate_plants_table_on_the_biped(envs):
+    space_of(envs, "biped")
+    from domain_rand.evaluate import evaluate_plants, format_plant_table
+
+    plants = {k: v for k, v in get_plants("biped").items() if k in ("nominal", "weak_motors", "low_friction")}
+
+    def limp(obs):
+        return np.zeros(4, np.float32)  # no torque: the biped collapses, a known outcome
+
+    results = evaluate_plants("biped", limp, plants, episodes=2, seed=3)
+    assert [r.plant for r in results] == ["nominal", "low_friction", "weak_motors"]
+    assert all(r.episodes == 2 and r.fall_rate == 1.0 and r.mean_return < -90 for r in results)
+    assert results == evaluate_plants("biped", limp, plants, episodes=2, seed=3)  # seeded: reproducible
+    table = format_plant_table(results, "s2r/Biped-v0")
+    assert "| plant | return | distance (m) | falls |" in table and "| **held-out mean**" in table
+    assert table.count("\n") == 2 + 3 + 1 - 1
+    with pytest.raises(ValueError, match="episodes"):
+        evaluate_plants("biped", limp, plants, episodes=0)
