@@ -1,0 +1,222 @@
+"""Transport: a framed message link over any pyserial port (real tty, pty, ``loop://``, ``socket://``).
+
+:class:`Link` adds sequence numbers, framing and a streaming :class:`~firmware_bridge.protocol.FrameDecoder`
+to a byte port, with a timeout on every blocking call. Ports are opened only through
+``serial.serial_for_url``; the one exception is the *master* end of a pseudo-terminal that the firmware
+emulator creates with :func:`open_pty` (that end has no device path), wrapped in :class:`PtyPort`, which has
+the same read/write/in_waiting/fileno surface.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import time
+import tty
+from collections import deque
+
+import serial
+
+from firmware_bridge import protocol as p
+from sim.spec import RobotSpec
+
+DEFAULT_BAUD = 1_000_000  # ignored by pty/loop/socket; a USB-serial board runs at 1 Mbaud
+
+
+class PtyPort:
+    """The master end of a pseudo-terminal, with pyserial's byte-port interface.
+
+    Writes never block: if nobody drains the slave side (host disconnected) the bytes are dropped, like a UART
+    with nothing attached. The slave end is kept open here so that a host closing and reopening the slave path
+    (a reconnect) never makes the master see end-of-file.
+    """
+
+    def __init__(self) -> None:
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)  # no echo, no line editing, no CR/LF translation: a byte pipe
+        os.set_blocking(self._master, False)
+        self.port = os.ttyname(self._slave)
+        self.timeout: float | None = 0.0
+        self.tx_dropped = 0  # bytes dropped because the slave side was full
+
+    def fileno(self) -> int:
+        return self._master
+
+    @property
+    def in_waiting(self) -> int:
+        r, _, _ = select.select([self._master], [], [], 0)
+        return 4096 if r else 0  # a read of up to this many bytes will not block
+
+    def read(self, size: int = 1) -> bytes:
+        """Read up to ``size`` bytes, waiting at most ``self.timeout`` seconds for the first."""
+        r, _, _ = select.select([self._master], [], [], self.timeout)
+        if not r:
+            return b""
+        try:
+            return os.read(self._master, size)
+        except BlockingIOError:
+            return b""
+        except OSError as exc:  # EIO: no slave open (cannot happen while we hold it, but be safe)
+            if exc.errno == errno.EIO:
+                return b""
+            raise
+
+    def write(self, data: bytes) -> int:
+        try:
+            n = os.write(self._master, data)
+        except BlockingIOError:
+            n = 0
+        self.tx_dropped += len(data) - n
+        return n
+
+    def reset_input_buffer(self) -> None:
+        while self.read(4096):
+            pass
+
+    def close(self) -> None:
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def open_pty() -> tuple[PtyPort, str]:
+    """Create a pseudo-terminal; return its master end and the slave path for the other side to open."""
+    port = PtyPort()
+    return port, port.port
+
+
+def open_port(url: str, baud: int = DEFAULT_BAUD, timeout_s: float = 1.0) -> serial.SerialBase:
+    """Open a port by device path or URL (``/dev/ttyUSB0``, ``/dev/pts/5``, ``loop://``, ``socket://h:p``)."""
+    try:
+        port = serial.serial_for_url(url, baudrate=baud, timeout=0, write_timeout=timeout_s)
+    except (serial.SerialException, ValueError) as exc:
+        raise OSError(
+            f"cannot open port '{url}': {exc}; check the path/URL and that the device is present"
+        ) from None
+    return port
+
+
+class Link:
+    """Send and receive protocol messages over a byte port; every call has a timeout."""
+
+    def __init__(self, port) -> None:
+        self.port = port
+        self.decoder = p.FrameDecoder()
+        self.tx_frames = 0
+        self.tx_bytes = 0
+        self._tx_seq = 0
+        self._pending: deque[p.Frame] = deque()
+        try:
+            self._fd: int | None = port.fileno()
+            port.timeout = 0  # reads never block; we wait with select on the descriptor
+        except (AttributeError, OSError, NotImplementedError):
+            self._fd = None  # loop:// has no descriptor: block in port.read with a timeout instead
+
+    @classmethod
+    def open(cls, url: str, baud: int = DEFAULT_BAUD, timeout_s: float = 1.0) -> Link:
+        """Open ``url`` with serial.serial_for_url and discard stale input."""
+        port = open_port(url, baud, timeout_s)
+        port.reset_input_buffer()
+        return cls(port)
+
+    def send(self, msg: p.Message) -> int:
+        """Encode and write one message; return the header sequence number used."""
+        seq = self._tx_seq
+        self.write(p.encode(msg, seq))
+        self._tx_seq = (seq + 1) & 0xFFFF
+        self.tx_frames += 1
+        return seq
+
+    def write(self, data: bytes) -> None:
+        """Write raw bytes (also used by fault injection and tests)."""
+        try:
+            self.port.write(data)
+        except serial.SerialTimeoutException:
+            raise OSError(
+                f"write to {getattr(self.port, 'port', '?')} timed out: is the other side reading?"
+            ) from None
+        self.tx_bytes += len(data)
+
+    def _read_some(self, timeout_s: float) -> bytes:
+        timeout_s = max(0.0, timeout_s)
+        if self._fd is not None:
+            r, _, _ = select.select([self._fd], [], [], timeout_s)
+            return self.port.read(max(1, self.port.in_waiting)) if r else b""
+        n = self.port.in_waiting
+        if n:
+            return self.port.read(n)
+        if self.port.timeout != timeout_s:
+            self.port.timeout = timeout_s
+        return self.port.read(1)
+
+    def recv(self, timeout_s: float) -> p.Frame | None:
+        """Next valid frame, or None if none arrived within ``timeout_s`` seconds."""
+        if self._pending:
+            return self._pending.popleft()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            data = self._read_some(deadline - time.monotonic())
+            if data:
+                self._pending.extend(self.decoder.feed(data))
+                if self._pending:
+                    return self._pending.popleft()
+            elif time.monotonic() >= deadline:
+                return None
+
+    def recv_msg(self, kind: type, timeout_s: float) -> p.Frame | None:
+        """Next frame carrying a message of class ``kind`` within ``timeout_s``; other frames are discarded."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            frame = self.recv(deadline - time.monotonic())
+            if frame is None or isinstance(frame.msg, kind):
+                return frame
+
+    def handshake(self, spec: RobotSpec | None = None, timeout_s: float = 1.0, tries: int = 3) -> p.Ident:
+        """HELLO → IDENT (retried ``tries`` times); check it against ``spec``. Raises ValueError / TimeoutError."""
+        for _ in range(tries):
+            self.send(p.Hello())
+            frame = self.recv_msg(p.Ident, timeout_s / tries)
+            if frame is not None:
+                if spec is not None:
+                    p.check_ident(frame.msg, spec)
+                return frame.msg
+        bad = self.decoder.stats.last_bad_major
+        if bad >= 0:
+            raise ValueError(
+                f"board speaks protocol v{bad}, this host v{p.PROTO_MAJOR}; update firmware or s2r"
+            )
+        raise TimeoutError(
+            f"no IDENT from the board within {timeout_s:g} s: is the emulator/board on this port?"
+        )
+
+    def ping(self, timeout_s: float = 0.5, nonce: int = 0) -> float | None:
+        """Round-trip time in seconds of one PING/PONG, or None on timeout."""
+        t0 = time.monotonic_ns()
+        self.send(p.Ping(nonce & 0xFFFFFFFF, t0))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            frame = self.recv_msg(p.Pong, deadline - time.monotonic())
+            if frame is None:
+                return None
+            if frame.msg.nonce == nonce & 0xFFFFFFFF and frame.msg.t_ns == t0:
+                return (time.monotonic_ns() - t0) * 1e-9
+
+    def stats(self) -> dict[str, int]:
+        """Receive counters (see DecoderStats) plus frames and bytes sent."""
+        s = self.decoder.stats
+        return {
+            "rx_frames": s.frames, "rx_bytes": s.bytes, "crc_errors": s.crc_errors, "length_errors": s.length_errors,
+            "version_errors": s.version_errors, "unknown_types": s.unknown_types, "payload_errors": s.payload_errors,
+            "resyncs": s.resyncs, "seq_gaps": s.seq_gaps, "tx_frames": self.tx_frames, "tx_bytes": self.tx_bytes,
+        }  # fmt: skip
+
+    def close(self) -> None:
+        self.port.close()
+
+    def __enter__(self) -> Link:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
