@@ -1,0 +1,304 @@
+"""Firmware emulator: the simulator plays the motor board on a serial port (docs/protocol.md §6).
+
+The board answers HELLO with the IDENT derived from the env's ``RobotSpec``, streams SENSOR frames built from
+``env.unwrapped.sensor_frame()``, applies TORQUE commands through ``env.unwrapped.step_torque`` after clamping them
+to the board limits (``RobotSpec.action.limits_nm`` × the plant's ``torque_limit_scale``; the env's motor model
+clamps again), holds them until the next one and trips the watchdog (zero torque, latched fault, disarmed) when no
+command arrives for ``watchdog_ms``.
+
+* real-time mode: physics advances one control period per wall-clock period, SENSOR streamed each period;
+* lockstep mode: physics advances one period per TORQUE answering the latest SENSOR (PX4-style), so a HIL run
+  is deterministic and can run faster than real time; duplicates re-send the latest SENSOR (safe retransmit).
+
+Everything that a HIL report needs (per-step torques, joints, lidar, rewards, episodes, latencies, watchdog
+trips, commands that were non-finite or over the limit) goes to an optional JSON-lines log, flushed per line so
+a killed emulator still leaves a readable log.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import IO, Any
+
+import gymnasium as gym
+import numpy as np
+
+import sim
+from firmware_bridge import protocol as p
+from firmware_bridge.link import Link
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """How the emulated board behaves."""
+
+    env: str = "biped"  # env short name (biped, biped-rough, knob...) or Gymnasium id
+    plant: str = "nominal"  # held-out physics variant, domain_rand.plants (nominal = nominal physics)
+    seed: int = 0  # episode i is reset with seed + i (the same seeds a direct evaluation uses)
+    lockstep: bool = False  # one control period per TORQUE instead of the wall clock
+    watchdog_ms: int = 100  # zero torque when no TORQUE arrives for this long while enabled
+    fw_version: tuple[int, int, int] = (0, 1, 0)
+
+
+def plant_params(robot_id: str, plant: str) -> dict[str, float]:
+    """Physical parameters of the named held-out plant (``nominal`` → {})."""
+    if plant == "nominal":
+        return {}
+    from domain_rand.plants import get_plants  # lazy: the board needs domain_rand only for --plant
+
+    plants = get_plants(robot_id, "heldout")
+    if plant not in plants:
+        raise ValueError(f"unknown plant '{plant}' for {robot_id}; choose one of {', '.join(plants)}")
+    return plants[plant]
+
+
+class Emulator:
+    """One emulated motor board on one byte port. Call :meth:`serve` to run it."""
+
+    def __init__(self, cfg: EmulatorConfig, port, log: IO[str] | None = None) -> None:
+        self.cfg = cfg
+        self.env = gym.make(sim.resolve_env_id(cfg.env))
+        self.sim = self.env.unwrapped
+        self.spec = self.sim.robot_spec
+        self.max_steps = self.env.spec.max_episode_steps if self.env.spec else None
+        self.params = plant_params(self.spec.robot_id, cfg.plant)
+        scale = self.sim.param_space.validate(self.params)["torque_limit_scale"]
+        self.limits_nm = (self.spec.action.limits_nm * np.float32(scale)).astype(np.float32)
+        self.ident = p.ident_from_spec(
+            self.spec,
+            watchdog_ms=cfg.watchdog_ms,
+            mode=p.Mode.LOCKSTEP if cfg.lockstep else 0,
+            fw_version=cfg.fw_version,
+            torque_limit_scale=float(scale),
+        )
+        self.link = Link(port)
+        self.log = log
+        self.period_s = self.spec.control_period_s
+        self.watchdog_s = cfg.watchdog_ms / 1000.0
+        self.t0 = time.monotonic()
+        # board state
+        self.enabled = False
+        self.faults = 0
+        self.held_nm = np.zeros(self.spec.action.n, dtype=np.float32)
+        self.cmd_seq = 0
+        self.last_cmd_t = 0.0
+        self.session = False  # a HELLO has been received
+        self.last_sensor: tuple[int, bytes] | None = None  # (seq, wire bytes) for lockstep re-sends
+        self._sent_at: OrderedDict[int, float] = OrderedDict()  # SENSOR seq → wall time sent
+        self._crc_seen = 0
+        self._cmd_latency_s: float | None = None
+        # counters for the report
+        self.c = {
+            "steps": 0, "commands": 0, "nonfinite_commands": 0, "overlimit_commands": 0, "bad_commands": 0,
+            "clamped": 0, "watchdog_trips": 0, "deadline_misses": 0, "resends": 0, "overruns": 0,
+        }  # fmt: skip
+        self.latency_ms: list[float] = []
+        self.watchdog_gap_ms: list[float] = []
+        # episode state
+        self.episode = 0
+        self.ep_return = 0.0
+        self.ep_len = 0
+        self.last_info: dict[str, Any] = {}
+        self.sim.reset(seed=cfg.seed, options={"params": self.params})
+
+    # ------------------------------------------------------------------------------------------ io
+    def _now_us(self) -> int:
+        return int((time.monotonic() - self.t0) * 1e6)
+
+    def _log(self, **rec: Any) -> None:
+        if self.log is not None:
+            self.log.write(json.dumps(rec) + "\n")
+            self.log.flush()
+
+    def _status(self) -> p.Status:
+        s = self.link.decoder.stats
+        return p.Status(
+            self.faults, self._mode(), s.crc_errors, s.resyncs, s.seq_gaps, self.c["watchdog_trips"],
+            s.unknown_types, self.c["clamped"],
+        )  # fmt: skip
+
+    def _mode(self) -> int:
+        return (p.Mode.ENABLED if self.enabled else 0) | (p.Mode.LOCKSTEP if self.cfg.lockstep else 0)
+
+    def send_sensor(self) -> None:
+        """Sample the simulator's sensors and send one SENSOR frame."""
+        crc = self.link.decoder.stats.crc_errors
+        faults = self.faults | (p.Fault.CRC if crc != self._crc_seen else 0)
+        self._crc_seen = crc
+        msg = p.frame_to_sensor(
+            self.sim.sensor_frame(), t_us=self._now_us(), cmd_seq=self.cmd_seq, faults=faults, mode=self._mode(),
+            torque_nm=self.held_nm,
+        )  # fmt: skip
+        seq = self.link._tx_seq
+        wire = p.encode(msg, seq)
+        self.link.write(wire)
+        self.link._tx_seq = (seq + 1) & 0xFFFF
+        self.link.tx_frames += 1
+        self.last_sensor = (seq, wire)
+        self._sent_at[seq] = time.monotonic()
+        while len(self._sent_at) > 256:
+            self._sent_at.popitem(last=False)
+
+    # ------------------------------------------------------------------------------------- physics
+    def step(self) -> None:
+        """Advance the physics one control period with the held torque; handle episode ends."""
+        _, reward, terminated, truncated, info = self.sim.step_torque(self.held_nm)
+        self.c["steps"] += 1
+        self.ep_return += reward
+        self.ep_len += 1
+        self.last_info = info
+        if self.max_steps is not None and self.ep_len >= self.max_steps:
+            truncated = True
+        f = self.sim.sensor_frame()
+        self._log(
+            ev="step", t=round(time.monotonic() - self.t0, 6), ep=self.episode, k=self.ep_len, r=reward,
+            tau=self.held_nm.tolist(), q=np.asarray(f.joint_pos_rad).tolist(), lidar=np.asarray(f.lidar_m).tolist(),
+            lat_ms=None if self._cmd_latency_s is None else round(self._cmd_latency_s * 1e3, 4), en=self.enabled,
+        )  # fmt: skip
+        self._cmd_latency_s = None
+        if terminated or truncated:
+            self._end_episode(terminated, truncated)
+
+    def _end_episode(self, terminated: bool, truncated: bool) -> None:
+        info = self.last_info
+        self._log(
+            ev="episode", ep=self.episode, ret=self.ep_return, length=self.ep_len, terminated=terminated,
+            truncated=truncated, fell=bool(info.get("fell", False)), distance_m=info.get("distance_m"),
+            is_success=bool(info.get("is_success", False)),
+            consecutive_successes=int(info.get("consecutive_successes", 0)),
+        )  # fmt: skip
+        self.episode += 1
+        self.ep_return, self.ep_len = 0.0, 0
+        self.sim.reset(seed=self.cfg.seed + self.episode, options={"params": self.params})
+
+    # ------------------------------------------------------------------------------------ messages
+    def handle(self, frame: p.Frame) -> None:
+        """React to one received frame."""
+        msg, now = frame.msg, time.monotonic()
+        if isinstance(msg, p.Hello):
+            self.link.send(self.ident)
+            first = not self.session
+            self.session = True
+            if self.cfg.lockstep:
+                self.send_sensor()
+            elif first:
+                self._next_tick = now + self.period_s
+        elif isinstance(msg, p.Enable):
+            self.enabled = True
+            self.faults &= ~p.Fault.WATCHDOG
+            self.last_cmd_t = now
+            self._log(ev="enable", t=round(now - self.t0, 6))
+            self.link.send(self._status())
+        elif isinstance(msg, p.Disable):
+            self._disarm()
+            self.link.send(self._status())
+        elif isinstance(msg, p.Ping):
+            self.link.send(p.Pong(msg.nonce, msg.t_ns, self._now_us()))
+        elif isinstance(msg, p.Torque):
+            self._torque(frame.seq, msg, now)
+
+    def _torque(self, seq: int, msg: p.Torque, now: float) -> None:
+        c = self.c
+        c["commands"] += 1
+        self.faults &= ~(p.Fault.CLAMP | p.Fault.NONFINITE | p.Fault.BAD_COMMAND)
+        raw = np.asarray(msg.torque_nm, dtype=np.float32)
+        sent = self._sent_at.pop(msg.sensor_seq, None)
+        if sent is not None:
+            lat = now - sent
+            self._cmd_latency_s = lat
+            self.latency_ms.append(lat * 1e3)
+            c["deadline_misses"] += int(lat > self.period_s)
+        if raw.shape != (self.spec.action.n,):
+            self.faults |= p.Fault.BAD_COMMAND
+            c["bad_commands"] += 1
+            return
+        self.last_cmd_t = now
+        if self.cfg.lockstep and (self.last_sensor is None or msg.sensor_seq != self.last_sensor[0]):
+            c["resends"] += 1  # duplicate or stale command: re-send the latest SENSOR, change nothing
+            if self.last_sensor is not None:
+                self.link.write(self.last_sensor[1])
+            return
+        finite = np.isfinite(raw)
+        safe = np.clip(np.where(finite, raw, 0.0), -self.limits_nm, self.limits_nm).astype(np.float32)
+        if not finite.all():
+            self.faults |= p.Fault.NONFINITE
+            c["nonfinite_commands"] += 1
+        if np.any(np.abs(raw[finite]) > self.limits_nm[finite] * (1 + 1e-6)):
+            self.faults |= p.Fault.CLAMP
+            c["overlimit_commands"] += 1
+            c["clamped"] += 1
+        if self.enabled:
+            self.held_nm = safe
+            self.cmd_seq = seq
+        if self.cfg.lockstep:
+            self.step()
+            self.send_sensor()
+
+    def _disarm(self) -> None:
+        self.enabled = False
+        self.held_nm = np.zeros_like(self.held_nm)
+
+    def check_watchdog(self, now: float) -> None:
+        """Zero torque, latch the fault and disarm if the last command is older than the timeout."""
+        gap = now - self.last_cmd_t
+        if self.enabled and gap > self.watchdog_s:
+            self._disarm()
+            self.faults |= p.Fault.WATCHDOG
+            self.c["watchdog_trips"] += 1
+            self.watchdog_gap_ms.append(gap * 1e3)
+            self._log(ev="watchdog", t=round(now - self.t0, 6), gap_ms=round(gap * 1e3, 3))
+            self.link.send(self._status())
+
+    # ---------------------------------------------------------------------------------------- loop
+    def serve(self, duration_s: float | None = None, should_stop=lambda: False) -> dict[str, Any]:
+        """Run the board until ``duration_s`` elapses or ``should_stop()``; always ends with motors off."""
+        end = None if duration_s is None else time.monotonic() + duration_s
+        self._next_tick = time.monotonic() + self.period_s
+        try:
+            while not should_stop() and (end is None or time.monotonic() < end):
+                now = time.monotonic()
+                wait = 0.05
+                if self.enabled:
+                    wait = min(wait, self.last_cmd_t + self.watchdog_s - now + 2e-4)
+                if self.session and not self.cfg.lockstep:
+                    wait = min(wait, self._next_tick - now)
+                frame = self.link.recv(max(wait, 0.0))
+                if frame is not None:
+                    self.handle(frame)
+                now = time.monotonic()
+                self.check_watchdog(now)
+                if self.session and not self.cfg.lockstep and now >= self._next_tick:
+                    self.step()
+                    self.send_sensor()
+                    self._next_tick += self.period_s
+                    if now - self._next_tick > 5 * self.period_s:  # fell far behind (stalled box): re-anchor
+                        self.c["overruns"] += 1
+                        self._next_tick = now + self.period_s
+        finally:
+            self._disarm()
+        return self.summary()
+
+    def summary(self) -> dict[str, Any]:
+        """Counters of this run (also logged as the last JSON line by :func:`run_emulator`)."""
+        return {
+            **self.c,
+            "episodes_completed": self.episode,
+            "partial_episode": {"ep": self.episode, "ret": self.ep_return, "length": self.ep_len},
+            "link": self.link.stats(),
+            "latency_ms": [round(x, 4) for x in self.latency_ms],
+            "watchdog_gap_ms": self.watchdog_gap_ms,
+            "watchdog_ms": self.cfg.watchdog_ms,
+            "control_hz": self.spec.control_hz,
+            "limits_nm": self.limits_nm.tolist(),
+            "lockstep": self.cfg.lockstep,
+            "robot": self.spec.robot_id,
+            "plant": self.cfg.plant,
+            "seed": self.cfg.seed,
+            "elapsed_s": time.monotonic() - self.t0,
+        }
+
+    def close(self) -> None:
+        self.env.close()

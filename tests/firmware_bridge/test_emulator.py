@@ -1,0 +1,120 @@
+"""Firmware emulator against a scripted host over a real pty: handshake, clamp, lockstep, watchdog, reconnect."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from firmware_bridge import protocol as p
+from firmware_bridge.emulator import Emulator, EmulatorConfig
+from firmware_bridge.link import Link, open_pty
+from sim.robots import BIPED_SPEC, KNOB_SPEC
+
+
+@pytest.fixture
+def board(request):
+    """An emulator serving on a fresh pty in a thread; yields (emulator, slave path)."""
+    cfg = request.param if hasattr(request, "param") else EmulatorConfig(lockstep=True)
+    port, path = open_pty()
+    emu = Emulator(cfg, port)
+    stop = threading.Event()
+    thread = threading.Thread(target=emu.serve, kwargs={"should_stop": stop.is_set}, daemon=True)
+    thread.start()
+    yield emu, path
+    stop.set()
+    thread.join(5)
+    emu.close()
+    port.close()
+
+
+def _expect(link: Link, kind: type, timeout_s: float = 2.0) -> p.Frame:
+    frame = link.recv_msg(kind, timeout_s)
+    assert frame is not None, f"no {kind.__name__} within {timeout_s} s"
+    return frame
+
+
+def test_lockstep_session_clamps_and_resends(board):
+    emu, path = board
+    with Link.open(path) as host:
+        ident = host.handshake(BIPED_SPEC)
+        assert ident.mode & p.Mode.LOCKSTEP and ident.watchdog_ms == 100
+        s0 = _expect(host, p.Sensor)
+        host.send(p.Enable())
+        assert _expect(host, p.Status).msg.mode & p.Mode.ENABLED
+        cmd = host.send(p.Torque(s0.seq, (5.0, -100.0, float("nan"), 0.0)))
+        s1 = _expect(host, p.Sensor)
+        assert s1.seq == (s0.seq + 2) & 0xFFFF  # IDENT, SENSOR, STATUS, SENSOR: one frame between
+        assert s1.msg.cmd_seq == cmd
+        assert s1.msg.torque_nm == (5.0, -30.0, 0.0, 0.0)  # board clamp to ±30 N·m, NaN → 0
+        assert s1.msg.faults & p.Fault.CLAMP and s1.msg.faults & p.Fault.NONFINITE
+        assert emu.c["steps"] == 1
+        host.send(p.Torque(s0.seq, (1.0, 1.0, 1.0, 1.0)))  # stale: answers the old SENSOR
+        again = _expect(host, p.Sensor)
+        assert again == s1 and emu.c["steps"] == 1 and emu.c["resends"] == 1
+        host.send(p.Torque(s1.seq, (1.0, 1.0, 1.0, 1.0)))
+        s2 = _expect(host, p.Sensor)
+        assert s2.msg.torque_nm == (1.0,) * 4 and s2.msg.faults & (p.Fault.CLAMP | p.Fault.NONFINITE) == 0
+        assert emu.c["steps"] == 2 and host.stats()["crc_errors"] == 0
+        assert host.ping(1.0) is not None
+
+
+def test_handshake_mismatch_refused(board):
+    _, path = board
+    with Link.open(path) as host, pytest.raises(ValueError, match="does not match robot 'knob'"):
+        host.handshake(KNOB_SPEC)
+
+
+@pytest.mark.parametrize("board", [EmulatorConfig(lockstep=False, watchdog_ms=100)], indirect=True)
+def test_watchdog_zeroes_torque_and_reenable_resumes(board):
+    emu, path = board
+    with Link.open(path) as host:
+        assert not host.handshake(BIPED_SPEC).mode & p.Mode.LOCKSTEP
+        host.send(p.Enable())
+        _expect(host, p.Status)
+        for _ in range(5):  # a few periods of control
+            s = _expect(host, p.Sensor)
+            host.send(p.Torque(s.seq, (2.0, 2.0, 2.0, 2.0)))
+        s = _expect(host, p.Sensor)
+        assert s.msg.torque_nm == (2.0,) * 4 and s.msg.mode & p.Mode.ENABLED
+        t_last = time.monotonic()  # silence: the link "drops"
+        status = _expect(host, p.Status, 2.0)
+        assert status.msg.faults & p.Fault.WATCHDOG and status.msg.watchdog_trips == 1
+        assert time.monotonic() - t_last < 1.0
+        assert emu.watchdog_gap_ms[0] < 100 + 30  # trip on time (gap measured on the board)
+        s = _expect(host, p.Sensor)
+        assert s.msg.torque_nm == (0.0,) * 4 and s.msg.faults & p.Fault.WATCHDOG
+        assert not s.msg.mode & p.Mode.ENABLED
+        host.send(p.Torque(s.seq, (3.0,) * 4))  # ignored while disarmed
+        s = _expect(host, p.Sensor)
+        s = _expect(host, p.Sensor)
+        assert s.msg.torque_nm == (0.0,) * 4
+        host.send(p.Enable())
+        assert not _expect(host, p.Status).msg.faults & p.Fault.WATCHDOG
+        s = _expect(host, p.Sensor)
+        host.send(p.Torque(s.seq, (3.0,) * 4))
+        s = _expect(host, p.Sensor)
+        assert s.msg.torque_nm == (3.0,) * 4 and s.msg.faults == 0
+        assert emu.latency_ms and emu.c["nonfinite_commands"] == 0
+
+
+def test_reconnect_after_host_closes_the_port(board):
+    emu, path = board
+    with Link.open(path) as host:
+        host.handshake(BIPED_SPEC)
+        host.send(p.Enable())
+        s = _expect(host, p.Sensor)
+        host.send(p.Torque(s.seq, (1.0,) * 4))
+        _expect(host, p.Sensor)
+    time.sleep(0.2)  # host gone: watchdog trips
+    with Link.open(path) as host:
+        host.handshake(BIPED_SPEC)
+        s = _expect(host, p.Sensor)
+        assert s.msg.faults & p.Fault.WATCHDOG and s.msg.torque_nm == (0.0,) * 4
+        host.send(p.Enable())
+        _expect(host, p.Status)
+        host.send(p.Torque(s.seq, (4.0,) * 4))
+        s = _expect(host, p.Sensor)
+        assert s.msg.torque_nm == (4.0,) * 4
+    assert emu.c["watchdog_trips"] == 1
