@@ -1,0 +1,299 @@
+"""Behaviour of the knob-turning hand env: API conformance, determinism, contact physics, success bookkeeping,
+parameters."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import sim  # noqa: F401  (registers the envs)
+from sim.knob import (
+    DIST_LENGTH_M,
+    FIN_HALF_THICKNESS_M,
+    HOLD_STEPS,
+    KNOB_PARAMS,
+    MOUNT_RADIUS_M,
+    PROX_LENGTH_M,
+    TIP_RADIUS_M,
+    KnobEnv,
+)
+from sim.robots import KNOB_SPEC, wrap_angle
+
+
+@pytest.fixture
+def env():
+    e = KnobEnv()
+    yield e
+    e.close()
+
+
+# ------------------------------------------------------------------------------------ scripted finger
+Q2_ENGAGED, Q2_RETRACTED = -0.5, 0.35  # distal angles: tip between the fins / folded out clear of them
+Y_ENGAGED = MOUNT_RADIUS_M + DIST_LENGTH_M * np.sin(Q2_ENGAGED)  # radial tip position when engaged, m
+L_EFF = PROX_LENGTH_M + DIST_LENGTH_M * np.cos(Q2_ENGAGED)  # base joint → engaged tip, projected, m
+WINDOW_RAD = np.deg2rad([50.0, 130.0])  # fin angles (in a finger's frame) the engaged tip can push
+
+
+class OneFingerTurner:
+    """Turns the knob by a small angle with one finger: swing behind a fin, engage, push it to the goal (PD)."""
+
+    def __init__(self, knob_rad: float, goal_rad: float, kp: float = 4.0, kd: float = 0.15):
+        self.kp, self.kd, self.goal, self.t = kp, kd, goal_rad, 0
+        turn = float(wrap_angle(goal_rad - knob_rad))
+        self.sign = 1.0 if turn > 0 else -1.0  # + turn: the tip pushes towards its −x (base angle grows)
+        fits = []
+        for finger in (0, 1):  # finger 1 is finger 0 turned by 180°
+            for fin in range(3):
+                phi = float(np.mod(knob_rad + fin * 2 * np.pi / 3 - finger * np.pi, 2 * np.pi))
+                if WINDOW_RAD[0] <= min(phi, phi + turn) and max(phi, phi + turn) <= WINDOW_RAD[1]:
+                    fits.append((max(abs(phi - np.pi / 2), abs(phi + turn - np.pi / 2)), finger, fin))
+        assert fits, "no fin within reach for this start/goal"
+        _, self.finger, self.fin = min(fits)
+
+    def _tip_x(self, knob_rad: float) -> float:
+        """Tip x (finger frame) touching the fin's pushing side when the knob is at ``knob_rad``."""
+        phi = knob_rad + self.fin * 2 * np.pi / 3 - self.finger * np.pi
+        return (Y_ENGAGED * np.cos(phi) + self.sign * (TIP_RADIUS_M + FIN_HALF_THICKNESS_M)) / np.sin(phi)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        q, dq, knob = obs[0:4], obs[4:8], float(np.arctan2(obs[8], obs[9]))
+        self.t += 1
+        target = np.array([0.0, Q2_RETRACTED, 0.0, Q2_RETRACTED])
+        i = 2 * self.finger
+        if self.t < 30:  # swing behind the fin folded out, then fold in
+            self.x = self._tip_x(knob) + self.sign * 0.006
+            if self.t >= 15:
+                target[i + 1] = Q2_ENGAGED
+        else:  # push: move the tip towards where it touches the fin at the goal, ≤ 5 cm/s
+            self.x += float(np.clip(self._tip_x(self.goal) - self.x, -0.001, 0.001))
+            target[i + 1] = Q2_ENGAGED
+        target[i] = np.arcsin(np.clip(-self.x / L_EFF, -0.9, 0.9))
+        return np.clip((self.kp * (target - q) - self.kd * dq) / KNOB_SPEC.action.limits_nm, -1, 1).astype(
+            np.float32
+        )
+
+
+@pytest.mark.parametrize("start_deg, turn_deg", [(0, 30), (0, -30), (-45, 30), (50, -30)])
+def test_scripted_finger_turns_knob_by_30_degrees(env, start_deg, turn_deg):
+    start, goal = np.deg2rad(start_deg), np.deg2rad(start_deg + turn_deg)
+    obs, _ = env.reset(seed=0, options={"start_angle": start, "goal_angle": goal})
+    assert abs(obs[13] - np.deg2rad(turn_deg)) < 1e-5
+    policy = OneFingerTurner(start, goal)
+    touched = False
+    for _ in range(150):
+        obs, reward, terminated, truncated, info = env.step(policy(obs))
+        touched |= bool(obs[14 + policy.finger])
+        if terminated:
+            break
+    assert touched, "the fingertip never touched the knob"
+    assert terminated and info["is_success"] and info["consecutive_successes"] == 1
+    assert abs(info["angle_error_rad"]) < 0.1
+    assert info["reward_terms"]["success"] == 50.0
+
+
+def test_zero_torque_leaves_knob_alone(env):
+    obs0, _ = env.reset(seed=4)
+    for _ in range(50):
+        obs, *_ = env.step(np.zeros(4, dtype=np.float32))
+    # fingers hang folded out, clear of the fins: the knob does not move, nothing touches it
+    np.testing.assert_allclose(obs[8:10], obs0[8:10], atol=1e-6)
+    assert obs[14] == obs[15] == 0.0
+    assert np.all(np.abs(obs[4:8]) < 0.05)
+
+
+# ------------------------------------------------------------------------------------------- api
+def test_check_env_passes():
+    for kwargs in ({}, {"continuous_goals": True}):
+        e = gym.make("s2r/Knob-v0", **kwargs)
+        try:
+            check_env(e.unwrapped, skip_render_check=True)
+        finally:
+            e.close()
+
+
+def test_registered_with_400_step_limit():
+    e = gym.make(sim.resolve_env_id("knob"))
+    try:
+        assert e.spec.max_episode_steps == 400
+        e.reset(seed=0)
+        zero = np.zeros(4, dtype=np.float32)
+        for t in range(400):
+            _, _, terminated, truncated, info = e.step(zero)
+            assert not terminated
+            assert truncated == (t == 399)
+        assert info["is_success"] is False and info["consecutive_successes"] == 0
+    finally:
+        e.close()
+
+
+def test_obs_layout_and_sensor_frame(env):
+    obs, info = env.reset(seed=3, options={"params": {"encoder_noise": 0.01, "knob_encoder_noise": 0.02}})
+    assert obs.shape == (KNOB_SPEC.obs_dim,) == (20,) and obs.dtype == np.float32
+    assert info["params"]["knob_encoder_noise"] == 0.02 and set(info["params"]) == set(KNOB_PARAMS.names)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        action = rng.uniform(-1.5, 1.5, 4).astype(np.float32)
+        obs, *_ = env.step(action)
+        np.testing.assert_array_equal(obs, KNOB_SPEC.build_obs(env.sensor_frame(), env.prev_action))
+        np.testing.assert_allclose(obs[16:20], np.clip(action, -1, 1), atol=1e-6)  # prev action, clipped
+    frame = env.sensor_frame()
+    knob, goal = float(frame.aux[0]), float(frame.aux[2])
+    assert obs[13] == pytest.approx(float(wrap_angle(goal - knob)), abs=1e-5)
+    np.testing.assert_allclose(np.hypot(obs[8], obs[9]), 1.0, atol=1e-6)
+
+
+def test_start_and_goal_distribution(env):
+    for seed in range(20):
+        obs, _ = env.reset(seed=seed)
+        knob, goal = (float(x) for x in env.sensor_frame().aux[[0, 2]])
+        assert abs(knob) <= np.deg2rad(60) + 1e-6
+        assert np.deg2rad(120) - 1e-5 <= abs(obs[13]) <= np.pi  # 180° ± 60° away: 120°–180° the short way
+        assert goal == pytest.approx(env.goal_angle, abs=1e-5)
+
+
+def _trajectory(seed: int, params: dict | None = None, steps: int = 120) -> np.ndarray:
+    e = gym.make("s2r/Knob-v0")
+    rng = np.random.default_rng(123)
+    obs, _ = e.reset(seed=seed, options={"params": params} if params else None)
+    out = [obs]
+    for _ in range(steps):
+        obs, reward, *_ = e.step(rng.uniform(-1, 1, 4).astype(np.float32))
+        out.append(np.append(obs, reward))
+    e.close()
+    return np.array(out[1:])
+
+
+def test_same_seed_same_trajectory():
+    noisy = {
+        "encoder_noise": 0.01,
+        "knob_encoder_noise": 0.01,
+        "action_latency": 0.02,
+        "control_jitter": 0.002,
+    }
+    a, b = _trajectory(7, noisy), _trajectory(7, noisy)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, _trajectory(8, noisy))
+    assert not np.array_equal(a, _trajectory(7, {**noisy, "knob_inertia_scale": 2.5}))
+
+
+def test_reset_with_same_seed_replays_on_one_env(env):
+    def run() -> np.ndarray:
+        obs, _ = env.reset(seed=11)
+        rng, out = np.random.default_rng(1), [obs]
+        for _ in range(60):
+            out.append(env.step(rng.uniform(-1, 1, 4).astype(np.float32))[0])
+        return np.array(out)
+
+    first = run()
+    env.reset(seed=99, options={"params": {"finger_mass_scale": 2.0}})  # an episode in between, other physics
+    np.testing.assert_array_equal(first, run())
+
+
+def test_rgb_array_render_is_headless_and_deterministic():
+    frames = []
+    for _ in range(2):
+        e = KnobEnv(render_mode="rgb_array")
+        e.reset(seed=2)
+        frames.append(e.render())
+        e.close()
+    assert frames[0].shape == (320, 320, 3) and frames[0].dtype == np.uint8
+    assert frames[0].std() > 10  # something is drawn
+    np.testing.assert_array_equal(frames[0], frames[1])
+
+
+# ------------------------------------------------------------------------------------- success bookkeeping
+def test_success_needs_hold_and_terminates_single_goal(env):
+    env.reset(seed=0, options={"start_angle": 0.3, "goal_angle": 0.3 + 0.05})
+    zero = np.zeros(4, dtype=np.float32)
+    for t in range(1, HOLD_STEPS + 1):
+        _, reward, terminated, _, info = env.step(zero)
+        terms = info["reward_terms"]
+        assert terms["near"] == (10.0 if t == 1 else 0.0)  # once per goal
+        assert terms["distance"] == pytest.approx(-5 * 0.05, abs=1e-4)
+        assert reward == pytest.approx(sum(terms.values()))
+        assert terminated == (t == HOLD_STEPS) and info["is_success"] == (t == HOLD_STEPS)
+    assert terms["success"] == 50.0 and info["consecutive_successes"] == 1
+
+
+def test_continuous_goals_count_successes_and_redraw(env):
+    env.continuous_goals = True
+    env.reset(seed=0, options={"start_angle": -0.2, "goal_angle": -0.2})
+    zero = np.zeros(4, dtype=np.float32)
+    for _ in range(HOLD_STEPS):
+        obs, reward, terminated, truncated, info = env.step(zero)
+    assert not terminated and not truncated
+    assert (
+        info["consecutive_successes"] == 1 and info["is_success"] and reward == pytest.approx(50.0, abs=0.01)
+    )
+    assert abs(info["angle_error_rad"]) >= np.deg2rad(120) - 1e-6  # a new, distant goal
+    assert obs[13] == pytest.approx(info["angle_error_rad"], abs=1e-5)
+    for _ in range(HOLD_STEPS):
+        _, _, terminated, _, info = env.step(zero)
+    assert not terminated and info["consecutive_successes"] == 1 and info["reward_terms"]["near"] == 0.0
+    env.reset(seed=1)
+    assert env.step(zero)[4]["consecutive_successes"] == 0  # the count is per episode
+
+
+def test_leaving_the_goal_resets_the_hold(env):
+    env.reset(seed=0, options={"start_angle": 0.0, "goal_angle": 0.0})
+    zero = np.zeros(4, dtype=np.float32)
+    for _ in range(HOLD_STEPS - 1):
+        env.step(zero)
+    env._bc.resetJointState(env._knob, 0, 0.5, 0.0)  # knock the knob away for one step
+    assert env.step(zero)[2] is False
+    env._bc.resetJointState(env._knob, 0, 0.0, 0.0)
+    results = [env.step(zero)[2] for _ in range(HOLD_STEPS)]
+    assert results == [False] * (HOLD_STEPS - 1) + [True]
+
+
+# ---------------------------------------------------------------------------------------------- params
+def test_unknown_parameter_is_rejected_with_names(env):
+    with pytest.raises(ValueError, match="unknown physical parameter 'gravity'.*knob_friction"):
+        env.reset(options={"params": {"gravity": 3.0}})
+
+
+@pytest.mark.parametrize(
+    "name, value", [("knob_friction", -0.1), ("fingertip_friction", 5.0), ("action_latency", 1.0)]
+)
+def test_out_of_limit_parameter_names_its_range(env, name, value):
+    p = KNOB_PARAMS[name]
+    with pytest.raises(ValueError, match=rf"'{name}' = .* outside its hard limits \[{p.low:g}, {p.high:g}\]"):
+        env.reset(options={"params": {name: value}})
+
+
+def test_issue_parameters_exist():
+    for name in ("knob_friction", "knob_damping", "knob_inertia_scale", "fingertip_friction", "finger_mass_scale",
+                 "motor_strength", "joint_damping", "action_latency", "encoder_noise", "encoder_bias",
+                 "knob_encoder_noise"):  # fmt: skip
+        assert name in KNOB_PARAMS
+
+
+def test_non_finite_action_is_rejected(env):
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        env.step(np.array([0.0, np.nan, 0.0, 0.0], dtype=np.float32))
+    with pytest.raises(ValueError, match="4 finite values"):
+        env.step_torque(np.array([0.0, 0.0, np.inf, 0.0]))
+
+
+def test_step_torque_matches_step(env):
+    actions = np.random.default_rng(4).uniform(-1, 1, (30, 4)).astype(np.float32)
+    env.reset(seed=5)
+    via_step = [env.step(a)[0] for a in actions]
+    env.reset(seed=5)
+    via_torque = [env.step_torque(KNOB_SPEC.action.to_torque_nm(a))[0] for a in actions]
+    np.testing.assert_array_equal(np.array(via_step), np.array(via_torque))
+
+
+def test_weak_motors_on_a_sticky_knob_fail(env):
+    """Parameters reach the physics: 30 % motors (≤ 0.09 N·m at the knob) cannot beat 0.2 N·m of knob friction."""
+    start, goal = 0.0, np.deg2rad(30)
+    params = {"knob_friction": 0.2, "motor_strength": 0.3}
+    env.reset(seed=0, options={"start_angle": start, "goal_angle": goal, "params": params})
+    policy, obs = OneFingerTurner(start, goal), env.sensor_frame()
+    obs = KNOB_SPEC.build_obs(obs, env.prev_action)
+    for _ in range(100):
+        obs, _, terminated, _, info = env.step(policy(obs))
+    assert not terminated and abs(info["angle_error_rad"]) > 0.3
