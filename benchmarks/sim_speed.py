@@ -23,6 +23,7 @@ ENVS = {
     "biped": "s2r/Biped-v0",
     "biped-rough": "s2r/BipedRough-v0",
     "biped-hardcore": "s2r/BipedHardcore-v0",
+    "knob": "s2r/Knob-v0",
 }
 
 
