@@ -154,7 +154,7 @@ class Emulator:
             truncated = True
         f = self.sim.sensor_frame()
         self._log(
-            ev="step", t=round(time.monotonic() - self.t0, 6), ep=self.episode, k=self.ep_len, r=reward,
+            ev="step", t=round(time.monotonic(), 6), ep=self.episode, k=self.ep_len, r=reward,
             tau=self.held_nm.tolist(), q=np.asarray(f.joint_pos_rad).tolist(), lidar=np.asarray(f.lidar_m).tolist(),
             lat_ms=None if self._cmd_latency_s is None else round(self._cmd_latency_s * 1e3, 4), en=self.enabled,
         )  # fmt: skip
@@ -190,7 +190,7 @@ class Emulator:
             self.enabled = True
             self.faults &= ~p.Fault.WATCHDOG
             self.last_cmd_t = now
-            self._log(ev="enable", t=round(now - self.t0, 6))
+            self._log(ev="enable", t=round(now, 6))
             self.link.send(self._status())
         elif isinstance(msg, p.Disable):
             self._disarm()
@@ -249,7 +249,7 @@ class Emulator:
             self.faults |= p.Fault.WATCHDOG
             self.c["watchdog_trips"] += 1
             self.watchdog_gap_ms.append(gap * 1e3)
-            self._log(ev="watchdog", t=round(now - self.t0, 6), gap_ms=round(gap * 1e3, 3))
+            self._log(ev="watchdog", t=round(now, 6), gap_ms=round(gap * 1e3, 3))
             self.link.send(self._status())
 
     # ---------------------------------------------------------------------------------------- loop
