@@ -224,7 +224,7 @@ class TD3Agent:
         critic_loss.backward()
         self.critic_opt.step()
         self.n_updates += 1
-        out = {"loss/critic": float(critic_loss), "q/mean": float(qs[0].mean())}
+        out = {"loss/critic": critic_loss.item(), "q/mean": qs[0].detach().mean().item()}
         if self.n_updates % cfg.policy_delay == 0:
             for p in self.critics[0].parameters():  # the actor's loss must not build critic gradients
                 p.requires_grad_(False)
@@ -236,7 +236,7 @@ class TD3Agent:
                 p.requires_grad_(True)
             polyak_update(self.actor_target, self.actor, cfg.tau)
             polyak_update(self.critics_target, self.critics, cfg.tau)
-            out["loss/actor"] = float(actor_loss)
+            out["loss/actor"] = actor_loss.item()
         return out
 
     def state_dict(self) -> dict:

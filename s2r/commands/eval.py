@@ -1,16 +1,62 @@
-"""`s2r eval`: Evaluate a policy. Not implemented yet: issue #5)"""
+"""`s2r eval`: deterministic evaluation of a run or checkpoint, optionally on every held-out plant."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="Evaluate a policy", description="Evaluate a policy.")
+    p = sub.add_parser(
+        "eval",
+        help="Evaluate a policy",
+        description="Evaluate a trained policy with deterministic actions: mean ± std return, success rate "
+        "(knob), distance and falls (biped). A run dir uses its best checkpoint.",
+    )
+    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="training run folder or checkpoint file")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--seed", type=int, default=10_000, help="seed of the first episode (then +1 per episode)")
+    p.add_argument("--gif", default=None, metavar="OUT.gif", help="record the first episode")
+    p.add_argument("--plants", default=None, metavar="SUITE", help="evaluate on every plant of a suite (heldout)")
     p.set_defaults(func=run)
 
 
+def _line(name: str, s: dict[str, float]) -> str:
+    out = f"{name}: return {s['return_mean']:.1f} ± {s['return_std']:.1f} over {s['episodes']:.0f} episodes"
+    if "success_rate" in s:
+        out += f", success {100 * s['success_rate']:.0f}%"
+    if "distance_m" in s:
+        out += f", distance {s['distance_m']:.2f} m"
+    if "falls" in s:
+        out += f", falls {s['falls']:.0f}"
+    return out
+
+
+def _table(rows: dict[str, dict[str, float]]) -> str:
+    keys = [k for k in ("return_mean", "return_std", "success_rate", "distance_m", "falls", "length_mean")
+            if any(k in r for r in rows.values())]  # fmt: skip
+    width = max(len("plant"), *(len(n) for n in rows))
+    lines = ["plant".ljust(width) + "".join(f"{k:>14}" for k in keys)]
+    for name, r in rows.items():
+        lines.append(name.ljust(width) + "".join(f"{r[k]:>14.3g}" if k in r else f"{'-':>14}" for k in keys))
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
-    print("s2r eval: not implemented yet (issue #5)", file=sys.stderr)
-    return 2
+    from policies.checkpoint import load_inference_policy
+    from policies.evaluate import evaluate
+
+    policy = load_inference_policy(args.checkpoint)
+    if args.plants is None:
+        print(_line(policy.env_id, evaluate(policy, args.episodes, args.seed, gif=args.gif).summary()))
+        if args.gif:
+            print(f"wrote {args.gif}")
+        return 0
+    if policy.robot_id is None:
+        raise ValueError(f"--plants needs an s2r robot env; this policy was trained on {policy.env_id}")
+    from domain_rand.plants import get_plants
+
+    rows = {name: evaluate(policy, args.episodes, args.seed, params=params).summary()
+            for name, params in get_plants(policy.robot_id, args.plants).items()}  # fmt: skip
+    print(f"{policy.env_id}, {args.episodes} deterministic episodes per plant ({args.plants} suite)")
+    print(_table(rows))
+    return 0

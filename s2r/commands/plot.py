@@ -1,16 +1,44 @@
-"""`s2r plot`: Plot learning curves, ADR ranges, telemetry. Not implemented yet: issue #5)"""
+"""`s2r plot`: learning curves of a run dir (plus ADR ranges), or plots of a controller telemetry recording."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plot", help="Plot learning curves, ADR ranges, telemetry", description="Plot learning curves, ADR ranges, telemetry.")
+    p = sub.add_parser(
+        "plot",
+        help="Plot learning curves, ADR ranges, telemetry",
+        description="RUN_DIR: learning curves (and ADR ranges) from progress.csv as PNGs in RUN_DIR/plots. "
+        "A controller telemetry file/folder: its plots via deploy.telemetry.",
+    )
+    p.add_argument("path", metavar="RUN_DIR_OR_TELEMETRY")
+    p.add_argument("-o", "--out", default=None, help="output folder (default: <path>/plots or next to the file)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("s2r plot: not implemented yet (issue #5)", file=sys.stderr)
-    return 2
+    path = Path(args.path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; give a run dir or a telemetry file")
+    progress = path / "progress.csv" if path.is_dir() else path
+    if progress.name != "progress.csv" or not progress.is_file():
+        from deploy.telemetry import plot_telemetry
+
+        out = Path(args.out) if args.out else (path if path.is_dir() else path.parent) / "plots"
+        written = plot_telemetry(path, out)
+    else:
+        from policies.plotting import plot_learning_curves
+
+        out = Path(args.out) if args.out else progress.parent / "plots"
+        written = plot_learning_curves(progress, out)
+        header = progress.read_text().split("\n", 1)[0]
+        if "adr/" in header:
+            from domain_rand.plotting import plot_adr_ranges
+
+            plot_adr_ranges(str(progress), str(out / "adr_ranges.png"))
+            written.append(out / "adr_ranges.png")
+    for w in written or []:
+        print(f"wrote {w}")
+    return 0

@@ -1,16 +1,100 @@
-"""`s2r train`: Train a TD3/PPO/DDPG policy. Not implemented yet: issue #5)"""
+"""`s2r train`: train a TD3 / DDPG / PPO policy (see policies.train); every hyper-parameter is a flag."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import dataclasses
+import time
+import typing
+
+from policies.ppo import PPOConfig
+from policies.td3 import TD3Config
+
+# hyper-parameter flags: --td3-<field> (also DDPG) and --ppo-<field>, defaults from the (algo, env) preset
+GROUPS = (("td3", TD3Config, "TD3/DDPG"), ("ppo", PPOConfig, "PPO"))
+
+
+def _parse_value(text: str, default: object, type_hint: str) -> object:
+    """Flag text → the field's type (tuples as ``400,300``, bools as true/false, optional floats as none)."""
+    if "tuple" in type_hint:
+        return tuple(int(v) for v in text.split(",") if v)
+    if isinstance(default, bool):
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"expected true or false, got '{text}'")
+        return text.lower() in ("true", "1")
+    if "None" in type_hint and text.lower() == "none":
+        return None
+    if isinstance(default, int) and "float" not in type_hint:
+        return int(float(text))
+    if isinstance(default, float) or "float" in type_hint:
+        return float(text)
+    return text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="Train a TD3/PPO/DDPG policy", description="Train a TD3/PPO/DDPG policy.")
+    p = sub.add_parser(
+        "train",
+        help="Train a TD3/PPO/DDPG policy",
+        description="Train a TD3/PPO/DDPG policy into a run dir (config.json, progress.csv, tb/, checkpoints/). "
+        "Hyper-parameters default to the preset for (algo, env); override any with --td3-*/--ppo-* flags.",
+    )
+    p.add_argument("--env", default="biped", help="biped, biped-rough, biped-hardcore, knob or a Gymnasium id")
+    p.add_argument("--algo", default="td3", choices=("td3", "ddpg", "ppo"))
+    p.add_argument("--steps", type=int, default=None, help="total env steps (default 1e6; with --resume: keep)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-envs", type=int, default=0, help="sub-envs (0: preset; TD3 1, PPO several)")
+    p.add_argument("--vec", default="auto", choices=("auto", "subproc", "sync"), help="vector env kind")
+    p.add_argument("--torch-threads", type=int, default=0, help="0: 1 with subprocess envs, else 2")
+    p.add_argument("--checkpoint-every", type=int, default=20_000, help="env steps between checkpoints")
+    p.add_argument("--run-dir", default=None, help="default runs/<env>-<algo>-s<seed>-<time>")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue a run from its last checkpoint")
+    p.add_argument("--dr", default=None, metavar="PRESET_OR_JSON", help="fixed domain randomization")
+    p.add_argument("--adr", action="store_true", help="automatic domain randomization")
+    p.add_argument("--adr-config", default=None, metavar="FILE", help="ADR config JSON (implies --adr)")
+    p.add_argument("--no-tensorboard", action="store_true")
+    for prefix, cls, title in GROUPS:
+        g = p.add_argument_group(f"{title} hyper-parameters (default: the env's preset; shown: generic default)")
+        for f in dataclasses.fields(cls):
+            g.add_argument(f"--{prefix}-{f.name.replace('_', '-')}", dest=f"{prefix}__{f.name}", default=None,
+                           metavar=type(f.default).__name__.upper(), help=f"default {f.default}")  # fmt: skip
     p.set_defaults(func=run)
 
 
+def _algo_config(args: argparse.Namespace, base: TD3Config | PPOConfig) -> TD3Config | PPOConfig:
+    prefix = "ppo" if isinstance(base, PPOConfig) else "td3"
+    other = "td3" if prefix == "ppo" else "ppo"
+    hints = {k: str(v) for k, v in typing.get_type_hints(type(base)).items()}
+    changes = {}
+    for f in dataclasses.fields(base):
+        if getattr(args, f"{other}__{f.name}", None) is not None and getattr(args, f"{prefix}__{f.name}") is None:
+            raise ValueError(f"--{other}-{f.name.replace('_', '-')} does not apply to --algo {args.algo}")
+        text = getattr(args, f"{prefix}__{f.name}")
+        if text is not None:
+            try:
+                changes[f.name] = _parse_value(text, f.default, hints[f.name])
+            except ValueError as exc:
+                raise ValueError(f"--{prefix}-{f.name.replace('_', '-')}: {exc}") from None
+    return dataclasses.replace(base, **changes)
+
+
 def run(args: argparse.Namespace) -> int:
-    print("s2r train: not implemented yet (issue #5)", file=sys.stderr)
-    return 2
+    from policies.train import TrainConfig, resume_config, train
+
+    if args.resume:
+        cfg = resume_config(args.resume, args.steps)
+        summary = train(cfg, args.resume, resume=True)
+    else:
+        cfg = TrainConfig(
+            env=args.env, algo=args.algo, steps=args.steps or 1_000_000, seed=args.seed, num_envs=args.num_envs,
+            vec=args.vec, torch_threads=args.torch_threads, checkpoint_every=args.checkpoint_every,
+            dr=args.dr, adr=args.adr or args.adr_config is not None, adr_config=args.adr_config,
+            tensorboard=not args.no_tensorboard,
+        )  # fmt: skip
+        cfg = dataclasses.replace(cfg, algo_config=_algo_config(args, cfg.resolved().algo_config))
+        run_dir = args.run_dir or f"runs/{args.env.replace('/', '_')}-{args.algo}-s{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        summary = train(cfg, run_dir)
+    line = f"done: {summary['run_dir']} at step {summary['global_step']}"
+    if "return_mean" in summary:
+        line += f", mean return {summary['return_mean']:.1f} over the last {cfg.stats_window} episodes"
+    print(line)
+    return 0

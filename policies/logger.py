@@ -1,0 +1,128 @@
+"""Run logging: progress.csv (header grows when new columns appear), TensorBoard, and a live progress display
+(tqdm bar on a terminal, plain periodic lines otherwise)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+
+class CsvLog:
+    """Append rows of scalars to a CSV; a new key rewrites the file with the wider header (atomically)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.fields: list[str] = []
+        if self.path.exists():
+            with open(self.path, newline="") as f:
+                self.fields = next(csv.reader(f), [])
+
+    def truncate_after(self, global_step: int) -> None:
+        """Drop rows logged after ``global_step`` (a killed run logged past its last checkpoint)."""
+        if not self.path.exists():
+            return
+        with open(self.path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if _num(r.get("global_step")) <= global_step]
+        self._rewrite(rows)
+
+    def write(self, row: dict[str, float]) -> None:
+        new = [k for k in row if k not in self.fields]
+        if new:
+            rows: list[dict] = []
+            if self.path.exists():
+                with open(self.path, newline="") as f:
+                    rows = list(csv.DictReader(f))
+            self.fields += new
+            self._rewrite(rows)
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, self.fields).writerow({k: _fmt(row.get(k)) for k in self.fields})
+
+    def _rewrite(self, rows: list[dict]) -> None:
+        tmp = self.path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, self.fields)
+            w.writeheader()
+            w.writerows({k: r.get(k, "") for k in self.fields} for r in rows)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+
+def _num(x: str | None) -> float:
+    try:
+        return float(x) if x not in (None, "") else math.inf
+    except ValueError:
+        return math.inf
+
+
+def _fmt(x: float | None) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    return f"{x:.6g}" if isinstance(x, float) else str(x)
+
+
+class TensorBoard:
+    """Thin wrapper so a missing/broken tensorboard install degrades to no events instead of a crash."""
+
+    def __init__(self, log_dir: Path, enabled: bool = True) -> None:
+        self.writer = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                print("s2r: warning: tensorboard not installed; no event files", file=sys.stderr)
+                return
+            self.writer = SummaryWriter(str(log_dir))
+
+    def write(self, row: dict[str, float], step: int) -> None:
+        if self.writer is None:
+            return
+        for k, v in row.items():
+            if k != "global_step" and v is not None and math.isfinite(v):
+                self.writer.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class Progress:
+    """tqdm bar when stderr is a terminal; else one plain line every ``every_s`` seconds."""
+
+    def __init__(self, total: int, start: int, every_s: float = 10.0, enabled: bool = True) -> None:
+        self.total, self.last_step, self.every_s, self.enabled = total, start, every_s, enabled
+        self.t0, self.step0, self.last_print = time.monotonic(), start, 0.0
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, smoothing=0.05)
+
+    def update(self, step: int, stats: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(step - self.last_step)
+            self.bar.set_postfix_str(stats, refresh=False)
+        elif time.monotonic() - self.last_print >= self.every_s:
+            self.last_print = time.monotonic()
+            rate = (step - self.step0) / max(1e-9, self.last_print - self.t0)
+            eta = (self.total - step) / rate if rate > 0 else math.inf
+            print(f"step {step}/{self.total} ({100 * step / self.total:.0f}%) | {rate:.0f} steps/s | {stats} "
+                  f"| ETA {_hms(eta)}", file=sys.stderr, flush=True)  # fmt: skip
+        self.last_step = step
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _hms(s: float) -> str:
+    if not math.isfinite(s):
+        return "?"
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

@@ -1,0 +1,344 @@
+"""The training loop shared by TD3, DDPG and PPO: vector envs, per-episode physical parameters from a
+``ParamSource`` (nominal / DR / ADR), observation normalizer, logging, checkpoints and exact resume.
+
+``train(config, run_dir)`` is the entry point for the CLI, the benchmarks and the demo. A run dir holds
+``config.json``, ``progress.csv``, TensorBoard events in ``tb/`` and ``checkpoints/{latest,previous,best}.pt``
+(TD3 also ``checkpoints/replay.pt``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from policies.checkpoint import atomic_torch_save, git_commit, load_checkpoint, save_checkpoint
+from policies.logger import CsvLog, Progress, TensorBoard
+from policies.normalizer import ObsNormalizer
+from policies.ppo import PPOAgent, PPOConfig, ppo_preset
+from policies.td3 import TD3Agent, TD3Config, td3_preset
+from policies.vec_env import make_env, make_vec_env
+
+ALGOS = ("td3", "ddpg", "ppo")
+REPLAY = "replay.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    env: str = "biped"  # short name (biped, knob, biped-rough...) or a Gymnasium id
+    algo: str = "td3"  # td3 | ddpg | ppo
+    steps: int = 1_000_000  # total env steps (summed over sub-envs)
+    seed: int = 0
+    num_envs: int = 0  # 0: the preset's (TD3: 1, PPO: PPOConfig.num_envs)
+    vec: str = "auto"  # auto (subprocesses when num_envs > 1) | subproc | sync
+    torch_threads: int = 0  # 0: 1 when envs run in subprocesses (they need the cores), else 2
+    checkpoint_every: int = 20_000  # env steps between checkpoints
+    log_every: int = 0  # env steps between progress.csv rows; 0: every PPO update / 1000 steps for TD3
+    stats_window: int = 20  # episodes in the rolling mean return/success/distance
+    save_replay: bool = True  # TD3: checkpoint the replay buffer too (exact resume; big file)
+    tensorboard: bool = True
+    progress: bool = True  # progress bar / periodic log lines on stderr
+    dr: str | None = None  # fixed domain randomization: preset name or JSON file (domain_rand.make_source)
+    adr: bool = False  # automatic domain randomization
+    adr_config: str | None = None
+    algo_config: TD3Config | PPOConfig | None = field(default=None)  # None: the preset for (algo, env)
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGOS:
+            raise ValueError(f"unknown algo '{self.algo}'; use one of {', '.join(ALGOS)}")
+        if self.steps < 1 or self.num_envs < 0:
+            raise ValueError(f"--steps must be >= 1 and --num-envs >= 0, got {self.steps} and {self.num_envs}")
+
+    def resolved(self) -> TrainConfig:
+        """Gymnasium id in ``env``, preset ``algo_config`` and ``num_envs`` filled in."""
+        import sim
+
+        env_id = sim.resolve_env_id(self.env)
+        algo_cfg = self.algo_config
+        if algo_cfg is None:
+            algo_cfg = ppo_preset(env_id) if self.algo == "ppo" else td3_preset(env_id, self.algo)
+        num_envs = self.num_envs or (algo_cfg.num_envs if isinstance(algo_cfg, PPOConfig) else 1)
+        return dataclasses.replace(self, env=env_id, algo_config=algo_cfg, num_envs=num_envs)
+
+
+def config_to_dict(cfg: TrainConfig) -> dict:
+    return json.loads(json.dumps(asdict(cfg)))  # tuples → lists, plain JSON types only
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    """Inverse of :func:`config_to_dict` (unknown keys are an error: a config from a newer s2r)."""
+    d = dict(d)
+    algo_d = d.pop("algo_config", None)
+    if algo_d is not None:
+        cls = PPOConfig if d.get("algo") == "ppo" else TD3Config
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(algo_d) - names
+        if unknown:
+            raise ValueError(f"config has unknown {cls.__name__} fields {sorted(unknown)}")
+        algo_d = {k: tuple(v) if isinstance(v, list) else v for k, v in algo_d.items()}
+        d["algo_config"] = cls(**algo_d)
+    return TrainConfig(**d)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def resume_config(run_dir: str | os.PathLike, steps: int | None = None) -> TrainConfig:
+    """The config of an existing run (``config.json``), with ``steps`` raised to a new total if given."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; --resume needs a run dir written by `s2r train`")
+    cfg = config_from_dict(json.loads(path.read_text()))
+    return dataclasses.replace(cfg, steps=steps) if steps else cfg
+
+
+def _make_agent(cfg: TrainConfig, obs_dim: int, act_dim: int, norm: ObsNormalizer):
+    if isinstance(cfg.algo_config, PPOConfig):
+        return PPOAgent(cfg.algo_config, obs_dim, act_dim, norm, cfg.num_envs, cfg.steps, seed=cfg.seed)
+    return TD3Agent(cfg.algo_config, obs_dim, act_dim, norm, seed=cfg.seed)
+
+
+def _make_source(cfg: TrainConfig, env):
+    try:
+        from domain_rand import make_source
+    except ImportError:  # DR stage not installed/landed: nominal physics unless DR was asked for
+        if cfg.dr or cfg.adr or cfg.adr_config:
+            raise ValueError("--dr/--adr need domain_rand.make_source, which is not available") from None
+        from domain_rand.base import NominalSource
+
+        return NominalSource()
+    return make_source(env, dr=cfg.dr, adr=cfg.adr, adr_config=cfg.adr_config, seed=cfg.seed)
+
+
+def _performance(env_id: str, ep_return: float, info: dict) -> float:
+    try:
+        from domain_rand import episode_performance
+    except ImportError:
+        return ep_return
+    return episode_performance(env_id, ep_return, info)
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "python": random.getstate()}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+
+
+class EpisodeStats:
+    """Rolling window of finished episodes: return, length, and the task metrics found in the final info."""
+
+    KEYS = ("return", "length", "distance_m", "fell", "is_success")
+
+    def __init__(self, window: int) -> None:
+        self.window = {k: deque(maxlen=window) for k in self.KEYS}
+        self.episodes = 0
+
+    def add(self, ep_return: float, length: int, info: dict) -> None:
+        self.episodes += 1
+        self.window["return"].append(ep_return)
+        self.window["length"].append(length)
+        for k in ("distance_m", "fell", "is_success"):
+            if k in info:
+                self.window[k].append(float(info[k]))
+
+    def row(self) -> dict[str, float]:
+        w = self.window
+        out = {"episodes": float(self.episodes)}
+        if w["return"]:
+            out.update(return_mean=float(np.mean(w["return"])), return_std=float(np.std(w["return"])),
+                       length_mean=float(np.mean(w["length"])))  # fmt: skip
+        for k, name in (("distance_m", "distance_m"), ("fell", "fall_rate"), ("is_success", "success_rate")):
+            if w[k]:
+                out[name] = float(np.mean(w[k]))
+        return out
+
+    def line(self) -> str:
+        r = self.row()
+        parts = [f"episodes {self.episodes}"]
+        if "return_mean" in r:
+            parts.append(f"return {r['return_mean']:.1f}")
+        if "success_rate" in r:
+            parts.append(f"success {100 * r['success_rate']:.0f}%")
+        if "distance_m" in r:
+            parts.append(f"dist {r['distance_m']:.2f} m")
+        return " | ".join(parts)
+
+    def state_dict(self) -> dict:
+        return {"episodes": self.episodes, **{k: list(v) for k, v in self.window.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.episodes = int(state["episodes"])
+        for k in self.KEYS:
+            self.window[k].extend(state[k])
+
+
+def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False) -> dict[str, Any]:
+    """Train (or, with ``resume``, continue) a run in ``run_dir``; returns a summary dict.
+
+    A fresh run refuses a ``run_dir`` that already has checkpoints (use ``resume``). Ctrl-C saves a checkpoint
+    and re-raises KeyboardInterrupt.
+    """
+    cfg = config.resolved()
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    if not resume and (ckpt_dir / "latest.pt").exists():
+        raise ValueError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick a new --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_flush_denormal(True)  # tiny Adam moments turn denormal and slow CPU math 10x
+    threads = cfg.torch_threads or (1 if cfg.num_envs > 1 and cfg.vec != "sync" else 2)
+    torch.set_num_threads(threads)
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    probe = make_env(cfg.env)  # spaces, robot spec, param space: the same env the workers build
+    obs_dim, act_dim = int(probe.observation_space.shape[0]), int(probe.action_space.shape[0])
+    spec = getattr(probe.unwrapped, "robot_spec", None)
+    robot_id = spec.robot_id if spec is not None else None
+    source = _make_source(cfg, probe)
+    probe.close()
+
+    norm = ObsNormalizer(obs_dim, enabled=cfg.algo_config.normalize_obs)
+    agent = _make_agent(cfg, obs_dim, act_dim, norm)
+    stats = EpisodeStats(cfg.stats_window)
+    counters = {"global_step": 0, "resumes": 0, "time_s": 0.0}
+    best_return = -math.inf
+    csv_log = CsvLog(run_dir / "progress.csv")
+
+    if resume:
+        ckpt, path = load_checkpoint(run_dir)
+        agent.load_state_dict(ckpt["agent"])
+        norm.load_state_dict(ckpt["normalizer"])
+        source.load_state_dict(ckpt["param_source"])
+        stats.load_state_dict(ckpt["episode_stats"])
+        _set_rng_state(ckpt["rng"])
+        counters = dict(ckpt["counters"])
+        counters["resumes"] += 1
+        best_return = float(ckpt["best_return"])
+        csv_log.truncate_after(counters["global_step"])
+        if isinstance(agent, TD3Agent) and cfg.save_replay:
+            _load_replay(agent, ckpt_dir / REPLAY, ckpt["replay_step"])
+        print(f"s2r: resumed {run_dir} from {path.name} at step {counters['global_step']}", file=sys.stderr)
+    else:
+        _atomic_write_text(run_dir / "config.json", json.dumps(config_to_dict(cfg), indent=2) + "\n")
+
+    meta = {"env_id": cfg.env, "robot_id": robot_id, "obs_dim": obs_dim, "act_dim": act_dim,
+            "config": config_to_dict(cfg), "git_commit": git_commit(), "actor_arch": agent.actor_arch}  # fmt: skip
+
+    def checkpoint() -> None:
+        nonlocal best_return
+        row = stats.row()
+        is_best = "return_mean" in row and row["return_mean"] > best_return
+        if is_best:
+            best_return = row["return_mean"]
+        counters["time_s"] = time_base + time.monotonic() - t_start
+        if isinstance(agent, TD3Agent) and cfg.save_replay:  # first: a checkpoint must never outrun its replay
+            atomic_torch_save({"step": counters["global_step"], **agent.buffer.state_dict()}, ckpt_dir / REPLAY)
+        ckpt = {**meta, "actor": agent.actor.state_dict(), "agent": agent.state_dict(),
+                "normalizer": norm.state_dict(), "param_source": source.state_dict(),
+                "episode_stats": stats.state_dict(), "rng": _rng_state(), "counters": dict(counters),
+                "best_return": best_return, "replay_step": counters["global_step"]}  # fmt: skip
+        save_checkpoint(ckpt, ckpt_dir, best=is_best)
+
+    venv = make_vec_env(cfg.env, cfg.num_envs, cfg.vec)
+    n = cfg.num_envs
+    tags: list[Any] = [None] * n
+    ep_ret, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
+
+    def reset_env(i: int, seed: int | None) -> np.ndarray:
+        params, tags[i] = source.sample()
+        o, _ = venv.reset_one(i, seed=seed, options={"params": params} if params else None)
+        ep_ret[i], ep_len[i] = 0.0, 0
+        return o
+
+    # env states cannot be checkpointed: a resumed run starts fresh episodes, seeded by (seed, resume count)
+    base_seed = cfg.seed * 1_000_003 + counters["resumes"] * 10_007
+    obs = np.stack([reset_env(i, base_seed + i) for i in range(n)])
+    norm.update(obs)
+    default_log = cfg.algo_config.n_steps * n if isinstance(agent, PPOAgent) else 1000
+    log_every = cfg.log_every or default_log
+    step = counters["global_step"]
+    next_log = (step // log_every + 1) * log_every
+    next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+    losses: dict[str, list[float]] = {}
+    time_base, t_start = counters["time_s"], time.monotonic()
+    rate_t, rate_step = t_start, step
+    tb = TensorBoard(run_dir / "tb", cfg.tensorboard)
+    progress = Progress(cfg.steps, step, enabled=cfg.progress)
+    try:
+        while step < cfg.steps:
+            action = agent.act(obs)
+            next_obs, reward, terminated, truncated, infos = venv.step(action)
+            ep_ret += reward
+            ep_len += 1
+            agent.observe(obs, action, reward, next_obs, terminated, truncated)
+            for i in np.flatnonzero(np.logical_or(terminated, truncated)):
+                info = infos[i] or {}
+                stats.add(float(ep_ret[i]), int(ep_len[i]), info)
+                source.report(tags[i], _performance(cfg.env, float(ep_ret[i]), info))
+                next_obs[i] = reset_env(i, None)
+            norm.update(next_obs)
+            obs = next_obs
+            step += n
+            counters["global_step"] = step
+            out = agent.update()
+            for k, v in (out or {}).items():
+                losses.setdefault(k, []).append(v)
+            if step >= next_log:
+                next_log += log_every
+                now = time.monotonic()
+                row = {"global_step": float(step), "time_s": time_base + now - t_start,
+                       "steps_per_s": (step - rate_step) / max(1e-9, now - rate_t), **stats.row(),
+                       **{k: float(np.mean(v)) for k, v in losses.items()}, **source.scalars()}  # fmt: skip
+                rate_t, rate_step, losses = now, step, {}
+                csv_log.write(row)
+                tb.write(row, step)
+            # PPO: only between rollouts, so no transitions are lost on resume
+            if step >= next_ckpt and (not isinstance(agent, PPOAgent) or agent.t == 0):
+                next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+                checkpoint()
+            progress.update(step, stats.line())
+        checkpoint()
+    except KeyboardInterrupt:
+        checkpoint()
+        raise
+    finally:
+        progress.close()
+        tb.close()
+        venv.close()
+    return {"run_dir": str(run_dir), "global_step": step, **stats.row(),
+            "time_s": time_base + time.monotonic() - t_start, "best_return": best_return}  # fmt: skip
+
+
+def _load_replay(agent: TD3Agent, path: Path, step: int) -> None:
+    """Restore the replay buffer saved with the checkpoint at ``step``; missing/corrupt/stale → start empty."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        print(f"s2r: warning: replay buffer {path} unreadable ({type(exc).__name__}); refilling it", file=sys.stderr)
+        agent.steps_seen = 0  # re-run the random warm-up so the empty buffer fills before learning
+        return
+    if int(state.get("step", -1)) != int(step):
+        # replay.pt is newer than the checkpoint we fell back to: still valid data, only a few steps ahead
+        print(f"s2r: note: replay buffer from step {state.get('step')} used with checkpoint step {step}",
+              file=sys.stderr)  # fmt: skip
+    agent.buffer.load_state_dict(state)
