@@ -43,7 +43,7 @@ class FaultSpec:
     drop: float = 0.0  # probability that a frame is lost
     corrupt: float = 0.0  # probability per byte of a flipped bit
     delay_ms: float = 0.0  # extra one-way latency per frame, ms
-    disconnect_at: float | None = None  # start of a link outage, s after the proxy starts
+    disconnect_at: float | None = None  # start of a link outage, s after the host's first frame
     disconnect_s: float = 1.0  # outage length, s
 
     @classmethod
@@ -84,10 +84,7 @@ class FaultProxy:
         self.rng = random.Random(seed)
         self.counts = {"frames": 0, "dropped": 0, "corrupted": 0, "disconnect_dropped": 0}
         self.t0 = time.monotonic()
-        self.outage: tuple[float, float] | None = None
-        if faults.disconnect_at is not None:
-            start = self.t0 + faults.disconnect_at
-            self.outage = (start, start + faults.disconnect_s)
+        self.outage: tuple[float, float] | None = None  # set when the host sends its first frame
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -121,6 +118,9 @@ class FaultProxy:
             now = time.monotonic()
             for fd in ready:
                 src, dst = ends[fd]
+                if src is self.host and self.outage is None and self.faults.disconnect_at is not None:
+                    start = now + self.faults.disconnect_at  # outage times count from the host's first frame
+                    self.outage = (start, start + self.faults.disconnect_s)
                 data = src.read(4096)
                 *frames, partial[fd] = (partial[fd] + data).split(b"\x00")
                 for f in frames:
@@ -262,10 +262,10 @@ def build_report(
     )
     if proxy is not None and proxy.outage is not None:
         start, end = proxy.outage
-        last_cmd = max((s["t"] for s in steps if s["t"] < start), default=None)
-        limit = cfg.watchdog_ms / 1000.0 + cfg.slack_ms / 1000.0
+        # frames already queued in the proxy still arrive up to delay_ms after the outage starts
+        limit = (cfg.watchdog_ms + cfg.faults.delay_ms + cfg.slack_ms) / 1000.0
         trip = next((w for w in trips if w["t"] >= start - cfg.watchdog_ms / 1000.0), None)
-        zero_in = None if trip is None else trip["t"] - max(start, last_cmd or start)
+        zero_in = None if trip is None else trip["t"] - start
         resumed = any(s["t"] > end and s["en"] and any(s["tau"]) for s in steps)
         safety.update(
             disconnect_at_s=cfg.faults.disconnect_at,
