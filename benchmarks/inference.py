@@ -1,0 +1,130 @@
+"""Policy inference latency on one observation: onnxruntime (the controller's path) vs torch eager, same run.
+
+Also the controller runtime's per-step overhead excluding the wait for I/O: the ``loop_us`` the runtime
+measures from a decoded SENSOR to the written TORQUE (observation build, inference, finite check, clamp, encode,
+write), over a lockstep run against the firmware emulator on a pty.
+
+    python benchmarks/inference.py [--calls 3000] [--rounds 5] [--steps 1000]
+
+The biped policy is the TD3 preset's actor (24 → 400 → 300 → 4, ReLU, tanh head) with a normalizer, exported
+exactly as `s2r export` does. Each round times every method back to back (interleaved), so load from other
+processes hits them alike; percentiles are over all calls of all rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from deploy.bundle import Policy, load_bundle
+from deploy.export import TorquePolicy, export_bundle, random_observations
+from deploy.manifest import INPUT_NAME, OUTPUT_NAME
+from deploy.runtime import Controller, RuntimeConfig
+from policies.checkpoint import InferencePolicy
+from policies.networks import DeterministicActor
+from sim.robots import get_robot
+
+
+def biped_policy() -> InferencePolicy:
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    actor = DeterministicActor(24, 4, [400, 300], "relu")
+    meta = {"env_id": "s2r/Biped-v0", "robot_id": "biped", "obs_dim": 24, "act_dim": 4, "config": {}}
+    return InferencePolicy(actor, rng.normal(0, 0.2, 24), rng.uniform(0.1, 4, 24), 10.0, 1e-8, meta)
+
+
+def time_calls(fn, inputs: np.ndarray) -> np.ndarray:
+    """Per-call latency in µs of fn(obs) for each row of ``inputs``."""
+    out = np.empty(len(inputs))
+    for i, x in enumerate(inputs):
+        t = time.perf_counter_ns()
+        fn(x)
+        out[i] = time.perf_counter_ns() - t
+    return out * 1e-3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=3000, help="calls per method per round")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=1000, help="runtime steps against the emulator (0: skip)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)  # the same single core onnxruntime gets
+    spec = get_robot("biped")
+    tmp = Path(tempfile.mkdtemp())
+    policy = biped_policy()
+    export_bundle(policy, tmp / "bundle", recorded_obs=random_observations(spec, 64, 1))
+    bundle = load_bundle(tmp / "bundle")
+    model = TorquePolicy(policy, spec.action.limits_nm).eval()
+
+    iob = Policy(bundle)  # the runtime's path: IOBinding on preallocated buffers
+    sess = iob.session
+    buf = np.zeros((1, spec.obs_dim), dtype=np.float32)
+
+    def ort_run(x: np.ndarray) -> np.ndarray:  # session.run with a reused input buffer
+        buf[0] = x
+        return sess.run([OUTPUT_NAME], {INPUT_NAME: buf})[0]
+
+    tbuf = torch.zeros(1, spec.obs_dim)
+
+    def torch_eager(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            tbuf[0] = torch.from_numpy(x)
+            return model(tbuf).numpy()
+
+    methods = {"torch eager (1 thread)": torch_eager, "onnxruntime run()": ort_run, "onnxruntime IOBinding": iob}
+    obs = random_observations(spec, args.calls, 2)
+    for fn in methods.values():  # warm-up
+        time_calls(fn, obs[:300])
+    times: dict[str, list[np.ndarray]] = {k: [] for k in methods}
+    for _ in range(args.rounds):
+        for name, fn in methods.items():
+            times[name].append(time_calls(fn, obs))
+    base = np.concatenate(times["torch eager (1 thread)"])
+    print(f"onnxruntime {ort.__version__}, torch {torch.__version__}, biped policy 24-400-300-4, batch 1")
+    print(f"{'method':26s} {'p50 µs':>8s} {'p99 µs':>8s} {'p50 vs torch':>13s}")
+    for name, ts in times.items():
+        t = np.concatenate(ts)
+        p50, p99 = np.percentile(t, [50, 99])
+        print(f"{name:26s} {p50:8.1f} {p99:8.1f} {np.percentile(base, 50) / p50:12.2f}x")
+
+    if args.steps:
+        runtime_overhead(tmp / "bundle", args.steps, np.concatenate(times["onnxruntime IOBinding"]))
+
+
+def runtime_overhead(bundle_dir: Path, steps: int, infer_us: np.ndarray) -> None:
+    """Run the controller against `s2r emulate --lockstep` (a separate process, like a real board)."""
+    emu = subprocess.Popen(
+        [sys.executable, "-m", "s2r", "emulate", "--lockstep", "--watchdog-ms", "5000"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert emu.stdout is not None
+        path = emu.stdout.readline().split("port:", 1)[1].strip()
+        cfg = RuntimeConfig(port=path, max_steps=steps, watchdog_s=5.0, handshake_timeout_s=30.0, quiet=True)
+        ctl = Controller(load_bundle(bundle_dir), cfg)
+        ctl.run()
+    finally:
+        emu.send_signal(signal.SIGINT)
+        emu.wait(30)
+    loop, inf = np.array(ctl.loop_us), np.array(ctl.infer_us)
+    lp50, lp99 = np.percentile(loop, [50, 99])
+    print(f"\nruntime per-step overhead (SENSOR decoded → TORQUE written), {len(loop)} lockstep steps over a pty:")
+    print(f"  loop p50 {lp50:.1f} µs, p99 {lp99:.1f} µs; of which inference p50 {np.percentile(inf, 50):.1f} µs")
+    print(
+        f"  loop p99 / bare IOBinding inference p99 = {lp99 / np.percentile(infer_us, 99):.2f}x; "
+        f"loop p99 = {lp99 / 200:.2f}% of the 20 ms control period"
+    )
+
+
+if __name__ == "__main__":
+    main()
