@@ -59,6 +59,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -67,7 +68,7 @@ import numpy as np
 from sim._bullet import connect_direct, p
 from sim.motor import MotorModel, MotorParams
 from sim.params import ParamSpace, PhysParam, motor_params
-from sim.robots import KNOB_SPEC, wrap_angle
+from sim.robots import KNOB_SPEC
 from sim.spec import SensorFrame
 
 PHYSICS_HZ = 250.0
@@ -137,6 +138,11 @@ KNOB_PARAMS = ParamSpace(
 )
 
 
+def _wrap(angle_rad: float) -> float:
+    """``sim.robots.wrap_angle`` for one Python float (to [−π, π)), without numpy's per-call overhead."""
+    return (angle_rad + math.pi) % (2.0 * math.pi) - math.pi
+
+
 def _quat_z(angle_rad: float) -> list[float]:
     return [0.0, 0.0, float(np.sin(angle_rad / 2)), float(np.cos(angle_rad / 2))]
 
@@ -158,17 +164,22 @@ class KnobEnv(gym.Env):
 
         self._bc = connect_direct()
         self._bc.setGravity(0, 0, -9.81)
-        self._bc.setPhysicsEngineParameter(fixedTimeStep=1.0 / PHYSICS_HZ, numSolverIterations=20)
+        self._bc.setPhysicsEngineParameter(fixedTimeStep=1.0 / PHYSICS_HZ, numSolverIterations=10)
         self._hand = self._build_hand()
         self._knob = self._build_knob()
         self._goal_marker = self._build_scenery()
         self._motor = MotorModel(KNOB_SPEC.action, 1.0 / PHYSICS_HZ)
+        self._limits_nm = KNOB_SPEC.action.limits_nm
         cid = self._bc._client
         # bound pybullet functions: the BulletClient proxy costs a few µs per call in the substep loop
         self._fast = (
             functools.partial(p.getJointStates, physicsClientId=cid),
             functools.partial(p.setJointMotorControlArray, physicsClientId=cid),
             functools.partial(p.stepSimulation, physicsClientId=cid),
+        )
+        self._get_knob_state = functools.partial(p.getJointState, self._knob, KNOB_LINK, physicsClientId=cid)
+        self._get_contacts = functools.partial(
+            p.getContactPoints, self._hand, self._knob, physicsClientId=cid
         )
         self.params = KNOB_PARAMS.nominal()
         self._frame: SensorFrame | None = None
@@ -346,12 +357,16 @@ class KnobEnv(gym.Env):
         return obs, {"params": dict(self.params), "is_success": False, "consecutive_successes": 0}
 
     def step(self, action: np.ndarray):
-        return self.step_torque(KNOB_SPEC.action.to_torque_nm(action))
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (4,) or not np.isfinite(a).all():
+            return self.step_torque(KNOB_SPEC.action.to_torque_nm(a))  # raises the spec's one-line error
+        # = KNOB_SPEC.action.to_torque_nm(a), bit for bit, without rebuilding the limits array every step
+        return self.step_torque((a.clip(-1.0, 1.0) * self._limits_nm).astype(np.float32))
 
     def step_torque(self, torque_nm: np.ndarray):
         """Advance one control period with motor torque commands in N·m (clamped by the motor model)."""
         tau_cmd = np.asarray(torque_nm, dtype=np.float64).reshape(-1)
-        if tau_cmd.shape != (4,) or not np.all(np.isfinite(tau_cmd)):
+        if tau_cmd.shape != (4,) or not np.isfinite(tau_cmd).all():
             raise ValueError(
                 f"torque command must be 4 finite values in N·m, got {np.asarray(torque_nm).tolist()}"
             )
@@ -359,21 +374,28 @@ class KnobEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         P = self.params
         self._motor.command(tau_cmd)
-        a_norm = KNOB_SPEC.action.to_normalized(tau_cmd)
+        # = KNOB_SPEC.action.to_normalized(tau_cmd), bit for bit
+        a_norm = (tau_cmd.astype(np.float32) / self._limits_nm).clip(-1.0, 1.0)
         if P["control_jitter"] > 0:
             period = float(
                 np.clip(self.np_random.normal(1.0 / KNOB_SPEC.control_hz, P["control_jitter"]), 0.01, 0.03)
             )
             self._bc.setPhysicsEngineParameter(fixedTimeStep=period / SUBSTEPS)
         get_states, set_torques, step_sim = self._fast
-        hand, motor_ids, torque_mode = self._hand, MOTOR_JOINTS, p.TORQUE_CONTROL
+        hand, motor_ids, torque_mode, motor_torque = (
+            self._hand,
+            MOTOR_JOINTS,
+            p.TORQUE_CONTROL,
+            self._motor.torque,
+        )
         for _ in range(SUBSTEPS):
-            tau = self._motor.torque([s[1] for s in get_states(hand, motor_ids)])
-            set_torques(hand, motor_ids, torque_mode, forces=tau)
+            set_torques(
+                hand, motor_ids, torque_mode, forces=motor_torque([s[1] for s in get_states(hand, motor_ids)])
+            )
             step_sim()
 
         state = self._read_state()
-        error = abs(float(wrap_angle(self._goal - state[2])))
+        error = abs(_wrap(self._goal - state[2]))
         terms = {
             "distance": -5.0 * error,
             "near": 0.0,
@@ -398,7 +420,7 @@ class KnobEnv(gym.Env):
             "fell": False,
             "is_success": self._successes > 0,
             "consecutive_successes": self._successes,
-            "angle_error_rad": float(wrap_angle(self._goal - state[2])),
+            "angle_error_rad": _wrap(self._goal - state[2]),
             "applied_torque_nm": np.asarray(self._motor.last_applied_nm, dtype=np.float32),
         }
         terminated = achieved and not self.continuous_goals
@@ -425,12 +447,11 @@ class KnobEnv(gym.Env):
 
     def _read_state(self) -> tuple[np.ndarray, np.ndarray, float, float, np.ndarray]:
         """True joint angles (rad), speeds (rad/s), knob angle (rad) and speed (rad/s), fingertip contacts."""
-        bc = self._bc
-        js = bc.getJointStates(self._hand, MOTOR_JOINTS)
+        js = self._fast[0](self._hand, MOTOR_JOINTS)
         q = np.array([s[0] for s in js])
         dq = np.array([s[1] for s in js])
-        knob_q, knob_dq = bc.getJointState(self._knob, KNOB_LINK)[:2]
-        touching = {c[3] for c in bc.getContactPoints(self._hand, self._knob)}
+        knob_q, knob_dq = self._get_knob_state()[:2]
+        touching = {c[3] for c in self._get_contacts()}
         contacts = np.array([link in touching for link in TIP_LINKS], dtype=np.float32)
         return q, dq, float(knob_q), float(knob_dq), contacts
 
