@@ -34,7 +34,7 @@ def check_ranges(space: ParamSpace, ranges: Mapping[str, object], what: str) -> 
         p = space[name]
         pair = value if isinstance(value, (list, tuple)) else (value, value)
         try:
-            low, high = (float(v) for v in pair)  # type: ignore[union-attr]
+            low, high = (float(v) for v in pair)
         except (TypeError, ValueError):
             raise ValueError(
                 f"{what}: '{name}' must be a number or [low, high] in {p.unit}, got {value!r}"
