@@ -82,7 +82,7 @@ def test_watchdog_zeroes_torque_and_reenable_resumes(board):
         status = _expect(host, p.Status, 2.0)
         assert status.msg.faults & p.Fault.WATCHDOG and status.msg.watchdog_trips == 1
         assert time.monotonic() - t_last < 1.0
-        assert emu.watchdog_gap_ms[0] < 100 + 30  # trip on time (gap measured on the board)
+        assert emu.watchdog_gap_ms[0] < 100 + 60  # trip on time (gap measured on the board)
         s = _expect(host, p.Sensor)
         assert s.msg.torque_nm == (0.0,) * 4 and s.msg.faults & p.Fault.WATCHDOG
         assert not s.msg.mode & p.Mode.ENABLED

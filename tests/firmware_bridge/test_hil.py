@@ -65,6 +65,7 @@ def _direct_rewards(bundle: Path, n_steps: int, seed: int) -> tuple[list[float],
     return rewards, torques
 
 
+@pytest.mark.slow
 def test_lockstep_hil_cli_matches_direct_evaluation(biped_bundle, tmp_path):
     """`s2r hil --lockstep` (emulator and runtime as processes on a real pty) loses nothing: same episode."""
     n = 80
@@ -92,7 +93,12 @@ def test_lockstep_hil_cli_matches_direct_evaluation(biped_bundle, tmp_path):
 def test_faults_and_disconnect_stay_safe_and_recover(biped_bundle, tmp_path):
     faults = FaultSpec.parse("drop=0.01,corrupt=0.001,delay_ms=5,disconnect_at=1.5,disconnect_s=0.5")
     cfg = HilConfig(
-        bundle=str(biped_bundle), duration_s=4.0, faults=faults, out_dir=str(tmp_path), plots=False
+        bundle=str(biped_bundle),
+        duration_s=4.0,
+        faults=faults,
+        out_dir=str(tmp_path),
+        plots=False,
+        slack_ms=60,
     )
     report = run_hil(cfg)
     s = report["safety"]
