@@ -51,8 +51,8 @@ PRESETS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
     },
     "knob": {
         "default": {
-            "knob_friction": (0.005, 0.02),
-            "knob_damping": (0.0, 0.01),
+            "knob_friction": (0.015, 0.03),
+            "knob_damping": (0.007, 0.014),
             "knob_inertia_scale": (0.8, 1.25),
             "fingertip_friction": (0.7, 1.2),
             "motor_strength": (0.9, 1.1),
@@ -60,13 +60,13 @@ PRESETS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
             "encoder_noise": (0.0, 0.005),
         },
         "dexterous": {  # OpenAI 2019 "Solving Rubik's Cube" style: friction, masses, actuator and noise
-            "knob_friction": (0.0, 0.03),
-            "knob_damping": (0.0, 0.02),
+            "knob_friction": (0.01, 0.04),
+            "knob_damping": (0.005, 0.02),
             "knob_inertia_scale": (0.67, 1.5),
             "fingertip_friction": (0.5, 1.25),
             "finger_mass_scale": (0.8, 1.2),
             "motor_strength": (0.8, 1.2),
-            "joint_damping": (0.0, 0.05),
+            "joint_damping": (0.025, 0.1),
             "action_latency": (0.0, 0.04),
             "encoder_noise": (0.0, 0.01),
             "encoder_bias": (-0.02, 0.02),

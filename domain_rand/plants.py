@@ -18,7 +18,7 @@ _BIPED_WORST = {
     "imu_noise": 0.02,
 }
 _KNOB_WORST = {
-    "knob_friction": 0.03,
+    "knob_friction": 0.045,
     "knob_inertia_scale": 1.6,
     "fingertip_friction": 0.5,
     "motor_strength": 0.75,
