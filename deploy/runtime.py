@@ -22,6 +22,7 @@ as docs/protocol.md §6 asks.
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 import time
@@ -49,7 +50,7 @@ class RuntimeConfig:
     max_steps: int | None = None  # stop after this many control steps
     duration_s: float | None = None  # stop after this long, s
     telemetry: Path | None = None  # CSV telemetry file (deploy.telemetry)
-    handshake_timeout_s: float = 2.0  # HELLO → IDENT at start-up, s
+    handshake_timeout_s: float = 5.0  # HELLO → IDENT at start-up (HELLO re-sent every 0.25 s), s
     status_period_s: float = 1.0  # one status line per period on stderr, s
     quiet: bool = False  # no status lines
 
@@ -89,7 +90,8 @@ class Controller:
         """Open the port and handshake; refuse a board that does not match the bundle (ValueError)."""
         if self.link is None:
             self.link = Link.open(self.config.port, self.config.baud)
-        ident = self.link.handshake(None, timeout_s=self.config.handshake_timeout_s)
+        timeout_s = self.config.handshake_timeout_s
+        ident = self.link.handshake(None, timeout_s=timeout_s, tries=max(3, math.ceil(timeout_s / 0.25)))
         self._check_ident(ident)
         return ident
 

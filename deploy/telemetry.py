@@ -112,8 +112,13 @@ class TelemetryWriter:
 
 
 def read_telemetry(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(metadata, {column: values}) of a telemetry CSV; ValueError if it is not one."""
+    """(metadata, {column: values}) of a telemetry CSV (or a folder holding ``telemetry.csv``, as `s2r hil`
+    writes); ValueError if it is not one."""
     path = Path(path)
+    if path.is_dir():
+        path = path / "telemetry.csv"
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist; record one with `s2r run --telemetry FILE`")
     with open(path, encoding="utf-8") as f:
         first = f.readline()
         header = f.readline().strip()

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--watchdog-ms", type=float, default=100.0, help="no SENSOR for this long → disable motors (default 100)"
     )
-    p.add_argument("--handshake-timeout", type=float, default=2.0, metavar="S", help="wait for IDENT (default 2)")
+    p.add_argument("--handshake-timeout", type=float, default=5.0, metavar="S", help="wait for IDENT (default 5)")
     p.add_argument("--quiet", action="store_true", help="no status line every second")
     p.add_argument("--json", action="store_true", help="print the final summary as JSON on stdout")
     p.set_defaults(func=run)
