@@ -120,3 +120,16 @@ def test_fault_spec_parsing():
     ):
         with pytest.raises(ValueError, match=msg):
             FaultSpec.parse(bad)
+
+
+def test_cli_user_errors_are_one_line(biped_bundle):
+    for argv, msg in (
+        (["hil", "--bundle", str(biped_bundle), "--fault", "lag=1"], "bad fault 'lag=1'"),
+        (["emulate", "--robot", "biped", "--plant", "moon"], "unknown plant 'moon'"),
+    ):
+        out = subprocess.run(
+            [sys.executable, "-m", "s2r", *argv], capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 1 and msg in out.stderr and len(out.stderr.strip().splitlines()) == 1, (
+            out.stderr
+        )
