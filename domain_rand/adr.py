@@ -10,7 +10,9 @@ it; the buffer is then cleared. Ranges never leave the hard limits and never shr
 The class never touches a simulator: the training loop calls :meth:`ADR.sample` before each episode, passes the
 parameters through ``env.reset(options={"params": ...})`` (in whichever worker process), and hands the
 episode's performance back with :meth:`ADR.report` and the sample's tag. With vector envs several episodes are
-in flight at once; the tag ``(name, "low"|"high")`` or ``None`` says which buffer each result belongs to.
+in flight at once; the tag ``(name, "low"|"high", value)`` or ``None`` says which buffer each result belongs
+to. A result whose bound has moved since its episode was sampled (another worker's results moved it) evaluated a
+range that no longer exists: it is dropped and counted in ``n_stale`` rather than credited to the new bound.
 """
 
 from __future__ import annotations
@@ -200,10 +202,11 @@ class ADR:
         self.buffers: dict[str, dict[str, list[float]]] = {n: {"low": [], "high": []} for n in self.names}
         self.rng = np.random.default_rng(seed)
         self.n_updates = 0  # bound decisions taken (widen, narrow or hold)
+        self.n_stale = 0  # results dropped because their bound moved while the episode ran
 
     # ------------------------------------------------------------------ Algorithm 1
-    def sample(self) -> tuple[dict[str, float], tuple[str, str] | None]:
-        """Parameters for one episode and the tag ``(name, bound)`` of the pinned bound, or ``None``."""
+    def sample(self) -> tuple[dict[str, float], tuple[str, str, float] | None]:
+        """Parameters for one episode and the tag ``(name, bound, value)`` of the pinned bound, or ``None``."""
         params = {
             n: sample_value(self.ranges[n][0], self.ranges[n][1], self.space[n].log_scale, self.rng)
             for n in self.names
@@ -213,13 +216,16 @@ class ADR:
         name = self.names[int(self.rng.integers(len(self.names)))]
         bound = BOUNDS[int(self.rng.integers(2))]
         params[name] = float(self.ranges[name][BOUNDS.index(bound)])
-        return params, (name, bound)
+        return params, (name, bound, params[name])
 
     def report(self, tag: Any, performance: float) -> None:
         """Route an episode's performance to the buffer its tag names (episodes with no pinned bound: ignored)."""
         if tag is None:
             return
-        name, bound = tag
+        name, bound, value = tag
+        if name in self.ranges and bound in BOUNDS and self.ranges[name][BOUNDS.index(bound)] != value:
+            self.n_stale += 1
+            return
         self.update(name, bound, performance)
 
     def update(self, param: str, bound: str, performance: float) -> None:
@@ -270,6 +276,7 @@ class ADR:
             "buffers": {n: {b: list(v) for b, v in bufs.items()} for n, bufs in self.buffers.items()},
             "rng": rng_state(self.rng),
             "n_updates": self.n_updates,
+            "n_stale": self.n_stale,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -288,3 +295,4 @@ class ADR:
         }
         self.rng = rng_from_state(state["rng"])
         self.n_updates = int(state["n_updates"])
+        self.n_stale = int(state["n_stale"])

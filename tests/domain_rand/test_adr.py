@@ -99,11 +99,13 @@ def test_boundary_sampling_probability_and_pinned_values():
     counts: dict[object, int] = {}
     for _ in range(n):
         params, tag = adr.sample()
-        counts[tag] = counts.get(tag, 0) + 1
+        key = tag[:2] if tag else None
+        counts[key] = counts.get(key, 0) + 1
         for name, (lo, hi) in adr.ranges.items():
             assert lo <= params[name] <= hi
         if tag is not None:
-            name, bound = tag
+            name, bound, value = tag
+            assert value == params[name]
             assert params[name] == adr.ranges[name][0 if bound == "low" else 1]
     sigma = math.sqrt(0.25 / n)
     assert abs(counts[None] / n - 0.5) < 5 * sigma
@@ -181,15 +183,31 @@ def test_loading_state_of_a_different_parameter_set_is_refused():
 def test_report_routes_by_tag_and_ignores_unpinned_episodes():
     adr = make_adr()
     adr.report(None, 100.0)
-    adr.report(("latency", "high"), 100.0)
+    adr.report(("latency", "high", 0.0), 100.0)
     assert adr.buffers["latency"]["high"] == [100.0]
     assert all(
         not b for n, bufs in adr.buffers.items() for k, b in bufs.items() if (n, k) != ("latency", "high")
     )
     with pytest.raises(ValueError, match="no bound"):
-        adr.report(("nope", "high"), 1.0)
+        adr.report(("nope", "high", 1.0), 1.0)
     with pytest.raises(ValueError, match="not finite"):
-        adr.report(("latency", "low"), float("nan"))
+        adr.report(("latency", "low", 0.0), float("nan"))
+
+
+def test_vector_envs_results_of_a_moved_bound_are_dropped_not_credited():
+    """Eight workers sample before any reports: the first m results move the bound, the rest are stale."""
+    adr = make_adr(p_boundary=1.0, params=(ADRParam("friction", 0.1),))
+    in_flight = [adr.sample()[1] for _ in range(8)]
+    high = [t for t in in_flight if t[1] == "high"]
+    assert len(high) >= 4 and all(t == ("friction", "high", 1.0) for t in high)
+    for tag in high:
+        adr.report(tag, 10.0)
+    assert adr.ranges["friction"] == pytest.approx([1.0, 1.1])  # widened once, by the first m = 3 results
+    assert adr.n_stale == len(high) - 3 and adr.buffers["friction"]["high"] == []
+    params, tag = adr.sample()
+    while tag[1] != "high":
+        params, tag = adr.sample()
+    assert tag == ("friction", "high", params["friction"]) and params["friction"] == pytest.approx(1.1)
 
 
 @pytest.mark.parametrize(
