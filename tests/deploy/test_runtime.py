@@ -23,6 +23,7 @@ from onnx import TensorProto, helper
 from deploy.bundle import Policy, load_bundle
 from deploy.manifest import sha256_file
 from deploy.runtime import Controller, RuntimeConfig
+from deploy.store import ModelStore
 from deploy.telemetry import HostFault, plot_telemetry, read_telemetry
 from firmware_bridge.emulator import Emulator, EmulatorConfig
 from firmware_bridge.link import open_pty
@@ -188,11 +189,7 @@ def _cli(*args: str) -> subprocess.Popen:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_cli_signal_disables_motors_and_exits_0(tmp_path: Path, bundles: dict[str, Path], sig: int) -> None:
     store = tmp_path / "store"
-    flash = subprocess.run(
-        [sys.executable, "-m", "s2r", "flash", str(bundles["b"]), "--store", str(store)],
-        cwd=REPO, capture_output=True, text=True,
-    )  # fmt: skip
-    assert flash.returncode == 0, flash.stderr
+    ModelStore(store).flash(bundles["b"])
     with emulator(lockstep=False, watchdog_ms=2000) as (emu, path, _):
         tel = tmp_path / "run.csv"
         proc = _cli("run", "--store", str(store), "--port", path, "--telemetry", str(tel), "--watchdog-ms", "1000")
