@@ -102,12 +102,10 @@ KNOB_LINK = 0
 
 
 def _knob_motor_params() -> tuple[PhysParam, ...]:
-    """The shared motor parameters, with damping/friction ranges sized for 0.6 N·m finger servos."""
-    small = {
-        "joint_damping": {"nominal": 0.05, "high": 0.5},
-        "joint_friction": {"nominal": 0.02, "high": 0.1},
-    }
-    return tuple(dataclasses.replace(q, **small.get(q.name, {})) for q in motor_params("finger "))
+    """The shared motor parameters, with damping/friction limits sized for 0.6 N·m finger servos (beyond them the
+    explicit damping/friction terms of the motor model would also outrun the 250 Hz integration)."""
+    high = {"joint_damping": 0.5, "joint_friction": 0.1}
+    return tuple(dataclasses.replace(q, high=high[q.name]) if q.name in high else q for q in motor_params())
 
 
 KNOB_PARAMS = ParamSpace(
@@ -488,4 +486,4 @@ class KnobEnv(gym.Env):
         if getattr(self, "_bc", None) is not None:
             with contextlib.suppress(p.error):
                 self._bc.disconnect()
-            self._bc = None  # type: ignore[assignment]
+            self._bc = None

@@ -331,3 +331,16 @@ def test_weak_motors_on_a_sticky_knob_fail(env):
     policy = GaitTurner()
     terminated, info = _run(env, policy, obs, 100)
     assert policy.touched and not terminated and abs(info["angle_error_rad"]) > 0.3
+
+
+def test_parameter_corners_stay_stable(env):
+    """Every hard-limit corner ADR may reach integrates stably: finite observations, bounded speeds."""
+    rng = np.random.default_rng(0)
+    for corner in range(6):
+        params = {q.name: (q.low, q.high)[int(rng.integers(2))] for q in KNOB_PARAMS}
+        env.reset(seed=corner, options={"params": params})
+        for _ in range(80):
+            obs, *_ = env.step(rng.uniform(-1, 1, 4).astype(np.float32))
+            assert np.all(np.isfinite(obs)), params
+        truth = np.array([s[1] for s in env._bc.getJointStates(env._hand, [0, 1, 2, 3])])
+        assert np.all(np.abs(truth) < 30.0) and abs(env._bc.getJointState(env._knob, 0)[1]) < 40.0, params
