@@ -141,6 +141,16 @@ def _wrap(angle_rad: float) -> float:
     return (angle_rad + math.pi) % (2.0 * math.pi) - math.pi
 
 
+def _angle_option(options: dict[str, Any], key: str) -> float:
+    try:
+        value = float(options[key])
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"reset option '{key}' must be a finite angle in rad, got {options[key]!r}")
+    return value
+
+
 def _quat_z(angle_rad: float) -> list[float]:
     return [0.0, 0.0, float(np.sin(angle_rad / 2)), float(np.cos(angle_rad / 2))]
 
@@ -340,14 +350,15 @@ class KnobEnv(gym.Env):
         super().reset(seed=seed)
         options = options or {}
         self.params = KNOB_PARAMS.validate(options.get("params"))
+        pinned = {k: _angle_option(options, k) for k in ("start_angle", "goal_angle") if k in options}
         self._apply_params(self.params)
         rng = self.np_random
-        start = float(options.get("start_angle", rng.uniform(-START_RANGE_RAD, START_RANGE_RAD)))
+        start = pinned.get("start_angle", float(rng.uniform(-START_RANGE_RAD, START_RANGE_RAD)))
         self._bc.resetJointState(self._knob, KNOB_LINK, start, 0.0)
         q0 = np.asarray(HOME_POSE_RAD) + rng.uniform(-0.05, 0.05, 4)
         for j, q in zip(MOTOR_JOINTS, q0, strict=True):
             self._bc.resetJointState(self._hand, j, float(q), 0.0)
-        self._set_goal(float(options["goal_angle"]) if "goal_angle" in options else self._draw_goal(start))
+        self._set_goal(pinned["goal_angle"] if "goal_angle" in pinned else self._draw_goal(start))
         self._successes = 0
         self._prev_action = np.zeros(4, dtype=np.float32)
         self._frame = self._measure(*self._read_state())

@@ -344,3 +344,8 @@ def test_parameter_corners_stay_stable(env):
             assert np.all(np.isfinite(obs)), params
         truth = np.array([s[1] for s in env._bc.getJointStates(env._hand, [0, 1, 2, 3])])
         assert np.all(np.abs(truth) < 30.0) and abs(env._bc.getJointState(env._knob, 0)[1]) < 40.0, params
+
+
+def test_bad_pinned_angle_is_rejected(env):
+    with pytest.raises(ValueError, match="'goal_angle' must be a finite angle in rad"):
+        env.reset(options={"goal_angle": "north"})
