@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -132,9 +133,9 @@ class BipedEnv(gym.Env):
         )
         self._motor_ids = list(MOTOR_JOINTS)
         self._all_joints = list(range(7))
-        self._lidar_dirs = np.array(
-            [[np.cos(a), 0.0, -np.sin(a)] for a in BIPED_SPEC.sensors.lidar_angles_rad]
-        ) * BIPED_SPEC.sensors.lidar_max_range_m
+        r_max = BIPED_SPEC.sensors.lidar_max_range_m
+        self._lidar_dxz = [(r_max * math.cos(a), -r_max * math.sin(a)) for a in BIPED_SPEC.sensors.lidar_angles_rad]
+        self._limits_nm = [float(v) for v in BIPED_SPEC.action.limits_nm]
         self.params = BIPED_PARAMS.nominal()
         self._frame: SensorFrame | None = None
         self._prev_action = np.zeros(4, dtype=np.float32)
@@ -307,52 +308,50 @@ class BipedEnv(gym.Env):
 
     def step_torque(self, torque_nm: np.ndarray):
         """Advance one control period with motor torque commands in N·m (clamped by the motor model)."""
-        tau_cmd = np.asarray(torque_nm, dtype=np.float64).reshape(-1)
-        if tau_cmd.shape != (4,) or not np.all(np.isfinite(tau_cmd)):
+        # plain floats on the hot path: numpy's per-call overhead dominates for 4-element vectors
+        tau_cmd = [float(t) for t in np.asarray(torque_nm, dtype=np.float64).reshape(-1)]
+        if len(tau_cmd) != 4 or not all(map(math.isfinite, tau_cmd)):
             raise ValueError(f"torque command must be 4 finite values in N·m, got {np.asarray(torque_nm).tolist()}")
         if self._frame is None:
             raise RuntimeError("call reset() before step()")
         bc, robot, P = self._bc, self._robot, self.params
-        self._motor.command(tau_cmd)
-        a_norm = BIPED_SPEC.action.to_normalized(tau_cmd)
-        n_sub = SUBSTEPS
+        motor = self._motor
+        motor.command(tau_cmd)
+        a_norm = [min(max(t / lim, -1.0), 1.0) for t, lim in zip(tau_cmd, self._limits_nm, strict=True)]
         if P["control_jitter"] > 0:
             period = float(np.clip(self.np_random.normal(1.0 / BIPED_SPEC.control_hz, P["control_jitter"]), 0.01, 0.03))
             bc.setPhysicsEngineParameter(fixedTimeStep=period / SUBSTEPS)
         get_states, set_torques, step_sim = self._fast
         motor_ids, torque_mode = self._motor_ids, p.TORQUE_CONTROL
-        for _ in range(n_sub):
-            tau = self._motor.torque([s[1] for s in get_states(robot, motor_ids)])
+        for _ in range(SUBSTEPS):
+            tau = motor.torque([s[1] for s in get_states(robot, motor_ids)])
             set_torques(robot, motor_ids, torque_mode, forces=tau)
             step_sim()
         self._steps += 1
         state = self._read_state()
         shaping = self._shaping(state)
-        terms = {
-            "progress": PROGRESS_REWARD_PER_M * (state["x"] - self._prev_x),
-            "posture": shaping - self._prev_shaping,
-            "torque": -0.02 * float(np.abs(a_norm).sum()),
-            "fall": 0.0,
-        }
-        terms["posture"] -= terms["progress"]  # shaping holds both; report them apart
-        self._prev_shaping = shaping
+        progress = PROGRESS_REWARD_PER_M * (state["x"] - self._prev_x)
         fell = state["hull_contact"] or abs(state["pitch"]) > PITCH_LIMIT_RAD
+        terms = {
+            "progress": progress,
+            "posture": shaping - self._prev_shaping - progress,  # the shaping potential holds both; report apart
+            "torque": -0.02 * sum(abs(a) for a in a_norm),
+            "fall": FALL_REWARD if fell else 0.0,
+        }
+        self._prev_shaping = shaping
         finished = state["x"] - self._x0 >= self.course_length_m
-        if fell:
-            terms["fall"] = FALL_REWARD
-        self._prev_action = a_norm
+        self._prev_action = np.array(a_norm, dtype=np.float32)
         self._frame = self._measure(state)
         obs = BIPED_SPEC.build_obs(self._frame)
-        reward = float(sum(terms.values()))
         info = {
             "reward_terms": terms,
-            "params": dict(self.params),
+            "params": dict(P),
             "fell": bool(fell),
-            "distance_m": float(state["x"] - self._x0),
+            "distance_m": state["x"] - self._x0,
             "is_success": bool(finished and not fell),
-            "applied_torque_nm": np.asarray(self._motor.last_applied_nm, dtype=np.float32),
+            "applied_torque_nm": np.array(motor.last_applied_nm, dtype=np.float32),
         }
-        return obs, reward, bool(fell or finished), False, info
+        return obs, terms["progress"] + terms["posture"] + terms["torque"] + terms["fall"], bool(fell or finished), False, info
 
     def sensor_frame(self) -> SensorFrame:
         """Raw readings (SI units, with noise) that the last observation was built from."""
@@ -369,17 +368,15 @@ class BipedEnv(gym.Env):
         return float(max(h[max(i - 3, 0): i + 4].max(), 0.0))
 
     def _read_state(self) -> dict[str, Any]:
-        bc, robot = self._bc, self._robot
-        js = bc.getJointStates(robot, self._all_joints)
-        q = np.array([s[0] for s in js])
-        dq = np.array([s[1] for s in js])
-        contacts = bc.getContactPoints(robot, self._ground)
+        js = self._fast[0](self._robot, self._all_joints)
+        contacts = self._bc.getContactPoints(self._robot, self._ground)
         links = {c[3] for c in contacts}
-        self._prev_x = getattr(self, "_last_x", q[0])
-        self._last_x = q[0]
+        x = js[0][0]
+        self._prev_x = getattr(self, "_last_x", x)
+        self._last_x = x
         return {
-            "x": q[0], "z": q[1], "pitch": q[2], "vx": dq[0], "vz": dq[1], "pitch_rate": dq[2],
-            "q": q[3:], "dq": dq[3:],
+            "x": x, "z": js[1][0], "pitch": js[2][0], "vx": js[0][1], "vz": js[1][1], "pitch_rate": js[2][1],
+            "q": [s[0] for s in js[3:]], "dq": [s[1] for s in js[3:]],
             "foot_contact": np.array([SHANK_L in links, SHANK_R in links], dtype=np.float32),
             "hull_contact": HULL in links,
         }  # fmt: skip
@@ -388,33 +385,34 @@ class BipedEnv(gym.Env):
         return PROGRESS_REWARD_PER_M * state["x"] - 5.0 * abs(state["pitch"])
 
     def _lidar(self, state: dict[str, Any]) -> np.ndarray:
-        origin = np.array([state["x"], 0.0, state["z"]])
-        to = origin + self._lidar_dirs
-        hits = self._bc.rayTestBatch([origin.tolist()] * len(to), to.tolist(), collisionFilterMask=1)
-        frac = np.array([h[2] for h in hits])
-        return frac * BIPED_SPEC.sensors.lidar_max_range_m
+        """Ranges (m) of the 10 rays from the hull centre; the scan is levelled (angles below the horizontal)."""
+        x, z = state["x"], state["z"]
+        origin = [x, 0.0, z]
+        to = [[x + dx, 0.0, z + dz] for dx, dz in self._lidar_dxz]
+        hits = self._bc.rayTestBatch([origin] * len(to), to, collisionFilterMask=1)
+        return np.array([h[2] for h in hits]) * BIPED_SPEC.sensors.lidar_max_range_m
 
     def _measure(self, state: dict[str, Any]) -> SensorFrame:
         """Sensor readings with the noise of the parameters in force (randomness from ``self.np_random``)."""
         P, rng = self.params, self.np_random
-        q = state["q"] + self._encoder_bias
-        dq = state["dq"].copy()
+        q = np.array(state["q"]) + self._encoder_bias
+        dq = np.array(state["dq"])
         if P["encoder_noise"] > 0:
-            q = q + rng.normal(0.0, P["encoder_noise"], 4)
-            dq = dq + rng.normal(0.0, 10 * P["encoder_noise"], 4)
+            q += rng.normal(0.0, P["encoder_noise"], 4)
+            dq += rng.normal(0.0, 10 * P["encoder_noise"], 4)
         pitch, rate = state["pitch"], state["pitch_rate"]
         if P["imu_noise"] > 0:
             pitch += rng.normal(0.0, P["imu_noise"])
             rate += rng.normal(0.0, 10 * P["imu_noise"])
         vel = np.array([state["vx"], state["vz"]])
         if P["velocity_noise"] > 0:
-            vel = vel + rng.normal(0.0, P["velocity_noise"], 2)
+            vel += rng.normal(0.0, P["velocity_noise"], 2)
         lidar = self._lidar(state)
+        max_range = BIPED_SPEC.sensors.lidar_max_range_m
         if P["lidar_noise"] > 0:
-            lidar = lidar + rng.normal(0.0, P["lidar_noise"], lidar.shape)
+            lidar = np.clip(lidar + rng.normal(0.0, P["lidar_noise"], lidar.shape), 0.0, max_range)
         if P["lidar_dropout"] > 0:
-            lidar = np.where(rng.random(lidar.shape) < P["lidar_dropout"], BIPED_SPEC.sensors.lidar_max_range_m, lidar)
-        lidar = np.clip(lidar, 0.0, BIPED_SPEC.sensors.lidar_max_range_m)
+            lidar = np.where(rng.random(lidar.shape) < P["lidar_dropout"], max_range, lidar)
         return SensorFrame(
             joint_pos_rad=q.astype(np.float32),
             joint_vel_rad_s=dq.astype(np.float32),

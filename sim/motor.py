@@ -55,7 +55,8 @@ class MotorModel:
         self._pending = [0.0] * n
         self._peak = [params.strength * s for s in self.stall_nm]
         self._limit = [params.torque_limit_scale * s for s in self.stall_nm]
-        self.last_applied_nm = np.zeros(n)
+        self._damping, self._friction = params.damping_nms_rad, params.friction_nm
+        self.last_applied_nm: list[float] = [0.0] * n
 
     def command(self, torque_nm: np.ndarray) -> None:
         """Latch a new torque command (N·m) for the coming control period, clipped to the firmware limit."""
@@ -63,14 +64,19 @@ class MotorModel:
 
     def torque(self, joint_vel_rad_s: list[float] | np.ndarray) -> list[float]:
         """Torque (N·m) per motor to apply during the next physics substep, given joint speeds (rad/s)."""
-        self._queue.append(self._pending)
-        active = self._queue.popleft()
-        damping, friction = self.params.damping_nms_rad, self.params.friction_nm
+        queue = self._queue
+        queue.append(self._pending)
+        active = queue.popleft()
+        damping, friction, tanh = self._damping, self._friction, math.tanh
         out = []
         for cmd, w, peak, w0 in zip(active, joint_vel_rad_s, self._peak, self.no_load_rad_s, strict=True):
             # back-EMF: driving torque falls linearly with speed in the driving direction; braking keeps the peak
-            env = peak * min(max(1.0 - abs(w) / w0, 0.0), 1.0) if cmd * w > 0 else peak
-            tau = min(max(cmd, -env), env)
-            out.append(tau - damping * w - friction * math.tanh(w / 0.05))
+            if cmd * w > 0:
+                frac = 1.0 - (w if w > 0 else -w) / w0
+                env = peak * frac if frac > 0.0 else 0.0
+            else:
+                env = peak
+            tau = env if cmd > env else (-env if cmd < -env else cmd)
+            out.append(tau - damping * w - friction * tanh(w * 20.0))  # Coulomb friction smoothed over ±0.05 rad/s
         self.last_applied_nm = out
         return out
