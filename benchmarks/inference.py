@@ -115,7 +115,11 @@ def runtime_overhead(bundle_dir: Path, steps: int, infer_us: np.ndarray) -> None
         ctl.run()
     finally:
         emu.send_signal(signal.SIGINT)
-        emu.wait(30)
+        try:
+            emu.wait(60)
+        except subprocess.TimeoutExpired:
+            print("warning: the emulator did not stop within 60 s after SIGINT; killed it", file=sys.stderr)
+            emu.kill()
     loop, inf = np.array(ctl.loop_us), np.array(ctl.infer_us)
     lp50, lp99 = np.percentile(loop, [50, 99])
     print(f"\nruntime per-step overhead (SENSOR decoded → TORQUE written), {len(loop)} lockstep steps over a pty:")
