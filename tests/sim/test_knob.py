@@ -7,6 +7,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from hypothesis import given
+from hypothesis import strategies as st
 
 import sim  # noqa: F401  (registers the envs)
 from sim.knob import (
@@ -18,6 +20,7 @@ from sim.knob import (
     PROX_LENGTH_M,
     TIP_RADIUS_M,
     KnobEnv,
+    _wrap,
 )
 from sim.robots import KNOB_SPEC, wrap_angle
 
@@ -316,7 +319,8 @@ def test_non_finite_action_is_rejected(env):
 
 
 def test_step_torque_matches_step(env):
-    actions = np.random.default_rng(4).uniform(-1, 1, (30, 4)).astype(np.float32)
+    """step(a) is step_torque(KNOB_SPEC.action.to_torque_nm(a)) bit for bit, out-of-range actions included."""
+    actions = np.random.default_rng(4).uniform(-1.5, 1.5, (30, 4)).astype(np.float32)
     env.reset(seed=5)
     via_step = [env.step(a)[0] for a in actions]
     env.reset(seed=5)
@@ -349,3 +353,9 @@ def test_parameter_corners_stay_stable(env):
 def test_bad_pinned_angle_is_rejected(env):
     with pytest.raises(ValueError, match="'goal_angle' must be a finite angle in rad"):
         env.reset(options={"goal_angle": "north"})
+
+
+@given(st.floats(-1e4, 1e4))
+def test_scalar_wrap_matches_spec_wrap(angle):
+    assert _wrap(angle) == pytest.approx(float(wrap_angle(angle)), abs=1e-9)
+    assert -np.pi <= _wrap(angle) < np.pi
