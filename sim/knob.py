@@ -308,14 +308,10 @@ class KnobEnv(gym.Env):
 
     def _apply_params(self, P: dict[str, float]) -> None:
         bc = self._bc
+        self._set_substep(1.0 / PHYSICS_HZ)  # first: the knob friction below depends on it
         i_knob = KNOB_INERTIA_KGM2 * P["knob_inertia_scale"]
         bc.changeDynamics(self._knob, KNOB_LINK, localInertiaDiagonal=[i_knob / 2, i_knob / 2, i_knob],
                           jointDamping=P["knob_damping"])  # fmt: skip
-        # knob Coulomb friction: a velocity motor holding zero speed with at most the friction torque (implicit,
-        # so it sticks without chattering)
-        bc.setJointMotorControl2(
-            self._knob, KNOB_LINK, p.VELOCITY_CONTROL, targetVelocity=0.0, force=P["knob_friction"]
-        )
         s = P["finger_mass_scale"]
         for link in MOTOR_JOINTS:
             is_base = link in (F0_BASE, F1_BASE)
@@ -326,7 +322,6 @@ class KnobEnv(gym.Env):
             inertia = [rod, rod + ARMATURE_KGM2, axial] if is_base else [rod + ARMATURE_KGM2, rod, axial]
             bc.changeDynamics(self._hand, link, mass=s * m, localInertiaDiagonal=inertia,
                               lateralFriction=P["fingertip_friction"])  # fmt: skip
-        bc.setPhysicsEngineParameter(fixedTimeStep=1.0 / PHYSICS_HZ)
         self._motor.reset(
             MotorParams(
                 strength=P["motor_strength"],
@@ -335,6 +330,16 @@ class KnobEnv(gym.Env):
                 friction_nm=P["joint_friction"],
                 latency_s=P["action_latency"],
             )
+        )
+
+    def _set_substep(self, dt_s: float) -> None:
+        """Set the physics time step (s) and the knob friction that depends on it."""
+        self._bc.setPhysicsEngineParameter(fixedTimeStep=dt_s)
+        # knob Coulomb friction: a velocity motor holding zero speed with at most the friction torque (implicit,
+        # so it sticks without chattering). Bullet turns the torque into an impulse with the time step in force
+        # when the motor is set, so it is set again whenever the step changes.
+        self._bc.setJointMotorControl2(
+            self._knob, KNOB_LINK, p.VELOCITY_CONTROL, targetVelocity=0.0, force=self.params["knob_friction"]
         )
 
     # ------------------------------------------------------------------------------------------- api
@@ -391,7 +396,7 @@ class KnobEnv(gym.Env):
             period = float(
                 np.clip(self.np_random.normal(1.0 / KNOB_SPEC.control_hz, P["control_jitter"]), 0.01, 0.03)
             )
-            self._bc.setPhysicsEngineParameter(fixedTimeStep=period / SUBSTEPS)
+            self._set_substep(period / SUBSTEPS)
         get_states, set_torques, step_sim = self._fast
         hand, motor_ids, torque_mode, motor_torque = (
             self._hand,
