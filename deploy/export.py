@@ -69,9 +69,10 @@ def robot_of(policy: nn.Module) -> RobotSpec:
             "policies can be exported to a robot"
         )
     spec = get_robot(str(policy.robot_id))
-    if int(policy.obs_dim) != spec.obs_dim or int(policy.act_dim) != spec.action.n:
+    obs_dim, act_dim = int(getattr(policy, "obs_dim", -1)), int(getattr(policy, "act_dim", -1))
+    if obs_dim != spec.obs_dim or act_dim != spec.action.n:
         raise ValueError(
-            f"policy has obs_dim {policy.obs_dim}, act_dim {policy.act_dim} but robot '{spec.robot_id}' has "
+            f"policy has obs_dim {obs_dim}, act_dim {act_dim} but robot '{spec.robot_id}' has "
             f"{spec.obs_dim} observations and {spec.action.n} motors; was it trained on an s2r env?"
         )
     return spec
@@ -89,7 +90,7 @@ def onnx_bytes(model: TorquePolicy, obs_dim: int, opset: int = OPSET) -> bytes:
         torch.onnx.export(
             model.eval(),
             (torch.zeros(1, obs_dim),),
-            buf,
+            buf,  # type: ignore[arg-type]  # the TorchScript exporter writes to file-like objects too
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
@@ -150,7 +151,7 @@ def parity(model: TorquePolicy, policy: Policy, obs: np.ndarray) -> dict[str, fl
     got = np.concatenate([np.stack([policy(o).copy() for o in obs[:200]]), policy.batch(obs)])
     delta_nm = np.abs(got - np.concatenate([ref[:200], ref]))
     return {
-        "max_abs_diff": float(np.max(delta_nm / model.limits_nm.numpy())),
+        "max_abs_diff": float(np.max(delta_nm / np.asarray(model.limits_nm))),
         "max_abs_diff_nm": float(np.max(delta_nm)),
     }
 
