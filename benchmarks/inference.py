@@ -103,13 +103,17 @@ def main() -> None:
 
 def runtime_overhead(bundle_dir: Path, steps: int, infer_us: np.ndarray) -> None:
     """Run the controller against `s2r emulate --lockstep` (a separate process, like a real board)."""
+    log = tempfile.NamedTemporaryFile("w+", suffix=".log")  # noqa: SIM115 (a file, not a pipe: never fills up)
     emu = subprocess.Popen(
         [sys.executable, "-m", "s2r", "emulate", "--lockstep", "--watchdog-ms", "5000"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=log, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
-        assert emu.stdout is not None
-        path = emu.stdout.readline().split("port:", 1)[1].strip()
+        path = ""
+        while not path and emu.poll() is None:
+            time.sleep(0.1)
+            lines = Path(log.name).read_text().splitlines()
+            path = next((ln.split("port:", 1)[1].strip() for ln in lines if ln.startswith("port:")), "")
         cfg = RuntimeConfig(port=path, max_steps=steps, watchdog_s=5.0, handshake_timeout_s=30.0, quiet=True)
         ctl = Controller(load_bundle(bundle_dir), cfg)
         ctl.run()
