@@ -206,3 +206,14 @@ def test_cli_signal_disables_motors_and_exits_0(tmp_path: Path, bundles: dict[st
     _, cols = read_telemetry(tel)
     assert len(cols["step"]) >= 10  # flushed on the way out
     assert os.path.getsize(tel) > 0 and tel.read_text().endswith("\n")
+
+
+def test_knob_previous_action_is_the_command_sent(tmp_path: Path, bundles: dict[str, Path]) -> None:
+    """The knob observation ends with the previous normalized action: it must be what the motors were told."""
+    with emulator(env="knob") as (_, path, _):
+        _, _, cols = _run(bundles["knob"], path, tmp_path, max_steps=25)
+    spec = get_robot("knob")
+    obs, torque = _obs(cols, "knob"), _torque(cols, "knob")
+    prev = obs[:, -spec.action.n :]
+    assert np.all(prev[0] == 0.0) and np.abs(prev[1:]).max() > 0.01
+    np.testing.assert_allclose(prev[1:], torque[:-1] / spec.action.limits_nm, atol=1e-6)
