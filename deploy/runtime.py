@@ -74,6 +74,7 @@ class Controller:
         self.policy = Policy(bundle)
         self.link = link
         self.ident: p.Ident | None = None
+        self.layout = self.spec.sensors  # replaced by the layout the board announces
         self.limits_nm = bundle.limits_nm()
         self.zero = np.zeros(self.spec.action.n, dtype=np.float32)
         self.prev_action = np.zeros(self.spec.action.n, dtype=np.float32)
@@ -106,7 +107,7 @@ class Controller:
                 f"board samples at {ident.sensor_rate_hz:g} Hz, the policy was trained at {rate:g} Hz; "
                 "motors stay disabled"
             )
-        self.ident = ident
+        self.ident, self.layout = ident, ident.layout()
         self.limits_nm = np.minimum(self.bundle.limits_nm(), np.asarray(ident.torque_limits_nm, dtype=np.float32))
 
     # ------------------------------------------------------------------------------------------- loop
@@ -191,7 +192,7 @@ class Controller:
     def _step(self, frame: p.Frame, msg: p.Sensor, t_rx_ns: int, faults: int) -> p.Torque:
         """One control step: observation, inference, checks, TORQUE. Returns the command sent."""
         assert self.link is not None and self.ident is not None
-        obs = self.spec.build_obs(p.sensor_to_frame(msg, self.ident.layout()), self.prev_action)
+        obs = self.spec.build_obs(p.sensor_to_frame(msg, self.layout), self.prev_action)
         infer_us = 0.0
         if not np.isfinite(obs).all():
             torque, faults = self.zero, faults | HostFault.NONFINITE_OBS
