@@ -17,6 +17,7 @@ rate, sensor→command latency, link errors, watchdog trips and the **safety ass
 
 from __future__ import annotations
 
+import collections
 import heapq
 import json
 import os
@@ -179,6 +180,19 @@ def _read_port_line(proc: subprocess.Popen, timeout_s: float) -> str:
     raise RuntimeError(f"emulator did not start within {timeout_s:g} s: {err.strip()[-300:] or 'no output'}")
 
 
+def _drain(stream: Any, keep: collections.deque) -> threading.Thread:
+    """Read a child's pipe to EOF in the background (keeping the last lines for error messages), so a chatty
+    child can never block on a full pipe buffer during a long run."""
+
+    def pump() -> None:
+        for line in stream:
+            keep.append(line)
+
+    t = threading.Thread(target=pump, daemon=True)
+    t.start()
+    return t
+
+
 def run_hil(cfg: HilConfig) -> dict[str, Any]:
     """Run emulator + controller, return the report (see :func:`build_report`)."""
     from deploy.bundle import load_bundle  # the bundle names the robot and env
@@ -196,6 +210,9 @@ def run_hil(cfg: HilConfig) -> dict[str, Any]:
     proxy = None
     try:
         board_path = _read_port_line(emu, 60.0)
+        emu_tail: collections.deque[str] = collections.deque(maxlen=50)
+        _drain(emu.stdout, emu_tail)
+        _drain(emu.stderr, emu_tail)
         host_path = board_path
         if cfg.faults.active:
             proxy = FaultProxy(board_path, cfg.faults, cfg.seed)
