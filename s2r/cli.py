@@ -37,18 +37,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The `s2r` parser; ``only``: register just that command (its module's imports are all a run pays for)."""
     parser = _Parser(prog="s2r", description="Sim-to-real robot control: train → export → flash → hil → run.")
     parser.add_argument("--version", action="version", version=f"s2r {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         module = importlib.import_module(f"s2r.commands.{name.replace('-', '_')}")
         module.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    # import only the command being run: `s2r run` on a controller must not pay for (or need) torch, which
+    # `s2r train` imports to build its flags; `s2r --help` and unknown commands still register all of them
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(first if first in COMMANDS else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

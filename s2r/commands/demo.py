@@ -1,22 +1,42 @@
-"""`s2r demo`: the whole path on this machine. Until the pretrained bundles land (issue #9) it runs a short
-random-policy biped rollout and prints a report; it must never fail on a fresh install."""
+"""`s2r demo`: the whole path on this machine — flash the shipped bundle, lockstep HIL over a real pty on the
+nominal and a held-out plant, report, dashboard PNG and GIF (issue #9). Logic: firmware_bridge/demo.py."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+SAFETY_FAILED = 3  # as `s2r hil`: a safety assertion failed (1 = user error, 2 = bad flags)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the end-to-end demo", description="Run the end-to-end demo.")
-    p.add_argument("--robot", choices=("biped", "knob"), default="biped", help="which robot (default: biped)")
-    p.add_argument("--quick", action="store_true", help="CI-sized variant")
+    p = sub.add_parser(
+        "demo",
+        help="Run the end-to-end demo (no hardware, no display needed)",
+        description="Flash the pretrained bundle into a temporary model store, run HIL in lockstep through a real "
+        "pty against the nominal plant and a held-out plant, print a report and write OUT/ (dashboard.png, "
+        "episode.gif, report.json, HIL logs). Exit 3 only if a safety assertion failed.",
+    )
+    p.add_argument("--robot", choices=("biped", "knob"), default=None, help="which robot (default: biped)")
+    p.add_argument(
+        "--quick", action="store_true", help="CI-sized variant: a few seconds of robot time per run"
+    )
+    p.add_argument("--out", default="demo_out", metavar="DIR", help="output folder (default demo_out/)")
+    p.add_argument(
+        "--bundle", default=None, metavar="DIR", help="use this bundle instead of the pretrained one"
+    )
+    p.add_argument("--plant", default=None, help="held-out plant to run besides nominal (default worst_case)")
+    p.add_argument("--steps", type=int, default=None, metavar="N", help="control steps per HIL run "
+                   "(default: one full episode; 150 with --quick)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from sim.rollout import rollout_report
+    from firmware_bridge.demo import DemoConfig, run_demo
 
-    report = rollout_report("biped", episodes=1 if args.quick else 3, policy="random", seed=0,
-                            max_steps=200 if args.quick else None)
-    print(report.table())
-    return 0
+    cfg = DemoConfig(robot=args.robot, quick=args.quick, out_dir=args.out, bundle=args.bundle, plant=args.plant,
+                     seed=args.seed, steps=args.steps)  # fmt: skip
+    report = run_demo(cfg, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print(report["table"])
+    return 0 if report["safety_ok"] else SAFETY_FAILED
