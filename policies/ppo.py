@@ -249,7 +249,7 @@ class PPOAgent:
                 nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
                 self.opt.step()
                 for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
+                    sums[k] = sums.get(k, 0.0) + v.item()
                 count += 1
         self.n_updates += 1
         var_y = flat["ret"].var()
@@ -257,7 +257,7 @@ class PPOAgent:
         out["explained_var"] = float(1 - (flat["ret"] - flat["value"]).var() / var_y) if var_y > 0 else 0.0
         out["lr"] = self.opt.param_groups[0]["lr"]
         if cfg.distribution == "gaussian":
-            out["std"] = float(self.actor.log_std.exp().mean())
+            out["std"] = self.actor.log_std.detach().exp().mean().item()
         return out
 
     def state_dict(self) -> dict:

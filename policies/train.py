@@ -42,7 +42,8 @@ class TrainConfig:
     seed: int = 0
     num_envs: int = 0  # 0: the preset's (TD3: 1, PPO: PPOConfig.num_envs)
     vec: str = "auto"  # auto (subprocesses when num_envs > 1) | subproc | sync
-    torch_threads: int = 0  # 0: 1 when envs run in subprocesses (they need the cores), else 2
+    torch_threads: int = 1  # intra-op threads: >1 helps little for these small nets and, on a loaded or
+    # 2-core box, OpenMP spin-waiting against the env workers made updates up to 30x slower (measured)
     checkpoint_every: int = 20_000  # env steps between checkpoints
     log_every: int = 0  # env steps between progress.csv rows; 0: every PPO update / 1000 steps for TD3
     stats_window: int = 20  # episodes in the rolling mean return/success/distance
@@ -205,8 +206,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False)
         raise ValueError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick a new --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_flush_denormal(True)  # tiny Adam moments turn denormal and slow CPU math 10x
-    threads = cfg.torch_threads or (1 if cfg.num_envs > 1 and cfg.vec != "sync" else 2)
-    torch.set_num_threads(threads)
+    torch.set_num_threads(max(1, cfg.torch_threads))
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
@@ -258,7 +258,9 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False)
                 "episode_stats": stats.state_dict(), "rng": _rng_state(), "counters": dict(counters),
                 "best_return": best_return, "replay_step": counters["global_step"]}  # fmt: skip
         save_checkpoint(ckpt, ckpt_dir, best=is_best)
+        saved_at[0] = counters["global_step"]
 
+    saved_at = [counters["global_step"] if resume else -1]  # step of the newest checkpoint on disk
     venv = make_vec_env(cfg.env, cfg.num_envs, cfg.vec)
     n = cfg.num_envs
     tags: list[Any] = [None] * n
@@ -283,6 +285,17 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False)
     time_base, t_start = counters["time_s"], time.monotonic()
     rate_t, rate_step = t_start, step
     tb = TensorBoard(run_dir / "tb", cfg.tensorboard)
+
+    def log_row() -> None:
+        nonlocal rate_t, rate_step, losses
+        now = time.monotonic()
+        row = {"global_step": float(step), "time_s": time_base + now - t_start,
+               "steps_per_s": (step - rate_step) / max(1e-9, now - rate_t), **stats.row(),
+               **{k: float(np.mean(v)) for k, v in losses.items()}, **source.scalars()}  # fmt: skip
+        rate_t, rate_step, losses = now, step, {}
+        csv_log.write(row)
+        tb.write(row, step)
+
     progress = Progress(cfg.steps, step, enabled=cfg.progress)
     try:
         while step < cfg.steps:
@@ -305,21 +318,19 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False)
                 losses.setdefault(k, []).append(v)
             if step >= next_log:
                 next_log += log_every
-                now = time.monotonic()
-                row = {"global_step": float(step), "time_s": time_base + now - t_start,
-                       "steps_per_s": (step - rate_step) / max(1e-9, now - rate_t), **stats.row(),
-                       **{k: float(np.mean(v)) for k, v in losses.items()}, **source.scalars()}  # fmt: skip
-                rate_t, rate_step, losses = now, step, {}
-                csv_log.write(row)
-                tb.write(row, step)
+                log_row()
             # PPO: only between rollouts, so no transitions are lost on resume
             if step >= next_ckpt and (not isinstance(agent, PPOAgent) or agent.t == 0):
                 next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
                 checkpoint()
             progress.update(step, stats.line())
-        checkpoint()
+        if rate_step != step:  # the last partial logging interval
+            log_row()
+        if saved_at[0] != step:
+            checkpoint()
     except KeyboardInterrupt:
-        checkpoint()
+        if saved_at[0] != step:
+            checkpoint()
         raise
     finally:
         progress.close()
