@@ -283,7 +283,10 @@ def plot_dashboard(
         cum = np.zeros(len(s))
         for e in np.unique(ep):
             cum[ep == e] = np.cumsum(rewards[ep == e])
-        ax[0, 2].plot(np.arange(len(s)) * period, cum, label=f"{name} ({runs[name]['falls']} falls)")
+        outcome = (
+            f"{runs[name]['falls']} falls" if robot == "biped" else f"{runs[name]['successes']} successes"
+        )
+        ax[0, 2].plot(np.arange(len(s)) * period, cum, label=f"{name} ({outcome})")
     ax[0, 2].set(title="return so far (resets each episode)", xlabel="robot time, s")
     ax[0, 2].legend(fontsize=8)
     if spec.sensors.lidar_angles_rad:
@@ -291,10 +294,12 @@ def plot_dashboard(
             ax[1, 1], steps[names[0]], spec.sensors.lidar_angles_rad, spec.sensors.lidar_max_range_m, period
         )
     elif replay.aux is not None:
+        from sim.robots import wrap_angle
+
         t = np.arange(len(replay.aux)) * period
-        ax[1, 1].plot(t, np.unwrap(replay.aux[:, 0]), label="knob angle")
-        ax[1, 1].plot(t, replay.aux[:, 2], "--", label="goal")
-        ax[1, 1].set(title="knob angle vs goal, rad (sim replay, nominal)", xlabel="robot time, s")
+        ax[1, 1].plot(t, wrap_angle(replay.aux[:, 2] - replay.aux[:, 0]), label="goal − knob angle")
+        ax[1, 1].axhline(0.0, color="0.6", lw=0.8)
+        ax[1, 1].set(title="knob angle still to turn, rad (sim replay, nominal)", xlabel="robot time, s")
         ax[1, 1].legend(fontsize=8)
     for name in names:
         lat = [r["lat_ms"] for r in steps[name] if r.get("lat_ms") is not None]
@@ -325,43 +330,51 @@ def _lidar_scan(
            ylabel="up, m", aspect="equal")  # fmt: skip
 
 
+def _columns(robot: str) -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
+    """(header, cell) pairs of the report table; the outcome columns depend on the robot."""
+
+    def opt(x: float | None, fmt: str = ".1f") -> str:
+        return "-" if x is None else format(x, fmt)
+
+    outcome: list[tuple[str, Callable[[dict[str, Any]], str]]] = (
+        [("dist m", lambda r: opt(float(np.mean(r["distance_m"])) if r["distance_m"] else None, ".2f")),
+         ("falls", lambda r: str(r["falls"]))]
+        if robot == "biped"
+        else [("successes", lambda r: str(r["successes"]))]
+    )  # fmt: skip
+    return [
+        ("steps", lambda r: str(r["steps"])),
+        ("episodes", lambda r: str(len(r["episodes"]) + bool(r["partial_episode"]["length"]))),
+        ("return/ep", lambda r: opt(r["return_mean"])),
+        *outcome,
+        ("rate Hz", lambda r: f"{r['control_rate_hz']:.0f}"),
+        ("latency p50/p99 ms", lambda r: f"{opt(r['latency_ms']['p50'])}/{opt(r['latency_ms']['p99'])}"),
+        ("watchdog", lambda r: str(r["watchdog_trips"])),
+        ("CRC err", lambda r: str(r["crc_errors"]["board_rx"] + r["crc_errors"]["host_rx"])),
+        ("safety", lambda r: "OK" if r["safety"]["ok"] else "FAILED"),
+    ]
+
+
 def format_report(r: dict[str, Any]) -> str:
     """The short table ``s2r demo`` prints."""
-    biped = r["robot"] == "biped"
-    outcome = "dist m" if biped else "succ"
-    head = (f"{'plant':<12}{'steps':>6}{'eps':>5}{'return':>9}{outcome:>8}{'falls':>6}{'rate Hz':>9}"
-            f"{'lat p50/p99 ms':>16}{'wdog':>6}{'CRC':>5}  safety")  # fmt: skip
-    b = r["bundle"]
-    lines = [
-        f"s2r demo — {r['robot']} ({r['env_id']}), bundle {b['path']} (sha256 {b['sha256'][:12]}) flashed to slot "
-        f"{b['slot']}, self-test OK",
-        head,
+    cols = _columns(r["robot"])
+    rows = [["plant", *(h for h, _ in cols)]] + [
+        [name, *(c(run) for _, c in cols)] for name, run in r["runs"].items()
     ]
-    for name, run in r["runs"].items():
-        lat = run["latency_ms"]
-        if biped:
-            d = [*run["distance_m"]]
-            res = f"{np.mean(d):.2f}" if d else "-"
-        else:
-            res = str(run["successes"])
-        crc = run["crc_errors"]["board_rx"] + run["crc_errors"]["host_rx"]
-        ret = "-" if run["return_mean"] is None else f"{run['return_mean']:.1f}"
-        p50 = "-" if lat["p50"] is None else f"{lat['p50']:.1f}/{lat['p99']:.1f}"
-        n_eps = len(run["episodes"]) + (1 if run["partial_episode"]["length"] else 0)
-        lines.append(
-            f"{name:<12}{run['steps']:>6}{n_eps:>5}{ret:>9}{res:>8}{run['falls']:>6}{run['control_rate_hz']:>9.0f}"
-            f"{p50:>16}{run['watchdog_trips']:>6}{crc:>5}  {'OK' if run['safety']['ok'] else 'FAILED'}"
-        )  # fmt: skip
-    rp = r["replay"]
-    where = f", distance {rp['distance_m']:.2f} m" if rp["distance_m"] is not None else ""
-    lines.append(
-        f"sim replay of the nominal episode: {rp['steps']} steps, return {rp['return']:.1f}{where}; torques vs HIL: "
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    table = ["  ".join(x.ljust(w) if i == 0 else x.rjust(w) for i, (x, w) in enumerate(zip(row, widths, strict=True)))
+             for row in rows]  # fmt: skip
+    b, rp = r["bundle"], r["replay"]
+    where = "" if rp["distance_m"] is None else f", distance {rp['distance_m']:.2f} m"
+    return "\n".join([
+        f"s2r demo — {r['robot']} ({r['env_id']}): bundle {b['path']} (sha256 {b['sha256'][:12]}) flashed to slot "
+        f"{b['slot']} of a temporary model store; lockstep HIL over a pty, seed {r['seed']}",
+        *table,
+        f"sim replay of the nominal episode: {rp['steps']} steps, return {rp['return']:.1f}{where}; torques vs HIL "
         f"max |Δ| {rp['max_torque_diff_nm']:.2g} N·m over {rp['compared_steps']} steps "
-        f"({'bit-compatible' if rp['matches_hil'] else 'MISMATCH'})"
-    )
-    lines.append(
-        f"safety: {'OK' if r['safety_ok'] else 'FAILED'} (no NaN/over-limit torque reached the board, watchdog on "
-        f"time); {r['wall_s']} s; wrote {r['out_dir']}/: report.txt, report.json, dashboard.png, episode.gif, "
-        f"hil-*/ (`s2r plot {r['out_dir']}/hil-nominal/telemetry.csv`)"
-    )
-    return "\n".join(lines)
+        f"({'bit-compatible' if rp['matches_hil'] else 'MISMATCH'})",
+        f"safety {'OK' if r['safety_ok'] else 'FAILED'}: no NaN or over-limit torque reached the board, no late "
+        f"watchdog trip. {r['wall_s']} s.",
+        f"wrote {r['out_dir']}/: dashboard.png, episode.gif, report.txt, report.json, hil-*/ "
+        f"(try `s2r plot {r['out_dir']}/hil-nominal/telemetry.csv`)",
+    ])  # fmt: skip
