@@ -29,7 +29,8 @@ Reward (``info["reward_terms"]``), as BipedalWalker:
     progress  = 300 / course_length_m per metre of hull x progress (walking the whole course earns ~300)
     posture   = −5 · Δ|hull pitch| (a potential difference, as BipedalWalker's shaping)
     torque    = −0.02 · Σ|a|
-    fall      = −100 once when the hull touches the ground or |pitch| > 1 rad → ``terminated``
+    fall      = −100 once the robot falls → ``terminated``: the hull or a thigh touches the ground, |pitch| > 1 rad,
+                or the hull sinks below 0.5 m above the ground (crawling and kneeling count as falls)
 Reaching the end of the course also terminates (success); 1600 control steps → ``truncated`` (TimeLimit).
 
 Physical parameters: ``BIPED_PARAMS`` (``env.unwrapped.param_space``); apply with
@@ -67,6 +68,9 @@ STAND_HEIGHT_M = HULL_HALF_EXTENTS_M[2] + THIGH_LENGTH_M + SHANK_LENGTH_M + SHAN
 COURSE_LENGTH_M = 20.0
 START_X_M = 0.0
 PITCH_LIMIT_RAD = 1.0
+# below this hull height above the local ground the robot has collapsed (standing: ~0.83 m); together with the
+# thigh-contact rule it rules out crawling and knee-scooting gaits, which a real boom biped cannot survive
+MIN_HULL_HEIGHT_M = 0.5
 PROGRESS_REWARD_PER_M = 300.0 / COURSE_LENGTH_M
 FALL_REWARD = -100.0
 TERRAINS = ("flat", "rough", "obstacles")
@@ -331,7 +335,12 @@ class BipedEnv(gym.Env):
         state = self._read_state()
         shaping = self._shaping(state)
         progress = PROGRESS_REWARD_PER_M * (state["x"] - self._prev_x)
-        fell = state["hull_contact"] or abs(state["pitch"]) > PITCH_LIMIT_RAD
+        fell = (
+            state["hull_contact"]
+            or state["thigh_contact"]
+            or abs(state["pitch"]) > PITCH_LIMIT_RAD
+            or state["z"] - self._ground_height(state["x"]) < MIN_HULL_HEIGHT_M
+        )
         terms = {
             "progress": progress,
             "posture": shaping - self._prev_shaping - progress,  # the shaping potential holds both; report apart
@@ -379,6 +388,7 @@ class BipedEnv(gym.Env):
             "q": [s[0] for s in js[3:]], "dq": [s[1] for s in js[3:]],
             "foot_contact": np.array([SHANK_L in links, SHANK_R in links], dtype=np.float32),
             "hull_contact": HULL in links,
+            "thigh_contact": THIGH_L in links or THIGH_R in links,
         }  # fmt: skip
 
     def _shaping(self, state: dict[str, Any]) -> float:

@@ -116,21 +116,25 @@ def test_fall_terminates_with_penalty_and_time_limit_truncates():
     assert term and not trunc and info["fell"] and info["reward_terms"]["fall"] == -100.0
     e.close()
     e = gym.make("s2r/Biped-v0", max_episode_steps=30)
-    e.reset(seed=0)
-    for _ in range(30):
-        _, _, term, trunc, info = e.step(np.zeros(4, dtype=np.float32))
+    obs, _ = e.reset(seed=0)
+    for _ in range(30):  # the standing PD controller below: no fall, so only the time limit ends the episode
+        obs, _, term, trunc, info = e.step(_pd_action(obs))
     assert trunc and not term and not info["fell"]
     e.close()
 
 
+def _pd_action(obs: np.ndarray) -> np.ndarray:
+    """Normalized action of a joint PD holding a standing pose: feet spread fore and aft, knees almost straight."""
+    q_des = np.array([0.25, -0.05, -0.25, -0.05])
+    q, dq = obs[[4, 6, 9, 11]], obs[[5, 7, 10, 12]]
+    return np.clip((30.0 * (q_des - q) - 1.0 * dq) / 30.0, -1, 1).astype(np.float32)
+
+
 def _pd_stand(env: BipedEnv, steps: int) -> tuple[bool, dict]:
     obs, _ = env.reset(seed=1)
-    q_des = np.array([0.25, -0.05, -0.25, -0.05])  # feet spread fore and aft, knees almost straight
     info: dict = {}
     for _ in range(steps):
-        q, dq = obs[[4, 6, 9, 11]], obs[[5, 7, 10, 12]]
-        torque = np.clip(30.0 * (q_des - q) - 1.0 * dq, -30, 30)
-        obs, _, term, _, info = env.step_torque(torque)
+        obs, _, term, _, info = env.step(_pd_action(obs))
         if term:
             return False, info
     return True, info
@@ -142,6 +146,15 @@ def test_pd_controller_keeps_hull_upright(env):
     obs = env.sensor_frame()
     assert abs(obs.imu_pitch_rad) < 0.3
     assert np.all(obs.contacts == 1.0)  # standing on both feet
+
+
+def test_zero_torque_collapse_is_a_fall(env):
+    env.reset(seed=0)
+    for _ in range(100):  # no torque: the knees buckle and the hull sinks below the minimum height
+        _, _, term, _, info = env.step(np.zeros(4, dtype=np.float32))
+        if term:
+            break
+    assert term and info["fell"]
 
 
 def test_weak_motors_cannot_stand(env):
