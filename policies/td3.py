@@ -161,6 +161,7 @@ class TD3Agent:
         self.n_updates = 0
         self.update_debt = 0.0  # fractional updates owed (updates_per_step · env steps − updates done)
         self.steps_seen = 0
+        self._norm_cache: tuple = (-1.0, None, None)
 
     @property
     def actor_arch(self) -> dict:
@@ -168,11 +169,15 @@ class TD3Agent:
                 "hidden": list(self.cfg.hidden), "activation": self.cfg.activation}  # fmt: skip
 
     def _norm(self, obs: torch.Tensor) -> torch.Tensor:
-        if not self.normalizer.enabled:
+        """Normalize a sampled raw batch with the current statistics (tensors cached until they change)."""
+        nm = self.normalizer
+        if not nm.enabled:
             return obs
-        mean = torch.as_tensor(self.normalizer.mean, dtype=torch.float32)
-        std = torch.as_tensor(np.sqrt(self.normalizer.var + self.normalizer.eps), dtype=torch.float32)
-        return ((obs - mean) / std).clamp(-self.normalizer.clip, self.normalizer.clip)
+        if self._norm_cache[0] != nm.count:
+            mean = torch.as_tensor(nm.mean, dtype=torch.float32)
+            self._norm_cache = (nm.count, mean, torch.as_tensor(np.sqrt(nm.var + nm.eps), dtype=torch.float32))
+        _, mean, std = self._norm_cache
+        return ((obs - mean) / std).clamp(-nm.clip, nm.clip)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Exploration actions in [-1, 1] for a batch ``(N, obs_dim)`` of raw observations."""
@@ -216,9 +221,11 @@ class TD3Agent:
         obs, next_obs = self._norm(obs), self._norm(next_obs)
         with torch.no_grad():
             next_act = smoothed_target_action(self.actor_target(next_obs), cfg.target_noise, cfg.noise_clip, self.gen)
-            next_qs = [c(next_obs, next_act) for c in self.critics_target]
+            x_next = torch.cat([next_obs, next_act], dim=-1)  # one concat shared by the twin critics
+            next_qs = [c.net(x_next).squeeze(-1) for c in self.critics_target]
             target = td3_target(rew, term, next_qs[0], next_qs[1] if len(next_qs) > 1 else None, cfg.gamma)
-        qs = [c(obs, act) for c in self.critics]
+        x = torch.cat([obs, act], dim=-1)
+        qs = [c.net(x).squeeze(-1) for c in self.critics]
         critic_loss = sum(nn.functional.mse_loss(q, target) for q in qs)
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
