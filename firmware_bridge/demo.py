@@ -372,7 +372,7 @@ def format_report(r: dict[str, Any]) -> str:
         *table,
         f"sim replay of the nominal episode: {rp['steps']} steps, return {rp['return']:.1f}{where}; torques vs HIL "
         f"max |Δ| {rp['max_torque_diff_nm']:.2g} N·m over {rp['compared_steps']} steps "
-        f"({'bit-compatible' if rp['matches_hil'] else 'MISMATCH'})",
+        f"({'match' if rp['matches_hil'] else 'MISMATCH'}: tolerance {PARITY_TOL_NM:g} N·m)",
         f"safety {'OK' if r['safety_ok'] else 'FAILED'}: no NaN or over-limit torque reached the board, no late "
         f"watchdog trip. {r['wall_s']} s.",
         f"wrote {r['out_dir']}/: dashboard.png, episode.gif, report.txt, report.json, hil-*/ "
