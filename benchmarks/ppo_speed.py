@@ -9,6 +9,7 @@ stable-baselines3's PPO measured in the same run:
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 
@@ -16,6 +17,7 @@ import torch
 
 from policies.ppo import PPOConfig, ppo_preset
 from policies.train import TrainConfig, train
+from policies.vec_env import make_env  # picklable factory: SB3's workers must register s2r envs too
 
 ENV = "s2r/Biped-v0"
 
@@ -33,10 +35,9 @@ def sb3(kwargs: dict, num_envs: int, steps: int) -> float:
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    import sim  # noqa: F401  (registers the env in this process; SubprocVecEnv workers import it via make)
 
     t = time.perf_counter()
-    venv = make_vec_env(ENV, n_envs=num_envs, vec_env_cls=SubprocVecEnv if num_envs > 1 else DummyVecEnv,
+    venv = make_vec_env(functools.partial(make_env, ENV), n_envs=num_envs, vec_env_cls=SubprocVecEnv if num_envs > 1 else DummyVecEnv,
                         env_kwargs=None)  # fmt: skip
     PPO("MlpPolicy", venv, device="cpu", **kwargs).learn(steps)
     venv.close()
