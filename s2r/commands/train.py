@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (1 is fastest here)")
     p.add_argument("--checkpoint-every", type=int, default=20_000, help="env steps between checkpoints")
     p.add_argument("--run-dir", default=None, help="default runs/<env>-<algo>-s<seed>-<time>")
-    p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue a run from its last checkpoint")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue a run from its last checkpoint (its config.json; only --steps may change)")
     p.add_argument("--dr", default=None, metavar="PRESET_OR_JSON", help="fixed domain randomization")
     p.add_argument("--adr", action="store_true", help="automatic domain randomization")
     p.add_argument("--adr-config", default=None, metavar="FILE", help="ADR config JSON (implies --adr)")
@@ -56,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         g = p.add_argument_group(f"{title} hyper-parameters (default: the env's preset; shown: generic default)")
         for f in dataclasses.fields(cls):
             g.add_argument(f"--{prefix}-{f.name.replace('_', '-')}", dest=f"{prefix}__{f.name}", default=None,
-                           metavar=type(f.default).__name__.upper(), help=f"default {f.default}")  # fmt: skip
+                           metavar="FLOAT|none" if f.default is None else type(f.default).__name__.upper(),
+                           help=f"default {f.default}")  # fmt: skip
     p.set_defaults(func=run)
 
 
