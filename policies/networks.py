@@ -56,7 +56,7 @@ class GaussianActor(nn.Module):
         self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
 
     def dist(self, obs: torch.Tensor) -> torch.distributions.Distribution:
-        return Normal(self.net(obs), self.log_std.exp().expand(obs.shape[0], -1))
+        return Normal(self.net(obs), self.log_std.exp().expand(obs.shape[0], -1), validate_args=False)
 
     @staticmethod
     def to_env(raw: torch.Tensor) -> torch.Tensor:
@@ -79,7 +79,7 @@ class BetaActor(nn.Module):
         return nn.functional.softplus(a) + 1.0, nn.functional.softplus(b) + 1.0  # > 1: unimodal
 
     def dist(self, obs: torch.Tensor) -> torch.distributions.Distribution:
-        return Beta(*self._alpha_beta(obs))
+        return Beta(*self._alpha_beta(obs), validate_args=False)
 
     @staticmethod
     def to_env(raw: torch.Tensor) -> torch.Tensor:

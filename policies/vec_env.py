@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import signal
 from typing import Any
 
@@ -18,10 +19,10 @@ import numpy as np
 
 
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
-    """``gymnasium.make`` after registering s2r's envs (``import sim``)."""
-    import sim  # noqa: F401  (registers s2r/* ids)
+    """``gymnasium.make`` of a short name (biped, knob...) or Gymnasium id, with actions mapped to [-1, 1]."""
+    import sim  # registers s2r/* ids
 
-    env = gym.make(env_id, **kwargs)
+    env = gym.make(sim.resolve_env_id(env_id), **kwargs)
     space = env.action_space
     if not isinstance(space, gym.spaces.Box):
         raise ValueError(f"{env_id} has a {type(space).__name__} action space; s2r's learners need a continuous Box")
@@ -69,42 +70,60 @@ def _collate(results: list[tuple]) -> tuple:
     return np.stack(obs), np.array(rew), np.array(term), np.array(trunc), list(infos)
 
 
-def _worker(remote, env_id: str, env_kwargs: dict) -> None:
+def _worker(remote, env_id: str, n_envs: int, env_kwargs: dict) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the learner's to handle; it closes us cleanly
     try:
-        env = make_env(env_id, **env_kwargs)
+        envs = [make_env(env_id, **env_kwargs) for _ in range(n_envs)]
     except Exception as exc:  # report instead of dying silently
         remote.send(("error", f"could not create {env_id}: {exc}"))
         return
-    remote.send(("ok", (env.observation_space, env.action_space)))
+    remote.send(("ok", (envs[0].observation_space, envs[0].action_space)))
     while True:
         try:
             cmd, data = remote.recv()
-        except (EOFError, KeyboardInterrupt):  # parent gone or Ctrl-C: the parent handles the interrupt
+        except (EOFError, KeyboardInterrupt):  # parent gone
             break
         try:
             if cmd == "step":
-                remote.send(("ok", _step(env, data)))
+                remote.send(("ok", [_step(env, a) for env, a in zip(envs, data, strict=True)]))
             elif cmd == "reset":
-                remote.send(("ok", _reset(env, *data)))
+                i, seed, options = data
+                remote.send(("ok", _reset(envs[i], seed, options)))
             elif cmd == "close":
                 break
         except Exception as exc:
             remote.send(("error", f"{type(exc).__name__}: {exc}"))
-    env.close()
+    for env in envs:
+        env.close()
     remote.close()
 
 
 class SubprocVecEnv:
-    """One sub-env per worker process (``forkserver``: no inherited torch thread pools or pybullet clients)."""
+    """Sub-envs in ``n_workers`` processes, each stepping its contiguous slice of envs in turn.
 
-    def __init__(self, env_id: str, num_envs: int, env_kwargs: dict | None = None, start_method: str = "forkserver"):
+    Fewer workers than envs means fewer process wake-ups per step: on a 2-core box, 2 workers x 4 envs beat
+    8 workers x 1 env (see benchmarks/vec_env_speed.py). ``forkserver``: no inherited torch thread pools or
+    pybullet clients.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int,
+        env_kwargs: dict | None = None,
+        n_workers: int | None = None,
+        start_method: str = "forkserver",
+    ) -> None:
         ctx = mp.get_context(start_method)
         self.num_envs = num_envs
+        n_workers = max(1, min(num_envs, n_workers or os.cpu_count() or 1))
+        # slices as even as possible: worker w owns envs [bounds[w], bounds[w + 1])
+        self.bounds = [round(w * num_envs / n_workers) for w in range(n_workers + 1)]
         self.remotes, self.procs = [], []
-        for _ in range(num_envs):
+        for w in range(n_workers):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, env_id, env_kwargs or {}), daemon=True)
+            n = self.bounds[w + 1] - self.bounds[w]
+            proc = ctx.Process(target=_worker, args=(child, env_id, n, env_kwargs or {}), daemon=True)
             proc.start()
             child.close()
             self.remotes.append(parent)
@@ -125,13 +144,14 @@ class SubprocVecEnv:
         return data
 
     def reset_one(self, i: int, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
-        self.remotes[i].send(("reset", (seed, options)))
-        return self._recv(self.remotes[i])
+        w = next(w for w in range(len(self.remotes)) if i < self.bounds[w + 1])
+        self.remotes[w].send(("reset", (i - self.bounds[w], seed, options)))
+        return self._recv(self.remotes[w])
 
     def step(self, actions: np.ndarray) -> tuple:
-        for remote, a in zip(self.remotes, actions, strict=True):
-            remote.send(("step", a))
-        return _collate([self._recv(r) for r in self.remotes])
+        for w, remote in enumerate(self.remotes):
+            remote.send(("step", actions[self.bounds[w] : self.bounds[w + 1]]))
+        return _collate([res for r in self.remotes for res in self._recv(r)])
 
     def close(self) -> None:
         for remote in self.remotes:
@@ -144,12 +164,15 @@ class SubprocVecEnv:
         self.remotes, self.procs = [], []
 
 
-def make_vec_env(env_id: str, num_envs: int, kind: str = "auto", env_kwargs: dict | None = None):
-    """``kind``: "subproc", "sync", or "auto" (subprocesses when ``num_envs > 1``)."""
+def make_vec_env(
+    env_id: str, num_envs: int, kind: str = "auto", env_kwargs: dict | None = None, n_workers: int | None = None
+):
+    """``kind``: "subproc", "sync", or "auto" (subprocesses when ``num_envs > 1``); ``n_workers``: default
+    one per CPU core."""
     if kind == "auto":
         kind = "subproc" if num_envs > 1 else "sync"
     if kind == "subproc":
-        return SubprocVecEnv(env_id, num_envs, env_kwargs)
+        return SubprocVecEnv(env_id, num_envs, env_kwargs, n_workers)
     if kind == "sync":
         return SyncVecEnv(env_id, num_envs, env_kwargs)
     raise ValueError(f"unknown vector env kind '{kind}'; use auto, subproc or sync")
