@@ -22,10 +22,10 @@ from policies.vec_env import make_env  # picklable factory: SB3's workers must r
 ENV = "s2r/Biped-v0"
 
 
-def ours(cfg: PPOConfig, num_envs: int, steps: int) -> float:
+def ours(cfg: PPOConfig, num_envs: int, steps: int, vec: str = "auto") -> float:
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
-        train(TrainConfig(env=ENV, algo="ppo", steps=steps, num_envs=num_envs, checkpoint_every=10**9,
+        train(TrainConfig(env=ENV, algo="ppo", steps=steps, num_envs=num_envs, checkpoint_every=10**9, vec=vec,
                           tensorboard=False, progress=False, algo_config=cfg), d)  # fmt: skip
         return steps / (time.perf_counter() - t)
 
@@ -61,11 +61,12 @@ def main() -> None:
 
     preset = ppo_preset(ENV)
     steps = preset.n_steps * preset.num_envs * args.rollouts
-    r_preset = ours(preset, preset.num_envs, steps)
     r_default = sb3({}, 1, steps)
-    print(f"our preset ({preset.num_envs} envs, n_steps {preset.n_steps}, batch {preset.batch_size}) vs SB3 defaults, "
-          f"{steps} steps: ours {r_preset:.0f} steps/s, SB3 {r_default:.0f} steps/s, ratio {r_preset / r_default:.2f}x "
-          "(goal >= 3x)")  # fmt: skip
+    for vec in ("subproc", "sync"):
+        r_preset = ours(preset, preset.num_envs, steps, vec)
+        print(f"our preset ({preset.num_envs} envs {vec}, n_steps {preset.n_steps}, batch {preset.batch_size}) vs SB3 "
+              f"defaults, {steps} steps: ours {r_preset:.0f} steps/s, SB3 {r_default:.0f} steps/s, ratio "
+              f"{r_preset / r_default:.2f}x (goal >= 3x)")  # fmt: skip
 
 
 if __name__ == "__main__":
