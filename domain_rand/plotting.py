@@ -66,6 +66,9 @@ def plot_adr_ranges(progress_csv: str, out_png: str) -> None:
             fig.savefig(f, format="png", dpi=110)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a plot is an ordinary, shareable file
         os.replace(tmp, out_png)
     except BaseException:
         os.unlink(tmp)
