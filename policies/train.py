@@ -41,7 +41,7 @@ class TrainConfig:
     steps: int = 1_000_000  # total env steps (summed over sub-envs)
     seed: int = 0
     num_envs: int = 0  # 0: the preset's (TD3: 1, PPO: PPOConfig.num_envs)
-    vec: str = "auto"  # auto (subprocesses when num_envs > 1) | subproc | sync
+    vec: str = "auto"  # auto (subprocesses with >= 4 cores, else in-process) | subproc | sync
     torch_threads: int = 1  # intra-op threads: >1 helps little for these small nets and, on a loaded or
     # 2-core box, OpenMP spin-waiting against the env workers made updates up to 30x slower (measured)
     checkpoint_every: int = 20_000  # env steps between checkpoints

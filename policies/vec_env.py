@@ -167,10 +167,14 @@ class SubprocVecEnv:
 def make_vec_env(
     env_id: str, num_envs: int, kind: str = "auto", env_kwargs: dict | None = None, n_workers: int | None = None
 ):
-    """``kind``: "subproc", "sync", or "auto" (subprocesses when ``num_envs > 1``); ``n_workers``: default
-    one per CPU core."""
+    """``kind``: "subproc", "sync", or "auto"; ``n_workers``: default one per CPU core.
+
+    "auto" runs the envs in this process on machines with fewer than 4 cores: on the shared 2-core box,
+    in-process stepping measured 2.6x faster than subprocess workers (pipe round trips and process wake-ups
+    cost more than two contended cores give back; benchmarks/vec_env_speed.py), and subprocesses otherwise.
+    """
     if kind == "auto":
-        kind = "subproc" if num_envs > 1 else "sync"
+        kind = "subproc" if num_envs > 1 and (os.cpu_count() or 1) >= 4 else "sync"
     if kind == "subproc":
         return SubprocVecEnv(env_id, num_envs, env_kwargs, n_workers)
     if kind == "sync":
