@@ -81,6 +81,7 @@ class Controller:
         self.stop = _Stop()
         self.enabled = False
         self.counts = {name: 0 for name in HostFault.NAMES.values()}
+        self.duplicate_sensors = 0  # lockstep: re-sent SENSORs answered with the previous command
         self.steps = 0
         self.infer_us: deque[float] = deque(maxlen=100_000)  # µs, the most recent steps
         self.loop_us: deque[float] = deque(maxlen=100_000)
@@ -173,6 +174,14 @@ class Controller:
                     frame, msg, faults = newer, newer.msg, HostFault.STALE_SKIPPED
                 elif isinstance(newer.msg, p.Ident):
                     self._check_ident(newer.msg)
+            if lockstep and last_cmd is not None and frame.seq == last_cmd.sensor_seq:
+                # the board re-sent a SENSOR we already answered (our retransmit crossed its reply): answer with
+                # the same command; stepping again would double-count the step and, for the knob, overwrite
+                # prev_action and break parity with the simulator
+                link.send(last_cmd)
+                self.duplicate_sensors += 1
+                last_sensor = time.monotonic()  # the link is alive
+                continue
             t_rx = time.monotonic_ns()
             last_sensor = time.monotonic()
             if lost or not (msg.mode & p.Mode.ENABLED) or (msg.faults & p.Fault.WATCHDOG):
@@ -285,6 +294,7 @@ class Controller:
         return {
             "steps": self.steps,
             "faults": dict(self.counts),
+            "duplicate_sensors": self.duplicate_sensors,
             "infer_us_p50": float(np.percentile(self.infer_us, 50)) if self.infer_us else None,
             "loop_us_p99": float(np.percentile(self.loop_us, 99)) if self.loop_us else None,
             "stopped_by_signal": signal.Signals(self.stop.signum).name if self.stop.signum else None,
