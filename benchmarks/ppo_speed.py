@@ -51,6 +51,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
+    # warm-up: lazy imports (pybullet, sim.biped, torch.distributions) must not be charged to the first measurement
+    ours(PPOConfig(n_steps=8, batch_size=32, n_epochs=1), 4, 32, "sync")
+    sb3({"n_steps": 8, "batch_size": 8, "n_epochs": 1}, 1, 16)
+
     same = PPOConfig(n_steps=512, batch_size=64, n_epochs=10, hidden=(64, 64), normalize_obs=False,
                      normalize_reward=False, num_envs=4)  # fmt: skip
     sb3_same = {"n_steps": 512, "batch_size": 64, "n_epochs": 10, "policy_kwargs": {"net_arch": [64, 64]}}
