@@ -134,6 +134,9 @@ class InferencePolicy(nn.Module):
     using only ONNX-exportable ops (sub, div, sqrt, clamp, linear, relu/tanh, softplus).
     """
 
+    obs_mean: torch.Tensor
+    obs_std: torch.Tensor
+
     def __init__(self, actor: nn.Module, obs_mean, obs_var, clip: float, eps: float, meta: dict) -> None:
         super().__init__()
         self.actor = actor
@@ -150,7 +153,7 @@ class InferencePolicy(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = ((obs - self.obs_mean) / self.obs_std).clamp(-self.clip, self.clip)
-        return self.actor.deterministic(x).clamp(-1.0, 1.0)
+        return self.actor.deterministic(x).clamp(-1.0, 1.0)  # type: ignore[operator]
 
 
 def inference_policy_from_checkpoint(ckpt: dict) -> InferencePolicy:

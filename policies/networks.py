@@ -106,7 +106,8 @@ def build_actor(arch: dict) -> nn.Module:
 @torch.no_grad()
 def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     """``target ← (1 − tau)·target + tau·online``, in place, for every parameter (buffers copied)."""
-    t_params, o_params = list(target.parameters()), list(online.parameters())
+    t_params: list[torch.Tensor] = list(target.parameters())
+    o_params: list[torch.Tensor] = list(online.parameters())
     torch._foreach_mul_(t_params, 1.0 - tau)
     torch._foreach_add_(t_params, o_params, alpha=tau)
     for tb, ob in zip(target.buffers(), online.buffers(), strict=True):

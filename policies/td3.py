@@ -226,7 +226,7 @@ class TD3Agent:
             target = td3_target(rew, term, next_qs[0], next_qs[1] if len(next_qs) > 1 else None, cfg.gamma)
         x = torch.cat([obs, act], dim=-1)
         qs = [c.net(x).squeeze(-1) for c in self.critics]
-        critic_loss = sum(nn.functional.mse_loss(q, target) for q in qs)
+        critic_loss = torch.stack([nn.functional.mse_loss(q, target) for q in qs]).sum()
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_opt.step()
