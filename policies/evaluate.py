@@ -46,7 +46,7 @@ def evaluate(
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
     env = make_env(policy.env_id, **({"render_mode": "rgb_array"} if gif else {}))
-    result, frames = EvalResult(), []
+    result, frames = EvalResult(), []  # frames: RGB arrays of the first episode
     try:
         for k in range(episodes):
             obs, info = env.reset(seed=seed + k, options={"params": params} if params else None)
@@ -57,7 +57,7 @@ def evaluate(
                 obs, reward, terminated, truncated, info = env.step(action)
                 ep_ret, length, done = ep_ret + float(reward), length + 1, terminated or truncated
                 if gif and k == 0 and length % gif_every == 0:
-                    frames.append(env.render())
+                    frames.append(np.asarray(env.render()))
             result.returns.append(ep_ret)
             result.lengths.append(length)
             if "distance_m" in info:

@@ -257,7 +257,7 @@ class PPOAgent:
         out["explained_var"] = float(1 - (flat["ret"] - flat["value"]).var() / var_y) if var_y > 0 else 0.0
         out["lr"] = self.opt.param_groups[0]["lr"]
         if cfg.distribution == "gaussian":
-            out["std"] = self.actor.log_std.detach().exp().mean().item()
+            out["std"] = self.actor.log_std.detach().exp().mean().item()  # type: ignore[operator]
         return out
 
     def state_dict(self) -> dict:

@@ -222,10 +222,10 @@ class TD3Agent:
         with torch.no_grad():
             next_act = smoothed_target_action(self.actor_target(next_obs), cfg.target_noise, cfg.noise_clip, self.gen)
             x_next = torch.cat([next_obs, next_act], dim=-1)  # one concat shared by the twin critics
-            next_qs = [c.net(x_next).squeeze(-1) for c in self.critics_target]
+            next_qs = [c.net(x_next).squeeze(-1) for c in self.critics_target]  # type: ignore[operator]
             target = td3_target(rew, term, next_qs[0], next_qs[1] if len(next_qs) > 1 else None, cfg.gamma)
         x = torch.cat([obs, act], dim=-1)
-        qs = [c.net(x).squeeze(-1) for c in self.critics]
+        qs = [c.net(x).squeeze(-1) for c in self.critics]  # type: ignore[operator]
         critic_loss = torch.stack([nn.functional.mse_loss(q, target) for q in qs]).sum()
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()

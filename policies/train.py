@@ -113,6 +113,7 @@ def resume_config(run_dir: str | os.PathLike, steps: int | None = None) -> Train
 def _make_agent(cfg: TrainConfig, obs_dim: int, act_dim: int, norm: ObsNormalizer):
     if isinstance(cfg.algo_config, PPOConfig):
         return PPOAgent(cfg.algo_config, obs_dim, act_dim, norm, cfg.num_envs, cfg.steps, seed=cfg.seed)
+    assert isinstance(cfg.algo_config, TD3Config), "train() resolves the config first"
     return TD3Agent(cfg.algo_config, obs_dim, act_dim, norm, seed=cfg.seed)
 
 
@@ -151,7 +152,7 @@ class EpisodeStats:
     KEYS = ("return", "length", "distance_m", "fell", "is_success")
 
     def __init__(self, window: int) -> None:
-        self.window = {k: deque(maxlen=window) for k in self.KEYS}
+        self.window: dict[str, deque[float]] = {k: deque(maxlen=window) for k in self.KEYS}
         self.episodes = 0
 
     def add(self, ep_return: float, length: int, info: dict) -> None:
@@ -200,6 +201,8 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False)
     and re-raises KeyboardInterrupt.
     """
     cfg = config.resolved()
+    algo_cfg = cfg.algo_config
+    assert algo_cfg is not None
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoints"
     if not resume and (ckpt_dir / "latest.pt").exists():
@@ -211,16 +214,18 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False)
     torch.manual_seed(cfg.seed)
 
     probe = make_env(cfg.env)  # spaces, robot spec, param space: the same env the workers build
-    obs_dim, act_dim = int(probe.observation_space.shape[0]), int(probe.action_space.shape[0])
+    obs_shape, act_shape = probe.observation_space.shape, probe.action_space.shape
+    assert obs_shape is not None and act_shape is not None  # Box spaces (make_env checks the action space)
+    obs_dim, act_dim = int(obs_shape[0]), int(act_shape[0])
     spec = getattr(probe.unwrapped, "robot_spec", None)
     robot_id = spec.robot_id if spec is not None else None
     source = _make_source(cfg, probe)
     probe.close()
 
-    norm = ObsNormalizer(obs_dim, enabled=cfg.algo_config.normalize_obs)
+    norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs)
     agent = _make_agent(cfg, obs_dim, act_dim, norm)
     stats = EpisodeStats(cfg.stats_window)
-    counters = {"global_step": 0, "resumes": 0, "time_s": 0.0}
+    counters: dict[str, Any] = {"global_step": 0, "resumes": 0, "time_s": 0.0}
     best_return = -math.inf
     csv_log = CsvLog(run_dir / "progress.csv")
 
@@ -276,9 +281,9 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False)
     base_seed = cfg.seed * 1_000_003 + counters["resumes"] * 10_007
     obs = np.stack([reset_env(i, base_seed + i) for i in range(n)])
     norm.update(obs)
-    default_log = cfg.algo_config.n_steps * n if isinstance(agent, PPOAgent) else 1000
+    default_log = algo_cfg.n_steps * n if isinstance(algo_cfg, PPOConfig) else 1000
     log_every = cfg.log_every or default_log
-    step = counters["global_step"]
+    step = int(counters["global_step"])
     next_log = (step // log_every + 1) * log_every
     next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
     losses: dict[str, list[float]] = {}
@@ -308,7 +313,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False)
                 info = infos[i] or {}
                 stats.add(float(ep_ret[i]), int(ep_len[i]), info)
                 source.report(tags[i], _performance(cfg.env, float(ep_ret[i]), info))
-                next_obs[i] = reset_env(i, None)
+                next_obs[i] = reset_env(int(i), None)
             norm.update(next_obs)
             obs = next_obs
             step += n

@@ -28,7 +28,7 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
         raise ValueError(f"{env_id} has a {type(space).__name__} action space; s2r's learners need a continuous Box")
     if not (np.all(space.low == -1.0) and np.all(space.high == 1.0)):
         # the policy always acts in [-1, 1]; this is the one place other bounds (Pendulum's ±2 N·m) are mapped
-        env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
+        env = gym.wrappers.RescaleAction(env, np.float32(-1.0), np.float32(1.0))
     return env
 
 
@@ -123,7 +123,7 @@ class SubprocVecEnv:
         for w in range(n_workers):
             parent, child = ctx.Pipe()
             n = self.bounds[w + 1] - self.bounds[w]
-            proc = ctx.Process(target=_worker, args=(child, env_id, n, env_kwargs or {}), daemon=True)
+            proc = ctx.Process(target=_worker, args=(child, env_id, n, env_kwargs or {}), daemon=True)  # type: ignore[attr-defined]
             proc.start()
             child.close()
             self.remotes.append(parent)

@@ -65,7 +65,7 @@ def _algo_config(args: argparse.Namespace, base: TD3Config | PPOConfig) -> TD3Co
     prefix = "ppo" if isinstance(base, PPOConfig) else "td3"
     other = "td3" if prefix == "ppo" else "ppo"
     hints = {k: str(v) for k, v in typing.get_type_hints(type(base)).items()}
-    changes = {}
+    changes: dict[str, typing.Any] = {}
     for f in dataclasses.fields(base):
         if getattr(args, f"{other}__{f.name}", None) is not None and getattr(args, f"{prefix}__{f.name}") is None:
             raise ValueError(f"--{other}-{f.name.replace('_', '-')} does not apply to --algo {args.algo}")
@@ -91,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
             dr=args.dr, adr=args.adr or args.adr_config is not None, adr_config=args.adr_config,
             tensorboard=not args.no_tensorboard,
         )  # fmt: skip
-        cfg = dataclasses.replace(cfg, algo_config=_algo_config(args, cfg.resolved().algo_config))
+        preset = cfg.resolved().algo_config
+        assert preset is not None
+        cfg = dataclasses.replace(cfg, algo_config=_algo_config(args, preset))
         run_dir = args.run_dir or f"runs/{args.env.replace('/', '_')}-{args.algo}-s{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
         summary = train(cfg, run_dir)
     line = f"done: {summary['run_dir']} at step {summary['global_step']}"
