@@ -200,6 +200,16 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False)
     A fresh run refuses a ``run_dir`` that already has checkpoints (use ``resume``). Ctrl-C saves a checkpoint
     and re-raises KeyboardInterrupt.
     """
+    torch.set_flush_denormal(True)  # tiny Adam moments turn denormal and slow CPU math 10x
+    try:
+        return _train(config, run_dir, resume)
+    finally:
+        # the flag is process-wide (the CPU's FTZ/DAZ bits): give callers (benchmarks, tests, the demo) back
+        # IEEE subnormals
+        torch.set_flush_denormal(False)
+
+
+def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dict[str, Any]:
     cfg = config.resolved()
     algo_cfg = cfg.algo_config
     assert algo_cfg is not None
@@ -208,7 +218,6 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False)
     if not resume and (ckpt_dir / "latest.pt").exists():
         raise ValueError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick a new --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_flush_denormal(True)  # tiny Adam moments turn denormal and slow CPU math 10x
     torch.set_num_threads(max(1, cfg.torch_threads))
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
