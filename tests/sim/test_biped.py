@@ -194,3 +194,18 @@ def test_terrains_differ_and_are_seeded():
     np.testing.assert_array_equal(rough_a, rough_b)
     hard = lidar_profile("s2r/BipedHardcore-v0", 0)
     assert np.ptp(hard) > np.ptp(rough_a)  # stumps, steps and pits
+
+
+def test_terrain_collision_matches_heights_after_resets():
+    """The heightfield is updated in place at each reset: the ground the robot hits must be the new one."""
+    e = gym.make("s2r/BipedHardcore-v0").unwrapped
+    try:
+        for seed in (3, 4, 5):
+            e.reset(seed=seed)
+            h = e._heights
+            grid_x = np.arange(len(h)) * 0.1 - 3.0
+            for x in np.arange(1.0, 18.0, 0.37):
+                hit = e._bc.rayTest([x, 0.05, 3.0], [x, 0.05, -3.0], collisionFilterMask=1)[0]
+                assert hit[3][2] == pytest.approx(np.interp(x, grid_x, h), abs=1e-4)
+    finally:
+        e.close()
