@@ -16,6 +16,7 @@ import select
 import time
 import tty
 from collections import deque
+from typing import cast
 
 import serial
 
@@ -107,7 +108,7 @@ class Link:
         self.tx_frames = 0
         self.tx_bytes = 0
         self._tx_seq = 0
-        self._pending: deque[p.Frame] = deque()
+        self._pending: deque[p.Frame[p.Message]] = deque()
         try:
             self._fd: int | None = port.fileno()
             port.timeout = 0  # reads never block; we wait with select on the descriptor
@@ -151,7 +152,7 @@ class Link:
             self.port.timeout = timeout_s
         return self.port.read(1)
 
-    def recv(self, timeout_s: float) -> p.Frame | None:
+    def recv(self, timeout_s: float) -> p.Frame[p.Message] | None:
         """Next valid frame, or None if none arrived within ``timeout_s`` seconds."""
         if self._pending:
             return self._pending.popleft()
@@ -165,13 +166,15 @@ class Link:
             elif time.monotonic() >= deadline:
                 return None
 
-    def recv_msg(self, kind: type, timeout_s: float) -> p.Frame | None:
+    def recv_msg(self, kind: type[p.M], timeout_s: float) -> p.Frame[p.M] | None:
         """Next frame carrying a message of class ``kind`` within ``timeout_s``; other frames are discarded."""
         deadline = time.monotonic() + timeout_s
         while True:
             frame = self.recv(deadline - time.monotonic())
-            if frame is None or isinstance(frame.msg, kind):
-                return frame
+            if frame is None:
+                return None
+            if isinstance(frame.msg, kind):
+                return cast("p.Frame[p.M]", frame)  # isinstance narrows frame.msg, not the frame holding it
 
     def handshake(self, spec: RobotSpec | None = None, timeout_s: float = 1.0, tries: int = 3) -> p.Ident:
         """HELLO → IDENT (retried ``tries`` times); check it against ``spec``. Raises ValueError / TimeoutError."""

@@ -22,7 +22,7 @@ import binascii
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 import numpy as np
 
@@ -416,9 +416,10 @@ class Pong:
 
 
 Message = Hello | Ident | Sensor | Torque | Enable | Disable | Status | Ping | Pong
-MESSAGES: dict[int, type] = {
+MESSAGES: dict[int, type[Message]] = {
     m.TYPE: m for m in (Hello, Ident, Sensor, Torque, Enable, Disable, Status, Ping, Pong)
 }  # fmt: skip
+M = TypeVar("M", bound=Message)  # the message class a Frame carries, e.g. Frame[Ident] from Link.recv_msg
 
 
 def encode(msg: Message, seq: int) -> bytes:
@@ -431,14 +432,14 @@ def encode(msg: Message, seq: int) -> bytes:
 
 
 @dataclass(frozen=True)
-class Frame:
+class Frame(Generic[M]):
     """A decoded frame: the sender's sequence number and the message."""
 
     seq: int
-    msg: Message
+    msg: M
 
 
-def decode_frame(raw: bytes) -> Frame:
+def decode_frame(raw: bytes) -> Frame[Message]:
     """One COBS frame without its 0x00 delimiter → Frame. Raises ProtocolError (see FrameDecoder for counting)."""
     data = cobs_decode(raw)
     if len(data) < HEADER.size + CRC.size:
@@ -492,11 +493,11 @@ class FrameDecoder:
         self._overflow = False
         self._last_seq: int | None = None
 
-    def feed(self, chunk: bytes) -> list[Frame]:
+    def feed(self, chunk: bytes) -> list[Frame[Message]]:
         """Consume bytes; return the valid frames completed by them, in order."""
         self.stats.bytes += len(chunk)
         parts = bytes(chunk).split(b"\x00")
-        out: list[Frame] = []
+        out: list[Frame[Message]] = []
         for i, part in enumerate(parts):
             if not self._overflow:
                 self._buf += part
@@ -515,7 +516,7 @@ class FrameDecoder:
             self._buf = bytearray()
         return out
 
-    def _decode(self, raw: bytes) -> Frame | None:
+    def _decode(self, raw: bytes) -> Frame[Message] | None:
         s = self.stats
         try:
             data = cobs_decode(raw)
