@@ -65,7 +65,7 @@ class FaultSpec:
                 raise ValueError(f"fault '{key}' needs a number, got '{val}'") from None
             if not np.isfinite(values[key]) or values[key] < 0:
                 raise ValueError(f"fault '{key}' must be a finite number ≥ 0, got {val}")
-        spec = cls(**values)  # type: ignore[arg-type]
+        spec = cls(**values)
         if spec.drop > 1 or spec.corrupt > 1:
             raise ValueError("fault probabilities drop and corrupt must be ≤ 1")
         return spec
