@@ -115,12 +115,14 @@ class BipedEnv(gym.Env):
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(n_obs,), dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(BIPED_SPEC.action.n,), dtype=np.float32)
 
-        self._bc = connect_direct()
+        self._bc: Any = connect_direct()
         self._bc.setGravity(0, 0, -9.81)
         self._bc.setPhysicsEngineParameter(fixedTimeStep=1.0 / PHYSICS_HZ, numSolverIterations=20)
         self._robot = self._build_robot()
         self._ground = -1
         self._ground_key: str | None = None
+        self._hf_shape = -1  # heightfield collision shape, updated in place at each reset
+        self._hf_centre_z = 0.0  # vertical centring bullet gave the heightfield when it was created
         self._base_masses = {
             link: self._bc.getDynamicsInfo(self._robot, link)[0] for link in (HULL, *MOTOR_JOINTS)
         }
@@ -454,4 +456,4 @@ class BipedEnv(gym.Env):
         if getattr(self, "_bc", None) is not None:
             with contextlib.suppress(p.error):
                 self._bc.disconnect()
-            self._bc = None  # type: ignore[assignment]
+            self._bc = None

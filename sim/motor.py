@@ -58,7 +58,7 @@ class MotorModel:
         self._damping, self._friction = params.damping_nms_rad, params.friction_nm
         self.last_applied_nm: list[float] = [0.0] * n
 
-    def command(self, torque_nm: np.ndarray) -> None:
+    def command(self, torque_nm: np.ndarray | list[float]) -> None:
         """Latch a new torque command (N·m) for the coming control period, clipped to the firmware limit."""
         self._pending = [min(max(float(t), -lim), lim) for t, lim in zip(torque_nm, self._limit, strict=True)]
 

@@ -45,6 +45,9 @@ def rollout_report(env_name: str, episodes: int = 3, policy: str = "random", see
     """Run ``episodes`` episodes with a random or zero policy; render the first one to ``gif_path`` if given."""
     env_id = sim.resolve_env_id(env_name)
     env = gym.make(env_id, render_mode="rgb_array" if gif_path else None)
+    space = env.action_space
+    if not isinstance(space, gym.spaces.Box):
+        raise ValueError(f"{env_id} has a {type(space).__name__} action space; rollout needs a Box")
     report = RolloutReport(env_id, policy)
     rng = np.random.default_rng(seed)
     env.action_space.seed(seed)
@@ -57,15 +60,15 @@ def rollout_report(env_name: str, episodes: int = 3, policy: str = "random", see
             info = {}
             while not done and (max_steps is None or steps < max_steps):
                 if policy == "random":
-                    action = rng.uniform(env.action_space.low, env.action_space.high).astype(np.float32)
+                    action = rng.uniform(space.low, space.high).astype(np.float32)
                 else:
-                    action = np.zeros(env.action_space.shape, dtype=np.float32)
+                    action = np.zeros(space.shape, dtype=np.float32)
                 obs, reward, terminated, truncated, info = env.step(action)
                 ret += float(reward)
                 steps += 1
                 done = terminated or truncated
                 if gif_path and ep == 0 and steps % 2 == 0:  # 25 fps GIF of a 50 Hz episode
-                    frames.append(env.render())
+                    frames.append(np.asarray(env.render()))
             report.episodes.append(EpisodeStats(
                 ret=ret, length=steps, distance_m=info.get("distance_m"),
                 fell=bool(info.get("fell", False)), success=info.get("is_success"),

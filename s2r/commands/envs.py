@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         env_id = sim.resolve_env_id(name)
         env = gym.make(env_id)
         try:
-            u = env.unwrapped
+            u: Any = env.unwrapped  # an s2r env: robot_spec and param_space (see sim/)
             spec, params = u.robot_spec, u.param_space
             print(f"\n== {env_id}  (short name '{name}', robot '{spec.robot_id}', {spec.control_hz:g} Hz control, "
                   f"{env.spec.max_episode_steps if env.spec else '?'} steps) ==")
