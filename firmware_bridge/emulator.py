@@ -21,7 +21,7 @@ import json
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Protocol, cast
 
 import gymnasium as gym
 import numpy as np
@@ -29,6 +29,8 @@ import numpy as np
 import sim
 from firmware_bridge import protocol as p
 from firmware_bridge.link import Link
+from sim.params import ParamSpace
+from sim.spec import RobotSpec, SensorFrame
 
 
 @dataclass(frozen=True)
@@ -55,13 +57,29 @@ def plant_params(robot_id: str, plant: str) -> dict[str, float]:
     return plants[plant]
 
 
+class BoardSim(Protocol):
+    """What the board needs from ``env.unwrapped`` of an s2r env (``sim.BipedEnv``, ``sim.KnobEnv``)."""
+
+    robot_spec: RobotSpec
+    param_space: ParamSpace
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any: ...
+
+    def step_torque(self, torque_nm: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """One control period with motor torques in N·m: (obs, reward, terminated, truncated, info)."""
+        ...
+
+    def sensor_frame(self) -> SensorFrame: ...
+
+
 class Emulator:
     """One emulated motor board on one byte port. Call :meth:`serve` to run it."""
 
     def __init__(self, cfg: EmulatorConfig, port, log: IO[str] | None = None) -> None:
         self.cfg = cfg
         self.env = gym.make(sim.resolve_env_id(cfg.env))
-        self.sim = self.env.unwrapped
+        # gym.make returns a plain gym.Env; only an s2r env (any in sim/) has the board surface
+        self.sim = cast(BoardSim, self.env.unwrapped)
         self.spec = self.sim.robot_spec
         self.max_steps = self.env.spec.max_episode_steps if self.env.spec else None
         self.params = plant_params(self.spec.robot_id, cfg.plant)
