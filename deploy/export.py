@@ -193,6 +193,7 @@ def export_bundle(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be copied, flashed and shipped
     try:
         write_file_durable(tmp / MODEL_FILE, onnx_bytes(model, spec.obs_dim, opset))
         _save_npy(tmp / SAMPLE_OBS_FILE, samples)
