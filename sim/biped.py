@@ -316,14 +316,16 @@ class BipedEnv(gym.Env):
         return obs, {"params": dict(self.params), "distance_m": 0.0}
 
     def step(self, action: np.ndarray):
-        return self.step_torque(BIPED_SPEC.action.to_torque_nm(action))
+        return self._advance(BIPED_SPEC.action.torque_list(action))
 
     def step_torque(self, torque_nm: np.ndarray):
         """Advance one control period with motor torque commands in N·m (clamped by the motor model)."""
-        # plain floats on the hot path: numpy's per-call overhead dominates for 4-element vectors
-        tau_cmd = [float(t) for t in np.asarray(torque_nm, dtype=np.float64).reshape(-1)]
+        tau_cmd = np.asarray(torque_nm, dtype=np.float64).reshape(-1).tolist()
         if len(tau_cmd) != 4 or not all(map(math.isfinite, tau_cmd)):
             raise ValueError(f"torque command must be 4 finite values in N·m, got {np.asarray(torque_nm).tolist()}")
+        return self._advance(tau_cmd)
+
+    def _advance(self, tau_cmd: list[float]):
         if self._frame is None:
             raise RuntimeError("call reset() before step()")
         bc, robot, P = self._bc, self._robot, self.params

@@ -48,19 +48,20 @@ BIPED_OBS_FIELDS: tuple[ObsField, ...] = (
 )
 
 
+_BIPED_Q, _BIPED_DQ, _BIPED_CONTACT = [4, 6, 9, 11], [5, 7, 10, 12], [8, 13]
+
+
 def _biped_obs(spec: RobotSpec, f: SensorFrame, prev_action: np.ndarray) -> np.ndarray:
     del prev_action  # the biped observation does not include it (BipedalWalker layout)
-    q, dq, c = f.joint_pos_rad, f.joint_vel_rad_s, f.contacts
-    lidar = np.clip(np.asarray(f.lidar_m, dtype=np.float32) / spec.sensors.lidar_max_range_m, 0.0, 1.0)
-    return np.array(
-        [
-            f.imu_pitch_rad, f.imu_pitch_rate_rad_s, f.vel_mps[0], f.vel_mps[1],
-            q[0], dq[0], q[1], dq[1], c[0],
-            q[2], dq[2], q[3], dq[3], c[1],
-            *lidar,
-        ],
-        dtype=np.float32,
-    )  # fmt: skip
+    obs = np.empty(24, dtype=np.float32)  # slice writes: this runs every control step
+    obs[0], obs[1] = f.imu_pitch_rad, f.imu_pitch_rate_rad_s
+    obs[2:4] = f.vel_mps
+    obs[_BIPED_Q] = f.joint_pos_rad
+    obs[_BIPED_DQ] = f.joint_vel_rad_s
+    obs[_BIPED_CONTACT] = f.contacts
+    np.clip(np.asarray(f.lidar_m, dtype=np.float32) / np.float32(spec.sensors.lidar_max_range_m), 0.0, 1.0,
+            out=obs[14:])  # fmt: skip
+    return obs
 
 
 BIPED_SPEC = RobotSpec(

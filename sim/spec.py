@@ -12,6 +12,8 @@ firmware emulator can all import it. It is the one place where these facts live:
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -59,14 +61,26 @@ class ActionSpec:
         """Per-motor torque limits in N·m, shape (n,), float32."""
         return np.array([m.torque_limit_nm for m in self.motors], dtype=np.float32)
 
+    @functools.cached_property
+    def _limits_list(self) -> list[float]:
+        return [float(x) for x in self.limits_nm]  # the float32 limits, so both paths give identical torques
+
+    def torque_list(self, action: np.ndarray | list[float]) -> list[float]:
+        """Normalized action in [-1, 1] → torque in N·m as plain floats (the simulator's hot path).
+
+        Non-finite input raises ValueError; out-of-range values are clipped to [-1, 1].
+        """
+        arr = np.asarray(action, dtype=np.float64)
+        if arr.shape != (self.n,):
+            raise ValueError(f"action has shape {arr.shape}, expected ({self.n},): one value per motor {self.names}")
+        a = arr.tolist()
+        if not all(map(math.isfinite, a)):
+            raise ValueError(f"action contains NaN or inf: {a}; policies must output finite values")
+        return [min(max(x, -1.0), 1.0) * lim for x, lim in zip(a, self._limits_list, strict=True)]
+
     def to_torque_nm(self, action: np.ndarray) -> np.ndarray:
-        """Normalized action in [-1, 1] → torque in N·m. Non-finite input raises; out-of-range is clipped."""
-        a = np.asarray(action, dtype=np.float64)
-        if a.shape != (self.n,):
-            raise ValueError(f"action has shape {a.shape}, expected ({self.n},): one value per motor {self.names}")
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"action contains NaN or inf: {a.tolist()}; policies must output finite values")
-        return (np.clip(a, -1.0, 1.0) * self.limits_nm).astype(np.float32)
+        """Normalized action in [-1, 1] → torque in N·m, float32. Non-finite input raises; out-of-range is clipped."""
+        return np.asarray(self.torque_list(action), dtype=np.float32)
 
     def to_normalized(self, torque_nm: np.ndarray) -> np.ndarray:
         """Torque in N·m → normalized action in [-1, 1] (clipped)."""
