@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,20 @@ def replace_atomic(path: str | Path, data: bytes) -> None:
     write_file_durable(tmp, data)
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def replace_dir(tmp: str | Path, out: str | Path) -> None:
+    """Rename the finished folder ``tmp`` to ``out``. A previous ``out`` is first moved aside (one rename), then
+    deleted, so ``out`` is at every instant either the old folder, absent for one rename, or the new one."""
+    tmp, out = Path(tmp), Path(out)
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / "previous")
+    os.replace(tmp, out)
+    fsync_dir(out.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def copy_durable(src: str | Path, dst: str | Path) -> None:

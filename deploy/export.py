@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import tempfile
 import warnings
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deploy.bundle import Policy, fsync_dir, load_bundle, self_test, write_file_durable
+from deploy.bundle import Policy, fsync_dir, load_bundle, replace_dir, self_test, write_file_durable
 from deploy.manifest import (
     INPUT_NAME,
     MANIFEST_FILE,
@@ -218,7 +217,7 @@ def export_bundle(
         _write_manifest(tmp, manifest)
         self_test(load_bundle(tmp))
         fsync_dir(tmp)
-        _move_into_place(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -243,18 +242,6 @@ def verify_bundle(
 def _check_target(out: Path) -> None:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_FILE).exists())):
         raise ValueError(f"'{out}' exists and is not a bundle folder; choose another -o or remove it")
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished bundle to ``out``; a previous bundle there is moved aside first, then deleted."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / "b")
-    os.replace(tmp, out)
-    fsync_dir(out.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:

@@ -170,7 +170,7 @@ def staged_dir(out: Path) -> Iterator[Path]:
     ``out`` may be missing, empty or a previous demo output (it holds ``report.json``); anything else is
     refused, so a typo in ``--out`` cannot delete a user's folder.
     """
-    from deploy.bundle import fsync_dir
+    from deploy.bundle import replace_dir
 
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / REPORT_FILE).exists())):
         raise ValueError(f"'{out}' exists and is not a demo output folder; choose another --out or remove it")
@@ -183,14 +183,7 @@ def staged_dir(out: Path) -> Iterator[Path]:
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; an output folder should read like any other
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / "previous")
-        os.replace(tmp, out)
-        fsync_dir(out.parent)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # gone already after a successful rename
 
