@@ -193,6 +193,19 @@ def _drain(stream: Any, keep: collections.deque) -> threading.Thread:
     return t
 
 
+def _wait_until_quiet(log: Path, quiet_s: float = 0.2, max_s: float = 2.0) -> None:
+    """Wait until the emulator's log has not grown for ``quiet_s`` (at most ``max_s``)."""
+    deadline = time.monotonic() + max_s
+    size, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now_size = log.stat().st_size if log.exists() else 0
+        if now_size != size:
+            size, since = now_size, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.02)
+
+
 def run_hil(cfg: HilConfig) -> dict[str, Any]:
     """Run emulator + controller, return the report (see :func:`build_report`)."""
     from deploy.bundle import load_bundle  # the bundle names the robot and env
@@ -226,6 +239,8 @@ def run_hil(cfg: HilConfig) -> dict[str, Any]:
         ctl = subprocess.run(run_cmd, capture_output=True, text=True, timeout=cfg.duration_s + 120)
         wall_s = time.monotonic() - t_start
     finally:
+        if emu.poll() is None:
+            _wait_until_quiet(emu_log)  # let the board apply the controller's last TORQUE and DISABLE
         if proxy is not None:
             proxy.close()
         if emu.poll() is None:
