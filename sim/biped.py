@@ -121,6 +121,7 @@ class BipedEnv(gym.Env):
         self._robot = self._build_robot()
         self._ground = -1
         self._ground_key: str | None = None
+        self._heights: np.ndarray | None = None  # terrain heights (m) on the 0.1 m grid; None on the flat plane
         self._hf_shape = -1  # heightfield collision shape, updated in place at each reset
         self._hf_centre_z = 0.0  # vertical centring bullet gave the heightfield when it was created
         self._base_masses = {
@@ -249,7 +250,7 @@ class BipedEnv(gym.Env):
                 if self._ground >= 0:
                     bc.removeBody(self._ground)
                 self._ground = bc.createMultiBody(0, bc.createCollisionShape(p.GEOM_PLANE))
-                self._heights: np.ndarray | None = None
+                self._heights = None
         else:
             h, cell_m = self._heightfield(roughness_m)
             n_cols = 8
@@ -306,10 +307,9 @@ class BipedEnv(gym.Env):
         for j, q in enumerate(q0):
             bc.resetJointState(self._robot, j, q, 0.0)
         self._encoder_bias = P["encoder_bias"]
-        self._steps = 0
         self._prev_action = np.zeros(4, dtype=np.float32)
         state = self._read_state()
-        self._x0 = state["x"]
+        self._x0 = self._last_x = state["x"]
         self._prev_shaping = self._shaping(state)
         self._frame = self._measure(state)
         obs = BIPED_SPEC.build_obs(self._frame)
@@ -341,10 +341,10 @@ class BipedEnv(gym.Env):
             tau = motor.torque([s[1] for s in get_states(robot, motor_ids)])
             set_torques(robot, motor_ids, torque_mode, forces=tau)
             step_sim()
-        self._steps += 1
         state = self._read_state()
         shaping = self._shaping(state)
-        progress = PROGRESS_REWARD_PER_M * (state["x"] - self._prev_x)
+        progress = PROGRESS_REWARD_PER_M * (state["x"] - self._last_x)
+        self._last_x = state["x"]
         fell = (
             state["hull_contact"]
             or state["thigh_contact"]
@@ -380,7 +380,7 @@ class BipedEnv(gym.Env):
 
     # -------------------------------------------------------------------------------------- internals
     def _ground_height(self, x: float) -> float:
-        h = getattr(self, "_heights", None)
+        h = self._heights
         if h is None:
             return 0.0
         i = int(np.clip((x + 3.0) / 0.1, 0, len(h) - 1))
@@ -391,8 +391,6 @@ class BipedEnv(gym.Env):
         contacts = self._bc.getContactPoints(self._robot, self._ground)
         links = {c[3] for c in contacts}
         x = js[0][0]
-        self._prev_x = getattr(self, "_last_x", x)
-        self._last_x = x
         return {
             "x": x, "z": js[1][0], "pitch": js[2][0], "vx": js[0][1], "vz": js[1][1], "pitch_rate": js[2][1],
             "q": [s[0] for s in js[3:]], "dq": [s[1] for s in js[3:]],
