@@ -174,10 +174,11 @@ class Controller:
                     frame, msg, faults = newer, newer.msg, HostFault.STALE_SKIPPED
                 elif isinstance(newer.msg, p.Ident):
                     self._check_ident(newer.msg)
-            if lockstep and last_cmd is not None and frame.seq == last_cmd.sensor_seq:
+            if lockstep and not lost and last_cmd is not None and frame.seq == last_cmd.sensor_seq:
                 # the board re-sent a SENSOR we already answered (our retransmit crossed its reply): answer with
                 # the same command; stepping again would double-count the step and, for the knob, overwrite
-                # prev_action and break parity with the simulator
+                # prev_action and break parity with the simulator. Not after an outage: the motors were disabled
+                # then, and the re-enable path below must run.
                 link.send(last_cmd)
                 self.duplicate_sensors += 1
                 last_sensor = time.monotonic()  # the link is alive
