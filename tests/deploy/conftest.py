@@ -1,58 +1,16 @@
-"""Shared fixtures for the deploy tests: a small inference policy with a normalizer, and exported bundles."""
+"""Fixtures for the deploy tests: read-only exported bundles (TinyPolicy and make_bundle: tests/conftest.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
-from torch import nn
-
-from deploy.export import export_bundle, random_observations
-from policies.networks import DeterministicActor
-from sim.robots import get_robot
-
-
-class TinyPolicy(nn.Module):
-    """Stands in for policies.checkpoint's InferencePolicy: clipped normalizer inside, deterministic action."""
-
-    def __init__(self, robot_id: str = "biped", seed: int = 0) -> None:
-        super().__init__()
-        spec = get_robot(robot_id)
-        torch.manual_seed(seed)
-        self.robot_id, self.env_id = robot_id, robot_id
-        self.obs_dim, self.act_dim = spec.obs_dim, spec.action.n
-        self.config = {"algo": "td3", "hidden": (32, 32), "seed": seed}
-        self.git_commit = "0123abc"
-        self.actor = DeterministicActor(self.obs_dim, self.act_dim, [32, 32])
-        gen = np.random.default_rng(seed)
-        self.register_buffer("mean", torch.as_tensor(gen.normal(0, 0.3, self.obs_dim), dtype=torch.float32))
-        self.register_buffer("std", torch.as_tensor(gen.uniform(0.3, 2.0, self.obs_dim), dtype=torch.float32))
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.actor(((obs - self.mean) / self.std).clamp(-5.0, 5.0))
-
-
-def make_bundle(tmp: Path, robot_id: str = "biped", seed: int = 0, n_random: int = 2000) -> Path:
-    """Export a TinyPolicy bundle (recorded obs = random ones, so no simulator is needed)."""
-    out = tmp / f"bundle-{robot_id}-{seed}"
-    spec = get_robot(robot_id)
-    export_bundle(
-        TinyPolicy(robot_id, seed), out, recorded_obs=random_observations(spec, 64, seed + 100), n_random=n_random
-    )
-    return out
 
 
 @pytest.fixture(scope="session")
-def tiny_policy() -> type[TinyPolicy]:
-    """The TinyPolicy class (conftest is not importable under --import-mode=importlib)."""
-    return TinyPolicy
-
-
-@pytest.fixture(scope="session")
-def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def bundles(tmp_path_factory: pytest.TempPathFactory, make_tiny_bundle: Callable[..., Path]) -> dict[str, Path]:
     """Read-only bundles: three biped policies (a, b, c) and a knob one. Copy before modifying."""
     tmp = tmp_path_factory.mktemp("bundles")
-    out = {name: make_bundle(tmp, seed=seed) for seed, name in enumerate("abc")}
-    return {**out, "knob": make_bundle(tmp, "knob", 2)}
+    out = {name: make_tiny_bundle(tmp, seed=seed) for seed, name in enumerate("abc")}
+    return {**out, "knob": make_tiny_bundle(tmp, "knob", 2)}

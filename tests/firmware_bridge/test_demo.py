@@ -9,39 +9,14 @@ from pathlib import Path
 
 import imageio.v2 as imageio
 import pytest
-import torch
-from torch import nn
 
-from deploy.export import export_bundle, random_observations
 from deploy.pretrained import bundle_path
 from firmware_bridge.demo import REPORT_FILE, DemoConfig, run_demo, staged_dir
-from policies.networks import DeterministicActor
-from sim.robots import get_robot
-
-
-class _Tiny(nn.Module):
-    """A random-init actor with the InferencePolicy attributes the exporter reads."""
-
-    def __init__(self, robot_id: str) -> None:
-        super().__init__()
-        spec = get_robot(robot_id)
-        torch.manual_seed(0)
-        self.robot_id = self.env_id = robot_id
-        self.obs_dim, self.act_dim = spec.obs_dim, spec.action.n
-        self.config, self.git_commit = {"seed": 0}, "test"
-        self.actor = DeterministicActor(self.obs_dim, self.act_dim, [32, 32])
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.actor(obs)
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "bundle-biped"
-    export_bundle(
-        _Tiny("biped"), out, recorded_obs=random_observations(get_robot("biped"), 16, 1), n_random=64
-    )
-    return out
+def bundle(tmp_path_factory, make_tiny_bundle) -> Path:
+    return make_tiny_bundle(tmp_path_factory.mktemp("demo"), "biped", n_random=64)
 
 
 def _s2r(*args: str) -> subprocess.CompletedProcess:

@@ -10,40 +10,15 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
 import sim
 from deploy.bundle import Policy, load_bundle
-from deploy.export import export_bundle, random_observations
 from firmware_bridge.hil import FaultSpec, HilConfig, run_hil
-from policies.networks import DeterministicActor
-from sim.robots import get_robot
-
-
-class _Tiny(nn.Module):
-    """A random-init actor with the InferencePolicy attributes the exporter reads."""
-
-    def __init__(self, robot_id: str, seed: int = 0) -> None:
-        super().__init__()
-        spec = get_robot(robot_id)
-        torch.manual_seed(seed)
-        self.robot_id = self.env_id = robot_id
-        self.obs_dim, self.act_dim = spec.obs_dim, spec.action.n
-        self.config, self.git_commit = {"seed": seed}, "test"
-        self.actor = DeterministicActor(self.obs_dim, self.act_dim, [32, 32])
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.actor(obs)
 
 
 @pytest.fixture(scope="module")
-def biped_bundle(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("hil") / "bundle-biped"
-    export_bundle(
-        _Tiny("biped"), out, recorded_obs=random_observations(get_robot("biped"), 16, 1), n_random=64
-    )
-    return out
+def biped_bundle(tmp_path_factory, make_tiny_bundle) -> Path:
+    return make_tiny_bundle(tmp_path_factory.mktemp("hil"), "biped", n_random=64)
 
 
 def _direct_rewards(bundle: Path, n_steps: int, seed: int) -> tuple[list[float], list[list[float]]]:
