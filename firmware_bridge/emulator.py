@@ -105,6 +105,7 @@ class Emulator:
         self.last_cmd_t = 0.0
         self.session = False  # a HELLO has been received
         self.last_sensor: tuple[int, bytes] | None = None  # (seq, wire bytes) for lockstep re-sends
+        self._last_sensor_status: tuple[int, int] = (0, 0)  # (faults, mode) that SENSOR reported
         self._sent_at: OrderedDict[int, float] = OrderedDict()  # SENSOR seq → wall time sent
         self._crc_seen = 0
         self._cmd_latency_s: float | None = None
@@ -156,6 +157,7 @@ class Emulator:
         self.link._tx_seq = (seq + 1) & 0xFFFF
         self.link.tx_frames += 1
         self.last_sensor = (seq, wire)
+        self._last_sensor_status = (self.faults, self._mode())
         self._sent_at[seq] = time.monotonic()
         while len(self._sent_at) > 256:
             self._sent_at.popitem(last=False)
@@ -201,7 +203,12 @@ class Emulator:
             first = not self.session
             self.session = True
             if self.cfg.lockstep:
-                self.send_sensor()
+                # an unchanged state is re-sent as the same frame: a host that knocked several times during an
+                # outage would otherwise answer each new copy as a step the board never took
+                if self.last_sensor is not None and self._last_sensor_status == (self.faults, self._mode()):
+                    self.link.write(self.last_sensor[1])
+                else:
+                    self.send_sensor()
             elif first:
                 self._next_tick = now + self.period_s
         elif isinstance(msg, p.Enable):
