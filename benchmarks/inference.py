@@ -4,11 +4,22 @@ Also the controller runtime's per-step overhead excluding the wait for I/O: the 
 measures from a decoded SENSOR to the written TORQUE (observation build, inference, finite check, clamp, encode,
 write), over a lockstep run against the firmware emulator on a pty.
 
-    python benchmarks/inference.py [--calls 3000] [--rounds 5] [--steps 1000]
+    python benchmarks/inference.py [--calls 300] [--rounds 50] [--steps 1000]
 
 The biped policy is the TD3 preset's actor (24 → 400 → 300 → 4, ReLU, tanh head) with a normalizer, exported
-exactly as `s2r export` does. Each round times every method back to back (interleaved), so load from other
-processes hits them alike; percentiles are over all calls of all rounds.
+exactly as `s2r export` does. Each round times every method back to back (interleaved, in a shuffled order;
+short rounds, so load from other processes hits them alike); percentiles are over all calls of all rounds. The
+CPU column is the thread's CPU time per call (median over rounds): it leaves out preemption, so it ranks the
+methods on a loaded box where the wall-clock percentiles move with the load. Rows:
+
+* torch eager, one thread: the baseline of the speed-up column;
+* onnxruntime ``session.run()`` with a reused input buffer;
+* IOBinding as before 2026-11-23: the graph as traced (two Clips in a row), prepacked weights, the Python
+  ``run_with_iobinding`` wrapper;
+* the runtime's :class:`deploy.bundle.Policy` with prepacked weights (what unpacking the weights buys);
+* the runtime's :class:`deploy.bundle.Policy` (the controller's path);
+* the floor: a 1-node Identity graph called exactly as ``Policy.__call__`` calls the policy, i.e. what
+  onnxruntime and the Python call cost with no model at all.
 """
 
 from __future__ import annotations
@@ -24,9 +35,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
+from onnx import TensorProto, helper
 
-from deploy.bundle import Policy, load_bundle
-from deploy.export import TorquePolicy, export_bundle, random_observations
+from deploy.bundle import Policy, load_bundle, make_session, session_options
+from deploy.export import TorquePolicy, export_bundle, onnx_bytes, random_observations
 from deploy.manifest import INPUT_NAME, OUTPUT_NAME
 from deploy.runtime import Controller, RuntimeConfig
 from policies.checkpoint import InferencePolicy
@@ -42,20 +54,61 @@ def biped_policy() -> InferencePolicy:
     return InferencePolicy(actor, rng.normal(0, 0.2, 24), rng.uniform(0.1, 4, 24), 10.0, 1e-8, meta)
 
 
-def time_calls(fn, inputs: np.ndarray) -> np.ndarray:
-    """Per-call latency in µs of fn(obs) for each row of ``inputs``."""
+def identity_model(obs_dim: int) -> bytes:
+    """obs [batch, obs_dim] → Identity → torque_nm: the cheapest graph a session can run."""
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", obs_dim]) for n in (INPUT_NAME, OUTPUT_NAME)]
+    graph = helper.make_graph([helper.make_node("Identity", [INPUT_NAME], [OUTPUT_NAME])], "floor", io[:1], io[1:])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+
+
+def floor_call(obs_dim: int):
+    """The Identity graph, bound and called the way ``Policy.__call__`` calls a policy."""
+    sess = ort.InferenceSession(identity_model(obs_dim), session_options(), providers=["CPUExecutionProvider"])
+    obs_buf, out_buf = np.zeros((1, obs_dim), np.float32), np.zeros((1, obs_dim), np.float32)
+    binding = sess.io_binding()
+    binding.bind_ortvalue_input(INPUT_NAME, ort.OrtValue.ortvalue_from_numpy(obs_buf))
+    binding.bind_ortvalue_output(OUTPUT_NAME, ort.OrtValue.ortvalue_from_numpy(out_buf))
+    run, arg, obs_row, out_row = sess._sess.run_with_iobinding, binding._iobinding, obs_buf[0], out_buf[0]
+
+    def call(x: np.ndarray) -> np.ndarray:
+        obs_row[...] = x
+        run(arg, None)
+        return out_row
+
+    return call
+
+
+def previous_call(model_path: Path, obs_dim: int, n_out: int):
+    """The controller's inference before 2026-11-23: prepacked weights, the Python IOBinding wrapper."""
+    sess = make_session(model_path, session_options(prepack_weights=True))
+    obs_buf, out_buf = np.zeros((1, obs_dim), np.float32), np.zeros((1, n_out), np.float32)
+    binding = sess.io_binding()
+    binding.bind_ortvalue_input(INPUT_NAME, ort.OrtValue.ortvalue_from_numpy(obs_buf))
+    binding.bind_ortvalue_output(OUTPUT_NAME, ort.OrtValue.ortvalue_from_numpy(out_buf))
+
+    def call(x: np.ndarray) -> np.ndarray:
+        obs_buf[0] = x
+        sess.run_with_iobinding(binding)
+        return out_buf[0]
+
+    return call
+
+
+def time_calls(fn, inputs: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per-call wall latency in µs of fn(obs) for each row of ``inputs``, and the mean CPU µs per call."""
     out = np.empty(len(inputs))
+    cpu = time.thread_time_ns()
     for i, x in enumerate(inputs):
         t = time.perf_counter_ns()
         fn(x)
         out[i] = time.perf_counter_ns() - t
-    return out * 1e-3
+    return out * 1e-3, (time.thread_time_ns() - cpu) * 1e-3 / len(inputs)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--calls", type=int, default=3000, help="calls per method per round")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--calls", type=int, default=300, help="calls per method per round")
+    ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--steps", type=int, default=1000, help="runtime steps against the emulator (0: skip)")
     args = ap.parse_args()
     torch.set_num_threads(1)  # the same single core onnxruntime gets
@@ -81,24 +134,38 @@ def main() -> None:
             tbuf[0] = torch.from_numpy(x)
             return model(tbuf).numpy()
 
-    methods = {"torch eager (1 thread)": torch_eager, "onnxruntime run()": ort_run, "onnxruntime IOBinding": iob}
+    traced = tmp / "traced.onnx"  # the exporter's graph before it dropped redundant Clips
+    traced.write_bytes(onnx_bytes(model, spec.obs_dim, simplify=False))
+    prepacked = make_session(bundle.model_path, session_options(prepack_weights=True))
+    methods = {
+        "torch eager (1 thread)": torch_eager,
+        "onnxruntime run()": ort_run,
+        "IOBinding, before": previous_call(traced, spec.obs_dim, spec.action.n),
+        "Policy, prepacked weights": Policy(bundle, prepacked),
+        "Policy (the runtime's path)": iob,
+        "floor: Identity graph": floor_call(spec.obs_dim),
+    }
     obs = random_observations(spec, args.calls, 2)
     for fn in methods.values():  # warm-up
-        time_calls(fn, obs[:300])
+        time_calls(fn, random_observations(spec, 300, 3))
     times: dict[str, list[np.ndarray]] = {k: [] for k in methods}
+    cpu: dict[str, list[float]] = {k: [] for k in methods}
+    order = np.random.default_rng(0)
     for _ in range(args.rounds):
-        for name, fn in methods.items():
-            times[name].append(time_calls(fn, obs))
+        for name in order.permutation(list(methods)):
+            wall, cpu_us = time_calls(methods[name], obs)
+            times[name].append(wall)
+            cpu[name].append(cpu_us)
     base = np.concatenate(times["torch eager (1 thread)"])
     print(f"onnxruntime {ort.__version__}, torch {torch.__version__}, biped policy 24-400-300-4, batch 1")
-    print(f"{'method':26s} {'p50 µs':>8s} {'p99 µs':>8s} {'p50 vs torch':>13s}")
+    print(f"{'method':28s} {'p50 µs':>8s} {'p99 µs':>8s} {'p50 vs torch':>13s} {'CPU µs/call':>12s}")
     for name, ts in times.items():
         t = np.concatenate(ts)
         p50, p99 = np.percentile(t, [50, 99])
-        print(f"{name:26s} {p50:8.1f} {p99:8.1f} {np.percentile(base, 50) / p50:12.2f}x")
+        print(f"{name:28s} {p50:8.1f} {p99:8.1f} {np.percentile(base, 50) / p50:12.2f}x {np.median(cpu[name]):12.1f}")
 
     if args.steps:
-        runtime_overhead(tmp / "bundle", args.steps, np.concatenate(times["onnxruntime IOBinding"]))
+        runtime_overhead(tmp / "bundle", args.steps, np.concatenate(times["Policy (the runtime's path)"]))
 
 
 def runtime_overhead(bundle_dir: Path, steps: int, infer_us: np.ndarray) -> None:

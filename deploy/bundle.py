@@ -121,11 +121,16 @@ def load_bundle(bundle_dir: str | Path) -> Bundle:
     return Bundle(path, manifest)
 
 
-def session_options() -> Any:
+def session_options(*, prepack_weights: bool = False) -> Any:
     """onnxruntime options for a 50 Hz single-observation loop: one thread, sequential, full graph optimization.
 
-    One intra-op thread: a [1, 24] x [24, 64] matmul is far too small to amortize waking a thread pool, and a
+    One intra-op thread: a [1, 24] x [24, 400] matmul is far too small to amortize waking a thread pool, and a
     controller must not compete with its own I/O thread for cores.
+
+    Weight prepacking is off by default: for one observation (M = 1) MLAS has dedicated GEMV kernels that read
+    the weights in place, and it takes them only for unpacked weights; prepacked ones go through the blocked
+    GEMM kernel, ~1.5 µs (CPU) slower per call for the 24-400-300-4 biped actor (benchmarks/inference.py measures both;
+    ``prepack_weights=True`` is the faster choice for large batches).
     """
     import onnxruntime as ort
 
@@ -135,16 +140,19 @@ def session_options() -> Any:
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-wait between 20 ms steps
+    so.add_session_config_entry("session.disable_prepacking", "0" if prepack_weights else "1")
     so.log_severity_level = 3
     return so
 
 
-def make_session(model_path: str | Path) -> Any:
-    """An onnxruntime CPU session for a bundle's policy.onnx; ValueError if onnxruntime cannot load it."""
+def make_session(model_path: str | Path, options: Any = None) -> Any:
+    """An onnxruntime CPU session for a bundle's policy.onnx (``options``: default :func:`session_options`);
+    ValueError if onnxruntime cannot load it."""
     import onnxruntime as ort
 
+    options = options if options is not None else session_options()
     try:
-        return ort.InferenceSession(str(model_path), session_options(), providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for bad models
         raise ValueError(f"onnxruntime cannot load {model_path}: {str(exc).splitlines()[0][:200]}") from None
 
@@ -154,26 +162,38 @@ class Policy:
 
     ``__call__`` copies the observation into a fixed [1, obs_dim] input buffer and lets onnxruntime write the
     [1, n_motors] output into a fixed buffer through IOBinding: no allocation per step (see
-    benchmarks/inference.py for the comparison with ``session.run``).
+    benchmarks/inference.py for the comparison with ``session.run``). ``session``: an onnxruntime session of
+    the bundle's model to use instead of one with :func:`session_options` (benchmarks compare options).
     """
 
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, session: Any = None) -> None:
         import onnxruntime as ort
 
         self.bundle = bundle
-        self.session = make_session(bundle.model_path)
+        self.session = session if session is not None else make_session(bundle.model_path)
         obs_dim, n = bundle.manifest["observation"]["dim"], bundle.manifest["action"]["n"]
         self.obs_buf = np.zeros((1, obs_dim), dtype=np.float32)
         self.out_buf = np.zeros((1, n), dtype=np.float32)
-        self._binding = self.session.io_binding()
-        self._binding.bind_ortvalue_input(INPUT_NAME, ort.OrtValue.ortvalue_from_numpy(self.obs_buf))
-        self._binding.bind_ortvalue_output(OUTPUT_NAME, ort.OrtValue.ortvalue_from_numpy(self.out_buf))
+        self._obs_row, self._out_row = self.obs_buf[0], self.out_buf[0]  # views made once, not per step
+        binding = self.session.io_binding()
+        binding.bind_ortvalue_input(INPUT_NAME, ort.OrtValue.ortvalue_from_numpy(self.obs_buf))
+        binding.bind_ortvalue_output(OUTPUT_NAME, ort.OrtValue.ortvalue_from_numpy(self.out_buf))
+        self._binding = binding
+        # InferenceSession.run_with_iobinding is a Python wrapper that checks for WebGPU graph capture on every
+        # call (~0.5-1 µs, a few % of a step); call the C++ method under it when this onnxruntime has one. The
+        # wrapper's other check (binding made by this session) holds by construction.
+        c_run = getattr(getattr(self.session, "_sess", None), "run_with_iobinding", None)
+        c_binding = getattr(binding, "_iobinding", None)
+        if c_run is not None and c_binding is not None:
+            self._run, self._run_arg = c_run, c_binding
+        else:
+            self._run, self._run_arg = self.session.run_with_iobinding, binding
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """Torque in N·m (a view of the output buffer: copy it to keep it past the next call)."""
-        self.obs_buf[0] = obs
-        self.session.run_with_iobinding(self._binding)
-        return self.out_buf[0]
+        self._obs_row[...] = obs
+        self._run(self._run_arg, None)
+        return self._out_row
 
     def batch(self, obs: np.ndarray) -> np.ndarray:
         """Torques for a batch [B, obs_dim] (allocating; for checks, not the control loop)."""

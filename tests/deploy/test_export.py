@@ -7,11 +7,20 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
 
 from deploy.bundle import Policy, load_bundle
-from deploy.export import PARITY_TOL, TorquePolicy, export_bundle, random_observations, verify_bundle
+from deploy.export import (
+    PARITY_TOL,
+    TorquePolicy,
+    export_bundle,
+    onnx_bytes,
+    random_observations,
+    torch_torques,
+    verify_bundle,
+)
 from deploy.manifest import SCHEMA_VERSION, read_manifest, validate_manifest
 from sim.robots import get_robot
 
@@ -126,3 +135,23 @@ def test_torque_policy_matches_action_spec() -> None:
     with torch.no_grad():
         got = TorquePolicy(Const(), spec.action.limits_nm)(torch.zeros(1, spec.obs_dim)).numpy()[0]
     np.testing.assert_array_equal(got, spec.action.to_torque_nm(a[0]))
+
+
+def test_redundant_clips_dropped_narrower_ones_kept() -> None:
+    class Clamps(torch.nn.Module):
+        def forward(self, obs: torch.Tensor) -> torch.Tensor:
+            a = torch.tanh(obs[:, :4] * 3.0).clamp(-1.0, 1.0).clamp(-1.0, 1.0)  # the 2nd is a no-op
+            return a.clamp(-0.5, 0.9)  # narrower: must stay (and TorquePolicy's clamp(-1, 1) after it goes)
+
+    spec = get_robot("biped")
+    model = TorquePolicy(Clamps(), spec.action.limits_nm)
+    simplified = onnx.load_from_string(onnx_bytes(model, spec.obs_dim))
+    traced = onnx.load_from_string(onnx_bytes(model, spec.obs_dim, simplify=False))
+    ops = [n.op_type for n in simplified.graph.node if n.op_type != "Constant"]
+    assert ops == ["Slice", "Mul", "Tanh", "Clip", "Clip", "Mul"]
+    assert sum(n.op_type == "Clip" for n in traced.graph.node) == 4
+    obs = random_observations(spec, 2000, seed=3)
+    got = [ort.InferenceSession(m.SerializeToString()).run(None, {"obs": obs})[0] for m in (simplified, traced)]
+    np.testing.assert_array_equal(got[0], got[1])  # exact: only no-op nodes were dropped
+    ref = torch_torques(model, obs)
+    np.testing.assert_allclose(got[0] / spec.action.limits_nm, ref / spec.action.limits_nm, atol=PARITY_TOL)
