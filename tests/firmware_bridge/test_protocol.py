@@ -82,6 +82,75 @@ def test_cobs_roundtrip(data):
     assert p.cobs_decode(enc) == data
 
 
+def _cobs_reference_encode(data: bytes) -> bytes:
+    """Textbook byte-at-a-time COBS, canonical form (no code byte after a final full block)."""
+    out, block, ended_full = bytearray(), bytearray(), False
+    for b in data:
+        ended_full = False
+        if b == 0:
+            out += bytes([len(block) + 1]) + block
+            block.clear()
+        else:
+            block.append(b)
+            if len(block) == 254:
+                out += b"\xff" + block
+                block.clear()
+                ended_full = True
+    if not ended_full:
+        out += bytes([len(block) + 1]) + block
+    return bytes(out)
+
+
+def _cobs_reference_decode(enc: bytes) -> bytes | None:
+    """Textbook COBS decode; None where the input is malformed."""
+    out, i = bytearray(), 0
+    while i < len(enc):
+        code = enc[i]
+        if code == 0 or i + code > len(enc):
+            return None
+        out += enc[i + 1 : i + code]
+        i += code
+        if code != 0xFF and i < len(enc):
+            out.append(0)
+    return bytes(out)
+
+
+# bytes with many zeros, long zero-free runs (>= 254, the 0xFF blocks) and runs without 0xFF (decode fast path)
+_FOUR_VALUES = bytes(
+    [0, 1, 0x7F, 0xFF][i % 4] for i in range(256)
+)  # translate table: zeros and 0xFF everywhere
+_COBS_INPUTS = st.one_of(
+    st.binary(max_size=700),
+    st.binary(max_size=600).map(lambda b: b.translate(_FOUR_VALUES)),
+    st.binary(min_size=240, max_size=800).map(lambda b: b.replace(b"\x00", b"\x01")),
+)
+
+
+@given(_COBS_INPUTS)
+@FAST
+def test_cobs_matches_textbook_byte_loop(data):
+    """The split/join encoder and the code-byte-walking decoder equal the byte-at-a-time algorithm."""
+    assert p.cobs_encode(data) == _cobs_reference_encode(data)
+    assert p.cobs_decode(_cobs_reference_encode(data)) == data
+
+
+@given(
+    st.one_of(
+        st.binary(min_size=1, max_size=300),
+        st.binary(max_size=300).map(lambda b: b.replace(b"\xff", b"\x01")),
+    )
+)
+@FAST
+def test_cobs_decode_of_arbitrary_bytes_matches_textbook(enc):
+    """Malformed input raises ProtocolError exactly where the textbook decoder fails; otherwise same bytes."""
+    want = _cobs_reference_decode(enc)
+    if want is None:
+        with pytest.raises(p.ProtocolError):
+            p.cobs_decode(enc)
+    else:
+        assert p.cobs_decode(enc) == want
+
+
 def _sensor(i: int) -> p.Sensor:
     return p.Sensor(
         t_us=1000 * i, cmd_seq=i, faults=0, mode=1, contacts=i & 3, imu_pitch_rad=0.5, imu_pitch_rate_rad_s=-1.0,
