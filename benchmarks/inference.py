@@ -69,10 +69,11 @@ def floor_call(obs_dim: int):
     binding.bind_ortvalue_input(INPUT_NAME, ort.OrtValue.ortvalue_from_numpy(obs_buf))
     binding.bind_ortvalue_output(OUTPUT_NAME, ort.OrtValue.ortvalue_from_numpy(out_buf))
     run, arg, obs_row, out_row = sess._sess.run_with_iobinding, binding._iobinding, obs_buf[0], out_buf[0]
+    run_options = ort.RunOptions()
 
     def call(x: np.ndarray) -> np.ndarray:
         obs_row[...] = x
-        run(arg, None)
+        run(arg, run_options)
         return out_row
 
     return call
