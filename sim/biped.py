@@ -42,7 +42,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -96,6 +96,20 @@ BIPED_PARAMS = ParamSpace(
 )
 
 
+class _State(NamedTuple):
+    """Noise-free physics state after a reset or a control step (SI units)."""
+
+    x: float  # hull position along the course, m
+    z: float  # hull height, m
+    pitch: float  # rad, + = nose down
+    vx: float  # m/s
+    vz: float  # m/s
+    pitch_rate: float  # rad/s
+    q: list[float]  # motor joint angles, rad (order of MOTOR_JOINTS)
+    dq: list[float]  # motor joint speeds, rad/s
+    contact_links: set[int]  # robot links touching the ground
+
+
 class BipedEnv(gym.Env):
     """Planar boom-mounted biped with 4 torque motors, encoders, IMU and a 10-ray lidar (see module docstring)."""
 
@@ -130,22 +144,29 @@ class BipedEnv(gym.Env):
         self._base_inertia = {
             link: np.array(self._bc.getDynamicsInfo(self._robot, link)[2]) for link in (HULL, *MOTOR_JOINTS)
         }
+        self._mass_scales = (1.0, 1.0)  # (hull, legs) scales applied to the masses above
+        self._jittered = False  # whether control jitter changed the physics step since the last reset
+        self._friction = -1.0  # ground friction coefficient in force; -1 = not set yet
         self._motor = MotorModel(BIPED_SPEC.action, 1.0 / PHYSICS_HZ)
-        cid = self._bc._client
-        # bound pybullet functions: the BulletClient proxy costs a few µs per call in the substep loop
-        self._fast = (
-            functools.partial(p.getJointStates, physicsClientId=cid),
-            functools.partial(p.setJointMotorControlArray, physicsClientId=cid),
-            functools.partial(p.stepSimulation, physicsClientId=cid),
+        cid, robot = self._bc._client, self._robot
+        # pybullet functions bound to this client and robot: the BulletClient proxy costs a few µs per call, and
+        # these run every control step (the first three every physics substep)
+        motor_ids = list(MOTOR_JOINTS)
+        self._get_motor_states = functools.partial(p.getJointStates, robot, motor_ids, cid)
+        self._set_torques = functools.partial(
+            p.setJointMotorControlArray, robot, motor_ids, p.TORQUE_CONTROL, physicsClientId=cid
         )
-        self._motor_ids = list(MOTOR_JOINTS)
-        self._all_joints = list(range(7))
+        self._step_sim = functools.partial(p.stepSimulation, cid)
+        self._get_all_states = functools.partial(p.getJointStates, robot, list(range(7)), cid)
+        self._get_contacts = functools.partial(p.getContactPoints, physicsClientId=cid)
+        self._reset_joint = functools.partial(p.resetJointState, robot, physicsClientId=cid)
+        self._ray_batch = functools.partial(p.rayTestBatch, collisionFilterMask=1, physicsClientId=cid)
         r_max = BIPED_SPEC.sensors.lidar_max_range_m
         self._lidar_dxz = [(r_max * math.cos(a), -r_max * math.sin(a)) for a in BIPED_SPEC.sensors.lidar_angles_rad]
         self._limits_nm = [float(v) for v in BIPED_SPEC.action.limits_nm]
         self.params = BIPED_PARAMS.nominal()
         self._frame: SensorFrame | None = None
-        self._prev_action = np.zeros(4, dtype=np.float32)
+        self._state: _State | None = None  # physics state read at the end of the last reset or step
 
     # ------------------------------------------------------------------------------------------ model
     def _build_robot(self) -> int:
@@ -277,7 +298,10 @@ class BipedEnv(gym.Env):
             for link in FOOT_LINKS:
                 bc.changeDynamics(self._robot, link, lateralFriction=1.0)
             self._ground_key = key
-        bc.changeDynamics(self._ground, -1, lateralFriction=friction)
+            self._friction = -1.0
+        if friction != self._friction:
+            bc.changeDynamics(self._ground, -1, lateralFriction=friction)
+            self._friction = friction
 
     # ------------------------------------------------------------------------------------------- api
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -287,10 +311,15 @@ class BipedEnv(gym.Env):
         P = self.params
         bc = self._bc
         self._make_ground(P["ground_friction"], P["terrain_roughness"])
-        for link, m0 in self._base_masses.items():
-            scale = P["hull_mass_scale"] if link == HULL else P["leg_mass_scale"]
-            bc.changeDynamics(self._robot, link, mass=m0 * scale, localInertiaDiagonal=(self._base_inertia[link] * scale).tolist())
-        bc.setPhysicsEngineParameter(fixedTimeStep=1.0 / PHYSICS_HZ)
+        scales = (P["hull_mass_scale"], P["leg_mass_scale"])
+        if scales != self._mass_scales:  # bullet calls cost µs each, and random-action episodes are short
+            for link, m0 in self._base_masses.items():
+                scale = scales[0] if link == HULL else scales[1]
+                bc.changeDynamics(self._robot, link, mass=m0 * scale, localInertiaDiagonal=(self._base_inertia[link] * scale).tolist())
+            self._mass_scales = scales
+        if self._jittered:  # control jitter changed the physics step during the last episode
+            bc.setPhysicsEngineParameter(fixedTimeStep=1.0 / PHYSICS_HZ)
+            self._jittered = False
         self._motor.reset(
             MotorParams(
                 strength=P["motor_strength"],
@@ -304,12 +333,12 @@ class BipedEnv(gym.Env):
         hip0 = rng.uniform(-0.05, 0.05, 2)
         q0 = [START_X_M, STAND_HEIGHT_M + 0.02 + self._ground_height(START_X_M), 0.0,
               hip0[0], -0.05, hip0[1], -0.05]  # fmt: skip
-        for j, q in enumerate(q0):
-            bc.resetJointState(self._robot, j, q, 0.0)
+        reset_joint = self._reset_joint
+        for j, q in enumerate(q0):  # one call per joint: resetJointStatesMultiDof does not give the same physics
+            reset_joint(j, q, 0.0)
         self._encoder_bias = P["encoder_bias"]
-        self._prev_action = np.zeros(4, dtype=np.float32)
-        state = self._read_state()
-        self._x0 = self._last_x = state["x"]
+        self._state = state = self._read_state()
+        self._x0 = self._last_x = state.x
         self._prev_shaping = self._shaping(state)
         self._frame = self._measure(state)
         obs = BIPED_SPEC.build_obs(self._frame)
@@ -326,51 +355,57 @@ class BipedEnv(gym.Env):
         return self._advance(tau_cmd)
 
     def _advance(self, tau_cmd: list[float]):
-        if self._frame is None:
+        if self._state is None:
             raise RuntimeError("call reset() before step()")
-        bc, robot, P = self._bc, self._robot, self.params
+        P = self.params
         motor = self._motor
         motor.command(tau_cmd)
         a_norm = [min(max(t / lim, -1.0), 1.0) for t, lim in zip(tau_cmd, self._limits_nm, strict=True)]
         if P["control_jitter"] > 0:
             period = float(np.clip(self.np_random.normal(1.0 / BIPED_SPEC.control_hz, P["control_jitter"]), 0.01, 0.03))
-            bc.setPhysicsEngineParameter(fixedTimeStep=period / SUBSTEPS)
-        get_states, set_torques, step_sim = self._fast
-        motor_ids, torque_mode = self._motor_ids, p.TORQUE_CONTROL
-        for _ in range(SUBSTEPS):
-            tau = motor.torque([s[1] for s in get_states(robot, motor_ids)])
-            set_torques(robot, motor_ids, torque_mode, forces=tau)
+            self._bc.setPhysicsEngineParameter(fixedTimeStep=period / SUBSTEPS)
+            self._jittered = True
+        get_states, set_torques, step_sim = self._get_motor_states, self._set_torques, self._step_sim
+        motor_torque = motor.torque
+        # the joint speeds for the first substep are those read at the end of the last step: nothing moved since
+        joint_vel = self._state.dq
+        for i in range(SUBSTEPS):
+            if i:
+                joint_vel = [s[1] for s in get_states()]
+            set_torques(forces=motor_torque(joint_vel))
             step_sim()
-        state = self._read_state()
+        self._state = state = self._read_state()
+        x, links = state.x, state.contact_links
         shaping = self._shaping(state)
-        progress = PROGRESS_REWARD_PER_M * (state["x"] - self._last_x)
-        self._last_x = state["x"]
+        progress = PROGRESS_REWARD_PER_M * (x - self._last_x)
+        self._last_x = x
         fell = (
-            state["hull_contact"]
-            or state["thigh_contact"]
-            or abs(state["pitch"]) > PITCH_LIMIT_RAD
-            or state["z"] - self._ground_height(state["x"]) < MIN_HULL_HEIGHT_M
+            HULL in links
+            or THIGH_L in links
+            or THIGH_R in links
+            or abs(state.pitch) > PITCH_LIMIT_RAD
+            or state.z - self._ground_height(x) < MIN_HULL_HEIGHT_M
         )
         terms = {
             "progress": progress,
             "posture": shaping - self._prev_shaping - progress,  # the shaping potential holds both; report apart
-            "torque": -0.02 * sum(abs(a) for a in a_norm),
+            "torque": -0.02 * sum(map(abs, a_norm)),
             "fall": FALL_REWARD if fell else 0.0,
         }
         self._prev_shaping = shaping
-        finished = state["x"] - self._x0 >= self.course_length_m
-        self._prev_action = np.array(a_norm, dtype=np.float32)
+        finished = x - self._x0 >= self.course_length_m
         self._frame = self._measure(state)
         obs = BIPED_SPEC.build_obs(self._frame)
         info = {
             "reward_terms": terms,
             "params": dict(P),
-            "fell": bool(fell),
-            "distance_m": state["x"] - self._x0,
-            "is_success": bool(finished and not fell),
+            "fell": fell,
+            "distance_m": x - self._x0,
+            "is_success": finished and not fell,
             "applied_torque_nm": np.array(motor.last_applied_nm, dtype=np.float32),
         }
-        return obs, terms["progress"] + terms["posture"] + terms["torque"] + terms["fall"], bool(fell or finished), False, info
+        reward = terms["progress"] + terms["posture"] + terms["torque"] + terms["fall"]
+        return obs, reward, fell or finished, False, info
 
     def sensor_frame(self) -> SensorFrame:
         """Raw readings (SI units, with noise) that the last observation was built from."""
@@ -386,59 +421,56 @@ class BipedEnv(gym.Env):
         i = int(np.clip((x + 3.0) / 0.1, 0, len(h) - 1))
         return float(max(h[max(i - 3, 0): i + 4].max(), 0.0))
 
-    def _read_state(self) -> dict[str, Any]:
-        js = self._fast[0](self._robot, self._all_joints)
-        contacts = self._bc.getContactPoints(self._robot, self._ground)
-        links = {c[3] for c in contacts}
-        x = js[0][0]
-        return {
-            "x": x, "z": js[1][0], "pitch": js[2][0], "vx": js[0][1], "vz": js[1][1], "pitch_rate": js[2][1],
-            "q": [s[0] for s in js[3:]], "dq": [s[1] for s in js[3:]],
-            "foot_contact": np.array([SHANK_L in links, SHANK_R in links], dtype=np.float32),
-            "hull_contact": HULL in links,
-            "thigh_contact": THIGH_L in links or THIGH_R in links,
-        }  # fmt: skip
+    def _read_state(self) -> _State:
+        js = self._get_all_states()
+        links = {c[3] for c in self._get_contacts(self._robot, self._ground)}
+        sx, sz, sp, *legs = js
+        return _State(sx[0], sz[0], sp[0], sx[1], sz[1], sp[1], [s[0] for s in legs], [s[1] for s in legs], links)
 
-    def _shaping(self, state: dict[str, Any]) -> float:
-        return PROGRESS_REWARD_PER_M * state["x"] - 5.0 * abs(state["pitch"])
+    def _shaping(self, state: _State) -> float:
+        return PROGRESS_REWARD_PER_M * state.x - 5.0 * abs(state.pitch)
 
-    def _lidar(self, state: dict[str, Any]) -> np.ndarray:
+    def _lidar(self, state: _State) -> list[float]:
         """Ranges (m) of the 10 rays from the hull centre; the scan is levelled (angles below the horizontal)."""
-        x, z = state["x"], state["z"]
-        origin = [x, 0.0, z]
+        x, z = state.x, state.z
         to = [[x + dx, 0.0, z + dz] for dx, dz in self._lidar_dxz]
-        hits = self._bc.rayTestBatch([origin] * len(to), to, collisionFilterMask=1)
-        return np.array([h[2] for h in hits]) * BIPED_SPEC.sensors.lidar_max_range_m
+        r_max = BIPED_SPEC.sensors.lidar_max_range_m
+        return [h[2] * r_max for h in self._ray_batch([[x, 0.0, z]] * len(to), to)]
 
-    def _measure(self, state: dict[str, Any]) -> SensorFrame:
+    def _measure(self, state: _State) -> SensorFrame:
         """Sensor readings with the noise of the parameters in force (randomness from ``self.np_random``)."""
+        # noise-free readings stay plain floats (numpy costs µs per call on 4-element arrays); the float32
+        # conversion at the end rounds exactly as the float64 arrays' astype would
         P, rng = self.params, self.np_random
-        q = np.array(state["q"]) + self._encoder_bias
-        dq = np.array(state["dq"])
+        bias = self._encoder_bias
+        q: list[float] | np.ndarray = [v + bias for v in state.q]
+        dq: list[float] | np.ndarray = state.dq
         if P["encoder_noise"] > 0:
-            q += rng.normal(0.0, P["encoder_noise"], 4)
-            dq += rng.normal(0.0, 10 * P["encoder_noise"], 4)
-        pitch, rate = state["pitch"], state["pitch_rate"]
+            q = np.array(q) + rng.normal(0.0, P["encoder_noise"], 4)
+            dq = np.array(dq) + rng.normal(0.0, 10 * P["encoder_noise"], 4)
+        pitch, rate = state.pitch, state.pitch_rate
         if P["imu_noise"] > 0:
             pitch += rng.normal(0.0, P["imu_noise"])
             rate += rng.normal(0.0, 10 * P["imu_noise"])
-        vel = np.array([state["vx"], state["vz"]])
+        vel: list[float] | np.ndarray = [state.vx, state.vz]
         if P["velocity_noise"] > 0:
-            vel += rng.normal(0.0, P["velocity_noise"], 2)
-        lidar = self._lidar(state)
+            vel = np.array(vel) + rng.normal(0.0, P["velocity_noise"], 2)
+        lidar: list[float] | np.ndarray = self._lidar(state)
         max_range = BIPED_SPEC.sensors.lidar_max_range_m
         if P["lidar_noise"] > 0:
-            lidar = np.clip(lidar + rng.normal(0.0, P["lidar_noise"], lidar.shape), 0.0, max_range)
+            lidar = np.clip(np.array(lidar) + rng.normal(0.0, P["lidar_noise"], 10), 0.0, max_range)
         if P["lidar_dropout"] > 0:
-            lidar = np.where(rng.random(lidar.shape) < P["lidar_dropout"], max_range, lidar)
+            lidar = np.where(rng.random(10) < P["lidar_dropout"], max_range, lidar)
+        links = state.contact_links
+        f32 = np.float32
         return SensorFrame(
-            joint_pos_rad=q.astype(np.float32),
-            joint_vel_rad_s=dq.astype(np.float32),
+            joint_pos_rad=np.array(q, dtype=f32),
+            joint_vel_rad_s=np.array(dq, dtype=f32),
             imu_pitch_rad=float(pitch),
             imu_pitch_rate_rad_s=float(rate),
-            vel_mps=vel.astype(np.float32),
-            contacts=state["foot_contact"],
-            lidar_m=lidar.astype(np.float32),
+            vel_mps=np.array(vel, dtype=f32),
+            contacts=np.array([SHANK_L in links, SHANK_R in links], dtype=f32),
+            lidar_m=np.array(lidar, dtype=f32),
         )
 
     def render(self) -> np.ndarray | None:

@@ -69,7 +69,9 @@ class MotorModel:
         active = queue.popleft()
         damping, friction, tanh = self._damping, self._friction, math.tanh
         out = []
-        for cmd, w, peak, w0 in zip(active, joint_vel_rad_s, self._peak, self.no_load_rad_s, strict=True):
+        # strict=False: strict zips cost time in this per-substep loop, and a wrong-length speed list already fails
+        # when the simulator applies the returned torques
+        for cmd, w, peak, w0 in zip(active, joint_vel_rad_s, self._peak, self.no_load_rad_s, strict=False):
             # back-EMF: driving torque falls linearly with speed in the driving direction; braking keeps the peak
             if cmd * w > 0:
                 frac = 1.0 - (w if w > 0 else -w) / w0

@@ -48,7 +48,8 @@ BIPED_OBS_FIELDS: tuple[ObsField, ...] = (
 )
 
 
-_BIPED_Q, _BIPED_DQ, _BIPED_CONTACT = [4, 6, 9, 11], [5, 7, 10, 12], [8, 13]
+# index arrays, not lists: numpy converts a list index on every use, and this runs every control step
+_BIPED_Q, _BIPED_DQ, _BIPED_CONTACT = (np.array(i, dtype=np.intp) for i in ([4, 6, 9, 11], [5, 7, 10, 12], [8, 13]))
 
 
 def _biped_obs(spec: RobotSpec, f: SensorFrame, prev_action: np.ndarray) -> np.ndarray:

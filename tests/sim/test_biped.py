@@ -168,7 +168,7 @@ def test_weak_motors_cannot_stand(env):
         if term:
             fell = True
             break
-    z_low = env._read_state()["z"] < 0.7
+    z_low = env._read_state().z < 0.7
     assert fell or z_low
 
 
