@@ -8,6 +8,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -102,17 +103,22 @@ class Progress:
 
             self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, smoothing=0.05)
 
-    def update(self, step: int, stats: str) -> None:
+    def update(self, step: int, stats: Callable[[], str]) -> None:
+        """Advance to ``step``; ``stats()`` (the postfix text) is called only when something is shown, since
+        the training loop calls this every vector step."""
         if not self.enabled:
             return
+        now = time.monotonic()
         if self.bar is not None:
             self.bar.update(step - self.last_step)
-            self.bar.set_postfix_str(stats, refresh=False)
-        elif time.monotonic() - self.last_print >= self.every_s:
-            self.last_print = time.monotonic()
-            rate = (step - self.step0) / max(1e-9, self.last_print - self.t0)
+            if now - self.last_print >= self.bar.mininterval:
+                self.last_print = now
+                self.bar.set_postfix_str(stats(), refresh=False)
+        elif now - self.last_print >= self.every_s:
+            self.last_print = now
+            rate = (step - self.step0) / max(1e-9, now - self.t0)
             eta = (self.total - step) / rate if rate > 0 else math.inf
-            print(f"step {step}/{self.total} ({100 * step / self.total:.0f}%) | {rate:.0f} steps/s | {stats} "
+            print(f"step {step}/{self.total} ({100 * step / self.total:.0f}%) | {rate:.0f} steps/s | {stats()} "
                   f"| ETA {_hms(eta)}", file=sys.stderr, flush=True)  # fmt: skip
         self.last_step = step
 

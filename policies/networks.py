@@ -7,6 +7,8 @@ loading a policy needs no algorithm code.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.distributions import Beta, Normal
@@ -58,6 +60,20 @@ class GaussianActor(nn.Module):
     def dist(self, obs: torch.Tensor) -> torch.distributions.Distribution:
         return Normal(self.net(obs), self.log_std.exp().expand(obs.shape[0], -1), validate_args=False)
 
+    def sample(self, obs: torch.Tensor) -> torch.Tensor:
+        """Raw actions, the same draws as ``dist(obs).sample()`` without building a ``Normal`` per call (the
+        rollout calls this once per vector step)."""
+        mean = self.net(obs)
+        return torch.normal(mean, self.log_std.exp().expand_as(mean))
+
+    def log_prob_entropy(self, obs: torch.Tensor, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probability of ``raw`` and entropy, both summed over action dims (one per row); the same numbers
+        and gradients as through :meth:`dist` (hence the expanded std), without building a ``Normal``."""
+        mean = self.net(obs)
+        std = self.log_std.exp().expand_as(mean)
+        entropy = (0.5 + 0.5 * math.log(2 * math.pi) + torch.log(std)).sum(-1)  # Normal.entropy()
+        return _normal_log_prob(raw, mean, std), entropy
+
     @staticmethod
     def to_env(raw: torch.Tensor) -> torch.Tensor:
         """Sampled (unbounded) action → env action in [-1, 1]."""
@@ -81,6 +97,15 @@ class BetaActor(nn.Module):
     def dist(self, obs: torch.Tensor) -> torch.distributions.Distribution:
         return Beta(*self._alpha_beta(obs), validate_args=False)
 
+    def sample(self, obs: torch.Tensor) -> torch.Tensor:
+        """Raw actions in [1e-6, 1 - 1e-6] (log_prob(0 or 1) is -inf for alpha, beta > 1)."""
+        return self.dist(obs).sample().clamp(1e-6, 1 - 1e-6)
+
+    def log_prob_entropy(self, obs: torch.Tensor, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probability of ``raw`` and entropy, both summed over action dims (one per row)."""
+        dist = self.dist(obs)
+        return dist.log_prob(raw).sum(-1), dist.entropy().sum(-1)
+
     @staticmethod
     def to_env(raw: torch.Tensor) -> torch.Tensor:
         """Sample in [0, 1] → env action in [-1, 1]."""
@@ -89,6 +114,11 @@ class BetaActor(nn.Module):
     def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
         alpha, beta = self._alpha_beta(obs)
         return 2.0 * alpha / (alpha + beta) - 1.0
+
+
+def _normal_log_prob(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """``Normal(mean, std).log_prob(x).sum(-1)``, term for term as torch computes it."""
+    return (-((x - mean) ** 2) / (2 * std**2) - std.log() - math.log(math.sqrt(2 * math.pi))).sum(-1)
 
 
 def build_actor(arch: dict) -> nn.Module:

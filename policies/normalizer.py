@@ -20,6 +20,7 @@ class ObsNormalizer:
         self.eps = float(eps)
         self.enabled = enabled  # disabled: stays the identity (TD3 presets that match rl-zoo don't normalize)
         self.frozen = False  # eval and inference never update the statistics
+        self._std, self._std_of = np.sqrt(self.var + self.eps), self.var  # recomputed when ``var`` is replaced
 
     def update(self, batch: np.ndarray) -> None:
         """Fold a batch ``(B, dim)`` of raw observations into the running statistics."""
@@ -35,8 +36,11 @@ class ObsNormalizer:
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """Normalize raw observations (any leading shape), float32."""
-        out = (np.asarray(obs, dtype=np.float64) - self.mean) / np.sqrt(self.var + self.eps)
-        return np.clip(out, -self.clip, self.clip).astype(np.float32)
+        if self._std_of is not self.var:  # update() and load_state_dict() assign a new array
+            self._std, self._std_of = np.sqrt(self.var + self.eps), self.var
+        out = np.asarray(obs, dtype=np.float64) - self.mean
+        out /= self._std
+        return np.clip(out, -self.clip, self.clip, out=out).astype(np.float32)
 
     def state_dict(self) -> dict:
         return {

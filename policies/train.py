@@ -337,7 +337,7 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
             if step >= next_ckpt and (not isinstance(agent, PPOAgent) or agent.t == 0):
                 next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
                 checkpoint()
-            progress.update(step, stats.line())
+            progress.update(step, stats.line)
         if rate_step != step:  # the last partial logging interval
             log_row()
         if saved_at[0] != step:
