@@ -22,6 +22,7 @@ from sim.knob import (
     KnobEnv,
     _wrap,
 )
+from sim.knob_gait import gait_action
 from sim.robots import KNOB_SPEC, wrap_angle
 
 
@@ -131,6 +132,38 @@ def test_scripted_gait_solves_full_tasks():
             assert terminated and info["is_success"], f"seed {seed}: error {info['angle_error_rad']:.2f} rad"
     finally:
         env.close()
+
+
+def test_memoryless_gait_solves_full_tasks():
+    """The memoryless expert (a pure function of the observation, for imitation) solves the real task too."""
+    env = gym.make("s2r/Knob-v0")
+    try:
+        for seed in range(8):
+            obs, _ = env.reset(seed=seed)
+            for _ in range(400):
+                obs, _, terminated, truncated, info = env.step(gait_action(obs))
+                if terminated or truncated:
+                    break
+            assert terminated and info["is_success"], f"seed {seed}: error {info['angle_error_rad']:.2f} rad"
+    finally:
+        env.close()
+
+
+def test_memoryless_gait_is_a_pure_function_of_the_observation(env):
+    """Same observation → same action, whatever came before: replaying an episode's observations in reverse order
+    gives the actions of the episode."""
+    obs, _ = env.reset(seed=3)
+    seen, actions = [], []
+    for _ in range(150):
+        seen.append(obs)
+        actions.append(gait_action(obs))
+        obs, *_ = env.step(actions[-1])
+    replay = [gait_action(o) for o in reversed(seen)][::-1]
+    np.testing.assert_array_equal(np.array(replay), np.array(actions))
+    assert all(a.shape == (4,) and a.dtype == np.float32 and np.all(np.abs(a) <= 1.0) for a in actions)
+    assert np.ptp(np.array(actions), axis=0).min() > 0.5  # it does move every joint
+    with pytest.raises(ValueError, match=r"observation of shape \(20,\), got shape \(16,\)"):
+        gait_action(obs[:16])
 
 
 def test_zero_torque_leaves_knob_alone(env):
