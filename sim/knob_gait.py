@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from sim.knob import DIST_LENGTH_M, FIN_HALF_THICKNESS_M, MOUNT_RADIUS_M, PROX_LENGTH_M, TIP_RADIUS_M
+from sim.knob import DIST_LENGTH_M, FIN_HALF_THICKNESS_M, MOUNT_RADIUS_M, PROX_LENGTH_M, TIP_RADIUS_M, _wrap
 from sim.robots import KNOB_SPEC
 
 Q2_ENGAGED_RAD = -0.5  # distal target with the tip between the fins
@@ -53,11 +53,6 @@ Y_ENGAGED_M = MOUNT_RADIUS_M + DIST_LENGTH_M * math.sin(Q2_ENGAGED_RAD)  # radia
 L_EFF_M = PROX_LENGTH_M + DIST_LENGTH_M * math.cos(Q2_ENGAGED_RAD)  # base joint → engaged tip, projected
 CONTACT_OFFSET_M = TIP_RADIUS_M + FIN_HALF_THICKNESS_M  # tip centre to fin mid-plane at contact
 _LIMITS_NM = [float(t) for t in KNOB_SPEC.action.limits_nm]  # action 1.0 = this torque, per joint
-
-
-def _wrap(angle_rad: float) -> float:
-    """Wrap to [−π, π)."""
-    return (angle_rad + math.pi) % (2.0 * math.pi) - math.pi
 
 
 def _ramp(x: float, x0: float, x1: float) -> float:
