@@ -18,6 +18,8 @@ methods on a loaded box where the wall-clock percentiles move with the load. Row
   ``run_with_iobinding`` wrapper;
 * the runtime's :class:`deploy.bundle.Policy` with prepacked weights (what unpacking the weights buys);
 * the runtime's :class:`deploy.bundle.Policy` (the controller's path);
+* the same path with the biped policy the package ships (``deploy/pretrained/biped``: PPO, 24 → 128 → 128 → 4
+  tanh, 18 k weights in L1/L2 instead of the TD3 actor's 524 KB);
 * the floor: a 1-node Identity graph called exactly as ``Policy.__call__`` calls the policy, i.e. what
   onnxruntime and the Python call cost with no model at all.
 """
@@ -40,6 +42,7 @@ from onnx import TensorProto, helper
 from deploy.bundle import Policy, load_bundle, make_session, session_options
 from deploy.export import TorquePolicy, export_bundle, onnx_bytes, random_observations
 from deploy.manifest import INPUT_NAME, OUTPUT_NAME
+from deploy.pretrained import bundle_path
 from deploy.runtime import Controller, RuntimeConfig
 from policies.checkpoint import InferencePolicy
 from policies.networks import DeterministicActor
@@ -144,6 +147,7 @@ def main() -> None:
         "IOBinding, before": previous_call(traced, spec.obs_dim, spec.action.n),
         "Policy, prepacked weights": Policy(bundle, prepacked),
         "Policy (the runtime's path)": iob,
+        "Policy, shipped biped bundle": Policy(load_bundle(bundle_path("biped"))),
         "floor: Identity graph": floor_call(spec.obs_dim),
     }
     obs = random_observations(spec, args.calls, 2)
@@ -159,11 +163,11 @@ def main() -> None:
             cpu[name].append(cpu_us)
     base = np.concatenate(times["torch eager (1 thread)"])
     print(f"onnxruntime {ort.__version__}, torch {torch.__version__}, biped policy 24-400-300-4, batch 1")
-    print(f"{'method':28s} {'p50 µs':>8s} {'p99 µs':>8s} {'p50 vs torch':>13s} {'CPU µs/call':>12s}")
+    print(f"{'method':30s} {'p50 µs':>8s} {'p99 µs':>8s} {'p50 vs torch':>13s} {'CPU µs/call':>12s}")
     for name, ts in times.items():
         t = np.concatenate(ts)
         p50, p99 = np.percentile(t, [50, 99])
-        print(f"{name:28s} {p50:8.1f} {p99:8.1f} {np.percentile(base, 50) / p50:12.2f}x {np.median(cpu[name]):12.1f}")
+        print(f"{name:30s} {p50:8.1f} {p99:8.1f} {np.percentile(base, 50) / p50:12.2f}x {np.median(cpu[name]):12.1f}")
 
     if args.steps:
         runtime_overhead(tmp / "bundle", args.steps, np.concatenate(times["Policy (the runtime's path)"]))
