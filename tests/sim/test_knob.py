@@ -11,18 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import sim  # noqa: F401  (registers the envs)
-from sim.knob import (
-    DIST_LENGTH_M,
-    FIN_HALF_THICKNESS_M,
-    HOLD_STEPS,
-    KNOB_PARAMS,
-    MOUNT_RADIUS_M,
-    PROX_LENGTH_M,
-    TIP_RADIUS_M,
-    KnobEnv,
-    _wrap,
+from sim.knob import HOLD_STEPS, KNOB_PARAMS, KnobEnv, _wrap
+from sim.knob_gait import (
+    CONTACT_OFFSET_M,
+    L_EFF_M,
+    Q2_ENGAGED_RAD,
+    Q2_RETRACTED_RAD,
+    WINDOW_RAD,
+    Y_ENGAGED_M,
+    gait_action,
 )
-from sim.knob_gait import gait_action
 from sim.robots import KNOB_SPEC, wrap_angle
 
 
@@ -34,10 +32,7 @@ def env():
 
 
 # ------------------------------------------------------------------------------------ scripted fingers
-Q2_ENGAGED, Q2_RETRACTED = -0.5, 0.35  # distal angles: tip between the fins / folded out clear of them
-Y_ENGAGED = MOUNT_RADIUS_M + DIST_LENGTH_M * np.sin(Q2_ENGAGED)  # radial tip position when engaged, m
-L_EFF = PROX_LENGTH_M + DIST_LENGTH_M * np.cos(Q2_ENGAGED)  # base joint → engaged tip, projected, m
-WINDOW_RAD = (np.deg2rad(53.0), np.deg2rad(127.0))  # fin angles (in a finger's frame) a stroke may use
+# finger geometry and the stroke window: the same as sim.knob_gait's memoryless gait
 
 
 class GaitTurner:
@@ -55,7 +50,7 @@ class GaitTurner:
     def _tip_x(self, knob_rad: float) -> float:
         """Tip x (finger frame) touching the fin's pushing side when the knob is at ``knob_rad``."""
         phi = knob_rad + self.fin * 2 * np.pi / 3 - self.finger * np.pi
-        return (Y_ENGAGED * np.cos(phi) + self.sign * (TIP_RADIUS_M + FIN_HALF_THICKNESS_M)) / np.sin(phi)
+        return (Y_ENGAGED_M * np.cos(phi) + self.sign * CONTACT_OFFSET_M) / np.sin(phi)
 
     def _plan(self, knob: float, err: float) -> bool:
         self.sign = 1.0 if err > 0 else -1.0  # + turn: the tip pushes towards its −x (base angle grows)
@@ -74,7 +69,7 @@ class GaitTurner:
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         q, dq, knob, err = obs[0:4], obs[4:8], float(np.arctan2(obs[8], obs[9])), float(obs[13])
-        target = np.array([0.0, Q2_RETRACTED, 0.0, Q2_RETRACTED])
+        target = np.array([0.0, Q2_RETRACTED_RAD, 0.0, Q2_RETRACTED_RAD])
         self.t += 1
         if self.phase == "plan" and abs(err) > 0.05 and self._plan(knob, err):
             self.phase, self.t = "swing", 0
@@ -83,11 +78,11 @@ class GaitTurner:
             self.touched |= bool(obs[14 + self.finger])
             if self.phase == "swing":  # behind the fin folded out, then fold in
                 self.x = self._tip_x(knob) + self.sign * 0.006
-                target[i + 1] = Q2_ENGAGED if self.t > 8 else Q2_RETRACTED
+                target[i + 1] = Q2_ENGAGED_RAD if self.t > 8 else Q2_RETRACTED_RAD
                 if self.t > 16:
                     self.phase, self.t = "push", 0
             elif self.phase == "push":
-                target[i + 1] = Q2_ENGAGED
+                target[i + 1] = Q2_ENGAGED_RAD
                 stroke_left = float(wrap_angle(self.stroke_end - knob))
                 aim = knob + err if abs(err) <= abs(stroke_left) else self.stroke_end
                 self.x += float(np.clip(self._tip_x(aim) - self.x, -self.speed_m, self.speed_m))
@@ -95,7 +90,7 @@ class GaitTurner:
                     self.phase, self.t = "retract", 0
             elif self.t > 6:  # retracted: plan the next stroke
                 self.phase = "plan"
-            target[i] = np.arcsin(np.clip(-self.x / L_EFF, -0.9, 0.9))
+            target[i] = np.arcsin(np.clip(-self.x / L_EFF_M, -0.9, 0.9))
         tau_nm = self.kp * (target - q) - self.kd * dq
         return np.clip(tau_nm / KNOB_SPEC.action.limits_nm, -1, 1).astype(np.float32)
 
