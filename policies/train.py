@@ -112,7 +112,13 @@ def resume_config(run_dir: str | os.PathLike, steps: int | None = None) -> Train
 
 def _make_agent(cfg: TrainConfig, obs_dim: int, act_dim: int, norm: ObsNormalizer):
     if isinstance(cfg.algo_config, PPOConfig):
-        return PPOAgent(cfg.algo_config, obs_dim, act_dim, norm, cfg.num_envs, cfg.steps, seed=cfg.seed)
+        expert = None
+        if cfg.algo_config.expert is not None:
+            import sim
+
+            expert = sim.get_expert(cfg.algo_config.expert, cfg.env)
+        return PPOAgent(cfg.algo_config, obs_dim, act_dim, norm, cfg.num_envs, cfg.steps, seed=cfg.seed,
+                        expert=expert)  # fmt: skip
     assert isinstance(cfg.algo_config, TD3Config), "train() resolves the config first"
     return TD3Agent(cfg.algo_config, obs_dim, act_dim, norm, seed=cfg.seed)
 

@@ -4,6 +4,9 @@ Only this package imports pybullet, and only inside the env modules: ``sim.spec`
 ``sim.params`` stay importable on a robot's controller without pybullet installed.
 """
 
+import importlib
+from collections.abc import Callable
+
 from gymnasium.envs.registration import register, registry
 
 ENV_IDS = {
@@ -29,6 +32,22 @@ def resolve_env_id(name: str) -> str:
         return name
     known = ", ".join(ENV_IDS)
     raise ValueError(f"unknown env '{name}'; use one of {known} or a registered Gymnasium id like Pendulum-v1")
+
+
+# scripted experts that `s2r train` can learn from (PPOConfig.expert): name → (env id, "module:function"); the
+# function maps one raw observation to a normalized action in [-1, 1]
+EXPERTS = {
+    "knob_gait": ("s2r/Knob-v0", "sim.knob_gait:gait_action"),
+}
+
+
+def get_expert(name: str, env_id: str) -> Callable:
+    """The scripted expert ``name`` for ``env_id``; ValueError naming the choices if there is none."""
+    if name not in EXPERTS or EXPERTS[name][0] != resolve_env_id(env_id):
+        choices = [f"{n} ({e})" for n, (e, _) in EXPERTS.items()]
+        raise ValueError(f"no scripted expert '{name}' for env {env_id}; experts: {', '.join(choices)}")
+    module, func = EXPERTS[name][1].split(":")
+    return getattr(importlib.import_module(module), func)
 
 
 _register()
