@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import struct
@@ -229,6 +230,73 @@ def test_truncation_concatenation_and_split_reads(ks, data):
     assert got == expected
     assert dec.stats.frames == len(expected)
     assert dec.stats.errors == len(ks) - len(expected)
+
+
+_KINDS = st.tuples(st.integers(0, len(MESSAGES) - 1), st.sampled_from(["ok", "flip", "junk"]))
+
+
+@given(st.lists(_KINDS, min_size=1, max_size=10), st.data())
+@FAST
+def test_decoder_fast_path_matches_general_path(kinds, data):
+    """Fed one frame per chunk, FrameDecoder takes its one-whole-frame fast path; it must yield the same frames
+    and counters as the general path (the same bytes in one chunk, or cut anywhere)."""
+    pieces = []
+    for i, (k, how) in enumerate(kinds):
+        wire = bytearray(p.encode(MESSAGES[k], 3 * i))  # every other seq missing: gaps are counted
+        if how == "flip":
+            wire[data.draw(st.integers(0, len(wire) - 2))] ^= 0x10
+        elif how == "junk":
+            wire = bytearray(data.draw(st.binary(max_size=30)).replace(b"\x00", b"") + b"\x00")
+        pieces.append(bytes(wire))
+    stream = b"".join(pieces)
+    fast, whole, cut = p.FrameDecoder(), p.FrameDecoder(), p.FrameDecoder()
+    by_piece = [f for piece in pieces for f in fast.feed(piece)]
+    at_once = whole.feed(stream)
+    by_cut, pos = [], 0
+    while pos < len(stream):
+        step = data.draw(st.integers(1, 60))
+        by_cut += cut.feed(stream[pos : pos + step])
+        pos += step
+    assert by_piece == at_once == by_cut == _reference(stream)
+    assert dataclasses.asdict(fast.stats) == dataclasses.asdict(whole.stats) == dataclasses.asdict(cut.stats)
+
+
+def test_decoder_fast_path_edges():
+    dec = p.FrameDecoder()
+    assert dec.feed(b"\x00") == [] and dec.stats.resyncs == 0  # an empty stretch is no frame and no error
+    assert dec.feed(b"\x01" * (p.MAX_ENCODED + 1) + b"\x00") == []  # too long for any frame: not decoded
+    assert (dec.stats.length_errors, dec.stats.resyncs) == (1, 1)
+    wire = p.encode(MESSAGES[0], 1)
+    assert dec.feed(wire[:4]) == []
+    assert dec.feed(wire[4:]) == [p.Frame(1, MESSAGES[0])]  # one delimiter, but it completes a buffered frame
+    assert dec.feed(bytearray(wire)) == [p.Frame(1, MESSAGES[0])]  # any bytes-like chunk
+    assert dec.stats.frames == 2 and len(dec._buf) == 0
+
+
+def test_decoded_sensor_is_the_same_object_init_builds():
+    """SENSOR decoding builds the frozen dataclass without __init__ (fewer calls per frame): same fields, eq,
+    hash, repr, still frozen; payload checks unchanged."""
+    msg = _sensor(5)
+    (frame,) = p.FrameDecoder().feed(p.encode(msg, 9))
+    assert frame == p.Frame(9, msg) and repr(frame) == repr(p.Frame(9, msg))
+    assert hash(frame.msg) == hash(msg) and _fields_equal(frame.msg, msg)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        frame.msg.t_us = 1  # type: ignore[misc]
+    payload = msg.pack()
+    assert p.Sensor.unpack(payload + b"\x01\x02") == msg  # fields of a later minor version are ignored
+    for cut in (0, 33, 34, len(payload) - 1):
+        with pytest.raises(p.ProtocolError, match="too short"):
+            p.Sensor.unpack(payload[:cut])
+    other = dataclasses.replace(
+        msg, joint_pos_rad=(0.5, 1.0), joint_vel_rad_s=(1.5, 2.0), lidar_m=(), aux=(2.0,)
+    )
+    assert p.Sensor.unpack(other.pack()) == other  # every channel-count layout has its own struct
+    with pytest.raises(p.ProtocolError, match="u8"):
+        dataclasses.replace(msg, lidar_m=(1.0,) * 256).pack()
+    big = dataclasses.replace(msg, lidar_m=(1.0,) * 250)  # 1082-byte payload: packs, but no frame carries it
+    assert len(big.pack()) == 1082
+    with pytest.raises(p.ProtocolError, match="SENSOR payload is 1082 bytes; the limit is 1024"):
+        p.encode(big, 0)
 
 
 def test_counters_for_each_kind_of_error():
