@@ -296,6 +296,10 @@ class PPOAgent:
             self.next_fit += cfg.imitation_iter_steps
             if last:
                 self.dagger = None  # PPO from here on: the data is not needed again
+                # PPO fine-tunes a policy fitted to these input statistics: a normalizer still drifting with
+                # the states that PPO and ADR's widening ranges visit would shift every input under it (the
+                # knob lost up to half its success that way, with a learning rate too small to follow)
+                self.normalizer.frozen = True
             return {"loss/imitation": fit_loss}
         if self.t < self.cfg.n_steps:
             return None
@@ -381,6 +385,7 @@ class PPOAgent:
         self.next_fit = int(state["counters"].get("next_fit", self.cfg.imitation_iter_steps))
         if state.get("dagger") is None:
             self.dagger = None  # the warm start is over (or there is none)
+            self.normalizer.frozen = self.cfg.imitation_steps > 0
         elif self.dagger is not None:
             self.dagger.load_state_dict(state["dagger"])
         self.t = 0

@@ -75,6 +75,14 @@ def test_dagger_fits_the_expert_and_the_ignored_input_has_no_effect():
     assert [k for o in outs for k in o] == ["loss/imitation"] * 3  # a refit every 1000 steps, the last one longer
     assert agent.dagger is None and not agent.imitating  # the data is dropped once PPO takes over
     assert agent.t == 0  # no PPO rollout was collected during the warm start
+    # PPO fine-tunes a policy fitted to these input statistics: they must not drift under it
+    assert agent.normalizer.frozen
+    mean = agent.normalizer.mean.copy()
+    agent.normalizer.update(np.full((8, 3), 50.0))
+    assert np.array_equal(agent.normalizer.mean, mean)
+    resumed = _agent(seed=4)
+    resumed.load_state_dict(agent.state_dict())
+    assert resumed.normalizer.frozen and resumed.dagger is None
     after = _policy_error(agent, test_obs)
     assert after < 0.05 and before > 0.3
     w = first_linear(agent.actor.net).weight
@@ -111,6 +119,7 @@ def test_state_roundtrip_mid_dagger_continues_identically():
     b.load_state_dict(saved["agent"])
     b.normalizer.load_state_dict(saved["norm"])
     assert b.dagger is not None and b.dagger.size == 1600 and b.next_fit == a.next_fit
+    assert not b.normalizer.frozen  # still collecting: the statistics follow the data
     outs = [_drive(agent, np.random.default_rng(7), 800) for agent in (a, b)]
     assert outs[0] == outs[1] and len(outs[0]) == 1
     for pa, pb in zip(a.actor.parameters(), b.actor.parameters(), strict=True):
