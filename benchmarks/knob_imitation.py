@@ -1,7 +1,9 @@
 """Knob imitation probe: DAgger from the memoryless scripted gait (``sim.knob_gait``) into a 128×128 tanh MLP.
 
 PPO alone has not learned ``s2r/Knob-v0`` to the 90 % success target on this 2-core box (BENCHMARKS.md,
-"Learning"); this script measures the path that does get there, before it is wired into ``s2r train``:
+"Learning"); this script measures the imitation half of the path that does get there, on its own (no ADR, no PPO).
+``s2r train --env knob --algo ppo`` runs the same DAgger as a warm start (``policies.imitation``, the knob's PPO
+preset) and then fine-tunes with PPO. The DAgger here:
 
 1. the expert (``gait_action``, a pure function of the observation) drives for ``--first-steps`` steps;
 2. then, each iteration, the *learner* drives for ``--steps-per-iter`` steps while the expert labels every
