@@ -4,6 +4,9 @@ advantage normalization, minibatch epochs, grad-norm clipping and linear LR anne
 Gaussian policy (state-independent log-std, actions clipped to [-1, 1] by :meth:`GaussianActor.to_env`) or Beta
 policy (bounded, mapped to [-1, 1]). Observations are normalized when acted on; rewards are optionally scaled
 by the running std of the discounted return (as SB3's VecNormalize, which rl-zoo uses for BipedalWalker).
+
+With ``expert`` set (the knob preset), PPO starts from a DAgger warm start on a scripted expert and keeps a
+behaviour-cloning term in its loss (``policies.imitation``).
 """
 
 from __future__ import annotations
@@ -291,8 +294,8 @@ class PPOAgent:
         cfg, b = self.cfg, self.buf
         if self.dagger is not None and (self.steps_seen >= self.next_fit or not self.imitating):
             last = not self.imitating
-            fit_loss = self.dagger.fit(self.actor.net, self.normalizer, cfg.imitation_epochs * (2 if last else 1), 256,
-                                   self.gen, self.ignore)  # fmt: skip
+            epochs = cfg.imitation_epochs * (2 if last else 1)
+            fit_loss = self.dagger.fit(self.actor.net, self.normalizer, epochs, 256, self.gen, self.ignore)
             self.next_fit += cfg.imitation_iter_steps
             if last:
                 self.dagger = None  # PPO from here on: the data is not needed again
