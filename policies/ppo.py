@@ -60,7 +60,8 @@ class PPOConfig:
         if self.n_steps < 1 or self.batch_size < 1 or self.n_epochs < 1:
             raise ValueError("n_steps, batch_size and n_epochs must be >= 1")
         if (self.imitation_steps > 0 or self.bc_coef > 0) and self.expert is None:
-            raise ValueError("imitation_steps and bc_coef need an expert; set --ppo-expert NAME (e.g. knob_gait)")
+            raise ValueError("imitation_steps and bc_coef need an expert: set --ppo-expert NAME (e.g. knob_gait), "
+                             "or --ppo-imitation-steps 0 --ppo-bc-coef 0 for pure PPO")
         if self.expert is not None and self.distribution != "gaussian":
             raise ValueError("learning from an expert needs the gaussian policy (--ppo-distribution gaussian)")
         if self.imitation_steps < 0 or self.imitation_iter_steps < 1 or self.bc_coef < 0:

@@ -110,13 +110,17 @@ def resume_config(run_dir: str | os.PathLike, steps: int | None = None) -> Train
     return dataclasses.replace(cfg, steps=steps) if steps else cfg
 
 
-def _make_agent(cfg: TrainConfig, obs_dim: int, act_dim: int, norm: ObsNormalizer):
-    if isinstance(cfg.algo_config, PPOConfig):
-        expert = None
-        if cfg.algo_config.expert is not None:
-            import sim
+def _expert(cfg: TrainConfig):
+    """The scripted expert the PPO config names (ValueError if the env has none of that name), else None."""
+    if isinstance(cfg.algo_config, PPOConfig) and cfg.algo_config.expert is not None:
+        import sim
 
-            expert = sim.get_expert(cfg.algo_config.expert, cfg.env)
+        return sim.get_expert(cfg.algo_config.expert, cfg.env)
+    return None
+
+
+def _make_agent(cfg: TrainConfig, obs_dim: int, act_dim: int, norm: ObsNormalizer, expert=None):
+    if isinstance(cfg.algo_config, PPOConfig):
         return PPOAgent(cfg.algo_config, obs_dim, act_dim, norm, cfg.num_envs, cfg.steps, seed=cfg.seed,
                         expert=expert)  # fmt: skip
     assert isinstance(cfg.algo_config, TD3Config), "train() resolves the config first"
@@ -219,6 +223,7 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
     cfg = config.resolved()
     algo_cfg = cfg.algo_config
     assert algo_cfg is not None
+    expert = _expert(cfg)  # before anything is written: a wrong name must leave no run dir behind
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoints"
     if not resume and (ckpt_dir / "latest.pt").exists():
@@ -238,7 +243,7 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
     probe.close()
 
     norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs)
-    agent = _make_agent(cfg, obs_dim, act_dim, norm)
+    agent = _make_agent(cfg, obs_dim, act_dim, norm, expert)
     stats = EpisodeStats(cfg.stats_window)
     counters: dict[str, Any] = {"global_step": 0, "resumes": 0, "time_s": 0.0}
     best_return = -math.inf

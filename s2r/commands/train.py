@@ -54,9 +54,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-tensorboard", action="store_true")
     for prefix, cls, title in GROUPS:
         g = p.add_argument_group(f"{title} hyper-parameters (default: the env's preset; shown: generic default)")
+        hints = {k: str(v) for k, v in typing.get_type_hints(cls).items()}
         for f in dataclasses.fields(cls):
+            optional = ("NAME" if "str" in hints[f.name] else "FLOAT") + "|none"
             g.add_argument(f"--{prefix}-{f.name.replace('_', '-')}", dest=f"{prefix}__{f.name}", default=None,
-                           metavar="FLOAT|none" if f.default is None else type(f.default).__name__.upper(),
+                           metavar=optional if f.default is None else type(f.default).__name__.upper(),
                            help=f"default {f.default}")  # fmt: skip
     p.set_defaults(func=run)
 

@@ -46,6 +46,10 @@ def test_user_errors_are_one_line(tmp_path, capsys):
         (["eval", str(tmp_path / "nope")], "no checkpoint"),
         (["train", "--env", "NoSuchEnv-v9", "--steps", "10"], "unknown env"),
         (["train", "--resume", str(tmp_path / "nope")], "config.json not found"),
+        (["train", "--env", "knob", "--algo", "ppo", "--ppo-expert", "none", "--steps", "10", "--run-dir",
+          str(tmp_path / "x")], "--ppo-imitation-steps 0 --ppo-bc-coef 0 for pure PPO"),
+        (["train", "--env", "biped", "--algo", "ppo", "--ppo-expert", "knob_gait", "--steps", "10", "--run-dir",
+          str(tmp_path / "x")], "no scripted expert 'knob_gait' for env s2r/Biped-v0"),
     ]  # fmt: skip
     for argv, message in cases:
         assert main(argv) == 1, argv
