@@ -257,16 +257,17 @@ class PPOAgent:
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Sample actions for raw observations ``(N, obs_dim)``; records what the update needs."""
-        labels = expert_actions(self.expert, obs) if self.expert is not None else None
         if self.imitating:
-            assert self.dagger is not None and labels is not None
+            assert self.dagger is not None and self.expert is not None
+            labels = expert_actions(self.expert, obs)
             self.dagger.add(obs, labels)
             if self.steps_seen < self.cfg.imitation_expert_steps:
                 return labels
             with torch.inference_mode():  # DAgger: the learner drives (its deterministic action)
                 return self.actor.deterministic(torch.as_tensor(self.normalizer(obs))).numpy()
-        if "expert_act" in self.np_buf:
-            self.np_buf["expert_act"][self.t] = labels
+        if "expert_act" in self.np_buf:  # the BC term's labels; without it the expert is not asked at all
+            assert self.expert is not None
+            self.np_buf["expert_act"][self.t] = expert_actions(self.expert, obs)
         self.np_buf["obs"][self.t] = self.normalizer(obs)
         with torch.inference_mode():
             raw = self.actor.sample(self.obs_rows[self.t])  # a view of the row just written
