@@ -303,7 +303,8 @@ class Sensor:
     lidar_m: tuple[float, ...] = ()
     aux: tuple[float, ...] = ()
 
-    _FIXED: ClassVar[str] = "<QHHBBBBBBffff"  # 34 bytes up to vel_mps; the channel counts are bytes 14-17
+    _FIXED: ClassVar[str] = "<QHHBBBBBBffff"  # the fields up to vel_mps; the channel counts are bytes 14-17
+    _FIXED_SIZE: ClassVar[int] = struct.calcsize(_FIXED)  # 34 bytes
     # One struct for the whole payload per channel-count layout, and where each float group starts in its
     # unpacked tuple (after the 13 fixed values): packing or unpacking a SENSOR is a single struct call.
     _LAYOUTS: ClassVar[dict[bytes, tuple[struct.Struct, int, int, int, int]]] = {}
@@ -338,7 +339,7 @@ class Sensor:
     @classmethod
     def unpack(cls, payload: bytes) -> Sensor:
         n = len(payload)
-        if n < 34:
+        if n < cls._FIXED_SIZE:
             raise ProtocolError(f"SENSOR payload too short ({n} bytes)")
         counts = bytes(payload[14:18])
         s, a, b, c, d = cls._LAYOUTS.get(counts) or cls._layout(counts)
