@@ -7,14 +7,19 @@ measured in the same run:
    orthogonal init, state-independent log-std starting at 0, actions clipped to [-1, 1], no observation or
    reward normalization, torch 1 thread. Measured twice: both in-process (ours ``sync``, SB3
    ``DummyVecEnv``) and both with subprocess envs (ours 2 workers, SB3 ``SubprocVecEnv``, one per env);
-2. our biped preset as shipped (``s2r train --env biped --algo ppo``: 8 envs ``auto`` = in-process below 4
-   cores, n_steps 512, batch 512, 128-128, obs + reward normalization) vs SB3 ``PPO("MlpPolicy")`` with its
-   defaults (1 env, n_steps 2048, batch 64, 64-64) — goal ≥ 3×; and the same preset with its 8 envs in
-   subprocess workers (``--vec subproc``: one worker per core), wall clock, against the same SB3 baseline.
+2. our biped preset as shipped (``s2r train --env biped --algo ppo``: 8 envs, ``auto`` vector env = ``split`` on
+   2+ cores (4 envs in this process, 4 in one worker process), n_steps 512, batch 512, 10 epochs, 128-128, obs +
+   reward normalization, 1 torch thread while acting and one per core during updates) vs SB3
+   ``PPO("MlpPolicy")`` with its defaults (1 env, n_steps 2048, batch 64, 64-64) — goal ≥ 3×. SB3's baseline is
+   the faster of 1 torch thread and torch's default thread count (one per core), whichever wins in each round.
+   The same preset with its envs all in this process (``--vec sync``, the default before the split env) and, unless
+   ``--skip-subproc``, all in subprocess workers (``--vec subproc``: one worker per core) are measured beside it.
 
 Runs are interleaved (ours, SB3, ours, SB3...) so load bursts from other jobs hit both alike; each figure is
-the best of ``--repeats``. In-process runs are timed in CPU seconds of this process (``time.process_time``,
-robust to a shared box) and wall seconds; subprocess runs only in wall seconds (the work is in the workers).
+the best of ``--repeats``, and next to it the median of the per-round ratios (round k of ours over round k of
+SB3: robust to a slow round on either side). In-process runs with 1 thread are also timed in CPU seconds of this
+process (``time.process_time``, robust to a shared box); the preset runs use a second process and a second
+thread, so they are timed in wall seconds only.
 """
 
 from __future__ import annotations
@@ -25,31 +30,42 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import torch
-
-from policies.ppo import PPOConfig, ppo_preset
-from policies.train import TrainConfig, train
-from policies.vec_env import make_env  # picklable factory: SB3's workers must register s2r envs too
+# torch and the learners are imported inside the functions: env worker processes (ours and SB3's) re-import this
+# script as their __main__ (multiprocessing's forkserver/spawn rule), and torch at the top would add ~2 s to every
+# worker start that `s2r train`, whose entry module is light, does not pay
+if TYPE_CHECKING:
+    from policies.ppo import PPOConfig
 
 ENV = "s2r/Biped-v0"
 
 
 def ours(cfg: PPOConfig, num_envs: int, steps: int, vec: str = "auto") -> None:
+    from policies.train import TrainConfig, train
+
     with tempfile.TemporaryDirectory() as d:
         train(TrainConfig(env=ENV, algo="ppo", steps=steps, num_envs=num_envs, checkpoint_every=10**9, vec=vec,
                           tensorboard=False, progress=False, algo_config=cfg), d)  # fmt: skip
 
 
-def sb3(kwargs: dict, num_envs: int, steps: int, vec: str = "dummy") -> None:
+def sb3(kwargs: dict, num_envs: int, steps: int, vec: str = "dummy", threads: int = 1) -> None:
+    """SB3's PPO with ``threads`` torch threads (restored to 1 afterwards, as train() leaves them)."""
+    import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
+    from policies.vec_env import make_env  # picklable factory: SB3's workers must register s2r envs too
+
     vec_cls = SubprocVecEnv if vec == "subproc" else DummyVecEnv  # DummyVecEnv: make_vec_env's default
     venv = make_vec_env(functools.partial(make_env, ENV), n_envs=num_envs, vec_env_cls=vec_cls)
-    PPO("MlpPolicy", venv, device="cpu", **kwargs).learn(steps)
-    venv.close()
+    torch.set_num_threads(threads)
+    try:
+        PPO("MlpPolicy", venv, device="cpu", **kwargs).learn(steps)
+    finally:
+        torch.set_num_threads(1)
+        venv.close()
 
 
 def rates(fn: Callable[[], None], steps: int) -> tuple[float, float]:
@@ -59,22 +75,29 @@ def rates(fn: Callable[[], None], steps: int) -> tuple[float, float]:
     return steps / (time.process_time() - cpu), steps / (time.perf_counter() - wall)
 
 
-def compare(name: str, ours_fn: Callable[[], None], sb3_fn: Callable[[], None], steps: int, repeats: int,
+def compare(name: str, ours_fn: Callable[[], None], sb3_fns: list[Callable[[], None]], steps: int, repeats: int,
             goal: float, cpu: bool) -> None:  # fmt: skip
-    best = {"ours": (0.0, 0.0), "sb3": (0.0, 0.0)}
+    """Interleaved rounds of ours and SB3 (the best of ``sb3_fns`` in each round); prints best-of and median ratio."""
+    runs: dict[str, list[tuple[float, float]]] = {"ours": [], "sb3": []}
     for _ in range(repeats):
-        for who, fn in (("ours", ours_fn), ("sb3", sb3_fn)):
-            r = rates(fn, steps)
-            best[who] = (max(best[who][0], r[0]), max(best[who][1], r[1]))
-    (o_cpu, o_wall), (s_cpu, s_wall) = best["ours"], best["sb3"]
+        runs["ours"].append(rates(ours_fn, steps))
+        sb3_runs = [rates(fn, steps) for fn in sb3_fns]
+        runs["sb3"].append((max(r[0] for r in sb3_runs), max(r[1] for r in sb3_runs)))
+    (o_cpu, o_wall), (s_cpu, s_wall) = (tuple(max(col) for col in zip(*runs[w], strict=True)) for w in ("ours", "sb3"))
+    paired = sorted(o[1] / s[1] for o, s in zip(runs["ours"], runs["sb3"], strict=True))
     line = f"{name}, {steps} steps, best of {repeats}: wall ours {o_wall:.0f} / SB3 {s_wall:.0f} steps/s = "
-    line += f"{o_wall / s_wall:.2f}x"
+    line += f"{o_wall / s_wall:.2f}x (per-round ratios {', '.join(f'{r:.2f}' for r in paired)}; median "
+    line += f"{paired[len(paired) // 2]:.2f}x)"
     if cpu:
         line += f"; CPU ours {o_cpu:.0f} / SB3 {s_cpu:.0f} steps/cpu-s = {o_cpu / s_cpu:.2f}x"
     print(f"{line} (goal >= {goal}x)", flush=True)
 
 
 def main() -> None:
+    import torch
+
+    from policies.ppo import PPOConfig
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rollouts", type=int, default=2, help="rollouts per measurement")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats; the best of each counts")
@@ -100,24 +123,29 @@ def main() -> None:
 def compare_identical(args: argparse.Namespace, same: PPOConfig, sb3_same: dict, steps: int) -> None:
     """Comparison 1: identical hyper-parameters, in-process and (unless --skip-subproc) with subprocess envs."""
     compare("identical hyper-parameters, 4 envs in-process", lambda: ours(same, 4, steps, "sync"),
-            lambda: sb3(sb3_same, 4, steps, "dummy"), steps, args.repeats, 1.3, cpu=True)  # fmt: skip
+            [lambda: sb3(sb3_same, 4, steps, "dummy")], steps, args.repeats, 1.3, cpu=True)  # fmt: skip
     if not args.skip_subproc:
         compare("identical hyper-parameters, 4 envs subprocess", lambda: ours(same, 4, steps, "subproc"),
-                lambda: sb3(sb3_same, 4, steps, "subproc"), steps, args.repeats, 1.3, cpu=False)  # fmt: skip
+                [lambda: sb3(sb3_same, 4, steps, "subproc")], steps, args.repeats, 1.3, cpu=False)  # fmt: skip
 
 
 def preset_comparisons(args: argparse.Namespace) -> None:
-    """Comparison 2: our biped preset (``auto`` vector env, and unless --skip-subproc forced subprocess workers,
-    wall clock) vs SB3's PPO defaults."""
+    """Comparison 2: our biped preset as ``s2r train`` runs it (``auto`` vector env), then with its envs all in
+    this process (``sync``) and, unless --skip-subproc, all in subprocess workers, vs SB3's PPO defaults."""
+    from policies.ppo import ppo_preset
+
     preset = ppo_preset(ENV)
     steps = preset.n_steps * preset.num_envs * args.rollouts
-    compare(f"our preset ({preset.num_envs} envs auto, n_steps {preset.n_steps}, batch {preset.batch_size}) vs SB3 "
-            "defaults (1 env, n_steps 2048, batch 64)", lambda: ours(preset, preset.num_envs, steps),
-            lambda: sb3({}, 1, steps), steps, args.repeats, 3.0, cpu=(os.cpu_count() or 1) < 4)  # fmt: skip
-    if not args.skip_subproc:  # the physics of the 8 envs on all cores: only the wall clock tells
-        compare(f"our preset ({preset.num_envs} envs in subprocess workers, one per core) vs SB3 defaults",
-                lambda: ours(preset, preset.num_envs, steps, "subproc"), lambda: sb3({}, 1, steps), steps,
-                args.repeats, 3.0, cpu=False)  # fmt: skip
+    cores = os.cpu_count() or 1
+    sb3_defaults = [lambda: sb3({}, 1, steps, threads=1), lambda: sb3({}, 1, steps, threads=cores)]
+    variants = {"auto": "as shipped", "sync": "all envs in this process"}
+    if not args.skip_subproc:
+        variants["subproc"] = "all envs in subprocess workers, one per core"
+    for vec, what in variants.items():
+        compare(f"our preset ({preset.num_envs} envs {vec}: {what}; n_steps {preset.n_steps}, batch "
+                f"{preset.batch_size}) vs SB3 defaults (1 env, n_steps 2048, batch 64)",
+                lambda vec=vec: ours(preset, preset.num_envs, steps, vec), sb3_defaults, steps, args.repeats, 3.0,
+                cpu=False)  # fmt: skip
 
 
 if __name__ == "__main__":

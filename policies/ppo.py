@@ -290,11 +290,21 @@ class PPOAgent:
         self.t += 1
         self.steps_seen += len(reward)
 
+    @property
+    def _refit_due(self) -> bool:
+        return self.dagger is not None and (self.steps_seen >= self.next_fit or not self.imitating)
+
+    @property
+    def update_due(self) -> bool:
+        """Whether :meth:`update` would train now (a full rollout or a DAgger refit) rather than return None."""
+        return self._refit_due or self.t >= self.cfg.n_steps
+
     def update(self) -> dict[str, float] | None:
         """When the rollout is full: GAE, then ``n_epochs`` of minibatch updates; during the DAgger warm start,
         a refit every ``imitation_iter_steps`` (and a longer one at its end). Else None."""
         cfg, b = self.cfg, self.buf
-        if self.dagger is not None and (self.steps_seen >= self.next_fit or not self.imitating):
+        if self._refit_due:
+            assert self.dagger is not None
             last = not self.imitating
             epochs = cfg.imitation_epochs * (2 if last else 1)
             fit_loss = self.dagger.fit(self.actor.net, self.normalizer, epochs, 256, self.gen, self.ignore)

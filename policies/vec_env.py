@@ -2,8 +2,10 @@
 
 No autoreset: the training loop sees every episode end, reports it to the parameter source, samples new
 parameters and calls :meth:`reset_one`. ``SubprocVecEnv`` runs one env per process over pipes (step commands
-are sent to all workers before any reply is read, so the envs step in parallel); ``SyncVecEnv`` runs them in
-this process (tests, one env, debugging). Infos travel only at episode ends, which is all the loop reads.
+are sent to all workers before any reply is read, so the envs step in parallel) and can keep a share of the envs
+in this process, stepped while the workers step theirs (``local_envs``: on 2 cores the learner's own core steps
+half the envs instead of waiting); ``SyncVecEnv`` runs them all in this process (tests, one env, debugging).
+Infos travel only at episode ends, which is all the loop reads.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import multiprocessing as mp
 import os
 import signal
+import time
 from typing import Any
 
 import gymnasium as gym
@@ -70,6 +73,22 @@ def _collate(results: list[tuple]) -> tuple:
     return np.stack(obs), np.array(rew), np.array(term), np.array(trunc), list(infos)
 
 
+SPIN_S = 2e-3  # how long a side busy-polls its pipe before it blocks (see _spin_until_readable)
+
+
+def _spin_until_readable(conn, spin_s: float = SPIN_S) -> None:
+    """Busy-poll ``conn`` for up to ``spin_s`` seconds; the blocking ``recv`` that follows takes over after that.
+
+    A process blocked in ``recv`` sleeps, and on a VM the wake-up of a sleeping vCPU took ~0.5 ms per step
+    (measured: the learner waited 0.5 ms per vector step for a worker with the same work as its own). The
+    replies of a rollout come every ~1 ms, so a short spin keeps both sides awake through the rollout; between
+    rollouts (the PPO update) the worker falls back to sleeping.
+    """
+    end = time.perf_counter() + spin_s
+    while not conn.poll() and time.perf_counter() < end:
+        pass
+
+
 def _worker(remote, env_id: str, n_envs: int, env_kwargs: dict) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the learner's to handle; it closes us cleanly
     try:
@@ -80,6 +99,7 @@ def _worker(remote, env_id: str, n_envs: int, env_kwargs: dict) -> None:
     remote.send(("ok", (envs[0].observation_space, envs[0].action_space)))
     while True:
         try:
+            _spin_until_readable(remote)
             cmd, data = remote.recv()
         except (EOFError, KeyboardInterrupt):  # parent gone
             break
@@ -99,11 +119,15 @@ def _worker(remote, env_id: str, n_envs: int, env_kwargs: dict) -> None:
 
 
 class SubprocVecEnv:
-    """Sub-envs in ``n_workers`` processes, each stepping its contiguous slice of envs in turn.
+    """Sub-envs in ``n_workers`` processes, each stepping its contiguous slice of envs in turn; the first
+    ``local_envs`` envs (default none) step in this process while the workers step theirs.
 
     Fewer workers than envs means fewer process wake-ups per step: on a 2-core box, 2 workers x 4 envs beat
-    8 workers x 1 env (see benchmarks/vec_env_speed.py). ``forkserver``: no inherited torch thread pools or
-    pybullet clients.
+    8 workers x 1 env (see benchmarks/vec_env_speed.py), and 1 worker x 4 envs + 4 local envs beat both: this
+    process would otherwise sit idle for the whole physics step. ``forkserver``: no inherited torch thread pools
+    or pybullet clients. Each worker re-imports the caller's ``__main__`` module (multiprocessing's rule for
+    forkserver and spawn): a script that imports torch at its top adds ~2 s to every worker start; the ``s2r``
+    entry point is light.
     """
 
     def __init__(
@@ -113,12 +137,17 @@ class SubprocVecEnv:
         env_kwargs: dict | None = None,
         n_workers: int | None = None,
         start_method: str = "forkserver",
+        local_envs: int = 0,
     ) -> None:
+        if not 0 <= local_envs < num_envs:
+            raise ValueError(f"local_envs must be in [0, {num_envs}) so that a worker has an env, got {local_envs}")
         ctx = mp.get_context(start_method)
         self.num_envs = num_envs
-        n_workers = max(1, min(num_envs, n_workers or os.cpu_count() or 1))
-        # slices as even as possible: worker w owns envs [bounds[w], bounds[w + 1])
-        self.bounds = [round(w * num_envs / n_workers) for w in range(n_workers + 1)]
+        self.local_envs = local_envs
+        remote_envs = num_envs - local_envs
+        n_workers = max(1, min(remote_envs, n_workers or os.cpu_count() or 1))
+        # slices as even as possible: worker w owns envs [bounds[w], bounds[w + 1]), after the local ones
+        self.bounds = [local_envs + round(w * remote_envs / n_workers) for w in range(n_workers + 1)]
         self.remotes, self.procs = [], []
         for w in range(n_workers):
             parent, child = ctx.Pipe()
@@ -128,9 +157,12 @@ class SubprocVecEnv:
             child.close()
             self.remotes.append(parent)
             self.procs.append(proc)
+        # built while the workers start: creating an env costs about as much here as there
+        self.local = [make_env(env_id, **(env_kwargs or {})) for _ in range(local_envs)]
         spaces = [self._recv(r) for r in self.remotes]
         self.observation_space, self.action_space = spaces[0]
-        self.unwrapped = None  # lives in the workers; use make_env for spec lookups
+        # where no env lives in this process, use make_env for spec lookups
+        self.unwrapped = self.local[0].unwrapped if self.local else None
 
     def _recv(self, remote) -> Any:
         try:
@@ -144,6 +176,8 @@ class SubprocVecEnv:
         return data
 
     def reset_one(self, i: int, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        if i < self.local_envs:
+            return _reset(self.local[i], seed, options)
         w = next(w for w in range(len(self.remotes)) if i < self.bounds[w + 1])
         self.remotes[w].send(("reset", (i - self.bounds[w], seed, options)))
         return self._recv(self.remotes[w])
@@ -151,7 +185,17 @@ class SubprocVecEnv:
     def step(self, actions: np.ndarray) -> tuple:
         for w, remote in enumerate(self.remotes):
             remote.send(("step", actions[self.bounds[w] : self.bounds[w + 1]]))
-        return _collate([res for r in self.remotes for res in self._recv(r)])
+        try:
+            local = [_step(env, a) for env, a in zip(self.local, actions, strict=False)]
+        except Exception:
+            for r in self.remotes:  # drain the replies already on their way: the pipes stay in step for close()
+                with contextlib.suppress(EOFError, OSError):
+                    r.recv()
+            raise
+        if self.local:  # the workers have had as long as the local envs took: their replies are due now
+            for r in self.remotes:
+                _spin_until_readable(r)
+        return _collate(local + [res for r in self.remotes for res in self._recv(r)])
 
     def close(self) -> None:
         for remote in self.remotes:
@@ -162,21 +206,47 @@ class SubprocVecEnv:
             if proc.is_alive():
                 proc.kill()
         self.remotes, self.procs = [], []
+        for env in self.local:
+            env.close()
+        self.local = []
+
+
+def _is_s2r_env(env_id: str) -> bool:
+    import sim
+
+    return sim.resolve_env_id(env_id).startswith("s2r/")
 
 
 def make_vec_env(
     env_id: str, num_envs: int, kind: str = "auto", env_kwargs: dict | None = None, n_workers: int | None = None
 ):
-    """``kind``: "subproc", "sync", or "auto"; ``n_workers``: default one per CPU core.
+    """``kind``: "split", "subproc", "sync", or "auto"; ``n_workers``: default one per CPU core ("split": one per
+    core but this process's, which steps its share of the envs, ``num_envs / cores``, itself).
 
-    "auto" runs the envs in this process on machines with fewer than 4 cores: on the shared 2-core box,
-    in-process stepping measured 2.6x faster than subprocess workers (pipe round trips and process wake-ups
-    cost more than two contended cores give back; benchmarks/vec_env_speed.py), and subprocesses otherwise.
+    "auto" picks, from measurements on the 2-core box (benchmarks/vec_env_speed.py, benchmarks/ppo_speed.py):
+    * one env or one core: "sync";
+    * s2r's own envs (PyBullet, ~0.3 ms a step): "split". The learner's process steps half the envs while one
+      worker steps the other half, which made PPO on the biped ~1.2x faster than "sync" (measured);
+    * any other env: "sync" below 4 cores, "subproc" from 4. A cheap env (Pendulum: ~20 µs a step) gains
+      nothing from a second core that a pipe round trip per step does not take back. With every env in
+      workers (subproc, 2 workers), the biped ran 1.6x slower than in-process: the learner idles while
+      the workers step.
     """
     if kind == "auto":
-        kind = "subproc" if num_envs > 1 and (os.cpu_count() or 1) >= 4 else "sync"
+        cores = os.cpu_count() or 1
+        if num_envs == 1 or cores == 1:
+            kind = "sync"
+        elif _is_s2r_env(env_id):
+            kind = "split"
+        else:
+            kind = "subproc" if cores >= 4 else "sync"
+    if kind == "split":
+        cores = os.cpu_count() or 1
+        workers = n_workers or max(1, cores - 1)
+        local = min(num_envs - 1, round(num_envs / (workers + 1)))
+        return SubprocVecEnv(env_id, num_envs, env_kwargs, workers, local_envs=local)
     if kind == "subproc":
         return SubprocVecEnv(env_id, num_envs, env_kwargs, n_workers)
     if kind == "sync":
         return SyncVecEnv(env_id, num_envs, env_kwargs)
-    raise ValueError(f"unknown vector env kind '{kind}'; use auto, subproc or sync")
+    raise ValueError(f"unknown vector env kind '{kind}'; use auto, split, subproc or sync")

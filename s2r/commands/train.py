@@ -43,8 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="total env steps (default 1e6; with --resume: keep)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-envs", type=int, default=0, help="sub-envs (0: preset; TD3 1, PPO several)")
-    p.add_argument("--vec", default="auto", choices=("auto", "subproc", "sync"), help="vector env kind")
+    p.add_argument("--vec", default="auto", choices=("auto", "split", "subproc", "sync"), help="vector env kind")
     p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (1 is fastest here)")
+    p.add_argument("--update-threads", type=int, default=0, help="threads for PPO updates (0: one per core)")
     p.add_argument("--checkpoint-every", type=int, default=20_000, help="env steps between checkpoints")
     p.add_argument("--run-dir", default=None, help="default runs/<env>-<algo>-s<seed>-<time>")
     p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue a run from its last checkpoint (its config.json; only --steps may change)")
@@ -89,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = TrainConfig(
             env=args.env, algo=args.algo, steps=args.steps or 1_000_000, seed=args.seed, num_envs=args.num_envs,
-            vec=args.vec, torch_threads=args.torch_threads, checkpoint_every=args.checkpoint_every,
+            vec=args.vec, torch_threads=args.torch_threads, update_threads=args.update_threads,
+            checkpoint_every=args.checkpoint_every,
             dr=args.dr, adr=args.adr or args.adr_config is not None, adr_config=args.adr_config,
             tensorboard=not args.no_tensorboard,
         )  # fmt: skip

@@ -35,7 +35,9 @@ def _agent(cfg: PPOConfig = TOY, seed: int = 3) -> PPOAgent:
 
 
 def _drive(agent: PPOAgent, rng: np.random.Generator, steps: int) -> list[dict]:
-    """Feed random observations (no env: the agent's bookkeeping is what is tested); returns update outputs."""
+    """Feed random observations (no env: the agent's bookkeeping is what is tested); returns update outputs.
+    At every step ``update_due`` (what the training loop gives the update threads by) says whether ``update``
+    trains."""
     outs = []
     obs = rng.normal(size=(4, 3)).astype(np.float32)
     for _ in range(steps // 4):
@@ -45,7 +47,9 @@ def _drive(agent: PPOAgent, rng: np.random.Generator, steps: int) -> list[dict]:
         nxt = rng.normal(size=(4, 3)).astype(np.float32)
         agent.observe(obs, act, -np.abs(act[:, 0]), nxt, np.zeros(4, bool), np.zeros(4, bool))
         agent.normalizer.update(nxt)
+        due = agent.update_due
         out = agent.update()
+        assert (out is not None) == due
         if out:
             outs.append(out)
         obs = nxt

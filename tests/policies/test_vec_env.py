@@ -34,3 +34,58 @@ def test_make_env_maps_other_action_bounds_to_unit_box():
     assert np.all(env.action_space.low == -1) and np.all(env.action_space.high == 1)
     with pytest.raises(ValueError, match="continuous Box"):
         make_env("CartPole-v1")
+
+
+def test_split_steps_local_and_worker_envs_like_sync():
+    """Envs 0-1 step in this process, 2-4 in one worker: the same numbers as all in-process; resets reach the
+    right env on either side; a bad action in a local env raises and leaves the workers usable."""
+    split, sync = SubprocVecEnv("biped", 5, n_workers=1, local_envs=2), SyncVecEnv("biped", 5)
+    try:
+        assert split.bounds == [2, 5] and len(split.local) == 2
+        assert split.unwrapped is not None and split.unwrapped.robot_spec.robot_id == "biped"
+        for i in range(5):
+            assert np.array_equal(split.reset_one(i, seed=i)[0], sync.reset_one(i, seed=i)[0])
+        rng = np.random.default_rng(1)
+        for _ in range(5):
+            a = rng.uniform(-1, 1, (5, 4)).astype(np.float32)
+            for x, y in zip(split.step(a)[:4], sync.step(a)[:4], strict=True):
+                assert np.array_equal(x, y)
+        for i in (1, 3):
+            _, info = split.reset_one(i, seed=7, options={"params": {"motor_strength": 0.5}})
+            assert info["params"]["motor_strength"] == 0.5
+        bad = np.zeros((5, 4), dtype=np.float32)
+        bad[0] = np.nan
+        with pytest.raises(ValueError, match="NaN"):
+            split.step(bad)
+        obs = split.step(np.zeros((5, 4), dtype=np.float32))[0]  # the worker's reply to the bad step was drained
+        assert obs.shape == (5, sync.observation_space.shape[0]) and np.isfinite(obs).all()
+    finally:
+        split.close()
+        sync.close()
+
+
+def test_split_needs_a_worker_env():
+    with pytest.raises(ValueError, match="local_envs"):
+        SubprocVecEnv("biped", 2, local_envs=2)
+
+
+def test_training_on_split_envs_matches_sync_and_restores_threads(tmp_path):
+    """The split vector env changes where envs step, not what is learned: the same seed gives the same progress
+    rows as all-in-process envs. Updates may use more threads; acting goes back to ``torch_threads``."""
+    import dataclasses
+
+    import torch
+
+    from policies.plotting import read_progress
+    from policies.ppo import PPOConfig
+    from policies.train import TrainConfig, train
+
+    algo = PPOConfig(n_steps=64, batch_size=64, n_epochs=2, hidden=(16, 16), num_envs=3)
+    cfg = TrainConfig(env="biped", algo="ppo", steps=384, num_envs=3, vec="sync", update_threads=2,
+                      tensorboard=False, progress=False, algo_config=algo)  # fmt: skip
+    train(cfg, tmp_path / "sync")
+    train(dataclasses.replace(cfg, vec="split"), tmp_path / "split")
+    assert torch.get_num_threads() == 1
+    rows = [read_progress(tmp_path / d / "progress.csv") for d in ("sync", "split")]
+    for key in ("global_step", "episodes", "return_mean", "distance_m"):
+        assert rows[0][key] == rows[1][key], key
