@@ -41,12 +41,13 @@ if TYPE_CHECKING:
 ENV = "s2r/Biped-v0"
 
 
-def ours(cfg: PPOConfig, num_envs: int, steps: int, vec: str = "auto") -> None:
+def ours(cfg: PPOConfig, num_envs: int, steps: int, vec: str = "auto", update_threads: int = 0) -> None:
+    """``s2r train``'s loop (``update_threads`` 0: its default, one per core)."""
     from policies.train import TrainConfig, train
 
     with tempfile.TemporaryDirectory() as d:
         train(TrainConfig(env=ENV, algo="ppo", steps=steps, num_envs=num_envs, checkpoint_every=10**9, vec=vec,
-                          tensorboard=False, progress=False, algo_config=cfg), d)  # fmt: skip
+                          update_threads=update_threads, tensorboard=False, progress=False, algo_config=cfg), d)  # fmt: skip
 
 
 def sb3(kwargs: dict, num_envs: int, steps: int, vec: str = "dummy", threads: int = 1) -> None:
@@ -122,10 +123,10 @@ def main() -> None:
 
 def compare_identical(args: argparse.Namespace, same: PPOConfig, sb3_same: dict, steps: int) -> None:
     """Comparison 1: identical hyper-parameters, in-process and (unless --skip-subproc) with subprocess envs."""
-    compare("identical hyper-parameters, 4 envs in-process", lambda: ours(same, 4, steps, "sync"),
+    compare("identical hyper-parameters, 4 envs in-process", lambda: ours(same, 4, steps, "sync", 1),
             [lambda: sb3(sb3_same, 4, steps, "dummy")], steps, args.repeats, 1.3, cpu=True)  # fmt: skip
     if not args.skip_subproc:
-        compare("identical hyper-parameters, 4 envs subprocess", lambda: ours(same, 4, steps, "subproc"),
+        compare("identical hyper-parameters, 4 envs subprocess", lambda: ours(same, 4, steps, "subproc", 1),
                 [lambda: sb3(sb3_same, 4, steps, "subproc")], steps, args.repeats, 1.3, cpu=False)  # fmt: skip
 
 

@@ -1,6 +1,6 @@
 """Vector-env throughput on s2r/Biped-v0 with random actions: our pipe-based ``SubprocVecEnv`` (per-env reset
-with options, no autoreset) vs gymnasium's ``AsyncVectorEnv`` (shared memory, autoreset) vs in-process
-``SyncVecEnv``. Prints env steps/s and ratios; run nice'd."""
+with options, no autoreset; all envs in workers, or split with this process) vs gymnasium's ``AsyncVectorEnv``
+(shared memory, autoreset) vs in-process ``SyncVecEnv``. Prints env steps/s and ratios; run nice'd."""
 
 from __future__ import annotations
 
@@ -53,6 +53,9 @@ def main() -> None:
         kinds = {
             "ours, 1 env/worker": lambda e, k: SubprocVecEnv(e, k, n_workers=k),
             "ours, 2 workers": lambda e, k: SubprocVecEnv(e, k, n_workers=2),
+            "ours, split (half in this process, half in 1 worker)": lambda e, k: SubprocVecEnv(
+                e, k, n_workers=1, local_envs=k // 2
+            ),
             "in-process": SyncVecEnv,
         }
         best = dict.fromkeys([*kinds, "gymnasium async"], 0.0)
