@@ -292,7 +292,8 @@ def main() -> None:
     ap.add_argument("--pings", type=int, default=2000)
     ap.add_argument("--rt", action="store_true", help="round trips and streams under SCHED_FIFO, priority 50")
     args = ap.parse_args()
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs); "
+          f"COBS in {p.COBS_BACKEND} (S2R_COBS=python in the environment forces the Python reference)")
     c = codec_us(args.n)
     codec = c["encode"] + c["decode"]
     print(

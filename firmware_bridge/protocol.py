@@ -2,7 +2,10 @@
 
 The byte-level specification is ``docs/protocol.md``; hex test vectors are in ``docs/protocol_vectors.json``.
 This module is the reference implementation used by both ends of the link (the controller runtime in
-``deploy/`` and the firmware emulator in ``firmware_bridge/emulator.py``). Pure python + numpy, no I/O:
+``deploy/`` and the firmware emulator in ``firmware_bridge/emulator.py``). Python + numpy, no I/O; COBS runs in C
+(``firmware_bridge/_cobs.c``) where the install could build it, else in the pure-Python reference below, which
+gives the same bytes (``S2R_COBS=python`` in the environment forces the reference; :data:`COBS_BACKEND` says
+which one runs):
 
 * :func:`encode` turns a message into wire bytes (one COBS frame ending in ``0x00``);
 * :class:`FrameDecoder` takes arbitrary byte chunks and yields :class:`Frame` s; it never raises on garbage,
@@ -19,6 +22,7 @@ Floats on the wire are IEEE-754 float32, little-endian, SI units (rad, rad/s, m,
 from __future__ import annotations
 
 import binascii
+import os
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -101,11 +105,11 @@ _CODE_FOR_LEN = [bytes((n + 1,)) for n in range(254)]
 
 def cobs_encode(data: bytes) -> bytes:
     """Consistent Overhead Byte Stuffing (Cheshire & Baker 1999): the result contains no 0x00 byte."""
-    return _cobs_encode(data, b"")
+    return _c_encode(data, False) if _USE_C else _py_cobs_encode(data, b"")
 
 
-def _cobs_encode(data: bytes, delimiter: bytes) -> bytes:
-    """:func:`cobs_encode` followed by ``delimiter`` (b"\\x00" for a frame on the wire, b"" for the bare code)."""
+def _py_cobs_encode(data: bytes, delimiter: bytes) -> bytes:
+    """Reference :func:`cobs_encode` followed by ``delimiter`` (b"\\x00" for a frame on the wire, b"" for the bare code)."""
     chunks = data.split(b"\x00")
     if len(data) < 254 or max(map(len, chunks)) < 254:
         # Every frame the protocol sends in practice: code byte + chunk per zero. Interleaving by slice
@@ -131,6 +135,16 @@ def _cobs_encode(data: bytes, delimiter: bytes) -> bytes:
 
 def cobs_decode(data: bytes) -> bytes:
     """Inverse of :func:`cobs_encode` (``data`` without the 0x00 delimiter). Raises ProtocolError if malformed."""
+    if not _USE_C:
+        return _py_cobs_decode(data)
+    try:
+        return _c_decode(data)
+    except ValueError as exc:
+        raise ProtocolError(str(exc)) from None
+
+
+def _py_cobs_decode(data: bytes) -> bytes:
+    """Reference :func:`cobs_decode`."""
     n = len(data)
     if 0xFF not in data:
         # No full 254-byte block, so every code byte after the first stands for a zero: overwrite them in a
@@ -159,6 +173,16 @@ def cobs_decode(data: bytes) -> bytes:
             out.append(0)
         i = end
     return bytes(out)
+
+
+try:  # the C build of the two functions above (same bytes, same errors as ValueError); see the module docstring
+    from firmware_bridge._cobs import decode as _c_decode
+    from firmware_bridge._cobs import encode as _c_encode
+except ImportError:  # no compiler at install time
+    _c_decode = _c_encode = None
+_USE_C = _c_encode is not None and os.environ.get("S2R_COBS", "").lower() != "python"
+COBS_BACKEND = "c" if _USE_C else "python"
+_decode_cobs = _c_decode if _USE_C else _py_cobs_decode  # the decoder's per-frame call: ValueError or ProtocolError
 
 
 # -------------------------------------------------------------------------------------------- messages
@@ -473,7 +497,9 @@ def encode(msg: Message, seq: int) -> bytes:
     if len(payload) > MAX_PAYLOAD:
         raise ProtocolError(f"{msg.TYPE.name} payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD}")
     body = HEADER.pack(PROTO_MAJOR, msg.TYPE, seq & 0xFFFF, len(payload)) + payload
-    return _cobs_encode(body + CRC.pack(_crc_hqx(body, 0xFFFF)), b"\x00")
+    if _USE_C:
+        return _c_encode(body + CRC.pack(_crc_hqx(body, 0xFFFF)), True)
+    return _py_cobs_encode(body + CRC.pack(_crc_hqx(body, 0xFFFF)), b"\x00")
 
 
 @dataclass(frozen=True)
@@ -576,8 +602,8 @@ class FrameDecoder:
     def _decode(self, raw: bytes) -> Frame[Message] | None:
         s = self.stats
         try:
-            data = cobs_decode(raw)
-        except ProtocolError:
+            data = _decode_cobs(raw)
+        except (ProtocolError, ValueError):
             data = b""
         n = len(data)
         if n < HEADER.size + CRC.size:
