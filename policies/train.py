@@ -45,7 +45,8 @@ class TrainConfig:
     torch_threads: int = 1  # intra-op threads: >1 helps little for these small nets and, on a loaded or
     # 2-core box, OpenMP spin-waiting against the env workers made updates up to 30x slower (measured)
     update_threads: int = 0  # intra-op threads during a PPO update or DAgger refit, when no env steps and the
-    # workers sleep: on 2 cores, 2 threads made the biped preset's update 1.3-1.6x faster (measured); 0: one per core
+    # workers sleep; 0: one per core. On the idle 2-core box 2 threads made the biped preset's update 1.2-1.6x
+    # faster; with two other busy processes, 2x slower (measured): use 1 on a shared box
     checkpoint_every: int = 20_000  # env steps between checkpoints
     log_every: int = 0  # env steps between progress.csv rows; 0: every PPO update / 1000 steps for TD3
     stats_window: int = 20  # episodes in the rolling mean return/success/distance
