@@ -108,8 +108,10 @@ def main() -> None:
     torch.set_num_threads(1)  # train() sets the same (TrainConfig.torch_threads = 1)
     print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
 
-    # warm-up: lazy imports (pybullet, sim.biped, torch.distributions) must not be charged to the first measurement
+    # warm-up: lazy imports (pybullet, sim.biped, torch.distributions) and multiprocessing's forkserver (started
+    # once per process, by the first split env) must not be charged to the first measurement
     ours(PPOConfig(n_steps=8, batch_size=32, n_epochs=1), 4, 32, "sync")
+    ours(PPOConfig(n_steps=8, batch_size=32, n_epochs=1), 4, 32, "split")
     sb3({"n_steps": 8, "batch_size": 8, "n_epochs": 1}, 1, 16)
 
     same = PPOConfig(n_steps=512, batch_size=64, n_epochs=10, hidden=(64, 64), normalize_obs=False,
