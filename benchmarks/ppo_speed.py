@@ -10,8 +10,9 @@ measured in the same run:
 2. our biped preset as shipped (``s2r train --env biped --algo ppo``: 8 envs, ``auto`` vector env = ``split`` on
    2+ cores (4 envs in this process, 4 in one worker process), n_steps 512, batch 512, 10 epochs, 128-128, obs +
    reward normalization, 1 torch thread while acting and one per core during updates) vs SB3
-   ``PPO("MlpPolicy")`` with its defaults (1 env, n_steps 2048, batch 64, 64-64) — goal ≥ 3×. SB3's baseline is
-   the faster of 1 torch thread and torch's default thread count (one per core), whichever wins in each round.
+   ``PPO("MlpPolicy")`` with its defaults (1 env, n_steps 2048, batch 64, 64-64) — goal ≥ 3×. SB3 runs with 1
+   torch thread (variant 1) and with torch's default, one per core (variant 2); the baseline is the variant with
+   the better median.
    The same preset with its envs all in this process (``--vec sync``, the default before the split env) and, unless
    ``--skip-subproc``, all in subprocess workers (``--vec subproc``: one worker per core) are measured beside it.
 
@@ -78,15 +79,19 @@ def rates(fn: Callable[[], None], steps: int) -> tuple[float, float]:
 
 def compare(name: str, ours_fn: Callable[[], None], sb3_fns: list[Callable[[], None]], steps: int, repeats: int,
             goal: float, cpu: bool) -> None:  # fmt: skip
-    """Interleaved rounds of ours and SB3 (the best of ``sb3_fns`` in each round); prints best-of and median ratio."""
-    runs: dict[str, list[tuple[float, float]]] = {"ours": [], "sb3": []}
+    """Interleaved rounds of ours and each SB3 variant; SB3's baseline is the variant with the best median wall
+    rate, and the per-round ratios pair round k of ours with round k of that variant. Prints best-of and median."""
+    ours_runs: list[tuple[float, float]] = []
+    sb3_runs: list[list[tuple[float, float]]] = [[] for _ in sb3_fns]
     for _ in range(repeats):
-        runs["ours"].append(rates(ours_fn, steps))
-        sb3_runs = [rates(fn, steps) for fn in sb3_fns]
-        runs["sb3"].append((max(r[0] for r in sb3_runs), max(r[1] for r in sb3_runs)))
-    (o_cpu, o_wall), (s_cpu, s_wall) = (tuple(max(col) for col in zip(*runs[w], strict=True)) for w in ("ours", "sb3"))
-    paired = sorted(o[1] / s[1] for o, s in zip(runs["ours"], runs["sb3"], strict=True))
-    line = f"{name}, {steps} steps, best of {repeats}: wall ours {o_wall:.0f} / SB3 {s_wall:.0f} steps/s = "
+        ours_runs.append(rates(ours_fn, steps))
+        for runs, fn in zip(sb3_runs, sb3_fns, strict=True):
+            runs.append(rates(fn, steps))
+    base = max(sb3_runs, key=lambda runs: sorted(r[1] for r in runs)[len(runs) // 2])
+    (o_cpu, o_wall), (s_cpu, s_wall) = (tuple(max(col) for col in zip(*runs, strict=True)) for runs in (ours_runs, base))
+    paired = sorted(o[1] / s[1] for o, s in zip(ours_runs, base, strict=True))
+    which = f" (SB3 variant {sb3_runs.index(base) + 1} of {len(sb3_fns)})" if len(sb3_fns) > 1 else ""
+    line = f"{name}, {steps} steps, best of {repeats}: wall ours {o_wall:.0f} / SB3 {s_wall:.0f}{which} steps/s = "
     line += f"{o_wall / s_wall:.2f}x (per-round ratios {', '.join(f'{r:.2f}' for r in paired)}; median "
     line += f"{paired[len(paired) // 2]:.2f}x)"
     if cpu:
