@@ -497,9 +497,8 @@ def encode(msg: Message, seq: int) -> bytes:
     if len(payload) > MAX_PAYLOAD:
         raise ProtocolError(f"{msg.TYPE.name} payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD}")
     body = HEADER.pack(PROTO_MAJOR, msg.TYPE, seq & 0xFFFF, len(payload)) + payload
-    if _USE_C:
-        return _c_encode(body + CRC.pack(_crc_hqx(body, 0xFFFF)), True)
-    return _py_cobs_encode(body + CRC.pack(_crc_hqx(body, 0xFFFF)), b"\x00")
+    framed = body + CRC.pack(_crc_hqx(body, 0xFFFF))
+    return _c_encode(framed, True) if _USE_C else _py_cobs_encode(framed, b"\x00")
 
 
 @dataclass(frozen=True)
