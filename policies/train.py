@@ -45,7 +45,7 @@ class TrainConfig:
     torch_threads: int = 1  # intra-op threads: >1 helps little for these small nets and, on a loaded or
     # 2-core box, OpenMP spin-waiting against the env workers made updates up to 30x slower (measured)
     update_threads: int = 0  # intra-op threads during a PPO update or DAgger refit, when no env steps and the
-    # workers sleep; 0: one per core. On the idle 2-core box 2 threads made the biped preset's update 1.2-1.6x
+    # workers sleep; 0: one per core (resolved() records the number). On the idle 2-core box 2 threads made the biped preset's update 1.2-1.6x
     # faster; with two other busy processes, 2x slower (measured): use 1 on a shared box
     checkpoint_every: int = 20_000  # env steps between checkpoints
     log_every: int = 0  # env steps between progress.csv rows; 0: every PPO update / 1000 steps for TD3
@@ -65,7 +65,8 @@ class TrainConfig:
             raise ValueError(f"--steps must be >= 1 and --num-envs >= 0, got {self.steps} and {self.num_envs}")
 
     def resolved(self) -> TrainConfig:
-        """Gymnasium id in ``env``, preset ``algo_config`` and ``num_envs`` filled in."""
+        """Gymnasium id in ``env``, preset ``algo_config``, ``num_envs`` and ``update_threads`` filled in (the
+        thread count is recorded in config.json, so a resume on a machine with other cores keeps its arithmetic)."""
         import sim
 
         env_id = sim.resolve_env_id(self.env)
@@ -73,7 +74,10 @@ class TrainConfig:
         if algo_cfg is None:
             algo_cfg = ppo_preset(env_id) if self.algo == "ppo" else td3_preset(env_id, self.algo)
         num_envs = self.num_envs or (algo_cfg.num_envs if isinstance(algo_cfg, PPOConfig) else 1)
-        return dataclasses.replace(self, env=env_id, algo_config=algo_cfg, num_envs=num_envs)
+        update_threads = self.update_threads if self.update_threads > 0 else os.cpu_count() or 1
+        return dataclasses.replace(
+            self, env=env_id, algo_config=algo_cfg, num_envs=num_envs, update_threads=update_threads
+        )
 
 
 def config_to_dict(cfg: TrainConfig) -> dict:
@@ -233,7 +237,7 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
         raise ValueError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick a new --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
     torch_threads = max(1, cfg.torch_threads)
-    update_threads = cfg.update_threads if cfg.update_threads > 0 else os.cpu_count() or 1
+    update_threads = cfg.update_threads  # resolved: >= 1
     torch.set_num_threads(torch_threads)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)

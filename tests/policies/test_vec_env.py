@@ -73,6 +73,7 @@ def test_training_on_split_envs_matches_sync_and_restores_threads(tmp_path):
     """The split vector env changes where envs step, not what is learned: the same seed gives the same progress
     rows as all-in-process envs. Updates may use more threads; acting goes back to ``torch_threads``."""
     import dataclasses
+    import os
 
     import torch
 
@@ -83,6 +84,7 @@ def test_training_on_split_envs_matches_sync_and_restores_threads(tmp_path):
     algo = PPOConfig(n_steps=64, batch_size=64, n_epochs=2, hidden=(16, 16), num_envs=3)
     cfg = TrainConfig(env="biped", algo="ppo", steps=384, num_envs=3, vec="sync", update_threads=2,
                       tensorboard=False, progress=False, algo_config=algo)  # fmt: skip
+    assert dataclasses.replace(cfg, update_threads=0).resolved().update_threads == (os.cpu_count() or 1)
     train(cfg, tmp_path / "sync")
     train(dataclasses.replace(cfg, vec="split"), tmp_path / "split")
     assert torch.get_num_threads() == 1
