@@ -45,8 +45,9 @@ class TrainConfig:
     torch_threads: int = 1  # intra-op threads: >1 helps little for these small nets and, on a loaded or
     # 2-core box, OpenMP spin-waiting against the env workers made updates up to 30x slower (measured)
     update_threads: int = 0  # intra-op threads during a PPO update or DAgger refit, when no env steps and the
-    # workers sleep; 0: one per core (resolved() records the number). On the idle 2-core box 2 threads made the biped preset's update 1.2-1.6x
-    # faster; with two other busy processes, 2x slower (measured): use 1 on a shared box
+    # workers sleep; 0: one per core (resolved() records the number). On the idle 2-core box 2 threads made the
+    # biped preset's update 1.2-1.6x faster; with two other busy processes, 2x slower (measured): use 1 on a
+    # shared box
     checkpoint_every: int = 20_000  # env steps between checkpoints
     log_every: int = 0  # env steps between progress.csv rows; 0: every PPO update / 1000 steps for TD3
     stats_window: int = 20  # episodes in the rolling mean return/success/distance
@@ -63,6 +64,8 @@ class TrainConfig:
             raise ValueError(f"unknown algo '{self.algo}'; use one of {', '.join(ALGOS)}")
         if self.steps < 1 or self.num_envs < 0:
             raise ValueError(f"--steps must be >= 1 and --num-envs >= 0, got {self.steps} and {self.num_envs}")
+        if self.update_threads < 0:
+            raise ValueError(f"--update-threads must be >= 0 (0: one per core), got {self.update_threads}")
 
     def resolved(self) -> TrainConfig:
         """Gymnasium id in ``env``, preset ``algo_config``, ``num_envs`` and ``update_threads`` filled in (the

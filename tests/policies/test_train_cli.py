@@ -46,6 +46,8 @@ def test_user_errors_are_one_line(tmp_path, capsys):
         (["eval", str(tmp_path / "nope")], "no checkpoint"),
         (["train", "--env", "NoSuchEnv-v9", "--steps", "10"], "unknown env"),
         (["train", "--resume", str(tmp_path / "nope")], "config.json not found"),
+        (["train", "--env", "biped", "--update-threads", "-1", "--steps", "10", "--run-dir", str(tmp_path / "x")],
+         "--update-threads must be >= 0"),
         (["train", "--env", "knob", "--algo", "ppo", "--ppo-expert", "none", "--steps", "10", "--run-dir",
           str(tmp_path / "x")], "--ppo-imitation-steps 0 --ppo-bc-coef 0 for pure PPO"),
         (["train", "--env", "biped", "--algo", "ppo", "--ppo-expert", "knob_gait", "--steps", "10", "--run-dir",
