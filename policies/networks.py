@@ -33,6 +33,20 @@ def mlp(sizes: list[int], activation: str = "relu", out_gain: float | None = Non
     return nn.Sequential(*layers)
 
 
+def mlp_forward(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` for an :func:`mlp`, without the per-module call overhead: the same ops, so the same numbers.
+    For the rollout's forward pass on a few rows, where module calls cost more than the math (on a
+    128-128 actor with 8 rows: 49-53 vs 77-95 µs, measured)."""
+    for layer in net:
+        if type(layer) is nn.Linear:
+            x = nn.functional.linear(x, layer.weight, layer.bias)
+        elif type(layer) is nn.Tanh:
+            x = torch.tanh(x)
+        else:
+            x = layer(x)
+    return x
+
+
 class DeterministicActor(nn.Module):
     """TD3/DDPG actor: ``tanh(mlp(obs))``."""
 
@@ -61,9 +75,9 @@ class GaussianActor(nn.Module):
         return Normal(self.net(obs), self.log_std.exp().expand(obs.shape[0], -1), validate_args=False)
 
     def sample(self, obs: torch.Tensor) -> torch.Tensor:
-        """Raw actions, the same draws as ``dist(obs).sample()`` without building a ``Normal`` per call (the
-        rollout calls this once per vector step)."""
-        mean = self.net(obs)
+        """Raw actions, the same draws as ``dist(obs).sample()`` without building a ``Normal`` or calling
+        modules (the rollout calls this once per vector step)."""
+        mean = mlp_forward(self.net, obs)
         return torch.normal(mean, self.log_std.exp().expand_as(mean))
 
     def log_prob_entropy(self, obs: torch.Tensor, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
