@@ -203,9 +203,18 @@ class TD3Agent:
         if self.ou_state is not None:  # restart the OU process for envs whose episode ended
             self.ou_state[np.logical_or(terminated, truncated)] = 0.0
 
+    @property
+    def update_due(self) -> bool:
+        """Whether :meth:`update` would run a gradient step now rather than return None."""
+        return self._learning and self.update_debt >= 1.0
+
+    @property
+    def _learning(self) -> bool:
+        return self.steps_seen >= self.cfg.learning_starts and self.buffer.size >= self.cfg.batch_size
+
     def update(self) -> dict[str, float] | None:
         """Run the gradient updates owed so far; returns mean losses, or None when nothing ran."""
-        if self.steps_seen < self.cfg.learning_starts or self.buffer.size < self.cfg.batch_size:
+        if not self._learning:
             self.update_debt = 0.0
             return None
         logs: dict[str, list[float]] = {}

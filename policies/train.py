@@ -44,10 +44,10 @@ class TrainConfig:
     vec: str = "auto"  # auto | split | subproc | sync (see policies.vec_env.make_vec_env)
     torch_threads: int = 1  # intra-op threads: >1 helps little for these small nets and, on a loaded or
     # 2-core box, OpenMP spin-waiting against the env workers made updates up to 30x slower (measured)
-    update_threads: int = 0  # intra-op threads during a PPO update or DAgger refit, when no env steps and the
-    # workers sleep; 0: one per core (resolved() records the number). On the idle 2-core box 2 threads made the
-    # biped preset's update 1.2-1.6x faster; with two other busy processes, 2x slower (measured): use 1 on a
-    # shared box
+    update_threads: int = 0  # intra-op threads during gradient updates (no env steps then); 0: one per core for
+    # PPO (its batch update and DAgger refits), 1 for TD3/DDPG (resolved() records the number). Measured on the
+    # 2-core box, idle: 2 threads made the biped PPO preset's update 1.2-1.6x faster and TD3's (400-300, batch
+    # 256) 1.25x; with other busy processes, 2x (PPO) and 3x (TD3) slower: use 1 on a shared box
     checkpoint_every: int = 20_000  # env steps between checkpoints
     log_every: int = 0  # env steps between progress.csv rows; 0: every PPO update / 1000 steps for TD3
     stats_window: int = 20  # episodes in the rolling mean return/success/distance
@@ -65,7 +65,7 @@ class TrainConfig:
         if self.steps < 1 or self.num_envs < 0:
             raise ValueError(f"--steps must be >= 1 and --num-envs >= 0, got {self.steps} and {self.num_envs}")
         if self.update_threads < 0:
-            raise ValueError(f"--update-threads must be >= 0 (0: one per core), got {self.update_threads}")
+            raise ValueError(f"--update-threads must be >= 0 (0: automatic), got {self.update_threads}")
 
     def resolved(self) -> TrainConfig:
         """Gymnasium id in ``env``, preset ``algo_config``, ``num_envs`` and ``update_threads`` filled in (the
@@ -77,7 +77,10 @@ class TrainConfig:
         if algo_cfg is None:
             algo_cfg = ppo_preset(env_id) if self.algo == "ppo" else td3_preset(env_id, self.algo)
         num_envs = self.num_envs or (algo_cfg.num_envs if isinstance(algo_cfg, PPOConfig) else 1)
-        update_threads = self.update_threads if self.update_threads > 0 else os.cpu_count() or 1
+        # TD3 updates after every env step: on a box shared with anything, a second thread costs it 3x (measured),
+        # so it only gets more threads when asked for
+        auto_threads = (os.cpu_count() or 1) if self.algo == "ppo" else 1
+        update_threads = self.update_threads if self.update_threads > 0 else auto_threads
         return dataclasses.replace(
             self, env=env_id, algo_config=algo_cfg, num_envs=num_envs, update_threads=update_threads
         )
@@ -350,7 +353,7 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
             obs = next_obs
             step += n
             counters["global_step"] = step
-            if isinstance(agent, PPOAgent) and agent.update_due and update_threads != torch_threads:
+            if update_threads != torch_threads and agent.update_due:
                 torch.set_num_threads(update_threads)
                 try:
                     out = agent.update()

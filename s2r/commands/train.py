@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-envs", type=int, default=0, help="sub-envs (0: preset; TD3 1, PPO several)")
     p.add_argument("--vec", default="auto", choices=("auto", "split", "subproc", "sync"), help="vector env kind")
     p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (1 is fastest here)")
-    p.add_argument("--update-threads", type=int, default=0, help="threads for PPO updates (0: one per core)")
+    p.add_argument("--update-threads", type=int, default=0, help="torch threads for gradient updates (0: one per core for PPO, 1 for TD3/DDPG)")
     p.add_argument("--checkpoint-every", type=int, default=20_000, help="env steps between checkpoints")
     p.add_argument("--run-dir", default=None, help="default runs/<env>-<algo>-s<seed>-<time>")
     p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue a run from its last checkpoint (its config.json; only --steps may change)")

@@ -153,3 +153,18 @@ def test_resume_continues_counters_and_drops_rows_past_the_checkpoint(run_dir, t
     with open(path / "progress.csv") as f:
         steps = [int(float(r["global_step"])) for r in csv.DictReader(f)]
     assert steps == sorted(set(steps)) and steps[-1] == 600 and 999999 not in steps
+
+
+def test_td3_update_threads_default_to_one_and_are_used_only_for_updates(tmp_path, monkeypatch):
+    """TD3 keeps 1 thread unless asked (a second one costs it 3x on a shared box); an explicit count is set for
+    each gradient step only, and acting goes back to ``torch_threads``."""
+    assert TrainConfig(env="biped", algo="td3").resolved().update_threads == 1
+    assert TrainConfig(env="biped", algo="ddpg", update_threads=2).resolved().update_threads == 2
+    seen: list[tuple[str, int]] = []
+    act, step = TD3Agent.act, TD3Agent.train_step
+    monkeypatch.setattr(TD3Agent, "act", lambda self, obs: seen.append(("act", torch.get_num_threads())) or act(self, obs))
+    monkeypatch.setattr(TD3Agent, "train_step",
+                        lambda self, *b: seen.append(("update", torch.get_num_threads())) or step(self, *b))  # fmt: skip
+    _tiny_run(tmp_path, steps=150, update_threads=2)
+    assert {("act", 1), ("update", 2)} == set(seen) and seen.count(("update", 2)) == 150 - 100 + 1
+    assert torch.get_num_threads() == 1
