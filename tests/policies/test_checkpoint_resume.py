@@ -166,5 +166,5 @@ def test_td3_update_threads_default_to_one_and_are_used_only_for_updates(tmp_pat
     monkeypatch.setattr(TD3Agent, "train_step",
                         lambda self, *b: seen.append(("update", torch.get_num_threads())) or step(self, *b))  # fmt: skip
     _tiny_run(tmp_path, steps=150, update_threads=2)
-    assert {("act", 1), ("update", 2)} == set(seen) and seen.count(("update", 2)) == 150 - 100 + 1
+    assert {("act", 1), ("update", 2)} == set(seen) and seen.count(("update", 2)) == 150 - SMALL_TD3.learning_starts + 1
     assert torch.get_num_threads() == 1
