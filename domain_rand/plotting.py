@@ -7,6 +7,8 @@ import math
 import os
 import tempfile
 
+from sim.errors import UserError
+
 X_COLUMNS = ("env_steps", "global_step", "step", "timesteps", "update")  # first one present is the x axis
 
 
@@ -19,7 +21,7 @@ def read_adr_columns(
     header = list(rows[0]) if rows else []
     params = [c[len("adr/") : -len("/low")] for c in header if c.startswith("adr/") and c.endswith("/low")]
     if not params:
-        raise ValueError(f"{progress_csv} has no adr/<param>/low columns; was this run trained with --adr?")
+        raise UserError(f"{progress_csv} has no adr/<param>/low columns; was this run trained with --adr?")
     x_name = next((c for c in X_COLUMNS if c in header), "row")
     rows = [r for r in rows if r.get(f"adr/{params[0]}/low") not in (None, "")]
     xs = [float(r[x_name]) if x_name != "row" else float(i) for i, r in enumerate(rows)]

@@ -6,6 +6,8 @@ import csv
 import math
 from pathlib import Path
 
+from sim.errors import UserError
+
 
 def read_progress(progress_csv: str | Path) -> dict[str, list[float]]:
     """Columns of progress.csv as float lists (empty cells → NaN)."""
@@ -15,7 +17,7 @@ def read_progress(progress_csv: str | Path) -> dict[str, list[float]]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
-        raise ValueError(f"{path} has no rows yet; train longer before plotting")
+        raise UserError(f"{path} has no rows yet; train longer before plotting")
     return {k: [float(r[k]) if r.get(k) not in (None, "") else math.nan for r in rows] for k in rows[0]}
 
 

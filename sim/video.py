@@ -9,13 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.errors import UserError
+
 
 def write_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: float = 25.0) -> Path:
     """Save RGB frames (H×W×3 uint8) as a looping GIF at ``fps`` frames per second."""
     import imageio.v2 as imageio
 
     if not frames:
-        raise ValueError("no frames to write; the episode rendered nothing")
+        raise UserError("no frames to write; the episode rendered nothing")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".gif", dir=out.parent)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sim.errors import UserError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {args.gif}")
         return 0
     if policy.robot_id is None:
-        raise ValueError(f"--plants needs an s2r robot env; this policy was trained on {policy.env_id}")
+        raise UserError(f"--plants needs an s2r robot env; this policy was trained on {policy.env_id}")
     from domain_rand.plants import get_plants
 
     rows = {name: evaluate(policy, args.episodes, args.seed, params=params).summary()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sim.errors import UserError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -31,9 +33,9 @@ def run(args: argparse.Namespace) -> int:
     from policies.checkpoint import load_inference_policy
 
     if args.n_random < N_RANDOM:
-        raise ValueError(f"--n-random must be at least {N_RANDOM} (the parity requirement), got {args.n_random}")
+        raise UserError(f"--n-random must be at least {N_RANDOM} (the parity requirement), got {args.n_random}")
     if args.out is None and not args.verify:
-        raise ValueError("give the bundle folder with -o BUNDLE_DIR (or --verify BUNDLE_DIR to check one)")
+        raise UserError("give the bundle folder with -o BUNDLE_DIR (or --verify BUNDLE_DIR to check one)")
     policy = load_inference_policy(args.checkpoint)
     if args.out is not None:
         m = export_bundle(policy, args.out, n_random=args.n_random, seed=args.seed)

@@ -8,6 +8,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from sim.errors import UserError
+
 SAFETY_FAILED = 3  # exit code when a safety assertion fails (1 = user error, 2 = bad flags)
 
 
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from firmware_bridge.hil import FaultSpec, HilConfig, run_hil
 
     if not args.duration > 0:
-        raise ValueError(f"--duration must be > 0 s, got {args.duration}")
+        raise UserError(f"--duration must be > 0 s, got {args.duration}")
     if not os.path.isdir(args.bundle):
         raise OSError(f"bundle folder '{args.bundle}' not found; export one with `s2r export`")
     cfg = HilConfig(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from sim.errors import UserError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rollout", help="run random-policy episodes and print a report",
@@ -23,11 +25,11 @@ def run(args: argparse.Namespace) -> int:
     from sim.rollout import rollout_report
 
     if args.episodes < 1:
-        raise ValueError("--episodes must be at least 1")
+        raise UserError("--episodes must be at least 1")
     try:
         params = json.loads(args.params) if args.params else None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"--params is not valid JSON ({exc.msg}); example: '{{\"ground_friction\": 0.5}}'") from None
+        raise UserError(f"--params is not valid JSON ({exc.msg}); example: '{{\"ground_friction\": 0.5}}'") from None
     report = rollout_report(args.env, episodes=args.episodes, policy=args.policy, seed=args.seed,
                             params=params, max_steps=args.max_steps, gif_path=args.gif)
     print(report.table())

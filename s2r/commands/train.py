@@ -9,6 +9,7 @@ import typing
 
 from policies.ppo import PPOConfig
 from policies.td3 import TD3Config
+from sim.errors import UserError
 
 # hyper-parameter flags: --td3-<field> (also DDPG) and --ppo-<field>, defaults from the (algo, env) preset
 GROUPS = (("td3", TD3Config, "TD3/DDPG"), ("ppo", PPOConfig, "PPO"))
@@ -20,7 +21,7 @@ def _parse_value(text: str, default: object, type_hint: str) -> object:
         return tuple(int(v) for v in text.split(",") if v)
     if isinstance(default, bool):
         if text.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"expected true or false, got '{text}'")
+            raise UserError(f"expected true or false, got '{text}'")
         return text.lower() in ("true", "1")
     if "None" in type_hint and text.lower() == "none":
         return None
@@ -71,13 +72,13 @@ def _algo_config(args: argparse.Namespace, base: TD3Config | PPOConfig) -> TD3Co
     changes: dict[str, typing.Any] = {}
     for f in dataclasses.fields(base):
         if getattr(args, f"{other}__{f.name}", None) is not None and getattr(args, f"{prefix}__{f.name}") is None:
-            raise ValueError(f"--{other}-{f.name.replace('_', '-')} does not apply to --algo {args.algo}")
+            raise UserError(f"--{other}-{f.name.replace('_', '-')} does not apply to --algo {args.algo}")
         text = getattr(args, f"{prefix}__{f.name}")
         if text is not None:
             try:
                 changes[f.name] = _parse_value(text, f.default, hints[f.name])
             except ValueError as exc:
-                raise ValueError(f"--{prefix}-{f.name.replace('_', '-')}: {exc}") from None
+                raise UserError(f"--{prefix}-{f.name.replace('_', '-')}: {exc}") from None
     return dataclasses.replace(base, **changes)
 
 
