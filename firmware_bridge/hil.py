@@ -292,8 +292,12 @@ def build_report(
         and safety["overlimit_commands"] == 0
         and safety["watchdog_late"] == 0
     )
-    if proxy is not None and proxy.outage is not None:
-        start, end = proxy.outage
+    outage = proxy.outage if proxy is not None else None
+    if outage is not None and (not t or outage[0] > t[-1]):
+        # the run ended before the link was cut: nothing was tested, which is not a safety failure either
+        safety.update(disconnect_at_s=cfg.faults.disconnect_at, disconnect_reached=False)
+    elif proxy is not None and outage is not None:
+        start, end = outage
         # frames already queued in the proxy still arrive up to delay_ms after the outage starts
         limit = (cfg.watchdog_ms + cfg.faults.delay_ms + cfg.slack_ms) / 1000.0
         trip = next((w for w in trips if w["t"] >= start - cfg.watchdog_ms / 1000.0), None)
@@ -303,6 +307,7 @@ def build_report(
             disconnect_at_s=cfg.faults.disconnect_at,
             zero_torque_after_s=zero_in,
             resumed_after_reconnect=resumed,
+            disconnect_reached=True,
         )
         ok = ok and zero_in is not None and zero_in <= limit and resumed
     safety["ok"] = bool(ok)

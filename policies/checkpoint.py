@@ -222,6 +222,9 @@ def load_policy(path: str | os.PathLike | None, which: str = "auto") -> tuple[In
     ``which`` is ``auto``, ``latest``, ``best``, ``previous`` or a checkpoint file path (then ``path`` may be
     None)."""
     if which not in (*CHOICES, "auto"):
+        if not Path(which).is_file():
+            raise UserError(f"--checkpoint {which}: use latest, best, previous or the path of a checkpoint file "
+                            "(there is no such file)")  # fmt: skip
         if path is not None and Path(path).is_file():
             raise UserError(f"give either a checkpoint file ({path}) or --checkpoint {which}, not both")
         path, which = Path(which), "latest"

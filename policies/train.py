@@ -88,7 +88,7 @@ class TrainConfig:
             raise UserError(f"unknown algo '{self.algo}'; use one of {', '.join(ALGOS)}")
         for name in ("steps", "checkpoint_every", "eval_episodes", "stats_window", "torch_threads"):
             require_positive(f"--{name.replace('_', '-')}", getattr(self, name))
-        for name in ("num_envs", "update_threads", "log_every", "eval_every"):  # 0: automatic / off
+        for name in ("seed", "num_envs", "update_threads", "log_every", "eval_every"):  # 0: automatic / off
             require_positive(f"--{name.replace('_', '-')}", getattr(self, name), allow_zero=True)
 
     def resolved(self) -> TrainConfig:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from sim.errors import UserError
+from sim.errors import UserError, require_positive
+from sim.files import check_output_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,8 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from sim.rollout import rollout_report
 
-    if args.episodes < 1:
-        raise UserError("--episodes must be at least 1")
+    require_positive("--episodes", args.episodes)
+    require_positive("--seed", args.seed, allow_zero=True)
+    if args.max_steps is not None:
+        require_positive("--max-steps", args.max_steps)
+    if args.gif:
+        check_output_file(args.gif)
     try:
         params = json.loads(args.params) if args.params else None
     except json.JSONDecodeError as exc:
