@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from firmware_bridge.hil import FaultSpec, HilConfig, run_hil
+    from s2r.hil import FaultSpec, HilConfig, run_hil
 
     if not args.duration > 0:
         raise ValueError(f"--duration must be > 0 s, got {args.duration}")
