@@ -35,6 +35,13 @@ Reaching the end of the course also terminates (success); 1600 control steps →
 
 Physical parameters: ``BIPED_PARAMS`` (``env.unwrapped.param_space``); apply with
 ``env.reset(options={"params": {...}})``. 50 Hz control, 250 Hz physics, ``p.DIRECT``, deterministic.
+
+Version History (a change that alters seeded episodes — physics, reward, observation, termination, a nominal
+parameter — bumps the version of every id it affects, since a bundle's manifest pins its env id; a refactor that
+keeps episodes bit-identical does not):
+
+* v0: first release of ``s2r/Biped-v0`` (flat), ``s2r/BipedRough-v0`` (rough) and ``s2r/BipedHardcore-v0``
+  (obstacles); the shipped bundle ``deploy/pretrained/biped`` pins ``s2r/Biped-v0``.
 """
 
 from __future__ import annotations

@@ -54,6 +54,12 @@ Physical parameters: ``KNOB_PARAMS`` (``env.unwrapped.param_space``); apply with
 ``env.reset(options={"params": {...}})``. Also accepted in ``options``: ``start_angle`` and ``goal_angle`` (rad)
 to pin the initial knob angle and the first target (scripted tests, demos). 50 Hz control, 250 Hz physics,
 ``p.DIRECT`` with a client per env, deterministic for a given seed; ``render_mode="rgb_array"`` is headless.
+
+Version History (a change that alters seeded episodes — physics, reward, observation, termination, a nominal
+parameter — bumps the id's version, since a bundle's manifest pins its env id; a refactor that keeps episodes
+bit-identical does not):
+
+* v0: first release of ``s2r/Knob-v0``; the shipped bundle ``deploy/pretrained/knob`` pins it.
 """
 
 from __future__ import annotations
