@@ -271,7 +271,8 @@ class BipedEnv(gym.Env):
         return h, cell_m
 
     def _make_ground(self, friction: float, roughness_m: float) -> None:
-        """Flat plane, or a fresh heightfield per episode (updated in place: rebuilding the body costs ~6 ms)."""
+        """Flat plane, or a fresh heightfield per episode, updated in place (rebuilding the body is far
+        slower: BENCHMARKS.md, Simulation speed)."""
         bc = self._bc
         flat = self.terrain == "flat" and roughness_m == 0.0
         if flat:

@@ -1,5 +1,5 @@
 """`s2r demo`: the whole path on this machine — flash the shipped bundle, lockstep HIL over a real pty on the
-nominal and a held-out plant, report, dashboard PNG and GIF (issue #9). Logic: s2r/demo.py."""
+nominal and a held-out plant, report, dashboard PNG and GIF. Logic: s2r/demo.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`s2r hil`: hardware-in-the-loop run — emulator and controller as separate processes over a real pty (issue #8)."""
+"""`s2r hil`: hardware-in-the-loop run — emulator and controller as separate processes over a real pty."""
 
 from __future__ import annotations
 
