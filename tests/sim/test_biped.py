@@ -157,7 +157,7 @@ def test_weak_motors_cannot_stand(env):
         if term:
             fell = True
             break
-    z_low = env._read_state().z < 0.7
+    z_low = env._state.z < 0.7
     assert fell or z_low
 
 
@@ -194,7 +194,7 @@ def test_terrain_collision_matches_heights_after_resets():
             h = e._heights
             grid_x = np.arange(len(h)) * 0.1 - 3.0
             for x in np.arange(1.0, 18.0, 0.37):
-                hit = e._bc.rayTest([x, 0.05, 3.0], [x, 0.05, -3.0], collisionFilterMask=1)[0]
+                hit = e._plant._bc.rayTest([x, 0.05, 3.0], [x, 0.05, -3.0], collisionFilterMask=1)[0]
                 assert hit[3][2] == pytest.approx(np.interp(x, grid_x, h), abs=1e-4)
     finally:
         e.close()
