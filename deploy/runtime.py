@@ -37,6 +37,7 @@ from deploy.bundle import Bundle, Policy
 from deploy.telemetry import HostFault, TelemetryWriter
 from firmware_bridge import protocol as p
 from firmware_bridge.link import DEFAULT_BAUD, Link
+from sim.errors import UserError
 from sim.robots import get_robot
 
 
@@ -101,10 +102,10 @@ class Controller:
         try:
             p.check_ident(ident, self.spec)
         except ValueError as exc:
-            raise ValueError(f"{exc}; the bundle is for '{self.bundle.robot}', motors stay disabled") from None
+            raise UserError(f"{exc}; the bundle is for '{self.bundle.robot}', motors stay disabled") from None
         rate = float(self.bundle.manifest["control_hz"])
         if abs(ident.sensor_rate_hz - rate) > 1e-3 * rate:
-            raise ValueError(
+            raise UserError(
                 f"board samples at {ident.sensor_rate_hz:g} Hz, the policy was trained at {rate:g} Hz; "
                 "motors stay disabled"
             )

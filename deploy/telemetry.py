@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from sim.errors import UserError
+
 
 class HostFault:
     """Host-side fault bits in the telemetry ``faults`` column."""
@@ -118,12 +120,12 @@ def read_telemetry(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
     if path.is_dir():
         path = path / "telemetry.csv"
     if not path.is_file():
-        raise ValueError(f"{path} does not exist; record one with `s2r run --telemetry FILE`")
+        raise UserError(f"{path} does not exist; record one with `s2r run --telemetry FILE`")
     with open(path, encoding="utf-8") as f:
         first = f.readline()
         header = f.readline().strip()
     if not first.startswith(MAGIC) or not header:
-        raise ValueError(f"{path} is not an s2r telemetry file (written by `s2r run --telemetry FILE`)")
+        raise UserError(f"{path} is not an s2r telemetry file (written by `s2r run --telemetry FILE`)")
     meta = json.loads(first[len(MAGIC) :])
     columns = header.split(",")
     data = np.loadtxt(path, delimiter=",", skiprows=2, ndmin=2, dtype=np.float64)

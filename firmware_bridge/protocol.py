@@ -30,6 +30,7 @@ from typing import ClassVar, Generic, TypeVar
 
 import numpy as np
 
+from sim.errors import UserError
 from sim.spec import RobotSpec, SensorFrame, SensorLayout
 
 PROTO_MAJOR = 1  # incompatible changes; carried in every frame header, unknown majors are refused
@@ -673,7 +674,7 @@ def ident_from_spec(
 def check_ident(ident: Ident, spec: RobotSpec) -> None:
     """Refuse a board whose IDENT does not match the RobotSpec the policy was trained for (ValueError)."""
     if ident.proto_major != PROTO_MAJOR:
-        raise ValueError(
+        raise UserError(
             f"board speaks protocol v{ident.proto_major}.{ident.proto_minor}, this host v{PROTO_MAJOR}.x; "
             "update the firmware or s2r"
         )
@@ -689,7 +690,7 @@ def check_ident(ident: Ident, spec: RobotSpec) -> None:
     if not (np.all(np.isfinite(limits)) and np.all(limits >= 0)):  # the host clamps to min(own, board) limits
         problems.append(f"torque limits {ident.torque_limits_nm} N·m are not finite and non-negative")
     if problems:
-        raise ValueError(f"board does not match robot '{spec.robot_id}': {'; '.join(problems)}")
+        raise UserError(f"board does not match robot '{spec.robot_id}': {'; '.join(problems)}")
 
 
 def frame_to_sensor(
@@ -726,7 +727,7 @@ def sensor_to_frame(msg: Sensor, layout: SensorLayout) -> SensorFrame:
     got = (len(msg.joint_pos_rad), len(msg.lidar_m), len(msg.aux))
     want = (layout.n_joints, len(layout.lidar_angles_rad), len(layout.aux_names))
     if got != want:
-        raise ValueError(f"SENSOR has (joints, lidar rays, aux) = {got}, IDENT announced {want}")
+        raise UserError(f"SENSOR has (joints, lidar rays, aux) = {got}, IDENT announced {want}")
     f32 = np.float32
     return SensorFrame(
         joint_pos_rad=np.array(msg.joint_pos_rad, dtype=f32),

@@ -1,5 +1,5 @@
 """`s2r demo`: the whole path on this machine — flash the shipped bundle, lockstep HIL over a real pty on the
-nominal and a held-out plant, report, dashboard PNG and GIF (issue #9). Logic: firmware_bridge/demo.py."""
+nominal and a held-out plant, report, dashboard PNG and GIF. Logic: s2r/demo.py."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from firmware_bridge.demo import DemoConfig, run_demo
+    from s2r.demo import DemoConfig, run_demo
 
     if args.steps is not None and not 1 <= args.steps <= MAX_STEPS:
         raise UserError(f"--steps must be in 1..{MAX_STEPS} for the demo, got {args.steps}; for longer runs use "

@@ -1,4 +1,4 @@
-"""`s2r emulate`: the simulator plays the motor board on a pseudo-terminal or serial URL (issue #8)."""
+"""`s2r emulate`: the simulator plays the motor board on a pseudo-terminal or serial URL."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import contextlib
 import json
 import signal
 import sys
+
+from sim.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from firmware_bridge.link import open_port, open_pty
 
     if args.watchdog_ms <= 0 or args.watchdog_ms > 65535:
-        raise ValueError(f"--watchdog-ms {args.watchdog_ms} must be in 1..65535")
+        raise UserError(f"--watchdog-ms {args.watchdog_ms} must be in 1..65535")
     cfg = EmulatorConfig(
         env=args.robot, plant=args.plant, seed=args.seed, lockstep=args.lockstep, watchdog_ms=args.watchdog_ms
     )

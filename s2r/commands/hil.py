@@ -1,4 +1,4 @@
-"""`s2r hil`: hardware-in-the-loop run — emulator and controller as separate processes over a real pty (issue #8)."""
+"""`s2r hil`: hardware-in-the-loop run — emulator and controller as separate processes over a real pty."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from deploy.bundle import load_bundle
-    from firmware_bridge.hil import FaultSpec, HilConfig, run_hil
+    from s2r.hil import FaultSpec, HilConfig, run_hil
 
     for flag, value in (("--duration", args.duration), ("--max-steps", args.max_steps)):
         if value is not None:

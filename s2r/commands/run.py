@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from sim.errors import UserError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -39,11 +41,11 @@ def run(args: argparse.Namespace) -> int:
     from deploy.store import ModelStore
 
     if args.max_steps is not None and args.max_steps < 1:
-        raise ValueError(f"--max-steps must be ≥ 1, got {args.max_steps}")
+        raise UserError(f"--max-steps must be ≥ 1, got {args.max_steps}")
     if args.duration is not None and args.duration <= 0:
-        raise ValueError(f"--duration must be > 0 s, got {args.duration}")
+        raise UserError(f"--duration must be > 0 s, got {args.duration}")
     if not args.watchdog_ms > 0:
-        raise ValueError(f"--watchdog-ms must be > 0, got {args.watchdog_ms}")
+        raise UserError(f"--watchdog-ms must be > 0, got {args.watchdog_ms}")
     bundle = ModelStore(args.store).active_bundle() if args.store else load_bundle(args.bundle)
     config = RuntimeConfig(
         port=args.port,

@@ -277,6 +277,14 @@ def test_user_mistakes_are_one_line(tmp_path):
     ]
     for args, needle in cases:
         one_line_error(s2r(*args, cwd=tmp_path), needle)
+    master, slave = os.openpty()
+    try:
+        r = s2r("run", "--bundle", str(PRETRAINED), "--port", os.ttyname(slave), "--baud", str(10**12), "--duration",
+                "1")  # fmt: skip
+        one_line_error(r, "cannot open port")
+    finally:
+        os.close(master)
+        os.close(slave)
     # a corrupt store: the repair its error suggests (--init-robot) works
     store = tmp_path / "store"
     store.mkdir()
