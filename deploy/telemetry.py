@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from sim.errors import UserError
+from sim.files import atomic_open, check_output_file
 
 
 class HostFault:
@@ -61,6 +62,7 @@ class TelemetryWriter:
         self._n = 0
         self.rows = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_output_file(self.path)  # a stream, not a rename: still never written through a symlink or a device
         self._f = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
         self._f.write(MAGIC + json.dumps(meta) + "\n" + ",".join(self.columns) + "\n")
         self._int_cols = [self.columns.index(c) for c in ("step", "sensor_seq", "board_t_us", "faults", "board_faults")]
@@ -163,7 +165,8 @@ def plot_telemetry(path: str | Path, out_dir: str | Path) -> list[Path]:
     axes[-1].set_xlabel("time (s)")
     fig.suptitle(f"{meta.get('robot', '?')} controller telemetry ({len(t)} steps; red: faults)")
     paths = [out / "telemetry_signals.png"]
-    fig.savefig(paths[0], dpi=100)
+    with atomic_open(paths[0], "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -176,6 +179,7 @@ def plot_telemetry(path: str | Path, out_dir: str | Path) -> list[Path]:
     ax.legend()
     ax.set_title("inference and loop latency")
     paths.append(out / "telemetry_latency.png")
-    fig.savefig(paths[1], dpi=100)
+    with atomic_open(paths[1], "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
     return paths

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from sim.errors import UserError
+from sim.files import atomic_open
 
 
 def read_progress(progress_csv: str | Path) -> dict[str, list[float]]:
@@ -61,7 +62,8 @@ def plot_learning_curves(progress_csv: str | Path, out_dir: str | Path) -> list[
         fig.suptitle(title)
         fig.tight_layout()
         path = out_dir / name
-        fig.savefig(path, dpi=100)
+        with atomic_open(path, "wb") as f:
+            fig.savefig(f, format="png", dpi=100)
         plt.close(fig)
         written.append(path)
     return written
