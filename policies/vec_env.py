@@ -92,7 +92,9 @@ def _spin_until_readable(conn, spin_s: float = SPIN_S) -> None:
 
 
 def _worker(remote, env_id: str, n_envs: int, env_kwargs: dict) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the learner's to handle; it closes us cleanly
+    # Ctrl-C and SIGTERM (systemd stops the whole group) are the learner's to handle: it saves, then closes us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         envs = [make_env(env_id, **env_kwargs) for _ in range(n_envs)]
     except Exception as exc:  # report instead of dying silently
