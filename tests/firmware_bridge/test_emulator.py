@@ -43,20 +43,28 @@ def test_lockstep_session_clamps_and_resends(board):
         s0 = _expect(host, p.Sensor)
         host.send(p.Enable())
         assert _expect(host, p.Status).msg.mode & p.Mode.ENABLED
-        cmd = host.send(p.Torque(s0.seq, (5.0, -100.0, float("nan"), 0.0)))
+        cmd = host.send(p.Torque(s0.seq, (5.0, -100.0, 30.000002, 0.0)))
         s1 = _expect(host, p.Sensor)
         assert s1.seq == (s0.seq + 2) & 0xFFFF  # IDENT, SENSOR, STATUS, SENSOR: one frame between
         assert s1.msg.cmd_seq == cmd
-        assert s1.msg.torque_nm == (5.0, -30.0, 0.0, 0.0)  # board clamp to ±30 N·m, NaN → 0
-        assert s1.msg.faults & p.Fault.CLAMP and s1.msg.faults & p.Fault.NONFINITE
-        assert emu.c["steps"] == 1
+        assert s1.msg.torque_nm == (5.0, -30.0, 30.0, 0.0)  # board clamp to ±30 N·m
+        assert s1.msg.faults & p.Fault.CLAMP and not s1.msg.faults & p.Fault.NONFINITE  # even a hair over: CLAMP
+        assert emu.c["steps"] == 1 and emu.board.counters["clamped"] == 1
         host.send(p.Torque(s0.seq, (1.0, 1.0, 1.0, 1.0)))  # stale: answers the old SENSOR
         again = _expect(host, p.Sensor)
         assert again == s1 and emu.c["steps"] == 1 and emu.c["resends"] == 1
-        host.send(p.Torque(s1.seq, (1.0, 1.0, 1.0, 1.0)))
+        # one NaN zeroes the whole command (docs/protocol.md §4.4) and still steps the lockstep board
+        host.send(p.Torque(s1.seq, (1.0, float("nan"), 1.0, 1.0)))
         s2 = _expect(host, p.Sensor)
-        assert s2.msg.torque_nm == (1.0,) * 4 and s2.msg.faults & (p.Fault.CLAMP | p.Fault.NONFINITE) == 0
-        assert emu.c["steps"] == 2 and host.stats()["crc_errors"] == 0
+        assert s2.msg.torque_nm == (0.0,) * 4 and s2.msg.faults & p.Fault.NONFINITE and s2.msg.cmd_seq == cmd
+        assert emu.c["steps"] == 2
+        host.send(p.Torque(s2.seq, (1.0, 1.0, 1.0, 1.0)))
+        s3 = _expect(host, p.Sensor)
+        assert s3.msg.torque_nm == (1.0,) * 4 and s3.msg.faults & (p.Fault.CLAMP | p.Fault.NONFINITE) == 0
+        assert emu.c["steps"] == 3 and host.stats()["crc_errors"] == 0
+        host.send(p.GetStatus())  # read STATUS without changing anything
+        st = _expect(host, p.Status).msg
+        assert st.mode & p.Mode.ENABLED and st.clamped == 1 and emu.c["steps"] == 3
         assert host.ping(1.0) is not None
 
 
