@@ -143,6 +143,7 @@ class Controller:
         self.rearm = _Rearm()
         self.safety = HostSafety(SafetyConfig(link_timeout_s=config.watchdog_s, max_consecutive_bad=config.fault_frames))
         self.counts = {name: 0 for name in HostFault.NAMES.values()}
+        self.end_state = HostState.DISARMED
         self.duplicate_sensors = 0  # lockstep: re-sent SENSORs answered with the previous command
         self.steps = 0
         self.infer_us: deque[float] = deque(maxlen=100_000)  # µs, the most recent steps
@@ -363,6 +364,8 @@ class Controller:
     # ------------------------------------------------------------------------------------- helpers
     def _disable(self) -> None:
         assert self.link is not None
+        if self.safety.state is not HostState.DISARMED:
+            self.end_state = self.safety.state
         self.safety.stop(time.monotonic())
         self.link.send(p.Torque(sensor_seq=0, torque_nm=tuple(self.zero.tolist())))
         self.link.send(p.Disable())
@@ -424,8 +427,8 @@ class Controller:
         """Steps, fault counts, latency percentiles and the link counters."""
         return {
             "steps": self.steps,
-            "state": self.safety.state.value,
-            "reason": self.safety.reason,
+            "state": self.end_state.value,  # the state when the run ended (before the final DISABLE)
+            "reason": self.safety.reason if self.end_state in LATCHED else "",
             "safety": dict(self.safety.counts),
             "faults": dict(self.counts),
             "duplicate_sensors": self.duplicate_sensors,

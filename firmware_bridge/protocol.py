@@ -22,6 +22,7 @@ Floats on the wire are IEEE-754 float32, little-endian, SI units (rad, rad/s, m,
 from __future__ import annotations
 
 import binascii
+import math
 import os
 import struct
 from dataclasses import dataclass, field
@@ -702,11 +703,32 @@ def check_ident(ident: Ident, spec: RobotSpec) -> None:
         got, want = getattr(ident, name), getattr(expected, name)
         if got != want:
             problems.append(f"{name} {got!r} (expected {want!r})")
-    limits = np.asarray(ident.torque_limits_nm, dtype=np.float64)
-    if not (np.all(np.isfinite(limits)) and np.all(limits >= 0)):  # the host clamps to min(own, board) limits
-        problems.append(f"torque limits {ident.torque_limits_nm} N·m are not finite and non-negative")
+    problems += ident_problems(ident)
     if problems:
         raise ValueError(f"board does not match robot '{spec.robot_id}': {'; '.join(problems)}")
+
+
+MAX_SENSOR_RATE_HZ = 10_000.0  # IDENT sanity bounds (the host refuses a board announcing more)
+MAX_LIDAR_RANGE_M = 1_000.0
+
+
+def ident_problems(ident: Ident) -> list[str]:
+    """What is physically impossible in an IDENT's numbers (empty if nothing): every field finite, positive and
+    within sane bounds, and a watchdog longer than one sensor period."""
+    problems = []
+    rate, wd, rng = ident.sensor_rate_hz, ident.watchdog_ms, ident.lidar_max_range_m
+    if not (math.isfinite(rate) and 0 < rate <= MAX_SENSOR_RATE_HZ):
+        problems.append(f"sensor_rate_hz {rate!r} is not in (0, {MAX_SENSOR_RATE_HZ:g}]")
+    elif not wd * 1e-3 > 1.0 / rate:
+        problems.append(f"watchdog_ms {wd} is not longer than one sensor period ({1e3 / rate:g} ms)")
+    if not (math.isfinite(rng) and 0 < rng <= MAX_LIDAR_RANGE_M):
+        problems.append(f"lidar_max_range_m {rng!r} is not in (0, {MAX_LIDAR_RANGE_M:g}]")
+    if not all(math.isfinite(a) for a in ident.lidar_angles_rad):
+        problems.append(f"lidar angles {ident.lidar_angles_rad} are not all finite")
+    limits = ident.torque_limits_nm  # the host clamps to min(own, board) limits
+    if not all(math.isfinite(x) and x > 0 for x in limits):
+        problems.append(f"torque limits {limits} N·m are not all finite and positive")
+    return problems
 
 
 def frame_to_sensor(
