@@ -134,9 +134,10 @@ class HostSafety:
         if st is HostState.DISARMED:
             return _NOTHING
         enabled = bool(board_mode & Mode.ENABLED)
-        if board_faults & Fault.ESTOP and (enabled or st is not HostState.ARMING or self.confirmed):
-            # (in unconfirmed ARMING a disarmed SENSOR may predate our ENABLE: the STATUS answer decides)
-            return self._latch(HostState.ESTOP, "the board reports its E-stop", enabled)
+        if board_faults & Fault.ESTOP:
+            if enabled or st is not HostState.ARMING or self.confirmed or now_s - self.enabled_s > self.config.confirm_s:
+                return self._latch(HostState.ESTOP, "the board reports its E-stop", enabled)
+            return Decision((), 0.0)  # may predate our ENABLE (operator re-arm): its STATUS answer decides
         if problem is not None:
             if self._count_bad() and st not in LATCHED:
                 return self._latch(HostState.FAULT, f"bad SENSOR frames ({problem})", enabled)
@@ -176,6 +177,8 @@ class HostSafety:
         if self.state is HostState.ARMING and not self.confirmed:
             if board_mode & Mode.ENABLED:
                 self.confirmed = True
+                if self.ramp_fraction(now_s) >= 1.0:
+                    self.state = HostState.RUNNING
             elif board_faults & Fault.REFUSED:
                 return self._latch(HostState.FAULT, "the board refused ENABLE", False)
         return _NOTHING

@@ -59,6 +59,7 @@ class Board:
     state: BoardState = BoardState.DISARMED
     faults: int = 0  # Fault bits: the latched ones plus those of the last TORQUE / ENABLE
     estop_input: bool = False  # the E-stop input right now (pressed = True)
+    session: bool = False  # a valid HELLO has been received since boot
     held_nm: tuple[float, ...] = ()  # the torque the motors apply now, N·m
     cmd_seq: int = 0  # header seq of the last TORQUE applied
     last_cmd_s: float = 0.0  # when the watchdog was last fed
@@ -82,13 +83,14 @@ class Board:
     # ------------------------------------------------------------------------------------------ events
     def hello(self, now_s: float) -> None:
         """A valid HELLO: open the session (never arms)."""
+        self.session = True
         if self.state is BoardState.DISARMED:
             self.state = BoardState.HANDSHAKE
 
     def enable(self, now_s: float) -> bool:
         """ENABLE: arm unless no session or the E-stop input is active. Returns whether it armed."""
         self.faults &= ~(Fault.REFUSED | _COMMAND_BITS)
-        if self.state is BoardState.DISARMED or self.estop_input:
+        if not self.session or self.estop_input:
             self.faults |= Fault.REFUSED
             self.counters["refused"] += 1
             return False
@@ -101,7 +103,7 @@ class Board:
     def disable(self, now_s: float) -> None:
         """DISABLE: zero torque, disarm; latched faults stay."""
         if self.state in ARMED:
-            self.state = BoardState.HANDSHAKE
+            self.state = BoardState.HANDSHAKE if self.session else BoardState.DISARMED
         self.held_nm = self.zero
 
     def estop(self, pressed: bool, now_s: float) -> bool:

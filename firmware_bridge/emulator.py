@@ -24,6 +24,7 @@ import json
 import math
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, Protocol, cast
 
@@ -117,6 +118,10 @@ class Emulator:
         # board state: the safety state machine decides what reaches the motors
         self.board = Board(tuple(self.limits_nm.tolist()), self.watchdog_s, cfg.ramp_ms / 1000.0)
         self._estop_request: bool | None = None  # set by set_estop (another thread, a signal handler)
+        # fault injection (HIL scenarios, tests): each SENSOR message passes through it before it is encoded,
+        # as a glitching sensor or a corrupting firmware would alter it
+        self.sensor_fault: Callable[[p.Sensor], p.Sensor] | None = None
+        self.pong_rtt_ms: list[float] = []  # round trips of PINGs this board sent (send_ping), ms
         self.session = False  # a HELLO has been received
         self.last_sensor: tuple[int, bytes] | None = None  # (seq, wire bytes) for lockstep re-sends
         self._last_sensor_status: tuple[int, int] = (0, 0)  # (faults, mode) that SENSOR reported
@@ -187,6 +192,8 @@ class Emulator:
             self.sim.sensor_frame(), t_us=self._now_us(), cmd_seq=self.board.cmd_seq, faults=faults,
             mode=self._mode(), torque_nm=self.board.held_nm,
         )  # fmt: skip
+        if self.sensor_fault is not None:
+            msg = self.sensor_fault(msg)
         seq = self.link._tx_seq
         wire = p.encode(msg, seq)
         self.link.send_wire(wire)
@@ -262,6 +269,12 @@ class Emulator:
             self.link.send(self._status())
         elif isinstance(msg, p.Ping):
             self.link.send(p.Pong(msg.nonce, msg.t_ns, self._now_us()))
+        elif isinstance(msg, p.Pong):
+            self.pong_rtt_ms.append((time.monotonic_ns() - msg.t_ns) * 1e-6)
+
+    def send_ping(self, nonce: int = 0) -> None:
+        """Probe the host's latency: PING now, the PONG's round trip lands in :attr:`pong_rtt_ms`."""
+        self.link.send(p.Ping(nonce & 0xFFFFFFFF, time.monotonic_ns()))
 
     def _torque(self, seq: int, msg: p.Torque, now: float) -> None:
         c = self.c

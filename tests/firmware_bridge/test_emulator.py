@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from firmware_bridge import protocol as p
@@ -126,3 +127,78 @@ def test_reconnect_after_host_closes_the_port(board):
         s = _expect(host, p.Sensor)
         assert s.msg.torque_nm == (4.0,) * 4
     assert emu.c["watchdog_trips"] == 1
+
+
+def test_enable_before_hello_is_refused(board):
+    """Issue #16 item 4: the emulator armed (and applied 5 N·m) on ENABLE before any HELLO."""
+    emu, path = board
+    with Link.open(path) as host:
+        host.send(p.Enable())
+        st = _expect(host, p.Status).msg
+        assert st.faults & p.Fault.REFUSED and not st.mode & p.Mode.ENABLED
+        host.send(p.Torque(0, (5.0,) * 4))
+        time.sleep(0.1)
+        assert not emu.enabled and np.all(emu.held_nm == 0) and emu.c["refused_enables"] == 1
+        host.handshake(BIPED_SPEC)
+        s0 = _expect(host, p.Sensor)
+        host.send(p.Enable())
+        st = _expect(host, p.Status).msg
+        assert st.mode & p.Mode.ENABLED and not st.faults & p.Fault.REFUSED
+        host.send(p.Torque(s0.seq, (5.0,) * 4))
+        assert _expect(host, p.Sensor).msg.torque_nm == (5.0,) * 4
+
+
+def test_estop_latches_until_enable_after_release(board):
+    emu, path = board
+    with Link.open(path) as host:
+        host.handshake(BIPED_SPEC)
+        s = _expect(host, p.Sensor)
+        host.send(p.Enable())
+        _expect(host, p.Status)
+        host.send(p.Torque(s.seq, (4.0,) * 4))
+        s = _expect(host, p.Sensor)
+        emu.set_estop(True)
+        st = _expect(host, p.Status).msg  # a latched fault raised: the board says so at once
+        assert st.faults & p.Fault.ESTOP and not st.mode & p.Mode.ENABLED and np.all(emu.held_nm == 0)
+        host.send(p.Enable())  # still pressed: refused
+        st = _expect(host, p.Status).msg
+        assert st.faults & p.Fault.REFUSED and st.faults & p.Fault.ESTOP and not emu.enabled
+        emu.set_estop(False)
+        time.sleep(0.1)
+        host.send(p.Torque(s.seq, (4.0,) * 4))  # released, not re-enabled: the latch holds
+        s = _expect(host, p.Sensor)
+        assert s.msg.faults & p.Fault.ESTOP and s.msg.torque_nm == (0.0,) * 4 and not emu.enabled
+        host.send(p.GetStatus())
+        assert _expect(host, p.Status).msg.faults & p.Fault.ESTOP and not emu.enabled  # reading changes nothing
+        host.send(p.Enable())
+        st = _expect(host, p.Status).msg
+        assert st.mode & p.Mode.ENABLED and not st.faults & p.Fault.ESTOP
+
+
+def test_wrong_motor_count_gets_status_and_nan_does_not_feed_the_watchdog(board):
+    emu, path = board
+    with Link.open(path) as host:
+        host.handshake(BIPED_SPEC)
+        s = _expect(host, p.Sensor)
+        host.send(p.Enable())
+        _expect(host, p.Status)
+        host.send(p.Torque(s.seq, (1.0,) * 3))  # wrong count: ignored, no step, answered with STATUS
+        st = _expect(host, p.Status).msg
+        assert st.faults & p.Fault.BAD_COMMAND and emu.c["steps"] == 0 and emu.c["bad_commands"] == 1
+        for _ in range(8):  # NaN commands only, for well over the 100 ms watchdog
+            host.send(p.Torque(s.seq, (float("nan"), 1.0, 1.0, 1.0)))
+            s = _expect(host, p.Sensor)
+            time.sleep(0.02)
+        assert emu.c["watchdog_trips"] == 1 and not emu.enabled and s.msg.torque_nm == (0.0,) * 4
+
+
+def test_crc_fault_bit_covers_cobs_and_length_errors(board):
+    _, path = board
+    with Link.open(path) as host:
+        host.handshake(BIPED_SPEC)
+        s = _expect(host, p.Sensor)
+        host.write(b"\x05\x01\x00")  # a COBS error, not a CRC error
+        host.send(p.Enable())
+        assert _expect(host, p.Status).msg.crc_errors == 1
+        host.send(p.Torque(s.seq, (0.0,) * 4))
+        assert _expect(host, p.Sensor).msg.faults & p.Fault.CRC
