@@ -40,7 +40,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -239,27 +239,19 @@ class Controller:
                 elif lockstep and last_cmd is not None:
                     link.send(last_cmd)  # a TORQUE or its SENSOR was lost: the board re-steps idempotently
                 continue
-            faults = 0
-            while True:  # act on the newest SENSOR only; answer everything else on the way
-                msg = frame.msg
-                if isinstance(msg, p.Sensor):
-                    newer = link.recv(0.0)
-                    if newer is None:
-                        break
-                    if isinstance(newer.msg, p.Sensor):
-                        faults = HostFault.STALE_SKIPPED
-                    else:
-                        self._other(newer)
-                        continue
-                    frame = newer
-                else:
-                    self._other(frame)
-                    frame = link.recv(0.0)
-                    if frame is None:
-                        break
-            if frame is None or not isinstance(frame.msg, p.Sensor):
+            if not isinstance(frame.msg, p.Sensor):
+                self._other(frame)  # IDENT re-check, STATUS, PING
                 continue
-            msg = frame.msg
+            faults = 0
+            while True:  # act on the newest of the SENSORs queued back to back
+                newer = link.recv(0.0)
+                if newer is None:
+                    break
+                if not isinstance(newer.msg, p.Sensor):
+                    link.unread(newer)  # e.g. a STATUS: handled after this SENSOR, in the order they were sent
+                    break
+                frame, faults = newer, HostFault.STALE_SKIPPED
+            msg = cast(p.Sensor, frame.msg)
             if (lockstep and last_cmd is not None and frame.seq == last_cmd.sensor_seq
                     and safety.state is not HostState.HANDSHAKE):  # fmt: skip
                 # the board re-sent a SENSOR we already answered (our retransmit crossed its reply): answer with

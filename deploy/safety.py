@@ -9,7 +9,7 @@ The table (also in docs/protocol.md §6.2)::
     state      event                                       → state      sends
     DISARMED   start                                       → HANDSHAKE  HELLO (the runtime's handshake)
     HANDSHAKE  good SENSOR, board not in E-stop            → ARMING     ENABLE; torque ramps 0 → 1 over ramp_s
-    ARMING     ramp done and the board confirmed ENABLE    → RUNNING
+    ARMING     ramp done, STATUS answering ENABLE had ENABLED → RUNNING
     ARMING/RUNNING  no SENSOR for link_timeout_s           → HANDSHAKE  zero TORQUE, DISABLE (re-arms when the
                                                                         link is back: the board's watchdog has
                                                                         zeroed the motors meanwhile)
@@ -108,7 +108,7 @@ class HostSafety:
     state: HostState = HostState.DISARMED
     reason: str = ""  # why the state is FAULT / ESTOP
     enabled_s: float = 0.0  # when ENABLE was sent
-    confirmed: bool = False  # the board has reported ENABLED since that ENABLE
+    confirmed: bool = False  # the STATUS answering that ENABLE reported ENABLED
     retried: bool = False  # ENABLE was re-sent once for lack of confirmation
     last_sensor_s: float = 0.0
     consecutive_bad: int = 0
@@ -147,9 +147,10 @@ class HostSafety:
             return Decision(("DISABLE",) if enabled else (), 0.0)
         if st is HostState.HANDSHAKE:
             return self._arm(now_s, "ENABLE")
-        # ARMING or RUNNING
+        # ARMING or RUNNING. Only the STATUS answering ENABLE confirms it: a SENSOR showing ENABLED may have been
+        # sampled before an earlier DISABLE reached the board; every SENSOR after that STATUS is newer than it.
         if enabled:
-            self.confirmed = True
+            pass
         elif self.confirmed:
             if board_faults & Fault.WATCHDOG:  # our commands stopped reaching it: re-arm as after a link loss
                 self.counts["reenabled"] += 1

@@ -232,6 +232,10 @@ class Link:
             elif time.monotonic() >= deadline:
                 return None
 
+    def unread(self, frame: p.Frame[p.Message]) -> None:
+        """Put a received frame back: the next :meth:`recv` returns it first."""
+        self._pending.appendleft(frame)
+
     def recv_msg(self, kind: type[p.M], timeout_s: float) -> p.Frame[p.M] | None:
         """Next frame carrying a message of class ``kind`` within ``timeout_s``; other frames are discarded."""
         deadline = time.monotonic() + timeout_s
