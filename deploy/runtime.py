@@ -49,6 +49,7 @@ from deploy.safety import LATCHED, Decision, HostSafety, HostState, SafetyConfig
 from deploy.telemetry import STATE_CODES, HostFault, TelemetryWriter
 from firmware_bridge import protocol as p
 from firmware_bridge.link import DEFAULT_BAUD, Link
+from sim.errors import UserError
 from sim.robots import get_robot
 
 DEFAULT_RAMP_S = 0.5  # torque ramp after ENABLE on a real-time board, s (RuntimeConfig.ramp_s)
@@ -173,10 +174,10 @@ class Controller:
         try:
             p.check_ident(ident, self.spec)
         except ValueError as exc:
-            raise ValueError(f"{exc}; the bundle is for '{self.bundle.robot}', motors stay disabled") from None
+            raise UserError(f"{exc}; the bundle is for '{self.bundle.robot}', motors stay disabled") from None
         rate = float(self.bundle.manifest["control_hz"])
         if abs(ident.sensor_rate_hz - rate) > 1e-3 * rate:
-            raise ValueError(
+            raise UserError(
                 f"board samples at {ident.sensor_rate_hz:g} Hz, the policy was trained at {rate:g} Hz; "
                 "motors stay disabled"
             )

@@ -35,6 +35,7 @@ import sim
 from firmware_bridge import protocol as p
 from firmware_bridge.board_state import Board
 from firmware_bridge.link import Link
+from sim.errors import UserError
 from sim.params import ParamSpace
 from sim.spec import RobotSpec, SensorFrame
 
@@ -66,7 +67,7 @@ def plant_params(robot_id: str, plant: str) -> dict[str, float]:
 
     plants = get_plants(robot_id, "heldout")
     if plant not in plants:
-        raise ValueError(f"unknown plant '{plant}' for {robot_id}; choose one of {', '.join(plants)}")
+        raise UserError(f"unknown plant '{plant}' for {robot_id}; choose one of {', '.join(plants)}")
     return plants[plant]
 
 
