@@ -39,6 +39,14 @@ Physical parameters: ``BIPED_PARAMS`` (``env.unwrapped.param_space``); apply wit
 Engine: ``engine="pybullet"`` (default; ``sim/biped_pybullet.py``, ``p.DIRECT``) or ``"mujoco"``
 (``sim/biped_mujoco.py``, MJCF generated from the constants below). Everything above — motor model, sensors,
 observation, reward, termination — is this module's and the same in both; docs/mujoco.md compares the physics.
+
+Version History (a change that alters seeded episodes — physics, reward, observation, termination, a nominal
+parameter — bumps the version of every id it affects, since a bundle's manifest pins its env id; a refactor that
+keeps episodes bit-identical does not):
+
+* v0: first release of ``s2r/Biped-v0`` (flat), ``s2r/BipedRough-v0`` (rough) and ``s2r/BipedHardcore-v0``
+  (obstacles); the shipped bundle ``deploy/pretrained/biped`` pins ``s2r/Biped-v0``.
+  ``engine="mujoco"`` (same ids) added a MuJoCo twin; PyBullet episodes stayed bit-identical.
 """
 
 from __future__ import annotations

@@ -58,6 +58,13 @@ deterministic for a given seed; ``render_mode="rgb_array"`` is headless.
 Engine: ``engine="pybullet"`` (default; ``sim/knob_pybullet.py``, ``p.DIRECT`` with a client per env) or
 ``"mujoco"`` (``sim/knob_mujoco.py``, MJCF generated from the constants below). The task, motor model, sensors,
 observation and reward are this module's and the same in both; docs/mujoco.md compares the physics.
+
+Version History (a change that alters seeded episodes — physics, reward, observation, termination, a nominal
+parameter — bumps the id's version, since a bundle's manifest pins its env id; a refactor that keeps episodes
+bit-identical does not):
+
+* v0: first release of ``s2r/Knob-v0``; the shipped bundle ``deploy/pretrained/knob`` pins it.
+  ``engine="mujoco"`` (same ids) added a MuJoCo twin; PyBullet episodes stayed bit-identical.
 """
 
 from __future__ import annotations
