@@ -48,7 +48,8 @@ def test_worker_errors_keep_their_type_message_and_traceback(caplog):
             sub.step(np.zeros((2, 1), dtype=np.float32))  # stepping before reset: order_enforcing raises
         assert type(err.value) is ResetNeeded and "reset" in str(err.value)
         trace = caplog.text
-        assert "vector-env worker 0 raised ResetNeeded" in trace and "gymnasium/wrappers/common.py" in trace  # the env wrapper that raised
+        assert "vector-env worker 0 raised ResetNeeded" in trace
+        assert "gymnasium/wrappers/common.py" in trace  # the wrapper that raised, in the worker's process
         assert "Traceback (most recent call last)" in trace
     finally:
         sub.close()
