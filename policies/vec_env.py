@@ -255,10 +255,17 @@ def _is_s2r_env(env_id: str) -> bool:
 
 
 def make_vec_env(
-    env_id: str, num_envs: int, kind: str = "auto", env_kwargs: dict | None = None, n_workers: int | None = None
+    env_id: str,
+    num_envs: int,
+    kind: str = "auto",
+    env_kwargs: dict | None = None,
+    n_workers: int | None = None,
+    ray: str | None = None,
 ):
     """``kind``: "split", "subproc", "sync", or "auto"; ``n_workers``: default one per CPU core ("split": one per
-    core but this process's, which steps its share of the envs, ``num_envs / cores``, itself).
+    core but this process's, which steps its share of the envs, ``num_envs / cores``, itself). ``ray``: a Ray
+    address (``local``, ``auto``, ``HOST:PORT``): the envs step in Ray actors instead (policies.ray_vec, the
+    split of "split" with Ray actors as the workers; ``n_workers`` is then the number of actors).
 
     "auto" picks, from measurements on the 2-core box (benchmarks/vec_env_speed.py, benchmarks/ppo_speed.py):
     * one env or one core: "sync";
@@ -269,6 +276,12 @@ def make_vec_env(
       workers (subproc, 2 workers), PPO on the biped ran 1.5x slower than in-process: the learner idles
       while the workers step.
     """
+    if ray:
+        if kind != "auto":
+            raise ValueError(f"--vec {kind} and --ray both say where the envs step; give one of them")
+        from policies.ray_vec import RayVecEnv  # Ray only where asked for: `s2r run` and deploy never load it
+
+        return RayVecEnv(env_id, num_envs, env_kwargs, address=ray, n_actors=n_workers)
     if kind == "auto":
         cores = os.cpu_count() or 1
         if num_envs == 1 or cores == 1:
