@@ -19,6 +19,7 @@ COMMANDS = (
     "envs",
     "rollout",
     "train",
+    "sweep",
     "eval",
     "plot",
     "export",
