@@ -19,8 +19,8 @@ randomness does not all come from ``np_random``) stops the run with a RuntimeErr
 ``s2r train --resume`` from its last checkpoint. A Python exception raised by an env in an actor is not a
 fault: it is re-raised here with its own type after its remote traceback is logged (policies.vec_env).
 
-Cost: a vector step is one Ray call per actor, answered in ~0.1-1 ms of Ray overhead on top of the physics;
-see BENCHMARKS.md (benchmarks/ray_scale.py) for the measured overhead against ``--vec split``.
+Cost: a vector step is one Ray call per actor on top of the physics, hidden in part behind the local envs'
+steps; BENCHMARKS.md (Ray scale-out, benchmarks/ray_scale.py) has the overhead against ``--vec split``.
 """
 
 from __future__ import annotations
