@@ -24,6 +24,7 @@ COMMANDS = (
     "envs",
     "rollout",
     "train",
+    "sweep",
     "eval",
     "plot",
     "export",
