@@ -81,13 +81,13 @@ class RuntimeConfig:
         )  # fmt: skip
         for name, v, lo, hi in checks:
             if not (isinstance(v, (int, float)) and math.isfinite(v) and lo <= v <= hi):
-                raise ValueError(f"{name} must be a finite number in [{lo:g}, {hi:g}], got {v!r}")
+                raise UserError(f"{name} must be a finite number in [{lo:g}, {hi:g}], got {v!r}")
         if self.ramp_s is not None and not (math.isfinite(self.ramp_s) and 0 <= self.ramp_s <= 10):
-            raise ValueError(f"ramp_s must be finite and in [0, 10] s, got {self.ramp_s!r}")
+            raise UserError(f"ramp_s must be finite and in [0, 10] s, got {self.ramp_s!r}")
         if self.duration_s is not None and not (math.isfinite(self.duration_s) and self.duration_s > 0):
-            raise ValueError(f"duration_s must be finite and > 0, got {self.duration_s!r}")
+            raise UserError(f"duration_s must be finite and > 0, got {self.duration_s!r}")
         if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be ≥ 1, got {self.max_steps}")
+            raise UserError(f"max_steps must be ≥ 1, got {self.max_steps}")
 
 
 class _Stop:

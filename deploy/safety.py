@@ -40,6 +40,7 @@ from enum import Enum
 import numpy as np
 
 from firmware_bridge.protocol import Fault, Mode, Sensor
+from sim.errors import UserError
 from sim.spec import RobotSpec, SensorLayout
 
 # physical ranges a sensor can report (beyond them a reading is a glitch, not the robot)
@@ -78,11 +79,11 @@ class SafetyConfig:
         for name in ("link_timeout_s", "confirm_s"):
             v = getattr(self, name)
             if not (math.isfinite(v) and 0 < v <= 60):
-                raise ValueError(f"{name} must be finite and in (0, 60] s, got {v!r}")
+                raise UserError(f"{name} must be finite and in (0, 60] s, got {v!r}")
         if not (math.isfinite(self.ramp_s) and 0 <= self.ramp_s <= 10):
-            raise ValueError(f"ramp_s must be finite and in [0, 10] s, got {self.ramp_s!r}")
+            raise UserError(f"ramp_s must be finite and in [0, 10] s, got {self.ramp_s!r}")
         if not 1 <= self.max_consecutive_bad <= 1000 or not 0 <= self.bad_budget < self.bad_window:
-            raise ValueError("need 1 ≤ max_consecutive_bad ≤ 1000 and 0 ≤ bad_budget < bad_window")
+            raise UserError("need 1 ≤ max_consecutive_bad ≤ 1000 and 0 ≤ bad_budget < bad_window")
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,7 @@ class SensorBounds:
     def from_spec(cls, spec: RobotSpec, layout: SensorLayout) -> SensorBounds:
         motors = spec.action.motors
         if layout.n_joints != len(motors):
-            raise ValueError(f"{spec.robot_id}: {layout.n_joints} joints but {len(motors)} motors")
+            raise UserError(f"{spec.robot_id}: {layout.n_joints} joints but {len(motors)} motors")
         rows: list[tuple[str, float, float]] = [
             ("imu_pitch_rad", -PITCH_LIMIT_RAD, PITCH_LIMIT_RAD),
             ("imu_pitch_rate_rad_s", -PITCH_RATE_LIMIT_RAD_S, PITCH_RATE_LIMIT_RAD_S),
