@@ -296,6 +296,8 @@ def test_user_mistakes_are_one_line(tmp_path):
         (["rollout", "--seed", "-1"], "--seed must be >= 0"),
         (["demo", "--steps", "100000000"], "--steps must be in 1.."),
         (["train", "--seed", "-1", "--steps", "10"], "--seed must be >= 0"),
+        (["rollout", "--params", "[1, 2]"], "--params must be a JSON object"),
+        (["rollout", "--env", "Pendulum-v1", "--params", '{"x": 1}'], "Pendulum-v1 has none"),
     ]
     for args, needle in cases:
         one_line_error(s2r(*args, cwd=tmp_path), needle)
