@@ -228,51 +228,6 @@ class BipedEnv(gym.Env):
         return h, cell_m
 
     def _make_ground(self, friction: float, roughness_m: float) -> None:
-<<<<<<< ours
-        """Flat plane, or a fresh heightfield per episode, updated in place (rebuilding the body is far
-        slower: BENCHMARKS.md, Simulation speed)."""
-        bc = self._bc
-        flat = self.terrain == "flat" and roughness_m == 0.0
-        if flat:
-            if self._ground_key != "plane":
-                if self._ground >= 0:
-                    bc.removeBody(self._ground)
-                self._ground = bc.createMultiBody(0, bc.createCollisionShape(p.GEOM_PLANE))
-                self._heights = None
-        else:
-            h, cell_m = self._heightfield(roughness_m)
-            n_cols = 8
-            data = np.repeat(h[:, None], n_cols, axis=1).T.reshape(-1).tolist()  # row-major: x fastest
-            kwargs = dict(meshScale=[cell_m, 0.2, 1.0], heightfieldData=data, numHeightfieldRows=len(h),
-                          numHeightfieldColumns=n_cols)  # fmt: skip
-            # bullet centres the heightfield on its origin, heights centred between min and max
-            pos = [-3.0 + (len(h) - 1) * cell_m / 2, 0.0, float(h.max() + h.min()) / 2]
-            if self._ground_key == "heightfield":
-                # an updated heightfield keeps the vertical centring of the one it was created with
-                bc.createCollisionShape(p.GEOM_HEIGHTFIELD, replaceHeightfieldIndex=self._hf_shape, **kwargs)
-                pos[2] = self._hf_centre_z
-                bc.resetBasePositionAndOrientation(self._ground, pos, [0, 0, 0, 1])
-            else:
-                self._hf_centre_z = pos[2]
-                if self._ground >= 0:
-                    bc.removeBody(self._ground)
-                self._hf_shape = bc.createCollisionShape(p.GEOM_HEIGHTFIELD, **kwargs)
-                self._ground = bc.createMultiBody(0, self._hf_shape, basePosition=pos)
-            self._heights = h
-            # highest ground (m, at least 0) within ±3 cells of each cell, for the per-step fall test
-            window_max = np.lib.stride_tricks.sliding_window_view(np.pad(h, 3, constant_values=-np.inf), 7).max(axis=1)
-            self._clearance_ground = [max(m, 0.0) for m in window_max.tolist()]
-        key = "plane" if flat else "heightfield"
-        if key != self._ground_key:
-            bc.setCollisionFilterGroupMask(self._ground, -1, 1, 3)
-            for link in FOOT_LINKS:
-                bc.changeDynamics(self._robot, link, lateralFriction=1.0)
-            self._ground_key = key
-            self._friction = -1.0
-        if friction != self._friction:
-            bc.changeDynamics(self._ground, -1, lateralFriction=friction)
-            self._friction = friction
-=======
         """Flat plane, or a fresh heightfield per episode (drawn from ``self.np_random``)."""
         if self.terrain == "flat" and roughness_m == 0.0:
             self._heights = None
@@ -284,7 +239,6 @@ class BipedEnv(gym.Env):
         # highest ground (m, at least 0) within ±3 cells of each cell, for the per-step fall test
         window_max = np.lib.stride_tricks.sliding_window_view(np.pad(h, 3, constant_values=-np.inf), 7).max(axis=1)
         self._clearance_ground = [max(m, 0.0) for m in window_max.tolist()]
->>>>>>> theirs
 
     # ------------------------------------------------------------------------------------------- api
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
