@@ -113,7 +113,7 @@ def _py_cobs_encode(data: bytes, delimiter: bytes) -> bytes:
     chunks = data.split(b"\x00")
     if len(data) < 254 or max(map(len, chunks)) < 254:
         # Every frame the protocol sends in practice: code byte + chunk per zero. Interleaving by slice
-        # assignment keeps the per-chunk work in C (4x faster than a Python loop on a SENSOR frame); the
+        # assignment keeps the per-chunk work in C (faster than a Python loop: BENCHMARKS.md, Serial bridge); the
         # delimiter joins in the same pass instead of copying the frame once more.
         parts = [delimiter] * (2 * len(chunks) + 1)
         parts[0:-1:2] = map(_CODE_FOR_LEN.__getitem__, map(len, chunks))
@@ -148,7 +148,7 @@ def _py_cobs_decode(data: bytes) -> bytes:
     n = len(data)
     if 0xFF not in data:
         # No full 254-byte block, so every code byte after the first stands for a zero: overwrite them in a
-        # copy and drop the first. The walk only touches code bytes (3x faster than copying block by block).
+        # copy and drop the first. The walk only touches code bytes (faster than copying block by block).
         out = bytearray(data)
         i = 0
         while i < n:
@@ -223,7 +223,7 @@ class _Reader:
 
 def _f32(values) -> tuple[float, ...]:
     """Round to float32 so a message compares equal to its decoded copy."""
-    # tolist() converts to Python floats in C (exact for float32), 2-3x faster than float() per element; the
+    # tolist() converts to Python floats in C (exact for float32), faster than float() per element; the
     # emulator calls this eight times per SENSOR
     return tuple(np.asarray(values, dtype=np.float32).reshape(-1).tolist())
 
