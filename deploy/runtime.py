@@ -305,7 +305,8 @@ class Controller:
             self._fault(bit, f"{problem}; commanding 0 N·m")
             obs = None
         d = self.safety.sensor(time.monotonic(), msg.faults, msg.mode, problem)
-        faults |= self._apply(d)
+        if d.send or d.note:
+            faults |= self._apply(d)
         if d.torque_scale is None:
             return None
         infer_us = 0.0

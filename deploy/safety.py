@@ -33,6 +33,7 @@ An isolated bad SENSOR is answered with a zero-torque command and counted; more 
 from __future__ import annotations
 
 import math
+import operator
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
@@ -41,6 +42,8 @@ import numpy as np
 
 from firmware_bridge.protocol import Fault, Mode, Sensor
 from sim.spec import RobotSpec, SensorLayout
+
+_le = operator.le  # NaN compares False, so it fails both checks
 
 # physical ranges a sensor can report (beyond them a reading is a glitch, not the robot)
 JOINT_MARGIN_RAD = 0.5  # encoder reading beyond the joint's mechanical range (overshoot, encoder bias)
@@ -96,6 +99,7 @@ class Decision:
 
 
 _NOTHING = Decision()
+_FULL = Decision((), 1.0)
 ARMED = (HostState.ARMING, HostState.RUNNING)
 LATCHED = (HostState.FAULT, HostState.ESTOP)
 
@@ -131,6 +135,9 @@ class HostSafety:
         self.last_sensor_s = now_s
         self.frames += 1
         st = self.state
+        if st is HostState.RUNNING and problem is None and board_mode & Mode.ENABLED and not board_faults & Fault.ESTOP:
+            self.consecutive_bad = 0
+            return _FULL  # the normal path
         if st is HostState.DISARMED:
             return _NOTHING
         enabled = bool(board_mode & Mode.ENABLED)
@@ -278,6 +285,8 @@ class SensorBounds:
                   *msg.joint_vel_rad_s, *msg.lidar_m, *msg.aux)  # fmt: skip
         if len(values) != len(self.low):
             return f"{len(values)} sensor values, the IDENT announced {len(self.low)}"
+        if all(map(_le, self.low, values)) and all(map(_le, values, self.high)):  # the normal path: loops in C
+            return None
         for v, lo, hi, name in zip(values, self.low, self.high, self.names, strict=True):
             if not lo <= v <= hi:  # NaN fails both comparisons
                 if not math.isfinite(v):
