@@ -138,6 +138,7 @@ class Controller:
         self.bounds = SensorBounds.from_spec(self.spec, self.layout)
         self.limits_nm = bundle.limits_nm()
         self.zero = np.zeros(self.spec.action.n, dtype=np.float32)
+        self._spec_limits_nm = self.spec.action.limits_nm  # float32; the normalisation of prev_action
         self.prev_action = np.zeros(self.spec.action.n, dtype=np.float32)
         self.stop = _Stop()
         self.rearm = _Rearm()
@@ -327,7 +328,9 @@ class Controller:
         cmd = p.Torque(sensor_seq=frame.seq, torque_nm=tuple(torque.tolist()))
         self.link.send(cmd)
         loop_us = (time.monotonic_ns() - t_rx_ns) * 1e-3
-        self.prev_action = self.spec.action.to_normalized(torque)  # what the motors were actually told
+        # what the motors were actually told: = spec.action.to_normalized(torque), bit for bit, with the limits
+        # array built once and without np.clip's Python wrapper (tests/deploy/test_runtime.py checks the equality)
+        self.prev_action = np.minimum(np.maximum(torque / self._spec_limits_nm, -1.0), 1.0)
         self.steps += 1
         self.infer_us.append(infer_us)
         self.loop_us.append(loop_us)

@@ -301,8 +301,9 @@ def safe_command(raw_nm: np.ndarray, limits_nm: np.ndarray, scale: float) -> tup
     Non-finite anywhere → all zero. Otherwise clamp to ±limits, then scale by the ramp fraction in [0, 1]."""
     if not np.isfinite(raw_nm).all():
         return np.zeros_like(limits_nm), True, False
-    torque = np.clip(raw_nm, -limits_nm, limits_nm)
-    clamped = bool(np.any(torque != raw_nm))
+    # = np.clip(raw_nm, -limits_nm, limits_nm) for finite input, bit for bit, without np.clip's Python wrapper
+    torque = np.minimum(np.maximum(raw_nm, -limits_nm), limits_nm)
+    clamped = bool((torque != raw_nm).any())
     if scale < 1.0:
         torque = (torque * np.float32(max(0.0, scale))).astype(np.float32)
     return torque, False, clamped

@@ -762,18 +762,35 @@ def frame_to_sensor(
 
 def sensor_to_frame(msg: Sensor, layout: SensorLayout) -> SensorFrame:
     """SENSOR message → simulator SensorFrame, checked against the layout announced in IDENT (ValueError)."""
-    got = (len(msg.joint_pos_rad), len(msg.lidar_m), len(msg.aux))
+    jp, jv, lidar, aux = msg.joint_pos_rad, msg.joint_vel_rad_s, msg.lidar_m, msg.aux
+    got = (len(jp), len(lidar), len(aux))
     want = (layout.n_joints, len(layout.lidar_angles_rad), len(layout.aux_names))
-    if got != want:
+    if got != want or len(jv) != len(jp):
         raise ValueError(f"SENSOR has (joints, lidar rays, aux) = {got}, IDENT announced {want}")
-    f32 = np.float32
+    # one float32 array for every channel, the fields are views into it (one allocation per frame, not six)
+    nj, nl = len(jp), len(lidar)
+    v = np.array((*jp, *jv, *msg.vel_mps, *lidar, *aux), dtype=np.float32)
+    b = 2 * nj + 2
     return SensorFrame(
-        joint_pos_rad=np.array(msg.joint_pos_rad, dtype=f32),
-        joint_vel_rad_s=np.array(msg.joint_vel_rad_s, dtype=f32),
+        joint_pos_rad=v[:nj],
+        joint_vel_rad_s=v[nj : 2 * nj],
         imu_pitch_rad=msg.imu_pitch_rad,
         imu_pitch_rate_rad_s=msg.imu_pitch_rate_rad_s,
-        vel_mps=np.array(msg.vel_mps, dtype=f32),
-        contacts=np.array([(msg.contacts >> i) & 1 for i in range(layout.n_contacts)], dtype=f32),
-        lidar_m=np.array(msg.lidar_m, dtype=f32),
-        aux=np.array(msg.aux, dtype=f32),
+        vel_mps=v[2 * nj : b],
+        contacts=_contact_bits(layout.n_contacts, msg.contacts),
+        lidar_m=v[b : b + nl],
+        aux=v[b + nl :],
     )
+
+
+_CONTACTS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _contact_bits(n: int, bits: int) -> np.ndarray:
+    """Contact bits → float32 0/1 per contact (a shared read-only array per bit pattern)."""
+    arr = _CONTACTS.get((n, bits))
+    if arr is None:
+        arr = np.array([(bits >> i) & 1 for i in range(n)], dtype=np.float32)
+        arr.flags.writeable = False
+        _CONTACTS[(n, bits)] = arr
+    return arr
