@@ -49,6 +49,7 @@ from deploy.safety import LATCHED, Decision, HostSafety, HostState, SafetyConfig
 from deploy.telemetry import STATE_CODES, HostFault, TelemetryWriter
 from firmware_bridge import protocol as p
 from firmware_bridge.link import DEFAULT_BAUD, Link
+from sim.errors import UserError
 from sim.robots import get_robot
 
 DEFAULT_RAMP_S = 0.5  # torque ramp after ENABLE on a real-time board, s (RuntimeConfig.ramp_s)
@@ -80,13 +81,13 @@ class RuntimeConfig:
         )  # fmt: skip
         for name, v, lo, hi in checks:
             if not (isinstance(v, (int, float)) and math.isfinite(v) and lo <= v <= hi):
-                raise ValueError(f"{name} must be a finite number in [{lo:g}, {hi:g}], got {v!r}")
+                raise UserError(f"{name} must be a finite number in [{lo:g}, {hi:g}], got {v!r}")
         if self.ramp_s is not None and not (math.isfinite(self.ramp_s) and 0 <= self.ramp_s <= 10):
-            raise ValueError(f"ramp_s must be finite and in [0, 10] s, got {self.ramp_s!r}")
+            raise UserError(f"ramp_s must be finite and in [0, 10] s, got {self.ramp_s!r}")
         if self.duration_s is not None and not (math.isfinite(self.duration_s) and self.duration_s > 0):
-            raise ValueError(f"duration_s must be finite and > 0, got {self.duration_s!r}")
+            raise UserError(f"duration_s must be finite and > 0, got {self.duration_s!r}")
         if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be ≥ 1, got {self.max_steps}")
+            raise UserError(f"max_steps must be ≥ 1, got {self.max_steps}")
 
 
 class _Stop:
@@ -174,10 +175,10 @@ class Controller:
         try:
             p.check_ident(ident, self.spec)
         except ValueError as exc:
-            raise ValueError(f"{exc}; the bundle is for '{self.bundle.robot}', motors stay disabled") from None
+            raise UserError(f"{exc}; the bundle is for '{self.bundle.robot}', motors stay disabled") from None
         rate = float(self.bundle.manifest["control_hz"])
         if abs(ident.sensor_rate_hz - rate) > 1e-3 * rate:
-            raise ValueError(
+            raise UserError(
                 f"board samples at {ident.sensor_rate_hz:g} Hz, the policy was trained at {rate:g} Hz; "
                 "motors stay disabled"
             )

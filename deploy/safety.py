@@ -41,6 +41,7 @@ from enum import Enum
 import numpy as np
 
 from firmware_bridge.protocol import Fault, Mode, Sensor
+from sim.errors import UserError
 from sim.spec import RobotSpec, SensorLayout
 
 _le = operator.le  # NaN compares False, so it fails both checks
@@ -81,11 +82,11 @@ class SafetyConfig:
         for name in ("link_timeout_s", "confirm_s"):
             v = getattr(self, name)
             if not (math.isfinite(v) and 0 < v <= 60):
-                raise ValueError(f"{name} must be finite and in (0, 60] s, got {v!r}")
+                raise UserError(f"{name} must be finite and in (0, 60] s, got {v!r}")
         if not (math.isfinite(self.ramp_s) and 0 <= self.ramp_s <= 10):
-            raise ValueError(f"ramp_s must be finite and in [0, 10] s, got {self.ramp_s!r}")
+            raise UserError(f"ramp_s must be finite and in [0, 10] s, got {self.ramp_s!r}")
         if not 1 <= self.max_consecutive_bad <= 1000 or not 0 <= self.bad_budget < self.bad_window:
-            raise ValueError("need 1 ≤ max_consecutive_bad ≤ 1000 and 0 ≤ bad_budget < bad_window")
+            raise UserError("need 1 ≤ max_consecutive_bad ≤ 1000 and 0 ≤ bad_budget < bad_window")
 
 
 @dataclass(frozen=True)

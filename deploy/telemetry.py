@@ -24,6 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from sim.errors import UserError
+from sim.files import atomic_open, check_output_file
+
 
 class HostFault:
     """Host-side fault bits in the telemetry ``faults`` column."""
@@ -66,6 +69,7 @@ class TelemetryWriter:
         self._n = 0
         self.rows = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_output_file(self.path)  # a stream, not a rename: still never written through a symlink or a device
         self._f = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
         self._f.write(MAGIC + json.dumps(meta) + "\n" + ",".join(self.columns) + "\n")
         self._int_cols = [
@@ -128,12 +132,12 @@ def read_telemetry(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
     if path.is_dir():
         path = path / "telemetry.csv"
     if not path.is_file():
-        raise ValueError(f"{path} does not exist; record one with `s2r run --telemetry FILE`")
+        raise UserError(f"{path} does not exist; record one with `s2r run --telemetry FILE`")
     with open(path, encoding="utf-8") as f:
         first = f.readline()
         header = f.readline().strip()
     if not first.startswith(MAGIC) or not header:
-        raise ValueError(f"{path} is not an s2r telemetry file (written by `s2r run --telemetry FILE`)")
+        raise UserError(f"{path} is not an s2r telemetry file (written by `s2r run --telemetry FILE`)")
     meta = json.loads(first[len(MAGIC) :])
     columns = header.split(",")
     data = np.loadtxt(path, delimiter=",", skiprows=2, ndmin=2, dtype=np.float64)
@@ -171,7 +175,8 @@ def plot_telemetry(path: str | Path, out_dir: str | Path) -> list[Path]:
     axes[-1].set_xlabel("time (s)")
     fig.suptitle(f"{meta.get('robot', '?')} controller telemetry ({len(t)} steps; red: faults)")
     paths = [out / "telemetry_signals.png"]
-    fig.savefig(paths[0], dpi=100)
+    with atomic_open(paths[0], "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -184,6 +189,7 @@ def plot_telemetry(path: str | Path, out_dir: str | Path) -> list[Path]:
     ax.legend()
     ax.set_title("inference and loop latency")
     paths.append(out / "telemetry_latency.png")
-    fig.savefig(paths[1], dpi=100)
+    with atomic_open(paths[1], "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
     return paths

@@ -35,6 +35,7 @@ import sim
 from firmware_bridge import protocol as p
 from firmware_bridge.board_state import Board
 from firmware_bridge.link import Link
+from sim.errors import UserError
 from sim.params import ParamSpace
 from sim.spec import RobotSpec, SensorFrame
 
@@ -53,9 +54,9 @@ class EmulatorConfig:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.watchdog_ms, int) and 1 <= self.watchdog_ms <= 65535):
-            raise ValueError(f"watchdog {self.watchdog_ms!r} ms must be a whole number in 1..65535 (a u16 in IDENT)")
+            raise UserError(f"watchdog {self.watchdog_ms!r} ms must be a whole number in 1..65535 (a u16 in IDENT)")
         if not (math.isfinite(self.ramp_ms) and 0 <= self.ramp_ms <= 10_000):
-            raise ValueError(f"ramp {self.ramp_ms!r} ms must be finite and in 0..10000")
+            raise UserError(f"ramp {self.ramp_ms!r} ms must be finite and in 0..10000")
 
 
 def plant_params(robot_id: str, plant: str) -> dict[str, float]:
@@ -66,7 +67,7 @@ def plant_params(robot_id: str, plant: str) -> dict[str, float]:
 
     plants = get_plants(robot_id, "heldout")
     if plant not in plants:
-        raise ValueError(f"unknown plant '{plant}' for {robot_id}; choose one of {', '.join(plants)}")
+        raise UserError(f"unknown plant '{plant}' for {robot_id}; choose one of {', '.join(plants)}")
     return plants[plant]
 
 

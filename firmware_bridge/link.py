@@ -28,6 +28,7 @@ import serial
 from serial.urlhandler import protocol_socket
 
 from firmware_bridge import protocol as p
+from sim.errors import UserError
 from sim.spec import RobotSpec
 
 DEFAULT_BAUD = 1_000_000  # ignored by pty/loop/socket; a USB-serial board runs at 1 Mbaud
@@ -105,9 +106,9 @@ def open_port(url: str, baud: int = DEFAULT_BAUD, timeout_s: float = 1.0) -> ser
     """Open a port by device path or URL (``/dev/ttyUSB0``, ``/dev/pts/5``, ``loop://``, ``socket://h:p``)."""
     try:
         port = serial.serial_for_url(url, baudrate=baud, timeout=0, write_timeout=timeout_s)
-    except (serial.SerialException, ValueError) as exc:
+    except (serial.SerialException, ValueError, OverflowError) as exc:  # a huge baud rate overflows termios
         raise OSError(
-            f"cannot open port '{url}': {exc}; check the path/URL and that the device is present"
+            f"cannot open port '{url}': {exc}; check the path/URL, the --baud rate and that the device is present"
         ) from None
     return port
 
@@ -257,7 +258,7 @@ class Link:
                 return frame.msg
         bad = self.decoder.stats.last_bad_major
         if bad >= 0:
-            raise ValueError(
+            raise UserError(
                 f"board speaks protocol v{bad}, this host v{p.PROTO_MAJOR}; update firmware or s2r"
             )
         raise TimeoutError(

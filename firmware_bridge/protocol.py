@@ -31,6 +31,7 @@ from typing import ClassVar, Generic, TypeVar
 
 import numpy as np
 
+from sim.errors import UserError
 from sim.spec import RobotSpec, SensorFrame, SensorLayout
 
 PROTO_MAJOR = 1  # incompatible changes; carried in every frame header, unknown majors are refused
@@ -691,7 +692,7 @@ def ident_from_spec(
 def check_ident(ident: Ident, spec: RobotSpec) -> None:
     """Refuse a board whose IDENT does not match the RobotSpec the policy was trained for (ValueError)."""
     if ident.proto_major != PROTO_MAJOR:
-        raise ValueError(
+        raise UserError(
             f"board speaks protocol v{ident.proto_major}.{ident.proto_minor}, this host v{PROTO_MAJOR}.x; "
             "update the firmware or s2r"
         )
@@ -705,7 +706,7 @@ def check_ident(ident: Ident, spec: RobotSpec) -> None:
             problems.append(f"{name} {got!r} (expected {want!r})")
     problems += ident_problems(ident)
     if problems:
-        raise ValueError(f"board does not match robot '{spec.robot_id}': {'; '.join(problems)}")
+        raise UserError(f"board does not match robot '{spec.robot_id}': {'; '.join(problems)}")
 
 
 MAX_SENSOR_RATE_HZ = 10_000.0  # IDENT sanity bounds (the host refuses a board announcing more)
@@ -766,7 +767,7 @@ def sensor_to_frame(msg: Sensor, layout: SensorLayout) -> SensorFrame:
     got = (len(jp), len(lidar), len(aux))
     want = (layout.n_joints, len(layout.lidar_angles_rad), len(layout.aux_names))
     if got != want or len(jv) != len(jp):
-        raise ValueError(f"SENSOR has (joints, lidar rays, aux) = {got}, IDENT announced {want}")
+        raise UserError(f"SENSOR has (joints, lidar rays, aux) = {got}, IDENT announced {want}")
     # one float32 array for every channel, the fields are views into it (one allocation per frame, not six)
     nj, nl = len(jp), len(lidar)
     v = np.array((*jp, *jv, *msg.vel_mps, *lidar, *aux), dtype=np.float32)

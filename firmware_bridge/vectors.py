@@ -11,13 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import struct
 import sys
-import tempfile
 from typing import Any
 
 from firmware_bridge import protocol as p
+from sim.files import atomic_write
 from sim.robots import BIPED_SPEC, KNOB_SPEC
 
 F32_MAX = 3.4028234663852886e38
@@ -155,12 +154,7 @@ def build_vectors() -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     path = argv[0] if argv else "docs/protocol_vectors.json"
     text = json.dumps(build_vectors(), indent=1) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, text)
     print(f"wrote {path}")
     return 0
 

@@ -1,4 +1,4 @@
-"""`s2r emulate`: the simulator plays the motor board on a pseudo-terminal or serial URL (issue #8)."""
+"""`s2r emulate`: the simulator plays the motor board on a pseudo-terminal or serial URL."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import json
 import math
 import signal
 import sys
+
+from sim.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,13 +54,13 @@ def run(args: argparse.Namespace) -> int:
     from firmware_bridge.link import open_port, open_pty
 
     if not 1 <= args.watchdog_ms <= 65535:
-        raise ValueError(f"--watchdog-ms must be a whole number in 1..65535, got {args.watchdog_ms}")
+        raise UserError(f"--watchdog-ms must be a whole number in 1..65535, got {args.watchdog_ms}")
     if not (math.isfinite(args.ramp_ms) and 0 <= args.ramp_ms <= 10_000):
-        raise ValueError(f"--ramp-ms must be a finite number in 0..10000, got {args.ramp_ms}")
+        raise UserError(f"--ramp-ms must be a finite number in 0..10000, got {args.ramp_ms}")
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
-        raise ValueError(f"--duration must be a finite number > 0 s, got {args.duration}")
+        raise UserError(f"--duration must be a finite number > 0 s, got {args.duration}")
     if args.seed < 0:
-        raise ValueError(f"--seed must be ≥ 0, got {args.seed}")
+        raise UserError(f"--seed must be ≥ 0, got {args.seed}")
     cfg = EmulatorConfig(
         env=args.robot, plant=args.plant, seed=args.seed, lockstep=args.lockstep, watchdog_ms=args.watchdog_ms,
         ramp_ms=args.ramp_ms,

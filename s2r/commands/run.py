@@ -8,6 +8,8 @@ import math
 import sys
 from pathlib import Path
 
+from sim.errors import UserError
+
 # RuntimeConfig's defaults (the single source), as flags; kept here so `s2r --help` does not import onnxruntime.
 # tests/deploy/test_runtime.py checks them against runtime_defaults().
 _RUNTIME_DEFAULTS = {"baud": 1_000_000, "watchdog_ms": 100.0, "handshake_timeout_s": 5.0, "fault_frames": 3}
@@ -66,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _check(flag: str, value: float | None, lo: float, hi: float, unit: str = "") -> None:
     """One-line error unless ``value`` is None or a finite number in [lo, hi]."""
     if value is not None and not (math.isfinite(value) and lo <= value <= hi):
-        raise ValueError(f"{flag} must be a finite number in {lo:g}..{hi:g}{unit}, got {value}")
+        raise UserError(f"{flag} must be a finite number in {lo:g}..{hi:g}{unit}, got {value}")
 
 
 def run(args: argparse.Namespace) -> int:
