@@ -216,7 +216,8 @@ class Controller:
         while not self.stop.signum and time.monotonic() < end:
             if cfg.max_steps is not None and self.steps >= cfg.max_steps:
                 break
-            if safety.state in LATCHED and self.rearm.poll():
+            if (self.rearm.requested or self.rearm.tty_fd is not None) and self.rearm.poll():
+                # every request is consumed now: one made while nothing was latched must not clear a later latch
                 self._apply(safety.rearm(time.monotonic()))
             now = time.monotonic()
             lost = now - safety.last_sensor_s >= cfg.watchdog_s
@@ -301,7 +302,7 @@ class Controller:
                 if not np.isfinite(obs).all():
                     problem = "non-finite observation"
         if problem is not None:
-            nonfinite = "nan" in problem or "inf" in problem or "non-finite" in problem
+            nonfinite = problem.startswith("non-finite") or problem.endswith(("nan", "inf"))  # SensorBounds.check
             bit = HostFault.NONFINITE_OBS if nonfinite else HostFault.IMPLAUSIBLE
             faults |= bit
             self._fault(bit, f"{problem}; commanding 0 N·m")
@@ -330,7 +331,7 @@ class Controller:
         self.link.send(cmd)
         loop_us = (time.monotonic_ns() - t_rx_ns) * 1e-3
         # what the motors were actually told: = spec.action.to_normalized(torque), bit for bit, with the limits
-        # array built once and without np.clip's Python wrapper (tests/deploy/test_runtime.py checks the equality)
+        # array built once and without np.clip's Python wrapper (tests/deploy/test_safety.py checks the equality)
         self.prev_action = np.minimum(np.maximum(torque / self._spec_limits_nm, -1.0), 1.0)
         self.steps += 1
         self.infer_us.append(infer_us)
