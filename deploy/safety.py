@@ -262,7 +262,7 @@ class SensorBounds:
     def from_spec(cls, spec: RobotSpec, layout: SensorLayout) -> SensorBounds:
         motors = spec.action.motors
         if layout.n_joints != len(motors):
-            raise ValueError(f"{spec.robot_id}: {layout.n_joints} joints but {len(motors)} motors")
+            raise UserError(f"{spec.robot_id}: {layout.n_joints} joints but {len(motors)} motors")
         rows: list[tuple[str, float, float]] = [
             ("imu_pitch_rad", -PITCH_LIMIT_RAD, PITCH_LIMIT_RAD),
             ("imu_pitch_rate_rad_s", -PITCH_RATE_LIMIT_RAD_S, PITCH_RATE_LIMIT_RAD_S),
