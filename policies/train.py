@@ -49,6 +49,7 @@ class TrainConfig:
     # 2-core box, idle: 2 threads made the biped PPO preset's update 1.2-1.6x faster and TD3's (400-300, batch
     # 256) 1.25x; with other busy processes, 2x (PPO) and 3x (TD3) slower: use 1 on a shared box
     checkpoint_every: int = 20_000  # env steps between checkpoints
+    video_every: int = 0  # env steps between videos of a deterministic episode (run_dir/videos/); 0: none
     log_every: int = 0  # env steps between progress.csv rows; 0: every PPO update / 1000 steps for TD3
     stats_window: int = 20  # episodes in the rolling mean return/success/distance
     save_replay: bool = True  # TD3: checkpoint the replay buffer too (exact resume; big file)
@@ -64,6 +65,8 @@ class TrainConfig:
             raise ValueError(f"unknown algo '{self.algo}'; use one of {', '.join(ALGOS)}")
         if self.steps < 1 or self.num_envs < 0:
             raise ValueError(f"--steps must be >= 1 and --num-envs >= 0, got {self.steps} and {self.num_envs}")
+        if self.video_every < 0:
+            raise ValueError(f"--video-every must be >= 0 (0: no videos), got {self.video_every}")
         if self.update_threads < 0:
             raise ValueError(f"--update-threads must be >= 0 (0: automatic), got {self.update_threads}")
 
