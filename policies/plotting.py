@@ -16,7 +16,11 @@ def read_progress(progress_csv: str | Path) -> dict[str, list[float]]:
         rows = list(csv.DictReader(f))
     if not rows:
         raise ValueError(f"{path} has no rows yet; train longer before plotting")
-    return {k: [float(r[k]) if r.get(k) not in (None, "") else math.nan for r in rows] for k in rows[0]}
+    return {k: [_float(r.get(k)) for r in rows] for k in rows[0] if k != "phase"}  # phase: text
+
+
+def _float(text: str | None) -> float:
+    return float(text) if text not in (None, "") else math.nan
 
 
 # one figure per group: (file name, title, columns that go in it)

@@ -235,6 +235,14 @@ class PPOAgent:
         """True during the DAgger warm start (no PPO rollouts are collected then)."""
         return self.steps_seen < self.cfg.imitation_steps
 
+    @property
+    def phase(self) -> str:
+        """``expert`` (DAgger warm start, the expert acts), ``dagger`` (the learner acts deterministically, refits
+        every ``imitation_iter_steps``), ``dagger-fit`` (the longer final refit is due), then ``learn`` (PPO)."""
+        if self.imitating:
+            return "expert" if self.steps_seen < self.cfg.imitation_expert_steps else "dagger"
+        return "dagger-fit" if self.dagger is not None else "learn"
+
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Sample actions for raw observations ``(N, obs_dim)``; records what the update needs."""
         if self.imitating:

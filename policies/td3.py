@@ -160,6 +160,11 @@ class TD3Agent:
         return {"kind": "deterministic", "obs_dim": self.obs_dim, "act_dim": self.act_dim,
                 "hidden": list(self.cfg.hidden), "activation": self.cfg.activation}  # fmt: skip
 
+    @property
+    def phase(self) -> str:
+        """``random`` while the warm-up's uniform-random actions fill the buffer, then ``learn``."""
+        return "random" if self.steps_seen < self.cfg.learning_starts else "learn"
+
     def _norm(self, obs: torch.Tensor) -> torch.Tensor:
         """Normalize a sampled raw batch with the current statistics (tensors cached until they change)."""
         nm = self.normalizer

@@ -32,6 +32,17 @@ from policies.vec_env import make_env, make_vec_env
 
 ALGOS = ("td3", "ddpg", "ppo")
 REPLAY = "replay.pt"
+# the agents' training phases (``agent.phase``; progress.csv's ``phase`` column writes ``learn`` as the algo name):
+# what the progress line says, and whose episodes its numbers are
+PHASES = {
+    "random": "warm-up: random actions fill the replay buffer (the numbers are the random policy's)",
+    "expert": "imitation warm-up: the scripted expert acts, the policy learns its actions by DAgger "
+    "(the numbers are the expert's)",
+    "dagger": "imitation: the policy acts (deterministic) on its own, DAgger refits it to the expert's actions",
+    "dagger-fit": "imitation: final DAgger fit of the policy to the expert's actions (no env steps meanwhile)",
+    "learn": "the policy acts and learns by {algo} (the numbers are the policy's, with exploration)",
+}
+NOT_THE_POLICY = ("random", "expert")  # phases whose episodes say nothing of the policy: no best.pt from them
 
 
 @dataclass(frozen=True)
@@ -200,6 +211,11 @@ class EpisodeStats:
                 out[name] = float(np.mean(w[k]))
         return out
 
+    def clear_window(self) -> None:
+        """Forget the windowed episodes (at a phase change: the next numbers are the new phase's alone)."""
+        for w in self.window.values():
+            w.clear()
+
     def line(self) -> str:
         r = self.row()
         parts = [f"episodes {self.episodes}"]
@@ -290,7 +306,7 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
     def checkpoint() -> None:
         nonlocal best_return
         row = stats.row()
-        is_best = "return_mean" in row and row["return_mean"] > best_return
+        is_best = "return_mean" in row and row["return_mean"] > best_return and phase not in NOT_THE_POLICY
         if is_best:
             best_return = row["return_mean"]
         counters["time_s"] = time_base + time.monotonic() - t_start
@@ -332,7 +348,8 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
     def log_row() -> None:
         nonlocal rate_t, rate_step, losses
         now = time.monotonic()
-        row = {"global_step": float(step), "time_s": time_base + now - t_start,
+        row = {"global_step": float(step), "phase": _phase_name(phase, cfg),
+               "time_s": time_base + now - t_start,
                "steps_per_s": (step - rate_step) / max(1e-9, now - rate_t), **stats.row(),
                **{k: float(np.mean(v)) for k, v in losses.items()}, **source.scalars()}  # fmt: skip
         rate_t, rate_step, losses = now, step, {}
@@ -340,6 +357,20 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
         tb.write(row, step)
 
     progress = Progress(cfg.steps, step, enabled=cfg.progress)
+    phase = agent.phase
+    progress.note(f"phase {_phase_name(phase, cfg)} at step {step}: {PHASES[phase].format(algo=cfg.algo)}")
+
+    def follow_phase() -> None:
+        nonlocal phase
+        if agent.phase != phase:
+            phase = agent.phase
+            progress.note(f"phase {_phase_name(phase, cfg)} at step {step}: {PHASES[phase].format(algo=cfg.algo)}")
+            if phase != "dagger-fit":  # another actor from here on: the window shows its episodes only
+                stats.clear_window()
+
+    def status() -> str:
+        return f"{_phase_name(phase, cfg)} | {stats.line()}"
+
     try:
         while step < cfg.steps:
             action = agent.act(obs)
@@ -356,6 +387,7 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
             obs = next_obs
             step += n
             counters["global_step"] = step
+            follow_phase()  # before a long update (the final DAgger fit) and after it
             if update_threads != torch_threads and agent.update_due:
                 torch.set_num_threads(update_threads)
                 try:
@@ -364,6 +396,7 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
                     torch.set_num_threads(torch_threads)
             else:
                 out = agent.update()
+            follow_phase()
             for k, v in (out or {}).items():
                 losses.setdefault(k, []).append(v)
             if step >= next_log:
@@ -373,7 +406,7 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
             if step >= next_ckpt and (not isinstance(agent, PPOAgent) or agent.t == 0):
                 next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
                 checkpoint()
-            progress.update(step, stats.line)
+            progress.update(step, status)
         if rate_step != step:  # the last partial logging interval
             log_row()
         if saved_at[0] != step:
@@ -388,6 +421,11 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
         venv.close()
     return {"run_dir": str(run_dir), "global_step": step, **stats.row(),
             "time_s": time_base + time.monotonic() - t_start, "best_return": best_return}  # fmt: skip
+
+
+def _phase_name(phase: str, cfg: TrainConfig) -> str:
+    """The name shown and logged: the algorithm's for the policy's own learning (ppo, td3, ddpg)."""
+    return cfg.algo if phase == "learn" else phase
 
 
 def _load_replay(agent: TD3Agent, path: Path, step: int) -> None:
