@@ -3,6 +3,7 @@ given physical plant), with the per-task metrics: return, success rate (knob), d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,8 +42,10 @@ def evaluate(
     params: dict[str, float] | None = None,
     gif: str | Path | None = None,
     gif_every: int = 2,
+    on_episode: Callable[[EvalResult], None] | None = None,
 ) -> EvalResult:
-    """Run ``episodes`` deterministic episodes (seeds ``seed, seed+1...``; the first is recorded to ``gif``)."""
+    """Run ``episodes`` deterministic episodes (seeds ``seed, seed+1...``; the first is recorded to ``gif``);
+    ``on_episode(result so far)`` is called after each one (a progress bar)."""
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
     env = make_env(policy.env_id, **({"render_mode": "rgb_array"} if gif else {}))
@@ -66,6 +69,8 @@ def evaluate(
                 result.fell.append(bool(info["fell"]))
             if "is_success" in info:
                 result.success.append(bool(info["is_success"]))
+            if on_episode is not None:
+                on_episode(result)
     finally:
         env.close()
     if gif:

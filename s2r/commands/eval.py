@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,13 +45,31 @@ def _table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+@contextmanager
+def _bar(name: str, episodes: int) -> Iterator[Callable[[Any], None]]:
+    """A tqdm bar on stderr for one plant's episodes (redrawn every few seconds when stderr is no terminal)."""
+    from tqdm import tqdm
+
+    tty = sys.stderr.isatty()
+    with tqdm(total=episodes, desc=name, unit="ep", file=sys.stderr, mininterval=0.1 if tty else 5.0,
+              dynamic_ncols=True) as bar:  # fmt: skip
+
+        def step(result: Any) -> None:
+            bar.set_postfix_str(f"return {sum(result.returns) / len(result.returns):.1f}", refresh=False)
+            bar.update(1)
+
+        yield step
+
+
 def run(args: argparse.Namespace) -> int:
     from policies.checkpoint import load_inference_policy
     from policies.evaluate import evaluate
 
     policy = load_inference_policy(args.checkpoint)
     if args.plants is None:
-        print(_line(policy.env_id, evaluate(policy, args.episodes, args.seed, gif=args.gif).summary()))
+        with _bar(policy.env_id, args.episodes) as step:
+            result = evaluate(policy, args.episodes, args.seed, gif=args.gif, on_episode=step)
+        print(_line(policy.env_id, result.summary()))
         if args.gif:
             print(f"wrote {args.gif}")
         return 0
@@ -55,8 +77,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--plants needs an s2r robot env; this policy was trained on {policy.env_id}")
     from domain_rand.plants import get_plants
 
-    rows = {name: evaluate(policy, args.episodes, args.seed, params=params).summary()
-            for name, params in get_plants(policy.robot_id, args.plants).items()}  # fmt: skip
+    rows = {}
+    for name, params in get_plants(policy.robot_id, args.plants).items():
+        with _bar(name, args.episodes) as step:
+            rows[name] = evaluate(policy, args.episodes, args.seed, params=params, on_episode=step).summary()
     print(f"{policy.env_id}, {args.episodes} deterministic episodes per plant ({args.plants} suite)")
     print(_table(rows))
     return 0
