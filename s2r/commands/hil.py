@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from firmware_bridge.hil import FaultSpec, HilConfig, run_hil
+    from firmware_bridge.hil import FaultSpec, HilConfig, format_report, run_hil
 
     if not args.duration > 0:
         raise ValueError(f"--duration must be > 0 s, got {args.duration}")
@@ -60,30 +60,5 @@ def run(args: argparse.Namespace) -> int:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    print(_format(report))
+    print(format_report(report))
     return 0 if report["safety"]["ok"] else SAFETY_FAILED
-
-
-def _format(r: dict) -> str:
-    lat, s = r["latency_ms"], r["safety"]
-
-    def ms(x):
-        return "n/a" if x is None else f"{x:.2f}"
-
-    outcome = (
-        f"{len(r['episodes'])} episodes done, return {r['return_mean']}, falls {r['falls']}, "
-        f"successes {r['successes']}, distance {r['distance_m']}"
-    )
-    lines = [
-        f"HIL {r['robot']} plant={r['plant']} {'lockstep' if r['lockstep'] else 'real-time'}: {r['steps']} steps "
-        f"in {r['wall_s']} s",
-        f"  outcome: {outcome}",
-        f"  control rate {r['control_rate_hz']} Hz (target {r['control_hz_target']}), latency p50 {ms(lat['p50'])} "
-        f"p99 {ms(lat['p99'])} max {ms(lat['max'])} ms, deadline misses {r['deadline_misses']}",
-        f"  link: CRC errors {r['crc_errors']}, resyncs {r['resyncs']}, seq gaps {r['seq_gaps']}, "
-        f"watchdog trips {r['watchdog_trips']}",
-        f"  safety: {'OK' if s['ok'] else 'FAILED'} {s}",
-    ]
-    if r.get("plot"):
-        lines.append(f"  plots: {r['plot']}")
-    return "\n".join(lines)
