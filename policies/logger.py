@@ -88,6 +88,17 @@ class TensorBoard:
             if k != "global_step" and isinstance(v, int | float) and math.isfinite(v):
                 self.writer.add_scalar(k, v, step)
 
+    def frames(self, tag: str, frames: list, step: int, note: str, count: int = 4) -> None:
+        """``count`` frames spread over a recorded episode as images, and ``note`` (the video's path) as text:
+        TensorBoard's own video panel needs moviepy, which s2r does not depend on."""
+        if self.writer is None or not frames:
+            return
+        import numpy as np
+
+        picks = np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(int)
+        self.writer.add_images(tag, np.stack([frames[i] for i in picks]), step, dataformats="NHWC")
+        self.writer.add_text(f"{tag}/file", note, step)
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()

@@ -42,7 +42,10 @@ PHASES = {
     "dagger-fit": "imitation: final DAgger fit of the policy to the expert's actions (no env steps meanwhile)",
     "learn": "the policy acts and learns by {algo} (the numbers are the policy's, with exploration)",
 }
-NOT_THE_POLICY = ("random", "expert")  # phases whose episodes say nothing of the policy: no best.pt from them
+NOT_THE_POLICY = ("random", "expert")
+VIDEO_FRAME_EVERY = 5  # --video-every: a frame every 5th control step (10 per second of a 50 Hz robot)...
+VIDEO_MAX_STEPS = 500  # ...for at most 500 steps: rendering costs far more than the physics
+VIDEO_SEED = 10_000  # every video shows the same episode (s2r eval's first seed), on the nominal plant  # phases whose episodes say nothing of the policy: no best.pt from them
 
 
 @dataclass(frozen=True)
@@ -340,6 +343,7 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
     step = int(counters["global_step"])
     next_log = (step // log_every + 1) * log_every
     next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+    next_video = (step // cfg.video_every + 1) * cfg.video_every if cfg.video_every else 0
     losses: dict[str, list[float]] = {}
     time_base, t_start = counters["time_s"], time.monotonic()
     rate_t, rate_step = t_start, step
@@ -406,6 +410,10 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
             if step >= next_ckpt and (not isinstance(agent, PPOAgent) or agent.t == 0):
                 next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
                 checkpoint()
+            if cfg.video_every and step >= next_video:
+                next_video = (step // cfg.video_every + 1) * cfg.video_every
+                path, ret = _record_video(cfg, agent, norm, meta, run_dir / "videos", step, tb)
+                progress.note(f"video at step {step}: {path} (deterministic policy, return {ret:.1f})")
             progress.update(step, status)
         if rate_step != step:  # the last partial logging interval
             log_row()
@@ -421,6 +429,29 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
         venv.close()
     return {"run_dir": str(run_dir), "global_step": step, **stats.row(),
             "time_s": time_base + time.monotonic() - t_start, "best_return": best_return}  # fmt: skip
+
+
+def _record_video(cfg: TrainConfig, agent, norm: ObsNormalizer, meta: dict, folder: Path, step: int,
+                  tb: TensorBoard) -> tuple[Path, float]:
+    """One deterministic episode of the current policy → ``folder/step_NNNNNNNNN.mp4`` (.gif without
+    imageio-ffmpeg) and a few of its frames to TensorBoard; returns (path, episode return)."""
+    from policies.checkpoint import inference_policy_from_checkpoint
+    from policies.evaluate import EvalResult, run_episode
+    from sim.video import mp4_available, write_video
+
+    policy = inference_policy_from_checkpoint({**meta, "actor": agent.actor.state_dict(),
+                                               "normalizer": norm.state_dict()})  # fmt: skip
+    env = make_env(cfg.env, render_mode="rgb_array")
+    frames: list[np.ndarray] = []
+    result = EvalResult()
+    try:
+        fps = float(env.metadata.get("render_fps") or 50) / VIDEO_FRAME_EVERY
+        run_episode(env, policy, VIDEO_SEED, None, result, frames, VIDEO_FRAME_EVERY, VIDEO_MAX_STEPS)
+    finally:
+        env.close()
+    path = write_video(frames, folder / f"step_{step:09d}.{'mp4' if mp4_available() else 'gif'}", fps=fps)
+    tb.frames("video/episode", frames, step, note=f"{path} (return {result.returns[0]:.1f})")
+    return path, result.returns[0]
 
 
 def _phase_name(phase: str, cfg: TrainConfig) -> str:

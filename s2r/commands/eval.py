@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="training run folder or checkpoint file")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=10_000, help="seed of the first episode (then +1 per episode)")
-    p.add_argument("--gif", default=None, metavar="OUT.gif", help="record the first episode")
+    p.add_argument("--gif", "--video", dest="gif", default=None, metavar="OUT.gif|OUT.mp4",
+                   help="record the first episode (.mp4 needs imageio-ffmpeg)")
     p.add_argument("--plants", default=None, metavar="SUITE", help="evaluate on every plant of a suite (heldout)")
     p.set_defaults(func=run)
 
@@ -65,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
     from policies.checkpoint import load_inference_policy
     from policies.evaluate import evaluate
 
+    if args.gif:
+        from sim.video import check_video_path
+
+        check_video_path(args.gif)
     policy = load_inference_policy(args.checkpoint)
     if args.plants is None:
         with _bar(policy.env_id, args.episodes) as step:
