@@ -13,6 +13,7 @@ import torch
 
 from policies.checkpoint import InferencePolicy
 from policies.vec_env import make_env
+from sim.errors import UserError
 
 
 @dataclass
@@ -48,7 +49,7 @@ def evaluate(
     """Run ``episodes`` deterministic episodes (seeds ``seed, seed+1...``; the first is recorded to ``gif``, a
     .gif or .mp4); ``on_episode(result so far)`` is called after each one (a progress bar)."""
     if episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+        raise UserError(f"--episodes must be >= 1, got {episodes}")
     if gif:
         from sim.video import check_video_path
 

@@ -25,11 +25,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sim.errors import UserError
+
 PRESET_DIR = Path(__file__).with_name("presets")
 
 
 def read_file(path: str | Path) -> dict[str, Any]:
-    """The mapping in a YAML (.yaml/.yml), JSON (.json) or TOML (.toml) file; ValueError names what is wrong."""
+    """The mapping in a YAML (.yaml/.yml), JSON (.json) or TOML (.toml) file; a UserError names what is wrong."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} not found")
@@ -45,16 +47,16 @@ def read_file(path: str | Path) -> dict[str, Any]:
         elif suffix == ".toml":
             data = _toml().loads(text)
         else:
-            raise ValueError(f"config file {path}: unknown suffix '{path.suffix}'; use .yaml, .yml, .json or .toml")
-    except ValueError:
+            raise UserError(f"config file {path}: unknown suffix '{path.suffix}'; use .yaml, .yml, .json or .toml")
+    except UserError:
         raise
     except Exception as exc:  # the parsers' own error types (yaml.YAMLError, tomllib.TOMLDecodeError)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"config file {path} is not valid {suffix[1:].upper()}: {first}") from None
+        raise UserError(f"config file {path} is not valid {suffix[1:].upper()}: {first}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a mapping of field: value, not a {type(data).__name__}")
+        raise UserError(f"config file {path} must hold a mapping of field: value, not a {type(data).__name__}")
     return data
 
 
@@ -69,7 +71,7 @@ def _toml() -> Any:
 
             return tomli
         except ImportError:
-            raise ValueError("TOML config files need Python >= 3.11 or `pip install tomli`; or use YAML") from None
+            raise UserError("TOML config files need Python >= 3.11 or `pip install tomli`; or use YAML") from None
 
 
 def parse_value(value: Any, default: Any, type_hint: str) -> Any:
@@ -79,24 +81,24 @@ def parse_value(value: Any, default: Any, type_hint: str) -> Any:
     if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):
         if optional:
             return None
-        raise ValueError("must not be empty (none)")
+        raise UserError("must not be empty (none)")
     if "tuple" in type_hint:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list | tuple):
-            raise ValueError(f"expected a list of integers, got {value!r}")
+            raise UserError(f"expected a list of integers, got {value!r}")
         try:
             return tuple(int(v) for v in items if v != "")
         except (TypeError, ValueError):
-            raise ValueError(f"expected a list of integers, got {value!r}") from None
+            raise UserError(f"expected a list of integers, got {value!r}") from None
     if isinstance(default, bool) or type_hint == "bool":
         if isinstance(value, bool):
             return value
         if str(value).lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"expected true or false, got '{value}'")
+            raise UserError(f"expected true or false, got '{value}'")
         return str(value).lower() in ("true", "1")
     if "str" in type_hint:
         if not isinstance(value, str):
-            raise ValueError(f"expected a name, got {value!r}")
+            raise UserError(f"expected a name, got {value!r}")
         return value
     try:
         if "float" in type_hint:
@@ -107,7 +109,7 @@ def parse_value(value: Any, default: Any, type_hint: str) -> Any:
                 raise ValueError
             return int(number)
     except (TypeError, ValueError):
-        raise ValueError(f"expected a number, got {value!r}") from None
+        raise UserError(f"expected a number, got {value!r}") from None
     return value
 
 
@@ -118,14 +120,14 @@ def build(cls: type, values: Mapping[str, Any], where: str, base: Any = None) ->
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in values if k not in fields]
     if unknown:
-        raise ValueError(f"{where}: unknown key '{unknown[0]}' for {cls.__name__}; valid keys: {', '.join(fields)}")
+        raise UserError(f"{where}: unknown key '{unknown[0]}' for {cls.__name__}; valid keys: {', '.join(fields)}")
     changes = {}
     for key, value in values.items():
         default = fields[key].default
         try:
             changes[key] = parse_value(value, default, hints[key])
         except ValueError as exc:
-            raise ValueError(f"{where}: {key}: {exc}") from None
+            raise UserError(f"{where}: {key}: {exc}") from None
     return dataclasses.replace(base if base is not None else cls(), **changes)
 
 

@@ -8,15 +8,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from sim.errors import UserError, require_positive
+from sim.files import check_output_file
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
         help="Evaluate a policy",
         description="Evaluate a trained policy with deterministic actions: mean ± std return, success rate "
-        "(knob), distance and falls (biped). A run dir uses its best checkpoint.",
+        "(knob), distance and falls (biped). A run dir uses best.pt if training chose one by evaluation "
+        "(--eval-every), else latest.pt; --checkpoint picks another. The first line names the checkpoint used.",
     )
-    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="training run folder or checkpoint file")
+    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", nargs="?", help="training run folder or checkpoint file")
+    p.add_argument("--checkpoint", dest="which", default="auto", metavar="latest|best|previous|PATH",
+                   help="which checkpoint of the run (default: best.pt if the run chose one by evaluation during "
+                   "training, --eval-every; else latest.pt), or a checkpoint file")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=10_000, help="seed of the first episode (then +1 per episode)")
     p.add_argument("--gif", "--video", dest="gif", default=None, metavar="OUT.gif|OUT.mp4",
@@ -63,14 +70,18 @@ def _bar(name: str, episodes: int) -> Iterator[Callable[[Any], None]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from policies.checkpoint import load_inference_policy
+    from policies.checkpoint import load_policy
     from policies.evaluate import evaluate
 
+    require_positive("--episodes", args.episodes)
+    require_positive("--seed", args.seed, allow_zero=True)
     if args.gif:
         from sim.video import check_video_path
 
+        check_output_file(args.gif)
         check_video_path(args.gif)
-    policy = load_inference_policy(args.checkpoint)
+    policy, used = load_policy(args.checkpoint, args.which)
+    print(f"evaluating {used}", flush=True)
     if args.plants is None:
         with _bar(policy.env_id, args.episodes) as step:
             result = evaluate(policy, args.episodes, args.seed, gif=args.gif, on_episode=step)
@@ -79,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {args.gif}")
         return 0
     if policy.robot_id is None:
-        raise ValueError(f"--plants needs an s2r robot env; this policy was trained on {policy.env_id}")
+        raise UserError(f"--plants needs an s2r robot env; this policy was trained on {policy.env_id}")
     from domain_rand.plants import get_plants
 
     rows = {}

@@ -16,13 +16,14 @@ from policies.hparams import PRESET_DIR, build, parse_value, preset_values, read
 from policies.ppo import PPOConfig
 from policies.td3 import TD3Config
 from policies.train import TrainConfig
+from sim.errors import UserError
 
 # hyper-parameter flags: --td3-<field> (also DDPG) and --ppo-<field>, defaults from the (algo, env) preset
 GROUPS = (("td3", TD3Config, "TD3/DDPG"), ("ppo", PPOConfig, "PPO"))
 # TrainConfig fields that are flags of their own (--env, --num-envs...); their argparse default is None so a
 # --config file's value is kept unless the flag is given
 TRAIN_FLAGS = ("env", "algo", "steps", "seed", "num_envs", "vec", "torch_threads", "update_threads",
-               "checkpoint_every", "video_every", "dr", "adr_config")  # fmt: skip
+               "checkpoint_every", "eval_every", "eval_episodes", "video_every", "dr", "adr_config")  # fmt: skip
 
 
 def _show(value: object) -> str:
@@ -86,6 +87,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--torch-threads", type=int, default=None, help=f"torch intra-op threads (default {d.torch_threads}, the fastest here)")
     p.add_argument("--update-threads", type=int, default=None, help="torch threads for gradient updates (default 0: one per core for PPO, 1 for TD3/DDPG)")
     p.add_argument("--checkpoint-every", type=int, default=None, help=f"env steps between checkpoints (default {d.checkpoint_every})")
+    p.add_argument("--eval-every", type=int, default=None, metavar="N",
+                   help="env steps between deterministic evaluations on the nominal plant; the best one is saved as "
+                   f"checkpoints/best.pt (default {d.eval_every}; 0: none, eval/export then use latest.pt)")
+    p.add_argument("--eval-episodes", type=int, default=None, metavar="N", help=f"episodes per evaluation (default {d.eval_episodes})")
     p.add_argument("--video-every", type=int, default=None, metavar="N",
                    help="every N env steps, record a deterministic episode of the current policy to "
                    "RUN/videos/step_NNNNNNNNN.mp4 (.gif without imageio-ffmpeg) and TensorBoard (default 0: never)")
@@ -108,24 +113,46 @@ def register(sub: argparse._SubParsersAction) -> None:
             g.add_argument(f"--{prefix}-{f.name.replace('_', '-')}", dest=f"{prefix}__{f.name}", default=None,
                            metavar=optional if f.default is None else type(f.default).__name__.upper(),
                            help=helps[f.name])  # fmt: skip
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, parser=p)
+
+
+# flags that --resume accepts: the run keeps everything else from its config.json, so any other flag given with
+# --resume would be silently ignored; refuse it instead
+RESUME_FLAGS = {"resume", "steps", "func", "parser", "command"}
+
+
+def refuse_flags_on_resume(args: argparse.Namespace) -> None:
+    """One-line error naming the first flag given with --resume that the run would not use."""
+    for action in args.parser._actions:
+        if action.dest in RESUME_FLAGS or action.dest == "help":
+            continue
+        if getattr(args, action.dest, action.default) != action.default:
+            flag = max(action.option_strings, key=len)
+            raise UserError(f"{flag} does not apply to --resume: a resumed run keeps its config.json (only --steps, "
+                            "the new total, may change); start a new --run-dir to change it")  # fmt: skip
+
+
+def refuse_other_algo_flags(args: argparse.Namespace, algo: str) -> None:
+    """--ppo-* flags with --algo td3/ddpg (or --td3-* with ppo) are an error, not silently dropped."""
+    other = "td3" if algo == "ppo" else "ppo"
+    for key, value in vars(args).items():
+        if key.startswith(f"{other}__") and value is not None:
+            raise UserError(f"--{key.replace('__', '-').replace('_', '-')} does not apply to --algo {algo}")
 
 
 def _algo_flags(args: argparse.Namespace, algo: str, base: TD3Config | PPOConfig) -> TD3Config | PPOConfig:
     """``base`` with the --td3-*/--ppo-* flags given for ``algo``; the other algorithm's flags are an error."""
+    refuse_other_algo_flags(args, algo)
     prefix = "ppo" if isinstance(base, PPOConfig) else "td3"
-    other = "td3" if prefix == "ppo" else "ppo"
     hints = {k: str(v) for k, v in typing.get_type_hints(type(base)).items()}
     changes: dict[str, typing.Any] = {}
     for f in dataclasses.fields(base):
-        if getattr(args, f"{other}__{f.name}", None) is not None and getattr(args, f"{prefix}__{f.name}") is None:
-            raise ValueError(f"--{other}-{f.name.replace('_', '-')} does not apply to --algo {algo}")
         text = getattr(args, f"{prefix}__{f.name}")
         if text is not None:
             try:
                 changes[f.name] = parse_value(text, f.default, hints[f.name])
             except ValueError as exc:
-                raise ValueError(f"--{prefix}-{f.name.replace('_', '-')}: {exc}") from None
+                raise UserError(f"--{prefix}-{f.name.replace('_', '-')}: {exc}") from None
     return dataclasses.replace(base, **changes)
 
 
@@ -134,7 +161,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     file: dict[str, Any] = read_file(args.config) if args.config else {}
     file_algo = file.pop("algo_config", None)
     if file_algo is not None and not isinstance(file_algo, dict):
-        raise ValueError(f"{args.config}: algo_config must be a mapping of {'/'.join(c.__name__ for _, c, _ in GROUPS)} fields")
+        raise UserError(f"{args.config}: algo_config must be a mapping of {'/'.join(c.__name__ for _, c, _ in GROUPS)} fields")
     cfg = build(TrainConfig, file, str(args.config)) if args.config else TrainConfig()
     given = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
     if args.adr or args.adr_config is not None:
@@ -142,12 +169,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.no_tensorboard:
         given["tensorboard"] = False
     cfg = dataclasses.replace(cfg, **given, algo_config=None)
+    refuse_other_algo_flags(args, cfg.algo)
     preset = cfg.resolved().algo_config
     assert preset is not None
     algo_cfg = preset
     if file_algo:
         if "algo" in file and "algo" in given and file["algo"] != given["algo"]:
-            raise ValueError(f"{args.config} holds {file['algo']} hyper-parameters (algo_config); --algo {given['algo']} "
+            raise UserError(f"{args.config} holds {file['algo']} hyper-parameters (algo_config); --algo {given['algo']} "
                              "cannot use them: drop --algo or the file's algo_config")  # fmt: skip
         algo_cfg = build(type(preset), file_algo, f"{args.config}: algo_config", base=preset)
     return dataclasses.replace(cfg, algo_config=_algo_flags(args, cfg.algo, algo_cfg))
@@ -157,8 +185,7 @@ def run(args: argparse.Namespace) -> int:
     from policies.train import resume_config, train
 
     if args.resume:
-        if args.config:
-            raise ValueError("--config does not apply to --resume: a run keeps its config.json (only --steps may change)")
+        refuse_flags_on_resume(args)
         cfg = resume_config(args.resume, args.steps)
         summary = train(cfg, args.resume, resume=True)
     else:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from policies.logger import Progress, RecentRate
 
@@ -52,7 +51,7 @@ def test_recent_rate_window():
 @pytest.mark.slow
 def test_imitation_phase_is_named_and_logged(tmp_path):
     """A knob PPO run with a short DAgger warm start: stderr says which phase runs and whose numbers are shown;
-    progress.csv's phase column goes expert → dagger → ppo; best.pt never comes from the expert's episodes."""
+    progress.csv's phase column goes expert → dagger → ppo."""
     cfg = tmp_path / "knob.yaml"
     cfg.write_text(
         "env: knob\nalgo: ppo\nsteps: 1200\nnum_envs: 2\nvec: sync\nlog_every: 100\ncheckpoint_every: 200\n"
@@ -71,5 +70,3 @@ def test_imitation_phase_is_named_and_logged(tmp_path):
         phases = [row["phase"] for row in csv.DictReader(f)]
     assert phases[0] == "expert" and "dagger" in phases and phases[-1] == "ppo", phases
     assert phases == sorted(phases, key=["expert", "dagger", "dagger-fit", "ppo"].index)
-    best = torch.load(run / "checkpoints" / "best.pt", map_location="cpu", weights_only=False)
-    assert best["counters"]["global_step"] > 400  # after the expert stopped acting

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from firmware_bridge.demo import TORQUE_WINDOW_S, Replay, dashboard_figure
-from firmware_bridge.hil import run_figure
+from s2r.demo import TORQUE_WINDOW_S, Replay, dashboard_figure
+from s2r.hil import run_figure
 from sim.robots import get_robot
 
 
