@@ -22,7 +22,7 @@ from sim.errors import UserError
 GROUPS = (("td3", TD3Config, "TD3/DDPG"), ("ppo", PPOConfig, "PPO"))
 # TrainConfig fields that are flags of their own (--env, --num-envs...); their argparse default is None so a
 # --config file's value is kept unless the flag is given
-TRAIN_FLAGS = ("env", "algo", "steps", "seed", "num_envs", "vec", "torch_threads", "update_threads",
+TRAIN_FLAGS = ("env", "algo", "steps", "seed", "num_envs", "vec", "ray", "torch_threads", "update_threads",
                "checkpoint_every", "eval_every", "eval_episodes", "video_every", "dr", "adr_config")  # fmt: skip
 
 
@@ -84,6 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help=f"(default {d.seed})")
     p.add_argument("--num-envs", type=int, default=None, help="sub-envs (default: the preset's; TD3 1, PPO several)")
     p.add_argument("--vec", default=None, choices=("auto", "split", "subproc", "sync"), help=f"vector env kind (default {d.vec})")
+    p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="auto|ADDRESS|local",
+                   help="step the envs in Ray actors: on the cluster this machine joined (auto, the default), "
+                   "at a cluster ADDRESS, or on a private cluster on this machine (local); needs .[ray]")  # fmt: skip
     p.add_argument("--torch-threads", type=int, default=None, help=f"torch intra-op threads (default {d.torch_threads}, the fastest here)")
     p.add_argument("--update-threads", type=int, default=None, help="torch threads for gradient updates (default 0: one per core for PPO, 1 for TD3/DDPG)")
     p.add_argument("--checkpoint-every", type=int, default=None, help=f"env steps between checkpoints (default {d.checkpoint_every})")
