@@ -70,3 +70,14 @@ def test_imitation_phase_is_named_and_logged(tmp_path):
         phases = [row["phase"] for row in csv.DictReader(f)]
     assert phases[0] == "expert" and "dagger" in phases and phases[-1] == "ppo", phases
     assert phases == sorted(phases, key=["expert", "dagger", "dagger-fit", "ppo"].index)
+
+
+def test_learning_curves_read_the_phase_column(tmp_path):
+    """progress.csv's text column does not break `s2r plot`; its changes are found for the shaded spans."""
+    from policies.plotting import plot_learning_curves, read_phases
+
+    src = tmp_path / "progress.csv"
+    rows = [(1000 * i, "expert" if i < 3 else "dagger" if i < 6 else "ppo") for i in range(1, 10)]
+    src.write_text("global_step,phase,return_mean\n" + "".join(f"{s},{p},{s / 100}\n" for s, p in rows))
+    assert read_phases(src) == [(1000.0, "expert"), (3000.0, "dagger"), (6000.0, "ppo")]
+    assert [p.name for p in plot_learning_curves(src, tmp_path / "plots")] == ["return.png"]
