@@ -82,10 +82,14 @@ BIPED_SPEC = RobotSpec(
 
 # ------------------------------------------------------------------------------------------------ knob
 KNOB_MOTORS = (
-    MotorSpec("finger0_base", torque_limit_nm=0.6, no_load_speed_rad_s=12.0, joint_low_rad=-1.6, joint_high_rad=1.6),
-    MotorSpec("finger0_distal", torque_limit_nm=0.6, no_load_speed_rad_s=12.0, joint_low_rad=-1.6, joint_high_rad=1.6),
-    MotorSpec("finger1_base", torque_limit_nm=0.6, no_load_speed_rad_s=12.0, joint_low_rad=-1.6, joint_high_rad=1.6),
-    MotorSpec("finger1_distal", torque_limit_nm=0.6, no_load_speed_rad_s=12.0, joint_low_rad=-1.6, joint_high_rad=1.6),
+    MotorSpec("finger0_base", torque_limit_nm=0.6, no_load_speed_rad_s=12.0, joint_low_rad=-1.6, joint_high_rad=1.6,
+              rotor_inertia_kgm2=2e-3),
+    MotorSpec("finger0_distal", torque_limit_nm=0.6, no_load_speed_rad_s=12.0, joint_low_rad=-1.6, joint_high_rad=1.6,
+              rotor_inertia_kgm2=2e-3),
+    MotorSpec("finger1_base", torque_limit_nm=0.6, no_load_speed_rad_s=12.0, joint_low_rad=-1.6, joint_high_rad=1.6,
+              rotor_inertia_kgm2=2e-3),
+    MotorSpec("finger1_distal", torque_limit_nm=0.6, no_load_speed_rad_s=12.0, joint_low_rad=-1.6, joint_high_rad=1.6,
+              rotor_inertia_kgm2=2e-3),
 )
 
 KNOB_OBS_FIELDS: tuple[ObsField, ...] = (

@@ -40,6 +40,7 @@ class MotorSpec:
     no_load_speed_rad_s: float  # speed where the linear torque–speed curve reaches zero torque, rad/s
     joint_low_rad: float = -np.pi
     joint_high_rad: float = np.pi
+    rotor_inertia_kgm2: float = 0.02  # rotor inertia reflected through the gear, kg·m² (backlash model)
 
 
 @dataclass(frozen=True)
