@@ -36,6 +36,7 @@ from deploy.manifest import (
     SAMPLE_OBS_FILE,
     SAMPLE_TORQUE_FILE,
     build_manifest,
+    input_gain_problem,
     sha256_file,
 )
 from sim.robots import get_robot
@@ -77,6 +78,19 @@ def robot_of(policy: nn.Module) -> RobotSpec:
             f"{spec.obs_dim} observations and {spec.action.n} motors; was it trained on an s2r env?"
         )
     return spec
+
+
+def check_input_gain(policy: nn.Module, spec: RobotSpec) -> None:
+    """Refuse a policy whose normalizer divides a field by less than its spec resolution (one-line ValueError)."""
+    std = getattr(policy, "obs_std", None)
+    if std is None:
+        return
+    problem = input_gain_problem(torch.as_tensor(std).reshape(-1).tolist(), spec)
+    if problem:
+        raise ValueError(
+            f"export refused: {problem}; the policy was trained without the normalizer's std floor — retrain it "
+            "with this s2r (its normalizer floors every field at the spec's resolution)"
+        )
 
 
 def onnx_bytes(model: TorquePolicy, obs_dim: int, opset: int = OPSET, *, simplify: bool = True) -> bytes:
@@ -229,6 +243,7 @@ def export_bundle(
     """
     policy = policy.eval()
     spec = robot_of(policy)
+    check_input_gain(policy, spec)
     out = Path(out_dir)
     _check_target(out)
     env_id = str(getattr(policy, "env_id", spec.robot_id))

@@ -51,6 +51,26 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
 }
 
 
+def input_gain_problem(obs_std: Any, spec: RobotSpec) -> str | None:
+    """The first observation field whose normalizer std is below the resolution the robot spec declares (its
+    input gain 1/std above 1/resolution), as a one-line phrase; None when every field is within bounds.
+
+    A tiny std makes a policy react to changes far below what the sensor resolves: the first biped bundle had
+    std 1e-4 on two lidar rays that never hit anything in training, so 0.25 mm of range moved its input by 1.
+    """
+    std = [float(x) for x in obs_std]
+    if len(std) != spec.obs_dim:
+        return f"normalizer has {len(std)} fields, robot '{spec.robot_id}' has {spec.obs_dim}"
+    for i, (s, f) in enumerate(zip(std, spec.obs_fields, strict=True)):
+        if not s >= f.resolution * (1.0 - 1e-6):  # float32 rounding of a floored std; NaN fails too
+            return (
+                f"observation field '{f.name}' (index {i}) has normalizer std {s:.3g} {f.unit}, below its resolution "
+                f"{f.resolution:g} {f.unit}: input gain {1.0 / max(s, 1e-30):.3g} per {f.unit} > bound "
+                f"{1.0 / f.resolution:.3g}"
+            )
+    return None
+
+
 def s2r_version() -> str:
     """Installed s2r version (``0.0.0+src`` when running from an uninstalled tree)."""
     try:

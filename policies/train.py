@@ -257,7 +257,9 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
     source = _make_source(cfg, probe)
     probe.close()
 
-    norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs)
+    # s2r robots: every field's std is floored at the resolution its spec declares (no input gain above 1/res.)
+    floor = spec.obs_resolution if spec is not None else None
+    norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs, std_floor=floor)
     agent = _make_agent(cfg, obs_dim, act_dim, norm, expert)
     stats = EpisodeStats(cfg.stats_window)
     counters: dict[str, Any] = {"global_step": 0, "resumes": 0, "time_s": 0.0}
