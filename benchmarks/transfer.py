@@ -9,7 +9,7 @@ held-out mean per policy and the ratios against the nominal-only baseline measur
     nice -n 10 python benchmarks/transfer.py [--env biped] [--algo ppo] [--steps 200000] [--episodes 5]
         [--dr legged] [--adr-config FILE] [--out runs/transfer]
 
-Finished runs in ``--out`` are reused (delete the folder to retrain). Acceptance (issue #6): ADR beats
+Finished runs in ``--out`` are reused (delete the folder to retrain). Acceptance: ADR beats
 nominal-only on the held-out mean, and stays within 10 % of it on the nominal plant.
 """
 

@@ -129,8 +129,8 @@ def session_options(*, prepack_weights: bool = False) -> Any:
 
     Weight prepacking is off by default: for one observation (M = 1) MLAS has dedicated GEMV kernels that read
     the weights in place, and it takes them only for unpacked weights; prepacked ones go through the blocked
-    GEMM kernel, ~1.5 µs (CPU) slower per call for the 24-400-300-4 biped actor (benchmarks/inference.py measures both;
-    ``prepack_weights=True`` is the faster choice for large batches).
+    GEMM kernel, slower per call for one observation (BENCHMARKS.md, Policy inference; benchmarks/inference.py
+    measures both; ``prepack_weights=True`` is the faster choice for large batches).
     """
     import onnxruntime as ort
 
@@ -180,9 +180,9 @@ class Policy:
         binding.bind_ortvalue_output(OUTPUT_NAME, ort.OrtValue.ortvalue_from_numpy(self.out_buf))
         self._binding = binding
         # InferenceSession.run_with_iobinding is a Python wrapper that checks for WebGPU graph capture on every
-        # call (~0.5 µs); call the C++ method under it when this onnxruntime has one. The wrapper's other check
+        # call; call the C++ method under it when this onnxruntime has one. The wrapper's other check
         # (binding made by this session) holds by construction. RunOptions made once: with None, the binding
-        # builds a default one per call (~1 µs).
+        # builds a default one per call. What each costs: BENCHMARKS.md, Policy inference.
         self._run_options = ort.RunOptions()
         c_run = getattr(getattr(self.session, "_sess", None), "run_with_iobinding", None)
         c_binding = getattr(binding, "_iobinding", None)

@@ -124,7 +124,8 @@ def drop_redundant_clips(proto: onnx.ModelProto) -> int:
 
     The normalized action is clamped to [-1, 1] by the InferencePolicy and again by :class:`TorquePolicy` (and
     by a Gaussian actor's deterministic head before them), so the traced graph holds two or three Clips in a
-    row; all but the first are exact no-ops, and each node costs ~0.5 µs per call in onnxruntime. A Clip after
+    row; all but the first are exact no-ops, and each node costs time on every call in onnxruntime
+    (BENCHMARKS.md, Policy inference). A Clip after
     a Tanh stays: onnxruntime's tanh reaches 1.0000002.
     """
     graph = proto.graph

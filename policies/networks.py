@@ -35,8 +35,8 @@ def mlp(sizes: list[int], activation: str = "relu", out_gain: float | None = Non
 
 def mlp_forward(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """``net(x)`` for an :func:`mlp`, without the per-module call overhead: the same ops, so the same numbers.
-    For the rollout's forward pass on a few rows, where module calls cost more than the math (on a
-    128-128 actor with 8 rows: 43-53 vs 77-95 µs, measured)."""
+    For the rollout's forward pass on a few rows, where module calls cost more than the math (BENCHMARKS.md,
+    Learners: "Where the time goes now")."""
     for layer in net:
         if type(layer) is nn.Linear:
             x = nn.functional.linear(x, layer.weight, layer.bias)

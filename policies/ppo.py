@@ -111,7 +111,8 @@ def gae(
     either one stops the λ-recursion from leaking into the next episode.
     """
     # TD errors and decay factors for the whole rollout at once; only the backward recursion is a loop, run
-    # in numpy (a torch op costs ~10x a numpy op on rows this small). The same float32 arithmetic.
+    # in numpy (torch's per-op overhead dominates on rows this small: BENCHMARKS.md, Figures moved out of code
+    # comments). The same float32 arithmetic.
     delta = (rewards + gamma * (1.0 - terminated) * next_values - values).numpy()
     decay = (gamma * lam * (1.0 - episode_end)).numpy()
     adv = np.empty_like(delta)
@@ -222,7 +223,8 @@ class PPOAgent:
         self.next_fit = cfg.imitation_iter_steps  # steps_seen at the next DAgger refit
         self.params = [*self.actor.parameters(), *self.critic.parameters()]
         # fused: one kernel per parameter for the whole Adam step — the same update rule (it rounds differently
-        # from the per-op path in the last bit), measured 4x cheaper per step than the default per-op loop
+        # from the per-op path in the last bit), far cheaper per step than the default per-op loop
+        # (BENCHMARKS.md, Learners: PPO env-steps/s)
         self.opt = torch.optim.Adam(self.params, lr=cfg.lr, eps=1e-5, fused=True)
         self.reward_scaler = RewardScaler(num_envs, cfg.gamma) if cfg.normalize_reward else None
         T, N = cfg.n_steps, num_envs

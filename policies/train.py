@@ -43,11 +43,11 @@ class TrainConfig:
     num_envs: int = 0  # 0: the preset's (TD3: 1, PPO: PPOConfig.num_envs)
     vec: str = "auto"  # auto | split | subproc | sync (see policies.vec_env.make_vec_env)
     torch_threads: int = 1  # intra-op threads: >1 helps little for these small nets and, on a loaded or
-    # 2-core box, OpenMP spin-waiting against the env workers made updates up to 30x slower (measured)
+    # 2-core box, OpenMP spin-waiting against the env workers made updates many times slower (BENCHMARKS.md)
     update_threads: int = 0  # intra-op threads during gradient updates (no env steps then); 0: one per core for
-    # PPO (its batch update and DAgger refits), 1 for TD3/DDPG (resolved() records the number). Measured on the
-    # 2-core box, idle: 2 threads made the biped PPO preset's update 1.2-1.6x faster and TD3's (400-300, batch
-    # 256) 1.25x; with other busy processes, 2x (PPO) and 3x (TD3) slower: use 1 on a shared box
+    # PPO (its batch update and DAgger refits), 1 for TD3/DDPG (resolved() records the number). A second
+    # thread speeds updates up on an idle box and slows them down beside busy processes: use 1 on a shared box
+    # (BENCHMARKS.md, Learners)
     checkpoint_every: int = 20_000  # env steps between checkpoints
     log_every: int = 0  # env steps between progress.csv rows; 0: every PPO update / 1000 steps for TD3
     stats_window: int = 20  # episodes in the rolling mean return/success/distance
@@ -77,8 +77,8 @@ class TrainConfig:
         if algo_cfg is None:
             algo_cfg = ppo_preset(env_id) if self.algo == "ppo" else td3_preset(env_id, self.algo)
         num_envs = self.num_envs or (algo_cfg.num_envs if isinstance(algo_cfg, PPOConfig) else 1)
-        # TD3 updates after every env step: on a box shared with anything, a second thread costs it 3x (measured),
-        # so it only gets more threads when asked for
+        # TD3 updates after every env step: on a box shared with anything a second thread slows it
+        # (BENCHMARKS.md, Learners), so it only gets more threads when asked for
         auto_threads = (os.cpu_count() or 1) if self.algo == "ppo" else 1
         update_threads = self.update_threads if self.update_threads > 0 else auto_threads
         return dataclasses.replace(
@@ -223,7 +223,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False)
     A fresh run refuses a ``run_dir`` that already has checkpoints (use ``resume``). Ctrl-C saves a checkpoint
     and re-raises KeyboardInterrupt.
     """
-    torch.set_flush_denormal(True)  # tiny Adam moments turn denormal and slow CPU math 10x
+    torch.set_flush_denormal(True)  # tiny Adam moments turn denormal, and denormal CPU math is slow
     try:
         return _train(config, run_dir, resume)
     finally:

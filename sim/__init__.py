@@ -1,13 +1,20 @@
-"""PyBullet simulations of s2r's robots, registered as Gymnasium envs on import.
+"""PyBullet simulations of s2r's robots, registered as Gymnasium envs by ``import sim``.
 
 Only this package imports pybullet, and only inside the env modules: ``sim.spec``, ``sim.robots`` and
-``sim.params`` stay importable on a robot's controller without pybullet installed.
+``sim.params`` stay importable on a robot's controller with numpy alone. So this ``__init__`` does not import
+gymnasium either: ``import sim`` registers the ids at once if gymnasium is already loaded, otherwise the moment
+it is (a one-shot import hook), so ``import sim`` followed by ``gym.make("s2r/Biped-v0")`` works in any order.
+Without ``import sim``, ``gym.make("sim:s2r/Biped-v0")`` (Gymnasium's ``module:id`` form) does the same.
+Gymnasium 1.x no longer loads ``gymnasium.envs`` entry-point plugins, so there is no install-time registration.
 """
 
 import importlib
-from collections.abc import Callable
-
-from gymnasium.envs.registration import register, registry
+import importlib.abc
+import importlib.util
+import sys
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
 
 ENV_IDS = {
     # short name used by the CLI → (Gymnasium id, entry point, kwargs, max episode steps)
@@ -18,7 +25,10 @@ ENV_IDS = {
 }
 
 
-def _register() -> None:
+def register_envs() -> None:
+    """Register every id of ``ENV_IDS`` with Gymnasium (idempotent; imports gymnasium)."""
+    from gymnasium.envs.registration import register, registry
+
     for env_id, entry_point, kwargs, steps in ENV_IDS.values():
         if env_id not in registry:
             register(id=env_id, entry_point=entry_point, kwargs=kwargs, max_episode_steps=steps)
@@ -28,6 +38,8 @@ def resolve_env_id(name: str) -> str:
     """Map a short name (``biped``, ``knob``...) or any Gymnasium id to a registered Gymnasium id."""
     if name in ENV_IDS:
         return ENV_IDS[name][0]
+    from gymnasium.envs.registration import registry
+
     if name in registry:
         return name
     known = ", ".join(ENV_IDS)
@@ -50,4 +62,28 @@ def get_expert(name: str, env_id: str) -> Callable:
     return getattr(importlib.import_module(module), func)
 
 
-_register()
+class _RegisterWhenGymnasiumLoads(importlib.abc.MetaPathFinder):
+    """One-shot import hook: once ``gymnasium.envs`` has run (Gymnasium's own ids registered), register ours."""
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> Any:
+        if fullname != "gymnasium.envs":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        loader: Any = spec.loader
+        run_module = loader.exec_module
+
+        def exec_then_register(module: ModuleType) -> None:
+            run_module(module)
+            register_envs()
+
+        loader.exec_module = exec_then_register  # this module's own loader instance only
+        return spec
+
+
+if "gymnasium.envs" in sys.modules:
+    register_envs()
+elif not any(isinstance(f, _RegisterWhenGymnasiumLoads) for f in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterWhenGymnasiumLoads())

@@ -48,8 +48,8 @@ class MotorModel:
     * Backlash then decides how much of it reaches the joint; joint damping and Coulomb friction (smoothed over
       ±0.05 rad/s) oppose motion.
 
-    :meth:`torque` runs once per physics substep, so it works on plain Python floats: for four motors that is
-    several times faster than numpy's per-call overhead.
+    :meth:`torque` runs once per physics substep, so it works on plain Python floats: for four motors numpy's
+    per-call overhead would outweigh the arithmetic (BENCHMARKS.md, Simulation speed).
     """
 
     # torque(joint_vel_rad_s) → torque (N·m) per motor to apply during the next physics substep, given the joint

@@ -1,5 +1,5 @@
 """`s2r demo`: the whole path on this machine — flash the shipped bundle, lockstep HIL over a real pty on the
-nominal and a held-out plant, report, dashboard PNG and GIF (issue #9). Logic: firmware_bridge/demo.py."""
+nominal and a held-out plant, report, dashboard PNG and GIF. Logic: s2r/demo.py."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from firmware_bridge.demo import DemoConfig, run_demo
+    from s2r.demo import DemoConfig, run_demo
 
     cfg = DemoConfig(robot=args.robot, quick=args.quick, out_dir=args.out, bundle=args.bundle, plant=args.plant,
                      seed=args.seed, steps=args.steps)  # fmt: skip

@@ -1,4 +1,4 @@
-"""`s2r emulate`: the simulator plays the motor board on a pseudo-terminal or serial URL (issue #8)."""
+"""`s2r emulate`: the simulator plays the motor board on a pseudo-terminal or serial URL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`s2r hil`: hardware-in-the-loop run — emulator and controller as separate processes over a real pty (issue #8)."""
+"""`s2r hil`: hardware-in-the-loop run — emulator and controller as separate processes over a real pty."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from firmware_bridge.hil import FaultSpec, HilConfig, run_hil
+    from s2r.hil import FaultSpec, HilConfig, run_hil
 
     if not args.duration > 0:
         raise ValueError(f"--duration must be > 0 s, got {args.duration}")

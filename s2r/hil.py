@@ -25,7 +25,6 @@ import random
 import select
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, fields
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from firmware_bridge.link import open_port, open_pty
+from s2r.spawn import emulate_argv, run_argv
 
 
 @dataclass(frozen=True)
@@ -159,10 +159,6 @@ class HilConfig:
     plots: bool = True
 
 
-def _s2r(*args: str) -> list[str]:
-    return [sys.executable, "-m", "s2r", *args]
-
-
 def _read_port_line(proc: subprocess.Popen, timeout_s: float) -> str:
     """Wait for the emulator's ``port: PATH`` line."""
     deadline = time.monotonic() + timeout_s
@@ -209,16 +205,17 @@ def _wait_until_quiet(log: Path, quiet_s: float = 0.2, max_s: float = 2.0) -> No
 def run_hil(cfg: HilConfig) -> dict[str, Any]:
     """Run emulator + controller, return the report (see :func:`build_report`)."""
     from deploy.bundle import load_bundle  # the bundle names the robot and env
+    from deploy.runtime import RuntimeConfig
+    from firmware_bridge.emulator import EmulatorConfig
 
     bundle = load_bundle(cfg.bundle)
     env = cfg.env or bundle.manifest.get("env_id") or bundle.robot
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     emu_log = out / "emulator.jsonl"
-    emu_cmd = _s2r("emulate", "--robot", env, "--plant", cfg.plant, "--seed", str(cfg.seed),
-                   "--watchdog-ms", str(cfg.watchdog_ms), "--log", str(emu_log))  # fmt: skip
-    if cfg.lockstep:
-        emu_cmd.append("--lockstep")
+    board = EmulatorConfig(env=env, plant=cfg.plant, seed=cfg.seed, lockstep=cfg.lockstep,
+                           watchdog_ms=cfg.watchdog_ms)  # fmt: skip
+    emu_cmd = emulate_argv(board, log=emu_log)
     emu = subprocess.Popen(emu_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proxy = None
     try:
@@ -230,11 +227,10 @@ def run_hil(cfg: HilConfig) -> dict[str, Any]:
         if cfg.faults.active:
             proxy = FaultProxy(board_path, cfg.faults, cfg.seed)
             host_path = proxy.host_path
-        run_cmd = _s2r("run", "--bundle", cfg.bundle, "--port", host_path, "--json", "--quiet",
-                       "--duration", str(cfg.duration_s), "--watchdog-ms", str(cfg.host_watchdog_ms),
-                       "--telemetry", str(out / "telemetry.csv"))  # fmt: skip
-        if cfg.max_steps:
-            run_cmd += ["--max-steps", str(cfg.max_steps)]
+        controller = RuntimeConfig(port=host_path, watchdog_s=cfg.host_watchdog_ms * 1e-3,
+                                   max_steps=cfg.max_steps or None, duration_s=cfg.duration_s,
+                                   telemetry=out / "telemetry.csv", quiet=True)  # fmt: skip
+        run_cmd = run_argv(controller, cfg.bundle)
         t_start = time.monotonic()
         ctl = subprocess.run(run_cmd, capture_output=True, text=True, timeout=cfg.duration_s + 120)
         wall_s = time.monotonic() - t_start

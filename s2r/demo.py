@@ -32,7 +32,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from firmware_bridge.hil import HilConfig, run_hil
+from s2r.hil import HilConfig, run_hil
 
 HELDOUT_PLANT = {"biped": "worst_case", "knob": "worst_case"}  # every held-out perturbation at once
 QUICK_STEPS = 150  # control steps per HIL run with --quick (3 s of robot time)
