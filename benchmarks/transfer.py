@@ -33,15 +33,14 @@ from domain_rand.plotting import plot_adr_ranges
 from policies.checkpoint import inference_policy_from_checkpoint, load_checkpoint
 from policies.train import TrainConfig, train
 
-# The task-level ADR defaults (9 parameters, m = 8, thresholds 5/15 m of the 20 m course) suit long runs; in a
-# 200k-step run the biped sees only ~300 episodes, so a bound would get a decision every ~290 episodes. The
-# benchmark therefore randomizes the six parameters the held-out plants probe, with m = 3, coarser steps, and
-# thresholds that let the curriculum start while the policy is still learning: widen while it walks >= 2 m
-# (10 % of the course) at that bound, narrow when it manages <= 0.5 m.
+# The task-level ADR defaults (14 biped parameters, m = 10) suit long runs; in a 200k-step run the biped sees only ~300
+# episodes, so a bound would get a decision every ~300 episodes. The benchmark therefore randomizes the six
+# parameters the first held-out plants probe, with m = 5 and coarser steps. Its thresholds are the defaults, on
+# task success: a bound widens while the policy walks >= 15 m without a fall in >= 80 % of its episodes there
+# (4 of 5) and narrows at <= 50 %. (The shipped biped was trained with t_high = 2 m of distance, which let ADR
+# widen ranges the policy only survived for 2 m; see docs/pretrained.md.)
 BENCH_ADR = {
-    "t_low": 0.5,
-    "t_high": 2.0,
-    "buffer_size": 3,
+    "buffer_size": 5,
     "params": {
         "ground_friction": {"delta": 0.1},
         "hull_mass_scale": {"delta": 0.1},

@@ -1,5 +1,6 @@
 """Deterministic evaluation of an :class:`~policies.checkpoint.InferencePolicy` on its env (optionally on a
-given physical plant), with the per-task metrics: return, success rate (knob), distance and falls (biped)."""
+given physical plant), with the per-task metrics: return, success rate (biped: walked >= 15 m without a fall;
+knob: reached the target), distance and falls (biped)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from domain_rand.evaluate import run_episode
 from policies.checkpoint import InferencePolicy
 from policies.vec_env import make_env
 
@@ -42,30 +44,35 @@ def evaluate(
     gif: str | Path | None = None,
     gif_every: int = 2,
 ) -> EvalResult:
-    """Run ``episodes`` deterministic episodes (seeds ``seed, seed+1...``; the first is recorded to ``gif``)."""
+    """Run ``episodes`` deterministic episodes (seeds ``seed, seed+1...``; the first is recorded to ``gif``).
+
+    The episode loop, success and falls are :func:`domain_rand.evaluate.run_episode`'s, shared with the held-out
+    table and ``s2r stress``.
+    """
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
     env = make_env(policy.env_id, **({"render_mode": "rgb_array"} if gif else {}))
     result, frames = EvalResult(), []  # frames: RGB arrays of the first episode
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+
+    def frame(step: int) -> None:
+        if step % gif_every == 0:
+            frames.append(np.asarray(env.render()))
+
     try:
         for k in range(episodes):
-            obs, info = env.reset(seed=seed + k, options={"params": params} if params else None)
-            ep_ret, length, done = 0.0, 0, False
-            while not done:
-                with torch.no_grad():
-                    action = policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
-                obs, reward, terminated, truncated, info = env.step(action)
-                ep_ret, length, done = ep_ret + float(reward), length + 1, terminated or truncated
-                if gif and k == 0 and length % gif_every == 0:
-                    frames.append(np.asarray(env.render()))
-            result.returns.append(ep_ret)
-            result.lengths.append(length)
-            if "distance_m" in info:
-                result.distance_m.append(float(info["distance_m"]))
-            if "fell" in info:
-                result.fell.append(bool(info["fell"]))
-            if "is_success" in info:
-                result.success.append(bool(info["is_success"]))
+            ep = run_episode(env, act, seed + k, params, on_step=frame if gif and k == 0 else None)
+            result.returns.append(ep.ret)
+            result.lengths.append(ep.length)
+            if ep.distance_m is not None:
+                result.distance_m.append(ep.distance_m)
+            if "fell" in ep.info:
+                result.fell.append(ep.fell)
+            if "is_success" in ep.info or ep.distance_m is not None:
+                result.success.append(ep.success)
     finally:
         env.close()
     if gif:

@@ -152,12 +152,12 @@ def _make_source(cfg: TrainConfig, env):
     return make_source(env, dr=cfg.dr, adr=cfg.adr, adr_config=cfg.adr_config, seed=cfg.seed)
 
 
-def _performance(env_id: str, ep_return: float, info: dict) -> float:
+def _performance(env_id: str, ep_return: float, info: dict, kind: str) -> float:
     try:
         from domain_rand import episode_performance
     except ImportError:
         return ep_return
-    return episode_performance(env_id, ep_return, info)
+    return episode_performance(env_id, ep_return, info, kind)
 
 
 def _rng_state() -> dict:
@@ -255,6 +255,8 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
     spec = getattr(probe.unwrapped, "robot_spec", None)
     robot_id = spec.robot_id if spec is not None else None
     source = _make_source(cfg, probe)
+    # what the source's thresholds apply to: ADR says (task success by default); fixed DR and nominal ignore it
+    perf_kind = str(getattr(getattr(source, "config", None), "performance", "success"))
     probe.close()
 
     # s2r robots: every field's std is floored at the resolution its spec declares (no input gain above 1/res.)
@@ -349,7 +351,7 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
             for i in np.flatnonzero(np.logical_or(terminated, truncated)):
                 info = infos[i] or {}
                 stats.add(float(ep_ret[i]), int(ep_len[i]), info)
-                source.report(tags[i], _performance(cfg.env, float(ep_ret[i]), info))
+                source.report(tags[i], _performance(cfg.env, float(ep_ret[i]), info, perf_kind))
                 next_obs[i] = reset_env(int(i), None)
             norm.update(next_obs)
             obs = next_obs

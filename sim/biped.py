@@ -79,7 +79,7 @@ PITCH_LIMIT_RAD = 1.0
 MIN_HULL_HEIGHT_M = 0.5
 PROGRESS_REWARD_PER_M = 300.0 / COURSE_LENGTH_M
 FALL_REWARD = -100.0
-SUCCESS_DISTANCE_M = 15.0  # task success for evaluation, ADR and `s2r stress`: walked this far without a fall
+SUCCESS_DISTANCE_M = 15.0  # task success (domain_rand/success.py): walked this far without a fall, m
 PUSH_DURATION_S = 0.1  # each random push lasts this long
 TERRAINS = ("flat", "rough", "obstacles")
 
