@@ -35,6 +35,7 @@ from deploy.manifest import (
     OUTPUT_NAME,
     SAMPLE_OBS_FILE,
     SAMPLE_TORQUE_FILE,
+    adr_summary,
     build_manifest,
     input_gain_problem,
     sha256_file,
@@ -274,6 +275,7 @@ def export_bundle(
             git_commit=str(getattr(policy, "git_commit", "") or "unknown"),
             parity={"n_random": int(n_random), "n_recorded": len(recorded), "tolerance": PARITY_TOL},
             created_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            adr=adr_summary(getattr(policy, "param_source", None)),
         )
         _write_manifest(tmp, manifest)
         result = parity(model, Policy(load_bundle(tmp)), np.concatenate([recorded, random]))

@@ -71,6 +71,25 @@ def input_gain_problem(obs_std: Any, spec: RobotSpec) -> str | None:
     return None
 
 
+def adr_summary(source_state: Any) -> dict[str, Any] | None:
+    """The manifest's ``adr`` section from a checkpoint's parameter-source state (None unless it is ADR).
+
+    ``ranges``: the final ADR range of every randomized parameter. ``at_bounds``: for each bound ADR decided on,
+    the bound it last evaluated and the mean performance there over ``episodes`` episodes (with the default
+    ``performance: success``, the success rate of the policy at that time). A range is only as robust as
+    ``s2r stress`` shows: ADR widens a bound one step past the last value it saw succeed.
+    """
+    if not isinstance(source_state, dict) or source_state.get("kind") != "adr":
+        return None
+    return {
+        "performance": source_state.get("performance", "unknown (trained before it was recorded)"),
+        "thresholds": source_state.get("thresholds"),
+        "ranges": {n: [float(v) for v in r] for n, r in source_state["ranges"].items()},
+        "at_bounds": source_state.get("bound_stats", {}),
+        "decisions": int(source_state.get("n_updates", 0)),
+    }
+
+
 def s2r_version() -> str:
     """Installed s2r version (``0.0.0+src`` when running from an uninstalled tree)."""
     try:
@@ -148,6 +167,7 @@ def build_manifest(
     git_commit: str,
     parity: dict[str, Any],
     created_utc: str,
+    adr: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble a manifest for ``spec`` (the robot the policy was trained on); see the module docstring."""
     manifest = {
@@ -183,6 +203,8 @@ def build_manifest(
         "training": {"config": training_config, "git_commit": git_commit},
         "parity": parity,
     }
+    if adr is not None:
+        manifest["adr"] = adr
     validate_manifest(manifest)
     return manifest
 

@@ -154,6 +154,8 @@ class InferencePolicy(nn.Module):
         self.act_dim: int = int(meta["act_dim"])
         self.config: dict = meta.get("config", {})
         self.git_commit: str | None = meta.get("git_commit")
+        # the DR/ADR source's state at save time (ADR: final ranges, success at each bound); export records it
+        self.param_source: dict | None = meta.get("param_source")
         self.eval()
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
