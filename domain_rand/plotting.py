@@ -6,6 +6,7 @@ import csv
 import math
 import os
 import tempfile
+from typing import Any
 
 X_COLUMNS = ("env_steps", "global_step", "step", "timesteps", "update")  # first one present is the x axis
 
@@ -58,7 +59,13 @@ def plot_adr_ranges(progress_csv: str, out_png: str) -> None:
         ax.tick_params(labelsize=7)
         ax.set_xlabel(x_name, fontsize=8)
     fig.tight_layout()
-    # write next to the target, then rename: a reader never sees a half-written PNG
+    save_png(fig, out_png)
+
+
+def save_png(fig: Any, out_png: str) -> None:
+    """Write a matplotlib figure next to the target, then rename: a reader never sees a half-written PNG."""
+    import matplotlib.pyplot as plt
+
     out_dir = os.path.dirname(os.path.abspath(out_png))
     fd, tmp = tempfile.mkstemp(suffix=".png", dir=out_dir)
     try:
@@ -75,3 +82,44 @@ def plot_adr_ranges(progress_csv: str, out_png: str) -> None:
         raise
     finally:
         plt.close(fig)
+
+
+def plot_stress(report: dict[str, Any], out_png: str) -> None:
+    """``s2r stress``'s sweep: success rate against value, one panel per series, the cliff marked → PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sweep = report["sweep"]
+    n = max(len(sweep), 1)
+    cols = min(5, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols, 2.2 * rows), squeeze=False)
+    flat = axes.ravel()
+    nominal_rate = report["nominal"]["success_rate"]
+    for ax, (name, s) in zip(flat, sweep.items(), strict=False):
+        xs, ys = [s["nominal"], *s["values"]], [nominal_rate, *s["success"]]
+        ax.plot(xs, [100 * y for y in ys], "o-", ms=3, lw=1.2)
+        ax.axhline(80, color="grey", lw=0.8, ls=":")
+        if s["cliff"] is not None:
+            ax.axvline(s["cliff"], color="red", lw=1.2, ls="--")
+            ax.set_title(f"{name}  cliff {s['cliff']:g}", fontsize=8, color="red")
+        else:
+            ax.set_title(f"{name}  no cliff", fontsize=8)
+        if s["param"] == "encoder_resolution":
+            ax.set_xscale("log")
+        ax.set_ylim(-5, 105)
+        ax.set_xlabel(s["unit"], fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in flat[len(sweep):]:
+        ax.set_visible(False)
+    box = report["reality_box"]
+    fig.suptitle(
+        f"{report['env_id']}: success (%) vs value, one parameter at a time ({report['episodes_per_point']} "
+        f"episodes/point); reality box {box['success_rate']:.0%} of {box['plants']} plants "
+        f"(95 % CI {box['wilson95'][0]:.0%}-{box['wilson95'][1]:.0%})",
+        fontsize=9,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    save_png(fig, out_png)

@@ -20,6 +20,7 @@ COMMANDS = (
     "rollout",
     "train",
     "eval",
+    "stress",
     "plot",
     "export",
     "flash",
