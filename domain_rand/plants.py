@@ -80,6 +80,17 @@ PLANTS: dict[str, dict[str, dict[str, dict[str, float]]]] = {
             "lidar_dropout_20": {"lidar_dropout": 0.2},
             "encoder_bias": {"encoder_bias": 0.05},
             "worst_case": _BIPED_WORST,
+            # the cliffs that matter on a real robot: small, common imperfections, one at a time
+            "latency_10ms": {"action_latency": 0.01},
+            "latency_20ms": {"action_latency": 0.02},
+            "sensor_delay_20ms": {"sensor_delay": 0.02},  # one control period
+            "lidar_noise_1cm": {"lidar_noise": 0.01},
+            "rough_2cm": {"terrain_roughness": 0.02},
+            "light_legs": {"leg_mass_scale": 0.7},
+            "heavy_legs": {"leg_mass_scale": 1.3},
+            "strong_motors": {"motor_strength": 1.3},
+            "backlash_1deg": {"backlash": 0.0175},
+            "torque_lag_5ms": {"torque_lag": 0.005},
         },
     },
     "knob": {
@@ -92,6 +103,14 @@ PLANTS: dict[str, dict[str, dict[str, dict[str, float]]]] = {
             "latency_40ms": {"action_latency": 0.04},
             "encoder_bias": {"encoder_bias": 0.05},
             "worst_case": _KNOB_WORST,
+            "latency_10ms": {"action_latency": 0.01},
+            "latency_20ms": {"action_latency": 0.02},
+            "sensor_delay_20ms": {"sensor_delay": 0.02},
+            "light_fingers": {"finger_mass_scale": 0.7},
+            "heavy_fingers": {"finger_mass_scale": 1.3},
+            "strong_motors": {"motor_strength": 1.3},
+            "backlash_1deg": {"backlash": 0.0175},
+            "torque_lag_5ms": {"torque_lag": 0.005},
         },
     },
 }
