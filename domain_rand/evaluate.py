@@ -23,6 +23,7 @@ import numpy as np
 
 import sim
 from domain_rand.success import robot_of_env, task_success
+from sim.errors import UserError
 
 Policy = Callable[[np.ndarray], np.ndarray]
 
@@ -105,7 +106,7 @@ def evaluate_plants(
 ) -> list[PlantResult]:
     """Run ``episodes`` episodes per plant (seeds ``seed .. seed+episodes-1``) and summarize each plant."""
     if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
+        raise UserError(f"episodes must be >= 1, got {episodes}")
     gym_id = sim.resolve_env_id(env_id)
     env = gym.make(gym_id)
     try:

@@ -40,6 +40,7 @@ from domain_rand.evaluate import Policy, run_episode
 from domain_rand.plants import REALITY_BOX
 from domain_rand.samplers import check_ranges, sample_ranges
 from domain_rand.success import robot_of_env
+from sim.errors import UserError
 from sim.params import ParamSpace
 from sim.robots import get_robot
 from sim.spec import RobotSpec
@@ -117,11 +118,11 @@ def sweep_series(robot: str, space: ParamSpace, only: Sequence[str] | None = Non
     """The sweep grid of a robot (optionally only the parameters in ``only``), checked against its hard limits."""
     table = SWEEPS.get(robot)
     if table is None:
-        raise ValueError(f"no stress sweeps for robot '{robot}'; robots: {', '.join(SWEEPS)}")
+        raise UserError(f"no stress sweeps for robot '{robot}'; robots: {', '.join(SWEEPS)}")
     if only:
         unknown = sorted(set(only) - {p for p, _ in table})
         if unknown:
-            raise ValueError(f"--params: no sweep for {unknown} on {robot}; swept: {', '.join(dict(table))}")
+            raise UserError(f"--params: no sweep for {unknown} on {robot}; swept: {', '.join(dict(table))}")
     out = []
     for param, values in table:
         if only and param not in only:
@@ -160,7 +161,7 @@ class StressConfig:
 def plan(robot: str, space: ParamSpace, cfg: StressConfig) -> tuple[list[Series], list[Job], list[dict[str, float]]]:
     """The sweep series, every episode job (nominal first, then the box and the sweep interleaved) and the box."""
     if cfg.episodes < 1 or cfg.plants < 0:
-        raise ValueError(f"need --episodes >= 1 and --plants >= 0, got {cfg.episodes} and {cfg.plants}")
+        raise UserError(f"need --episodes >= 1 and --plants >= 0, got {cfg.episodes} and {cfg.plants}")
     series = sweep_series(robot, space, cfg.params)
     jobs = [Job("sweep", "nominal", None, {}, cfg.seed + k, record=True) for k in range(cfg.episodes)]
     box_ranges = check_ranges(space, REALITY_BOX[robot], f"reality box of {robot}")
@@ -308,7 +309,7 @@ def run_stress(
     gym_id = sim.resolve_env_id(env_id)
     robot = robot_of_env(gym_id)
     if robot is None:
-        raise ValueError(f"s2r stress needs an s2r robot env (biped, knob), not {env_id}")
+        raise UserError(f"s2r stress needs an s2r robot env (biped, knob), not {env_id}")
     spec = get_robot(robot)
     space = _param_space(gym_id)
     series, jobs, box = plan(robot, space, cfg)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sim.errors import UserError
+
 SUCCESS_DISTANCE_M = 15.0  # = sim.biped.SUCCESS_DISTANCE_M (checked by a test; sim.biped imports pybullet)
 
 
@@ -42,5 +44,5 @@ def episode_performance(env_id: str, episode_return: float, final_info: Mapping,
     if kind == "success":
         return float(task_success(robot, final_info))
     if kind not in final_info:
-        raise ValueError(f"{env_id} episode ended without info['{kind}']; pass the final step's info dict")
+        raise UserError(f"{env_id} episode ended without info['{kind}']; pass the final step's info dict")
     return float(final_info[kind])

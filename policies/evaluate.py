@@ -13,6 +13,7 @@ import torch
 from domain_rand.evaluate import run_episode
 from policies.checkpoint import InferencePolicy
 from policies.vec_env import make_env
+from sim.errors import UserError
 
 
 @dataclass
@@ -50,7 +51,7 @@ def evaluate(
     table and ``s2r stress``.
     """
     if episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+        raise UserError(f"--episodes must be >= 1, got {episodes}")
     env = make_env(policy.env_id, **({"render_mode": "rgb_array"} if gif else {}))
     result, frames = EvalResult(), []  # frames: RGB arrays of the first episode
 

@@ -20,6 +20,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from sim.errors import UserError
+
 
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     """``gymnasium.make`` of a short name (biped, knob...) or Gymnasium id, with actions mapped to [-1, 1]."""
@@ -28,7 +30,7 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     env = gym.make(sim.resolve_env_id(env_id), **kwargs)
     space = env.action_space
     if not isinstance(space, gym.spaces.Box):
-        raise ValueError(f"{env_id} has a {type(space).__name__} action space; s2r's learners need a continuous Box")
+        raise UserError(f"{env_id} has a {type(space).__name__} action space; s2r's learners need a continuous Box")
     if not (np.all(space.low == -1.0) and np.all(space.high == 1.0)):
         # the policy always acts in [-1, 1]; this is the one place other bounds (Pendulum's ±2 N·m) are mapped
         env = gym.wrappers.RescaleAction(env, np.float32(-1.0), np.float32(1.0))
@@ -140,7 +142,7 @@ class SubprocVecEnv:
         local_envs: int = 0,
     ) -> None:
         if not 0 <= local_envs < num_envs:
-            raise ValueError(f"local_envs must be in [0, {num_envs}) so that a worker has an env, got {local_envs}")
+            raise UserError(f"local_envs must be in [0, {num_envs}) so that a worker has an env, got {local_envs}")
         ctx = mp.get_context(start_method)
         self.num_envs = num_envs
         self.local_envs = local_envs
@@ -248,4 +250,4 @@ def make_vec_env(
         return SubprocVecEnv(env_id, num_envs, env_kwargs, n_workers)
     if kind == "sync":
         return SyncVecEnv(env_id, num_envs, env_kwargs)
-    raise ValueError(f"unknown vector env kind '{kind}'; use auto, split, subproc or sync")
+    raise UserError(f"unknown vector env kind '{kind}'; use auto, split, subproc or sync")

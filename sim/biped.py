@@ -1,4 +1,4 @@
-"""`s2r/Biped-v0`: a planar biped on a boom (RABBIT / MABEL style) in PyBullet.
+"""`s2r/Biped-v0`: a planar biped on a boom (RABBIT / MABEL style) in PyBullet or MuJoCo.
 
 The hull (torso) is attached to the world by a boom modelled as three joints — slide in x, slide in z, pitch about
 y — so the robot walks in the x–z plane like the research bipeds RABBIT and MABEL. Each leg is a thigh and a shank
@@ -34,7 +34,11 @@ Reward (``info["reward_terms"]``), as BipedalWalker:
 Reaching the end of the course also terminates (success); 1600 control steps → ``truncated`` (TimeLimit).
 
 Physical parameters: ``BIPED_PARAMS`` (``env.unwrapped.param_space``); apply with
-``env.reset(options={"params": {...}})``. 50 Hz control, 250 Hz physics, ``p.DIRECT``, deterministic.
+``env.reset(options={"params": {...}})``. 50 Hz control, 250 Hz physics, deterministic.
+
+Engine: ``engine="pybullet"`` (default; ``sim/biped_pybullet.py``, ``p.DIRECT``) or ``"mujoco"``
+(``sim/biped_mujoco.py``, MJCF generated from the constants below). Everything above — motor model, sensors,
+observation, reward, termination — is this module's and the same in both; docs/mujoco.md compares the physics.
 
 Version History (a change that alters seeded episodes — physics, reward, observation, termination, a nominal
 parameter — bumps the version of every id it affects, since a bundle's manifest pins its env id; a refactor that
@@ -42,6 +46,7 @@ keeps episodes bit-identical does not):
 
 * v0: first release of ``s2r/Biped-v0`` (flat), ``s2r/BipedRough-v0`` (rough) and ``s2r/BipedHardcore-v0``
   (obstacles); the shipped bundle ``deploy/pretrained/biped`` pins ``s2r/Biped-v0``.
+  ``engine="mujoco"`` (same ids) added a MuJoCo twin; PyBullet episodes stayed bit-identical.
 """
 
 from __future__ import annotations
@@ -146,7 +151,8 @@ class BipedPlant(Protocol):
         """Apply the motor torques (N·m) and advance one physics substep."""
 
     def push_hull(self, force_x_n: float) -> None:
-        """Apply a horizontal force (N, + = forward) at the hull's centre of mass during the next substep."""
+        """Apply a horizontal force (N, + = forward) at the hull's centre of mass during the next substep (the env
+        calls it before every substep while pushes are on, with 0 N between pushes)."""
 
     def read_state(self) -> BipedState:
         """Noise-free state now, with the robot links touching the ground."""
@@ -164,9 +170,12 @@ class BipedPlant(Protocol):
         """Free the engine's resources."""
 
 
-def make_plant(engine: str) -> BipedPlant:
-    """The biped in ``engine`` (one of ``sim.engines.ENGINES``)."""
-    check_engine(engine)
+def make_plant(engine: str, course_length_m: float = COURSE_LENGTH_M) -> BipedPlant:
+    """The biped in ``engine`` (one of ``sim.engines.ENGINES``) on a course of ``course_length_m``."""
+    if check_engine(engine) == "mujoco":
+        from sim.biped_mujoco import MujocoBiped
+
+        return MujocoBiped(course_length_m)
     from sim.biped_pybullet import BulletBiped
 
     return BulletBiped()
@@ -198,7 +207,7 @@ class BipedEnv(gym.Env):
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(n_obs,), dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(BIPED_SPEC.action.n,), dtype=np.float32)
 
-        self._plant = make_plant(engine)
+        self._plant = make_plant(engine, self.course_length_m)
         self.engine = engine
         self._heights: np.ndarray | None = None  # terrain heights (m) on the 0.1 m grid; None on the flat plane
         self._clearance_ground: list[float] = []  # see _ground_height; filled with the heightfield
@@ -397,12 +406,12 @@ class BipedEnv(gym.Env):
             self._steps += 1
         push = self._push_force_n if self._push_left > 0 else 0.0
         self._push_left = max(self._push_left - 1, 0)
-        captured, plant = None, self._plant
+        captured, plant, pushes = None, self._plant, self._next_push_step >= 0
         for i in range(SUBSTEPS):
             if i:
                 joint_vel = plant.motor_speeds()
-            if push:
-                plant.push_hull(push)
+            if pushes:
+                plant.push_hull(push)  # also 0 N between pushes: an engine may keep an applied force
             plant.substep(self._motor.torque(joint_vel))
             if i == self._capture_substep:
                 captured = self._measure(plant.read_state())

@@ -7,7 +7,7 @@ render — in ``sim/<robot>_<engine>.py`` behind the small plant contract docume
 
 from __future__ import annotations
 
-ENGINES = ("pybullet",)
+ENGINES = ("pybullet", "mujoco")
 DEFAULT_ENGINE = "pybullet"
 
 

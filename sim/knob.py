@@ -1,4 +1,4 @@
-"""`s2r/Knob-v0`: two two-joint fingers turn a three-finned valve knob to a target angle (D'Claw style) in PyBullet.
+"""`s2r/Knob-v0`: two two-joint fingers turn a three-finned valve knob to a target angle (D'Claw style).
 
 The knob is a hub with three vertical fins 120° apart on a vertical revolute joint with Coulomb friction and
 viscous damping. Two fingers hang from a palm above it, on opposite sides (finger 1 is finger 0 turned 180° about
@@ -53,13 +53,18 @@ hover next to the goal instead of finishing it (success ends the episode, or dra
 Physical parameters: ``KNOB_PARAMS`` (``env.unwrapped.param_space``); apply with
 ``env.reset(options={"params": {...}})``. Also accepted in ``options``: ``start_angle`` and ``goal_angle`` (rad)
 to pin the initial knob angle and the first target (scripted tests, demos). 50 Hz control, 250 Hz physics,
-``p.DIRECT`` with a client per env, deterministic for a given seed; ``render_mode="rgb_array"`` is headless.
+deterministic for a given seed; ``render_mode="rgb_array"`` is headless.
+
+Engine: ``engine="pybullet"`` (default; ``sim/knob_pybullet.py``, ``p.DIRECT`` with a client per env) or
+``"mujoco"`` (``sim/knob_mujoco.py``, MJCF generated from the constants below). The task, motor model, sensors,
+observation and reward are this module's and the same in both; docs/mujoco.md compares the physics.
 
 Version History (a change that alters seeded episodes — physics, reward, observation, termination, a nominal
 parameter — bumps the id's version, since a bundle's manifest pins its env id; a refactor that keeps episodes
 bit-identical does not):
 
 * v0: first release of ``s2r/Knob-v0``; the shipped bundle ``deploy/pretrained/knob`` pins it.
+  ``engine="mujoco"`` (same ids) added a MuJoCo twin; PyBullet episodes stayed bit-identical.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ import gymnasium as gym
 import numpy as np
 
 from sim.engines import DEFAULT_ENGINE, check_engine
+from sim.errors import UserError
 from sim.motor import MotorModel, MotorParams
 from sim.params import ParamSpace, PhysParam, motor_params, motor_params_from
 from sim.robots import KNOB_SPEC
@@ -154,19 +160,25 @@ def _angle_option(options: dict[str, Any], key: str) -> float:
     except (TypeError, ValueError):
         value = math.nan
     if not math.isfinite(value):
-        raise ValueError(f"reset option '{key}' must be a finite angle in rad, got {options[key]!r}")
+        raise UserError(f"reset option '{key}' must be a finite angle in rad, got {options[key]!r}")
     return value
 
 
-def finger_link_inertia(link: int, mass_scale: float) -> tuple[float, list[float]]:
+def finger_link_inertia(
+    link: int, mass_scale: float, armature_kgm2: float = ARMATURE_KGM2
+) -> tuple[float, list[float]]:
     """Mass (kg) and principal inertia (kg·m², link frame x, y, z about the centre of mass) of finger link ``link``
-    with its masses scaled by ``mass_scale``: a rod across its length plus the armature on its joint axis."""
+    with its masses scaled by ``mass_scale``: a rod across its length plus ``armature_kgm2`` on its joint axis.
+
+    The link turns about its joint axis only through its own joint (the base joints are fixed in the palm; the
+    distal axis is perpendicular to the base axis), so inertia added on that axis is exactly a joint armature:
+    PyBullet gets it here, MuJoCo (whose compiler rejects such a non-physical body) as the joint's armature."""
     is_base = link in (F0_BASE, F1_BASE)
     m, length = (PROX_MASS_KG, PROX_LENGTH_M) if is_base else (DIST_MASS_KG, DIST_LENGTH_M)
     rod = mass_scale * m * length**2 / 12  # about the link's centre, across its length
     axial = mass_scale * m * PROX_RADIUS_M**2 / 2
     # the armature adds to the joint axis only: y for base joints, x for distal joints
-    inertia = [rod, rod + ARMATURE_KGM2, axial] if is_base else [rod + ARMATURE_KGM2, rod, axial]
+    inertia = [rod, rod + armature_kgm2, axial] if is_base else [rod + armature_kgm2, rod, axial]
     return mass_scale * m, inertia
 
 
@@ -216,7 +228,10 @@ class KnobPlant(Protocol):
 
 def make_plant(engine: str) -> KnobPlant:
     """The hand and knob in ``engine`` (one of ``sim.engines.ENGINES``)."""
-    check_engine(engine)
+    if check_engine(engine) == "mujoco":
+        from sim.knob_mujoco import MujocoKnob
+
+        return MujocoKnob()
     from sim.knob_pybullet import BulletKnob
 
     return BulletKnob()

@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from sim.errors import UserError
+from sim.files import atomic_write, check_output_file
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -73,12 +76,12 @@ def _target(path: str) -> tuple[str, str, Any, str | None]:
         problem = input_gain_problem(std, get_robot(bundle.robot)) if std is not None else None
         return bundle.robot, bundle.manifest["env_id"], functools.partial(bundle_policy, path), problem
     if not Path(path).exists():
-        raise ValueError(f"'{path}' is neither a bundle folder nor a run folder/checkpoint")
+        raise UserError(f"'{path}' is neither a bundle folder nor a run folder/checkpoint")
     from policies.checkpoint import load_inference_policy
 
     policy = load_inference_policy(path)
     if policy.robot_id is None:
-        raise ValueError(f"s2r stress needs an s2r robot policy; {path} was trained on {policy.env_id}")
+        raise UserError(f"s2r stress needs an s2r robot policy; {path} was trained on {policy.env_id}")
     return policy.robot_id, policy.env_id, functools.partial(run_policy, path), None
 
 
@@ -102,28 +105,26 @@ class _Progress:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deploy.bundle import replace_atomic
     from domain_rand.plotting import plot_stress
     from domain_rand.stress import StressConfig, format_report, run_stress
 
     robot, env_id, factory, gain_problem = _target(args.target)
     if args.robot is not None and args.robot != robot:
-        raise ValueError(f"{args.target} is a {robot} policy, not {args.robot}")
+        raise UserError(f"{args.target} is a {robot} policy, not {args.robot}")
     if args.workers < 0:
-        raise ValueError(f"--workers must be >= 0 (0: one per core), got {args.workers}")
+        raise UserError(f"--workers must be >= 0 (0: one per core), got {args.workers}")
     cfg = StressConfig(args.episodes, args.plants, args.seed, args.workers,
                        tuple(p for p in args.params.split(",") if p))  # fmt: skip
     json_path = Path(args.json or f"stress_out/{robot}.json")
     plot_path = Path(args.plot or f"stress_out/{robot}.png")
-    for path in (json_path, plot_path):
-        if path.exists() and not path.is_file():
-            raise ValueError(f"'{path}' exists and is not a regular file; choose another output")
+    check_output_file(json_path)
+    check_output_file(plot_path)
     report = run_stress(env_id, factory, cfg, progress=_Progress())
     report["target"] = str(args.target)
     report["input_gain_problem"] = gain_problem
     json_path.parent.mkdir(parents=True, exist_ok=True)
     plot_path.parent.mkdir(parents=True, exist_ok=True)
-    replace_atomic(json_path, (json.dumps(report, indent=2) + "\n").encode())
+    atomic_write(json_path, json.dumps(report, indent=2) + "\n")
     plot_stress(report, str(plot_path))
     print(format_report(report))
     if gain_problem:
