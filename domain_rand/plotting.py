@@ -107,9 +107,9 @@ def plot_stress(report: dict[str, Any], out_png: str) -> None:
     box = report["reality_box"]
     fig.suptitle(
         f"{report['env_id']}: success (%) vs value, one parameter at a time ({report['episodes_per_point']} "
-        f"episodes/point); reality box {box['success_rate']:.0%} of {box['plants']} plants "
+        f"episodes/point)\nreality box {box['success_rate']:.0%} of {box['plants']} plants "
         f"(95 % CI {box['wilson95'][0]:.0%}-{box['wilson95'][1]:.0%})",
         fontsize=9,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.tight_layout(rect=(0, 0, 1, 0.93 if rows == 1 else 0.96))
     save_png(fig, out_png)
