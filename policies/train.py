@@ -63,6 +63,7 @@ class TrainConfig:
     seed: int = 0
     num_envs: int = 0  # 0: the preset's (TD3: 1, PPO: PPOConfig.num_envs)
     vec: str = "auto"  # auto | split | subproc | sync (see policies.vec_env.make_vec_env)
+    ray: str | None = None  # envs in Ray actors: local | auto | a cluster address (policies.ray_vec); None: --vec
     torch_threads: int = 1  # intra-op threads: >1 helps little for these small nets and, on a loaded or
     # 2-core box, OpenMP spin-waiting against the env workers made updates many times slower (BENCHMARKS.md)
     update_threads: int = 0  # intra-op threads during gradient updates (no env steps then); 0: one per core for
@@ -452,7 +453,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
                           "episodes": cfg.eval_episodes, "step": counters["global_step"]}  # fmt: skip
 
     saved_at = [counters["global_step"] if resume else -1]  # step of the newest checkpoint on disk
-    venv = make_vec_env(cfg.env, cfg.num_envs, cfg.vec)
+    venv = make_vec_env(cfg.env, cfg.num_envs, cfg.vec, ray=cfg.ray)
     n = cfg.num_envs
     tags: list[Any] = [None] * n
     ep_ret, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)

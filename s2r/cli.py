@@ -23,6 +23,7 @@ COMMANDS = (
     "envs",
     "rollout",
     "train",
+    "sweep",
     "eval",
     "stress",
     "plot",

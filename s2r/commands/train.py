@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-envs", type=int, default=0, help="sub-envs (0: preset; TD3 1, PPO several)")
     p.add_argument("--vec", default="auto", choices=("auto", "split", "subproc", "sync"), help="vector env kind")
+    p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="auto|ADDRESS|local",
+                   help="step the envs in Ray actors: on the cluster this machine joined (auto, the default), "
+                   "at a cluster ADDRESS, or on a private cluster on this machine (local); needs .[ray]")  # fmt: skip
     p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (1 is fastest here)")
     p.add_argument("--update-threads", type=int, default=0, help="torch threads for gradient updates (0: one per core for PPO, 1 for TD3/DDPG)")
     p.add_argument("--checkpoint-every", type=int, default=20_000, help="env steps between checkpoints")
@@ -123,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = TrainConfig(
             env=args.env, algo=args.algo, steps=TrainConfig.steps if args.steps is None else args.steps,
             seed=args.seed, num_envs=args.num_envs, **evals,
-            vec=args.vec, torch_threads=args.torch_threads, update_threads=args.update_threads,
+            vec=args.vec, ray=args.ray, torch_threads=args.torch_threads, update_threads=args.update_threads,
             checkpoint_every=args.checkpoint_every,
             dr=args.dr, adr=args.adr or args.adr_config is not None, adr_config=args.adr_config,
             tensorboard=not args.no_tensorboard,
