@@ -197,8 +197,10 @@ def _init_worker(env_id: str, policy_factory: Callable[[], Policy]) -> None:
 
 
 def _run_job(job: Job) -> dict[str, Any]:
+    t0 = time.process_time()
     ep = run_episode(_WORKER["env"], _WORKER["policy"], job.seed, job.params, stop_at_success=True, record=job.record)
-    out: dict[str, Any] = {"success": ep.success, "fell": ep.fell, "length": ep.length, "distance_m": ep.distance_m}
+    out: dict[str, Any] = {"success": ep.success, "fell": ep.fell, "length": ep.length, "distance_m": ep.distance_m,
+                           "cpu_s": time.process_time() - t0}  # fmt: skip
     if job.record:
         out.update(action=ep.action, applied=ep.applied_torque_nm, obs=ep.obs)
     return out
@@ -364,6 +366,8 @@ def run_stress(
         "steps": int(sum(r["length"] for r in results)),
         "workers": min(workers, len(jobs)),
         "wall_s": wall_s,
+        # CPU seconds the episodes took in the workers (the cost on an idle box, whatever the load was)
+        "episode_cpu_s": float(sum(r["cpu_s"] for r in results)),
     }
 
 
@@ -415,5 +419,5 @@ def format_report(report: Mapping[str, Any]) -> str:
         pts = "  ".join(f"{v:g}:{r:.0%}" for v, r in zip(s["values"], s["success"], strict=True))
         lines.append(f"{name.ljust(width)}  {s['unit']:<10} {c:>10}   {pts}")
     lines.append(f"{report['episodes']} episodes, {report['steps']} steps, {report['workers']} workers, "
-                 f"{report['wall_s']:.0f} s")  # fmt: skip
+                 f"{report['wall_s']:.0f} s wall, {report['episode_cpu_s']:.0f} CPU-s in the episodes")  # fmt: skip
     return "\n".join(lines)
