@@ -90,6 +90,8 @@ def plot_stress(report: dict[str, Any], out_png: str) -> None:
     nominal_rate = report["nominal"]["success_rate"]
     for ax, (name, s) in zip(flat, sweep.items(), strict=False):
         xs, ys = [s["nominal"], *s["values"]], [nominal_rate, *s["success"]]
+        if s["param"] == "encoder_resolution":  # nominal 0 = ideal encoder: no place on a log axis
+            xs, ys = xs[1:], ys[1:]
         ax.plot(xs, [100 * y for y in ys], "o-", ms=3, lw=1.2)
         ax.axhline(80, color="grey", lw=0.8, ls=":")
         if s["cliff"] is not None:
