@@ -186,12 +186,12 @@ def _make_source(cfg: TrainConfig, env):
     return make_source(env, dr=cfg.dr, adr=cfg.adr, adr_config=cfg.adr_config, seed=cfg.seed)
 
 
-def _performance(env_id: str, ep_return: float, info: dict) -> float:
+def _performance(env_id: str, ep_return: float, info: dict, kind: str) -> float:
     try:
         from domain_rand import episode_performance
     except ImportError:
         return ep_return
-    return episode_performance(env_id, ep_return, info)
+    return episode_performance(env_id, ep_return, info, kind)
 
 
 def _rng_state() -> dict:
@@ -396,9 +396,13 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
     spec = getattr(probe.unwrapped, "robot_spec", None)
     robot_id = spec.robot_id if spec is not None else None
     source = _make_source(cfg, probe)
+    # what the source's thresholds apply to: ADR says (task success by default); fixed DR and nominal ignore it
+    perf_kind = str(getattr(getattr(source, "config", None), "performance", "success"))
     probe.close()
 
-    norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs)
+    # s2r robots: every field's std is floored at the resolution its spec declares (no input gain above 1/res.)
+    floor = spec.obs_resolution if spec is not None else None
+    norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs, std_floor=floor)
     agent = _make_agent(cfg, obs_dim, act_dim, norm, expert)
     stats = EpisodeStats(cfg.stats_window)
     counters: dict[str, Any] = {"global_step": 0, "resumes": 0, "time_s": 0.0}
@@ -538,7 +542,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
             for i in np.flatnonzero(np.logical_or(terminated, truncated)):
                 info = infos[i] or {}
                 stats.add(float(ep_ret[i]), int(ep_len[i]), info)
-                source.report(tags[i], _performance(cfg.env, float(ep_ret[i]), info))
+                source.report(tags[i], _performance(cfg.env, float(ep_ret[i]), info, perf_kind))
                 next_obs[i] = reset_env(int(i), None)
             norm.update(next_obs)
             obs = next_obs
@@ -614,7 +618,7 @@ def _record_video(cfg: TrainConfig, agent, norm: ObsNormalizer, meta: dict, fold
     """One deterministic episode of the current policy → ``folder/step_NNNNNNNNN.mp4`` (.gif without
     imageio-ffmpeg) and a few of its frames to TensorBoard; returns (path, episode return)."""
     from policies.checkpoint import inference_policy_from_checkpoint
-    from policies.evaluate import EvalResult, run_episode
+    from policies.evaluate import EvalResult, run_policy_episode
     from sim.video import mp4_available, write_video
 
     policy = inference_policy_from_checkpoint({**meta, "actor": agent.actor.state_dict(),
@@ -624,7 +628,7 @@ def _record_video(cfg: TrainConfig, agent, norm: ObsNormalizer, meta: dict, fold
     result = EvalResult()
     try:
         fps = float(env.metadata.get("render_fps") or 50) / VIDEO_FRAME_EVERY
-        run_episode(env, policy, VIDEO_SEED, None, result, frames, VIDEO_FRAME_EVERY, VIDEO_MAX_STEPS)
+        run_policy_episode(env, policy, VIDEO_SEED, None, result, frames, VIDEO_FRAME_EVERY, VIDEO_MAX_STEPS)
     finally:
         env.close()
     path = write_video(frames, folder / f"step_{step:09d}.{'mp4' if mp4_available() else 'gif'}", fps=fps)

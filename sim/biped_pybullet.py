@@ -204,6 +204,10 @@ class BulletBiped:
         self._set_torques(forces=torques_nm)
         self._step_sim()
 
+    def push_hull(self, force_x_n: float) -> None:
+        pos = self._bc.getLinkState(self._robot, HULL)[0]
+        self._bc.applyExternalForce(self._robot, HULL, [force_x_n, 0.0, 0.0], pos, p.WORLD_FRAME)
+
     def read_state(self) -> BipedState:
         js = self._get_all_states()
         links = {c[3] for c in self._get_contacts(self._robot, self._ground)}
