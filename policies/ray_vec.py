@@ -57,6 +57,8 @@ def connect(address: str) -> bool:
     if address == "local":
         ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=True)
     else:
+        if address != "auto":
+            _check_reachable(address)
         try:
             ray.init(address=address, log_to_driver=True)
         except ConnectionError as exc:  # no cluster there: a user error with a fix
@@ -65,6 +67,22 @@ def connect(address: str) -> bool:
                 "or use --ray local"
             ) from None
     return True
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Fail in seconds, with the fix, where ``ray.init`` would retry an unreachable address for minutes."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--ray {address}: give auto, local or a cluster address HOST:PORT (e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ValueError(
+            f"cannot reach a Ray cluster at {address} ({exc}); start one there with `ray start --head` "
+            "or use --ray local"
+        ) from None
 
 
 class EnvShard:
