@@ -19,6 +19,11 @@ randomness does not all come from ``np_random``) stops the run with a RuntimeErr
 ``s2r train --resume`` from its last checkpoint. A Python exception raised by an env in an actor is not a
 fault: it is re-raised here with its own type after its remote traceback is logged (policies.vec_env).
 
+Not built: actors that collect whole rollout segments (PPO) or act on their own with periodically broadcast
+weights and feed the replay buffer (asynchronous TD3, Ape-X style). Both cut the driver's per-step Ray calls,
+which bound this design on a large cluster (BENCHMARKS.md), at the price of parity with ``--vec sync``: the
+actions would come from a policy copy a few updates old and from the actors' own random streams.
+
 Cost: a vector step is one Ray call per actor on top of the physics, hidden in part behind the local envs'
 steps; BENCHMARKS.md (Ray scale-out, benchmarks/ray_scale.py) has the overhead against ``--vec split``.
 """

@@ -22,7 +22,7 @@ A spec is YAML (or JSON), for example::
 A setting is a ``TrainConfig`` field (``policies.train``; ``vec``, ``num_envs``, ``dr``, ``adr``...) or an
 algorithm field written as ``ppo.<field>`` / ``td3.<field>`` (``PPOConfig``, ``TD3Config``; presets fill the
 rest, as ``s2r train`` does). A trial's settings are: the sweep's defaults (``vec: sync``, one update thread,
-no progress bar: one trial per CPU), then ``base``, then its config, then its grid point, then its seed.
+no progress bar: one trial per CPU; a trial given ``ray`` steps its envs in Ray actors instead), then ``base``, then its config, then its grid point, then its seed.
 
 Trials live in ``OUT/trials/<config>[,<param>=<value>...]/s<seed>/``. A trial whose run folder already holds a
 checkpoint is resumed (a finished one is not run again), so an interrupted sweep continues where it stopped,
@@ -158,6 +158,8 @@ def trials(spec: SweepSpec) -> list[Trial]:
             group = ",".join([cname, *(f"{k}={v}" for k, v in point.items())])
             for seed in spec.seeds:
                 settings = {**TRIAL_DEFAULTS, **spec.base, **csettings, **point, "seed": seed}
+                if settings.get("ray") and "vec" not in {**spec.base, **csettings, **point}:
+                    settings["vec"] = "auto"  # a trial with its own Ray actors: --vec does not apply
                 out.append(Trial(group, cname, point, seed, settings))
     return out
 
