@@ -20,8 +20,8 @@ than one period after its own), or a frame that never arrives. The **bridge over
 encode + write time plus the host's read + decode time for the read that delivered it (the whole read is
 charged to every frame in it), in wall time and in the two threads' CPU time (which excludes preemption and the
 CPU the hypervisor steals). Each wall-clock window holds only that work: the thread CPU clock is read outside it
-(``time.thread_time_ns`` is a system call, ~3 µs on this VM; until 2026-11-23 one such read per side sat inside
-the window and was charged to the bridge).
+(``time.thread_time_ns`` is a system call: BENCHMARKS.md, Serial bridge; until 2026-11-23 one such read per
+side sat inside the window and was charged to the bridge).
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ SENSOR = p.Sensor(
     vel_mps=(0.5, 0.0), joint_pos_rad=(0.1,) * 4, joint_vel_rad_s=(0.2,) * 4, torque_nm=(1.0,) * 4,
     lidar_m=(2.0,) * 10,
 )  # fmt: skip
-SPIN_S = 3e-4  # the board sleeps until this long before a deadline, then spins (sleep wakes up ~0.1 ms late)
+# the board sleeps until this long before a deadline, then spins (sleep wakes up late: BENCHMARKS.md)
+SPIN_S = 3e-4
 
 
 # ------------------------------------------------------------------------------------------------ codec
@@ -175,7 +176,7 @@ def _sensor_board(conn: Connection, n: int, period_ns: int, fifo_path: str | Non
         while time.monotonic_ns() < due:
             pass
         msg = replace(SENSOR, t_us=due // 1000)  # "sampled" at the scheduled time
-        # the CPU clock is read outside the wall-clock window: it is a system call (~3 µs on this VM), not bridge work
+        # the CPU clock is read outside the wall-clock window: it is a system call, not bridge work
         c1 = time.thread_time_ns()
         t1 = time.monotonic_ns()
         send(msg)

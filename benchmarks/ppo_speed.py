@@ -34,8 +34,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 # torch and the learners are imported inside the functions: env worker processes (ours and SB3's) re-import this
-# script as their __main__ (multiprocessing's forkserver/spawn rule), and torch at the top would add ~2 s to every
-# worker start that `s2r train`, whose entry module is light, does not pay
+# script as their __main__ (multiprocessing's forkserver/spawn rule), and torch at the top would add its
+# import time to every worker start that `s2r train`, whose entry module is light, does not pay
 if TYPE_CHECKING:
     from policies.ppo import PPOConfig
 

@@ -25,7 +25,7 @@ ENVS = {
     "biped-hardcore": "s2r/BipedHardcore-v0",
     "knob": "s2r/Knob-v0",
 }
-TARGETS = {"s2r/Biped-v0": 0.8, "s2r/Knob-v0": 0.8}  # issues #3 and #4; the rough terrains carry none
+TARGETS = {"s2r/Biped-v0": 0.8, "s2r/Knob-v0": 0.8}  # goals (BENCHMARKS.md); the rough terrains carry none
 
 
 def steps_per_s(env_id: str, steps: int, seed: int = 0) -> float:

@@ -9,7 +9,7 @@ held-out mean per policy and the ratios against the nominal-only baseline measur
     nice -n 10 python benchmarks/transfer.py [--env biped] [--algo ppo] [--steps 200000] [--episodes 5]
         [--dr legged] [--adr-config FILE] [--out runs/transfer]
 
-Finished runs in ``--out`` are reused (delete the folder to retrain). Acceptance (issue #6): ADR beats
+Finished runs in ``--out`` are reused (delete the folder to retrain). Acceptance: ADR beats
 nominal-only on the held-out mean, and stays within 10 % of it on the nominal plant.
 """
 
@@ -55,7 +55,7 @@ BENCH_ADR = {
 
 def final_policy(run_dir: Path):
     """The final checkpoint (not 'best': that is picked on each run's own randomized training returns)."""
-    ckpt, _ = load_checkpoint(run_dir, prefer_best=False)
+    ckpt, _ = load_checkpoint(run_dir, "latest")
     policy = inference_policy_from_checkpoint(ckpt)
 
     def act(obs: np.ndarray) -> np.ndarray:

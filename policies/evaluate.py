@@ -11,6 +11,7 @@ import torch
 
 from policies.checkpoint import InferencePolicy
 from policies.vec_env import make_env
+from sim.errors import UserError
 
 
 @dataclass
@@ -44,7 +45,7 @@ def evaluate(
 ) -> EvalResult:
     """Run ``episodes`` deterministic episodes (seeds ``seed, seed+1...``; the first is recorded to ``gif``)."""
     if episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+        raise UserError(f"--episodes must be >= 1, got {episodes}")
     env = make_env(policy.env_id, **({"render_mode": "rgb_array"} if gif else {}))
     result, frames = EvalResult(), []  # frames: RGB arrays of the first episode
     try:

@@ -13,13 +13,15 @@ import torch
 from torch import nn
 from torch.distributions import Beta, Normal
 
+from sim.errors import UserError
+
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 
 
 def mlp(sizes: list[int], activation: str = "relu", out_gain: float | None = None) -> nn.Sequential:
     """Linear layers with ``activation`` between them (none after the last). ``out_gain``: orthogonal init."""
     if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation '{activation}'; use one of {', '.join(ACTIVATIONS)}")
+        raise UserError(f"unknown activation '{activation}'; use one of {', '.join(ACTIVATIONS)}")
     layers: list[nn.Module] = []
     for i in range(len(sizes) - 1):
         layers.append(nn.Linear(sizes[i], sizes[i + 1]))
@@ -35,8 +37,8 @@ def mlp(sizes: list[int], activation: str = "relu", out_gain: float | None = Non
 
 def mlp_forward(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """``net(x)`` for an :func:`mlp`, without the per-module call overhead: the same ops, so the same numbers.
-    For the rollout's forward pass on a few rows, where module calls cost more than the math (on a
-    128-128 actor with 8 rows: 43-53 vs 77-95 µs, measured)."""
+    For the rollout's forward pass on a few rows, where module calls cost more than the math (BENCHMARKS.md,
+    Learners: "Where the time goes now")."""
     for layer in net:
         if type(layer) is nn.Linear:
             x = nn.functional.linear(x, layer.weight, layer.bias)
@@ -144,7 +146,7 @@ def build_actor(arch: dict) -> nn.Module:
         return GaussianActor(*args)
     if kind == "beta":
         return BetaActor(*args)
-    raise ValueError(f"unknown actor kind '{kind}' in checkpoint; expected deterministic, gaussian or beta")
+    raise UserError(f"unknown actor kind '{kind}' in checkpoint; expected deterministic, gaussian or beta")
 
 
 @torch.no_grad()

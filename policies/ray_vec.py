@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from policies.vec_env import _collate, _reset, _step, make_env, raise_worker_error, worker_error
+from sim.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def connect(address: str) -> bool:
     try:
         import ray
     except ImportError:
-        raise ValueError("--ray needs Ray; install it with: pip install -e '.[ray]'") from None
+        raise UserError("--ray needs Ray; install it with: pip install -e '.[ray]'") from None
     if ray.is_initialized():
         return False
     if address == "local":
@@ -67,7 +68,7 @@ def connect(address: str) -> bool:
         try:
             ray.init(address=address, log_to_driver=True)
         except ConnectionError as exc:  # no cluster there: a user error with a fix
-            raise ValueError(
+            raise UserError(
                 f"cannot reach a Ray cluster at '{address}' ({exc}); start one with `ray start --head` "
                 "or use --ray local"
             ) from None
@@ -80,11 +81,11 @@ def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
 
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(f"--ray {address}: give auto, local or a cluster address HOST:PORT (e.g. 10.0.0.5:6379)")
+        raise UserError(f"--ray {address}: give auto, local or a cluster address HOST:PORT (e.g. 10.0.0.5:6379)")
     try:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except OSError as exc:
-        raise ValueError(
+        raise UserError(
             f"cannot reach a Ray cluster at {address} ({exc}); start one there with `ray start --head` "
             "or use --ray local"
         ) from None
@@ -155,7 +156,7 @@ class RayVecEnv:
         local_envs: int | None = None,
     ) -> None:
         if local_envs is not None and not 0 <= local_envs < num_envs:
-            raise ValueError(f"local_envs must be in [0, {num_envs}) so that an actor has an env, got {local_envs}")
+            raise UserError(f"local_envs must be in [0, {num_envs}) so that an actor has an env, got {local_envs}")
         self.owns_ray = connect(address)
         import ray
 

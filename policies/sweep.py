@@ -41,6 +41,7 @@ import math
 import os
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ import numpy as np
 
 from policies.ppo import PPOConfig
 from policies.td3 import TD3Config
+from sim.errors import UserError
 
 SPEC_KEYS = ("name", "base", "seeds", "configs", "grid", "metric")
 TRIAL_DEFAULTS: dict[str, Any] = {"vec": "sync", "update_threads": 1, "progress": False}
@@ -108,7 +110,7 @@ def mean_ci95(values: list[float]) -> tuple[float, float]:
 
 # ------------------------------------------------------------------------------------------------ the spec
 def load_spec(path: str | os.PathLike) -> SweepSpec:
-    """Read and check a spec (YAML, or JSON for a .json file); ValueError naming the problem."""
+    """Read and check a spec (YAML, or JSON for a .json file); UserError naming the problem."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sweep spec {path} not found")
@@ -119,25 +121,25 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
         try:
             import yaml
         except ImportError:
-            raise ValueError(f"{path}: YAML specs need PyYAML (pip install pyyaml), or write the spec as JSON") from None
+            raise UserError(f"{path}: YAML specs need PyYAML (pip install pyyaml), or write the spec as JSON") from None
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ValueError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+            raise UserError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: a sweep spec is a mapping with keys {', '.join(SPEC_KEYS)}")
+        raise UserError(f"{path}: a sweep spec is a mapping with keys {', '.join(SPEC_KEYS)}")
     unknown = set(data) - set(SPEC_KEYS)
     if unknown:
-        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; a spec has {', '.join(SPEC_KEYS)}")
+        raise UserError(f"{path}: unknown keys {sorted(unknown)}; a spec has {', '.join(SPEC_KEYS)}")
     seeds = data.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise ValueError(f"{path}: seeds must be a non-empty list of integers, e.g. seeds: [0, 1, 2]")
+        raise UserError(f"{path}: seeds must be a non-empty list of integers, e.g. seeds: [0, 1, 2]")
     configs = data.get("configs") or {"default": {}}
     grid = data.get("grid") or {}
     if not isinstance(configs, dict) or not all(isinstance(v or {}, dict) for v in configs.values()):
-        raise ValueError(f"{path}: configs maps a name to settings, e.g. configs: {{adr: {{adr: true}}}}")
+        raise UserError(f"{path}: configs maps a name to settings, e.g. configs: {{adr: {{adr: true}}}}")
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
-        raise ValueError(f"{path}: grid maps a setting to a non-empty list of values, e.g. grid: {{ppo.lr: [1e-4, 3e-4]}}")
+        raise UserError(f"{path}: grid maps a setting to a non-empty list of values, e.g. grid: {{ppo.lr: [1e-4, 3e-4]}}")
     spec = SweepSpec(
         name=str(data.get("name") or path.stem), base=dict(data.get("base") or {}), seeds=tuple(seeds),
         configs={str(k): dict(v or {}) for k, v in configs.items()}, grid=grid,
@@ -173,7 +175,7 @@ def trial_config(trial: Trial):
     dotted = {k: v for k, v in trial.settings.items() if "." in k}
     unknown = set(plain) - fields
     if unknown:
-        raise ValueError(f"unknown setting(s) {sorted(unknown)}: use TrainConfig fields ({', '.join(sorted(fields))}) "
+        raise UserError(f"unknown setting(s) {sorted(unknown)}: use TrainConfig fields ({', '.join(sorted(fields))}) "
                          "or <algo>.<field> for a PPOConfig/TD3Config field")  # fmt: skip
     cfg = TrainConfig(**plain)
     algo_cfg = cfg.resolved().algo_config
@@ -184,7 +186,7 @@ def trial_config(trial: Trial):
     for key, value in dotted.items():
         pre, name = key.split(".", 1)
         if pre != prefix or name not in names:
-            raise ValueError(f"setting '{key}' does not apply to --algo {cfg.algo}: use {prefix}.<field>, a field "
+            raise UserError(f"setting '{key}' does not apply to --algo {cfg.algo}: use {prefix}.<field>, a field "
                              f"of {cls.__name__} ({', '.join(sorted(names))})")  # fmt: skip
         changes[name] = tuple(value) if isinstance(value, list) else value
     return dataclasses.replace(cfg, algo_config=dataclasses.replace(algo_cfg, **changes))
@@ -213,7 +215,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, ray_address: str | No
     spec_path = out / "spec.json"
     spec_json = json.dumps(dataclasses.asdict(spec), indent=2, default=str) + "\n"
     if spec_path.is_file() and json.loads(spec_path.read_text()) != json.loads(spec_json):
-        raise ValueError(f"{out} holds a different sweep (its spec.json differs); pick another --out")
+        raise UserError(f"{out} holds a different sweep (its spec.json differs); pick another --out")
     _atomic_write(spec_path, spec_json)
     todo = trials(spec)
     failures: dict[str, str] = {}
@@ -225,8 +227,10 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, ray_address: str | No
             print(f"s2r sweep: trial {i + 1}/{len(todo)} {t.group} seed {t.seed}", file=sys.stderr)
             try:
                 run_trial(t.settings, str(out / t.rel_dir))
-            except (ValueError, RuntimeError, OSError) as exc:
-                failures[t.rel_dir] = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # the other trials go on; a bug still shows its traceback
+                failures[t.rel_dir] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                if not isinstance(exc, UserError):
+                    traceback.print_exc()
                 print(f"s2r sweep: trial {t.rel_dir} failed: {failures[t.rel_dir]}", file=sys.stderr)
     summary = summarize(spec, out, failures)
     summary["time_s"] = time.monotonic() - t0
@@ -295,7 +299,7 @@ def summarize(spec: SweepSpec, out_dir: str | os.PathLike, failures: dict[str, s
             except (FileNotFoundError, ValueError):
                 continue
             if spec.metric not in prog:
-                raise ValueError(f"metric '{spec.metric}' is not a column of {path}; columns: {', '.join(prog)}")
+                raise UserError(f"metric '{spec.metric}' is not a column of {path}; columns: {', '.join(prog)}")
             finals.append(_final(prog, spec.metric))
             steps.append(prog["global_step"][-1])
             times.append(prog["time_s"][-1])

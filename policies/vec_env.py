@@ -29,6 +29,8 @@ from typing import Any, NoReturn
 import gymnasium as gym
 import numpy as np
 
+from sim.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +41,7 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     env = gym.make(sim.resolve_env_id(env_id), **kwargs)
     space = env.action_space
     if not isinstance(space, gym.spaces.Box):
-        raise ValueError(f"{env_id} has a {type(space).__name__} action space; s2r's learners need a continuous Box")
+        raise UserError(f"{env_id} has a {type(space).__name__} action space; s2r's learners need a continuous Box")
     if not (np.all(space.low == -1.0) and np.all(space.high == 1.0)):
         # the policy always acts in [-1, 1]; this is the one place other bounds (Pendulum's ±2 N·m) are mapped
         env = gym.wrappers.RescaleAction(env, np.float32(-1.0), np.float32(1.0))
@@ -91,10 +93,9 @@ def _spin_until_readable(conn, spin_s: float = SPIN_S) -> None:
     """Busy-poll ``conn`` for up to ``spin_s`` seconds; the blocking ``recv`` that follows takes over after that.
 
     A process blocked in ``recv`` sleeps and must be woken, which on a VM can mean waking an idle vCPU. The
-    commands and replies of a rollout come every ~1-2 ms, so a short spin keeps both sides awake through the
-    rollout; between rollouts (the PPO update) the worker falls back to sleeping. Measured on the 2-core box,
-    biped PPO preset with the split env, five alternating 16k-step runs each: 1888 env steps/s median with the
-    spin, 1744 without (noisy: 1666-2083 and 1576-2328).
+    commands and replies of a rollout come every env step, so a short spin keeps both sides awake through the
+    rollout; between rollouts (the PPO update) the worker falls back to sleeping. What the spin gains:
+    BENCHMARKS.md, Figures moved out of code comments.
     """
     end = time.perf_counter() + spin_s
     while not conn.poll() and time.perf_counter() < end:
@@ -160,11 +161,11 @@ class SubprocVecEnv:
     ``local_envs`` envs (default none) step in this process while the workers step theirs.
 
     Fewer workers than envs means fewer process wake-ups per step: on a 2-core box, 2 workers x 4 envs beat
-    8 workers x 1 env (see benchmarks/vec_env_speed.py), and 1 worker x 4 envs + 4 local envs beat both: this
+    8 workers x 1 env (BENCHMARKS.md, Learners), and 1 worker x 4 envs + 4 local envs beat both: this
     process would otherwise sit idle for the whole physics step. ``forkserver``: no inherited torch thread pools
     or pybullet clients. Each worker re-imports the caller's ``__main__`` module (multiprocessing's rule for
-    forkserver and spawn): a script that imports torch at its top adds ~2 s to every worker start; the ``s2r``
-    entry point is light.
+    forkserver and spawn): a script that imports torch at its top pays for it at every worker
+    start; the ``s2r`` entry point is light.
     """
 
     def __init__(
@@ -177,7 +178,7 @@ class SubprocVecEnv:
         local_envs: int = 0,
     ) -> None:
         if not 0 <= local_envs < num_envs:
-            raise ValueError(f"local_envs must be in [0, {num_envs}) so that a worker has an env, got {local_envs}")
+            raise UserError(f"local_envs must be in [0, {num_envs}) so that a worker has an env, got {local_envs}")
         ctx = mp.get_context(start_method)
         self.num_envs = num_envs
         self.local_envs = local_envs
@@ -267,18 +268,17 @@ def make_vec_env(
     address (``local``, ``auto``, ``HOST:PORT``): the envs step in Ray actors instead (policies.ray_vec, the
     split of "split" with Ray actors as the workers; ``n_workers`` is then the number of actors).
 
-    "auto" picks, from measurements on the 2-core box (benchmarks/vec_env_speed.py, benchmarks/ppo_speed.py):
+    "auto" picks, from measurements on the 2-core box (BENCHMARKS.md, Learners):
     * one env or one core: "sync";
-    * s2r's own envs (PyBullet, ~0.3 ms a step): "split". The learner's process steps half the envs while one
-      worker steps the other half, which made PPO on the biped 1.1-1.2x faster than "sync" (measured);
-    * any other env: "sync" below 4 cores, "subproc" from 4. A cheap env (Pendulum: ~20 µs a step) gains
-      nothing from a second core that a pipe round trip per step does not take back. With every env in
-      workers (subproc, 2 workers), PPO on the biped ran 1.5x slower than in-process: the learner idles
-      while the workers step.
+    * s2r's own envs (PyBullet, a costly step): "split". The learner's process steps half the envs while one
+      worker steps the other half, which made PPO on the biped faster than "sync";
+    * any other env: "sync" below 4 cores, "subproc" from 4. A cheap env (Pendulum) gains nothing from a
+      second core that a pipe round trip per step does not take back. With every env in workers (subproc,
+      2 workers), PPO on the biped ran slower than in-process: the learner idles while the workers step.
     """
     if ray:
         if kind != "auto":
-            raise ValueError(f"--vec {kind} and --ray both say where the envs step; give one of them")
+            raise UserError(f"--vec {kind} and --ray both say where the envs step; give one of them")
         from policies.ray_vec import RayVecEnv  # Ray only where asked for: `s2r run` and deploy never load it
 
         return RayVecEnv(env_id, num_envs, env_kwargs, address=ray, n_actors=n_workers)
@@ -299,4 +299,4 @@ def make_vec_env(
         return SubprocVecEnv(env_id, num_envs, env_kwargs, n_workers)
     if kind == "sync":
         return SyncVecEnv(env_id, num_envs, env_kwargs)
-    raise ValueError(f"unknown vector env kind '{kind}'; use auto, split, subproc or sync")
+    raise UserError(f"unknown vector env kind '{kind}'; use auto, split, subproc or sync")

@@ -1,5 +1,6 @@
-"""s2r command-line interface. It wires the stages (sim → domain_rand → policies → deploy → firmware_bridge)
-and holds no logic of its own."""
+"""s2r's system layer, on top of every stage: the command line (``s2r.cli``, ``s2r.commands``: wiring, no logic),
+hardware-in-the-loop (``s2r.hil``: board, controller and link faults as separate processes) and the demo
+(``s2r.demo``). The layers below are listed in pyproject.toml's import-linter contract."""
 
 from importlib.metadata import PackageNotFoundError, version
 

@@ -1,4 +1,4 @@
-"""`s2r/Biped-v0`: a planar biped on a boom (RABBIT / MABEL style) in PyBullet.
+"""`s2r/Biped-v0`: a planar biped on a boom (RABBIT / MABEL style) in PyBullet or MuJoCo.
 
 The hull (torso) is attached to the world by a boom modelled as three joints — slide in x, slide in z, pitch about
 y — so the robot walks in the x–z plane like the research bipeds RABBIT and MABEL. Each leg is a thigh and a shank
@@ -34,20 +34,30 @@ Reward (``info["reward_terms"]``), as BipedalWalker:
 Reaching the end of the course also terminates (success); 1600 control steps → ``truncated`` (TimeLimit).
 
 Physical parameters: ``BIPED_PARAMS`` (``env.unwrapped.param_space``); apply with
-``env.reset(options={"params": {...}})``. 50 Hz control, 250 Hz physics, ``p.DIRECT``, deterministic.
+``env.reset(options={"params": {...}})``. 50 Hz control, 250 Hz physics, deterministic.
+
+Engine: ``engine="pybullet"`` (default; ``sim/biped_pybullet.py``, ``p.DIRECT``) or ``"mujoco"``
+(``sim/biped_mujoco.py``, MJCF generated from the constants below). Everything above — motor model, sensors,
+observation, reward, termination — is this module's and the same in both; docs/mujoco.md compares the physics.
+
+Version History (a change that alters seeded episodes — physics, reward, observation, termination, a nominal
+parameter — bumps the version of every id it affects, since a bundle's manifest pins its env id; a refactor that
+keeps episodes bit-identical does not):
+
+* v0: first release of ``s2r/Biped-v0`` (flat), ``s2r/BipedRough-v0`` (rough) and ``s2r/BipedHardcore-v0``
+  (obstacles); the shipped bundle ``deploy/pretrained/biped`` pins ``s2r/Biped-v0``.
+  ``engine="mujoco"`` (same ids) added a MuJoCo twin; PyBullet episodes stayed bit-identical.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import gymnasium as gym
 import numpy as np
 
-from sim._bullet import connect_direct, p
+from sim.engines import DEFAULT_ENGINE, check_engine
 from sim.motor import MotorModel, MotorParams
 from sim.params import ParamSpace, PhysParam, motor_params
 from sim.robots import BIPED_SPEC
@@ -96,7 +106,7 @@ BIPED_PARAMS = ParamSpace(
 )
 
 
-class _State(NamedTuple):
+class BipedState(NamedTuple):
     """Noise-free physics state after a reset or a control step (SI units)."""
 
     x: float  # hull position along the course, m
@@ -110,6 +120,55 @@ class _State(NamedTuple):
     contact_links: set[int]  # robot links touching the ground
 
 
+class BipedPlant(Protocol):
+    """The engine-specific half of the biped (``sim/biped_pybullet.py``): what :class:`BipedEnv` asks of it."""
+
+    def set_ground(self, heights: np.ndarray | None, cell_m: float, friction: float) -> None:
+        """Flat plane (``heights`` None) or a heightfield of ``heights`` (m) every ``cell_m`` along x from −3 m."""
+
+    def set_mass_scales(self, hull_scale: float, leg_scale: float) -> None:
+        """Scale the hull's and the legs' masses and inertias from their nominal values."""
+
+    def set_substep(self, dt_s: float) -> None:
+        """Physics time step (s) of the coming substeps."""
+
+    def reset_joints(self, q0: list[float]) -> None:
+        """Every joint (boom x m, boom z m, pitch rad, then the motors rad) at ``q0``, at rest."""
+
+    def motor_speeds(self) -> list[float]:
+        """Motor joint speeds (rad/s), order of ``MOTOR_JOINTS``."""
+        ...
+
+    def substep(self, torques_nm: list[float]) -> None:
+        """Apply the motor torques (N·m) and advance one physics substep."""
+
+    def read_state(self) -> BipedState:
+        """Noise-free state now, with the robot links touching the ground."""
+        ...
+
+    def lidar(self, x: float, z: float) -> list[float]:
+        """Ranges (m) of the lidar rays from (x, 0, z) against the ground; max range on a miss."""
+        ...
+
+    def render(self) -> np.ndarray:
+        """A 400x300 RGB picture following the hull."""
+        ...
+
+    def close(self) -> None:
+        """Free the engine's resources."""
+
+
+def make_plant(engine: str, course_length_m: float = COURSE_LENGTH_M) -> BipedPlant:
+    """The biped in ``engine`` (one of ``sim.engines.ENGINES``) on a course of ``course_length_m``."""
+    if check_engine(engine) == "mujoco":
+        from sim.biped_mujoco import MujocoBiped
+
+        return MujocoBiped(course_length_m)
+    from sim.biped_pybullet import BulletBiped
+
+    return BulletBiped()
+
+
 class BipedEnv(gym.Env):
     """Planar boom-mounted biped with 4 torque motors, encoders, IMU and a 10-ray lidar (see module docstring)."""
 
@@ -117,11 +176,18 @@ class BipedEnv(gym.Env):
     robot_spec = BIPED_SPEC
     param_space = BIPED_PARAMS
 
-    def __init__(self, terrain: str = "flat", render_mode: str | None = None, course_length_m: float = COURSE_LENGTH_M):
+    def __init__(
+        self,
+        terrain: str = "flat",
+        render_mode: str | None = None,
+        course_length_m: float = COURSE_LENGTH_M,
+        engine: str = DEFAULT_ENGINE,
+    ):
         if terrain not in TERRAINS:
             raise ValueError(f"unknown terrain '{terrain}'; use one of {', '.join(TERRAINS)}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        check_engine(engine)
         self.terrain = terrain
         self.render_mode = render_mode
         self.course_length_m = float(course_length_m)
@@ -129,112 +195,18 @@ class BipedEnv(gym.Env):
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(n_obs,), dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(BIPED_SPEC.action.n,), dtype=np.float32)
 
-        self._bc: Any = connect_direct()
-        self._bc.setGravity(0, 0, -9.81)
-        self._bc.setPhysicsEngineParameter(fixedTimeStep=1.0 / PHYSICS_HZ, numSolverIterations=20)
-        self._robot = self._build_robot()
-        self._ground = -1
-        self._ground_key: str | None = None
+        self._plant = make_plant(engine, self.course_length_m)
+        self.engine = engine
         self._heights: np.ndarray | None = None  # terrain heights (m) on the 0.1 m grid; None on the flat plane
-        self._hf_shape = -1  # heightfield collision shape, updated in place at each reset
-        self._hf_centre_z = 0.0  # vertical centring bullet gave the heightfield when it was created
         self._clearance_ground: list[float] = []  # see _ground_height; filled with the heightfield
-        self._base_masses = {
-            link: self._bc.getDynamicsInfo(self._robot, link)[0] for link in (HULL, *MOTOR_JOINTS)
-        }
-        self._base_inertia = {
-            link: np.array(self._bc.getDynamicsInfo(self._robot, link)[2]) for link in (HULL, *MOTOR_JOINTS)
-        }
-        self._mass_scales = (1.0, 1.0)  # (hull, legs) scales applied to the masses above
         self._jittered = False  # whether control jitter changed the physics step since the last reset
-        self._friction = -1.0  # ground friction coefficient in force; -1 = not set yet
         self._motor = MotorModel(BIPED_SPEC.action, 1.0 / PHYSICS_HZ)
-        cid, robot = self._bc._client, self._robot
-        # pybullet functions bound to this client and robot: the BulletClient proxy costs a few µs per call, and
-        # these run every control step (the first three every physics substep)
-        motor_ids = list(MOTOR_JOINTS)
-        self._get_motor_states = functools.partial(p.getJointStates, robot, motor_ids, cid)
-        self._set_torques = functools.partial(
-            p.setJointMotorControlArray, robot, motor_ids, p.TORQUE_CONTROL, physicsClientId=cid
-        )
-        self._step_sim = functools.partial(p.stepSimulation, cid)
-        self._get_all_states = functools.partial(p.getJointStates, robot, list(range(7)), cid)
-        self._get_contacts = functools.partial(p.getContactPoints, physicsClientId=cid)
-        self._reset_joint = functools.partial(p.resetJointState, robot, physicsClientId=cid)
-        self._ray_batch = functools.partial(p.rayTestBatch, collisionFilterMask=1, physicsClientId=cid)
-        r_max = BIPED_SPEC.sensors.lidar_max_range_m
-        self._lidar_dxz = [(r_max * math.cos(a), -r_max * math.sin(a)) for a in BIPED_SPEC.sensors.lidar_angles_rad]
         self._limits_nm = [float(v) for v in BIPED_SPEC.action.limits_nm]
         self.params = BIPED_PARAMS.nominal()
         self._frame: SensorFrame | None = None
-        self._state: _State | None = None  # physics state read at the end of the last reset or step
+        self._state: BipedState | None = None  # physics state read at the end of the last reset or step
 
     # ------------------------------------------------------------------------------------------ model
-    def _build_robot(self) -> int:
-        bc = self._bc
-        hx, hy, hz = HULL_HALF_EXTENTS_M
-        hull_col = bc.createCollisionShape(p.GEOM_BOX, halfExtents=HULL_HALF_EXTENTS_M)
-        hull_vis = bc.createVisualShape(p.GEOM_BOX, halfExtents=HULL_HALF_EXTENTS_M, rgbaColor=[0.55, 0.4, 0.85, 1])
-        thigh_col = bc.createCollisionShape(
-            p.GEOM_CAPSULE, radius=THIGH_RADIUS_M, height=THIGH_LENGTH_M, collisionFramePosition=[0, 0, -THIGH_LENGTH_M / 2]
-        )
-        shank_col = bc.createCollisionShape(
-            p.GEOM_CAPSULE, radius=SHANK_RADIUS_M, height=SHANK_LENGTH_M, collisionFramePosition=[0, 0, -SHANK_LENGTH_M / 2]
-        )
-
-        def leg_vis(r: float, length: float, rgba: list[float]) -> int:
-            return bc.createVisualShape(
-                p.GEOM_CAPSULE, radius=r, length=length, rgbaColor=rgba, visualFramePosition=[0, 0, -length / 2]
-            )
-
-        left, right = [0.9, 0.55, 0.3, 1], [0.6, 0.35, 0.2, 1]
-        masses = [BOOM_LINK_MASS_KG, BOOM_LINK_MASS_KG, HULL_MASS_KG, THIGH_MASS_KG, SHANK_MASS_KG, THIGH_MASS_KG, SHANK_MASS_KG]
-        cols = [-1, -1, hull_col, thigh_col, shank_col, thigh_col, shank_col]
-        vis = [
-            -1, -1, hull_vis,
-            leg_vis(THIGH_RADIUS_M, THIGH_LENGTH_M, left), leg_vis(SHANK_RADIUS_M, SHANK_LENGTH_M, left),
-            leg_vis(THIGH_RADIUS_M, THIGH_LENGTH_M, right), leg_vis(SHANK_RADIUS_M, SHANK_LENGTH_M, right),
-        ]  # fmt: skip
-        positions = [
-            [0, 0, 0], [0, 0, 0], [0, 0, 0],
-            [0, LEG_Y_OFFSET_M, -hz], [0, 0, -THIGH_LENGTH_M],
-            [0, -LEG_Y_OFFSET_M, -hz], [0, 0, -THIGH_LENGTH_M],
-        ]  # fmt: skip
-        # parent of link i as (link index + 1), 0 = world base: boom x → boom z → hull → thigh → shank
-        parents = [0, 1, 2, 3, 4, 3, 6]
-        joint_types = [p.JOINT_PRISMATIC, p.JOINT_PRISMATIC] + [p.JOINT_REVOLUTE] * 5
-        # + pitch = nose down (rotation about +y); legs rotate about −y so + = swing forward
-        axes = [[1, 0, 0], [0, 0, 1], [0, 1, 0], [0, -1, 0], [0, -1, 0], [0, -1, 0], [0, -1, 0]]
-        n = 7
-        robot = bc.createMultiBody(
-            baseMass=0,
-            baseCollisionShapeIndex=-1,
-            baseVisualShapeIndex=-1,
-            basePosition=[0, 0, 0],
-            linkMasses=masses,
-            linkCollisionShapeIndices=cols,
-            linkVisualShapeIndices=vis,
-            linkPositions=positions,
-            linkOrientations=[[0, 0, 0, 1]] * n,
-            linkInertialFramePositions=[[0, 0, 0], [0, 0, 0], [0, 0, 0],
-                                        [0, 0, -THIGH_LENGTH_M / 2], [0, 0, -SHANK_LENGTH_M / 2],
-                                        [0, 0, -THIGH_LENGTH_M / 2], [0, 0, -SHANK_LENGTH_M / 2]],
-            linkInertialFrameOrientations=[[0, 0, 0, 1]] * n,
-            linkParentIndices=parents,
-            linkJointTypes=joint_types,
-            linkJointAxis=axes,
-            useMaximalCoordinates=False,
-        )  # fmt: skip
-        for j in range(n):  # free joints: disable the default velocity motors, no joint damping in bullet
-            bc.setJointMotorControl2(robot, j, p.VELOCITY_CONTROL, force=0)
-            bc.changeDynamics(robot, j, linearDamping=0, angularDamping=0, jointDamping=0)
-        for j, m in zip(MOTOR_JOINTS, BIPED_SPEC.action.motors, strict=True):
-            bc.changeDynamics(robot, j, jointLowerLimit=m.joint_low_rad, jointUpperLimit=m.joint_high_rad)
-        # the robot (group 2) collides with the ground (group 1); lidar rays only test group 1
-        for link in (HULL, *MOTOR_JOINTS):
-            bc.setCollisionFilterGroupMask(robot, link, 2, 1)
-        return robot
-
     def _heightfield(self, roughness_m: float) -> tuple[np.ndarray, float]:
         """Terrain heights (m) on a grid along x, drawn from ``self.np_random``; returns (heights, cell_m)."""
         cell_m = 0.1
@@ -264,48 +236,17 @@ class BipedEnv(gym.Env):
         return h, cell_m
 
     def _make_ground(self, friction: float, roughness_m: float) -> None:
-        """Flat plane, or a fresh heightfield per episode (updated in place: rebuilding the body costs ~6 ms)."""
-        bc = self._bc
-        flat = self.terrain == "flat" and roughness_m == 0.0
-        if flat:
-            if self._ground_key != "plane":
-                if self._ground >= 0:
-                    bc.removeBody(self._ground)
-                self._ground = bc.createMultiBody(0, bc.createCollisionShape(p.GEOM_PLANE))
-                self._heights = None
-        else:
-            h, cell_m = self._heightfield(roughness_m)
-            n_cols = 8
-            data = np.repeat(h[:, None], n_cols, axis=1).T.reshape(-1).tolist()  # row-major: x fastest
-            kwargs = dict(meshScale=[cell_m, 0.2, 1.0], heightfieldData=data, numHeightfieldRows=len(h),
-                          numHeightfieldColumns=n_cols)  # fmt: skip
-            # bullet centres the heightfield on its origin, heights centred between min and max
-            pos = [-3.0 + (len(h) - 1) * cell_m / 2, 0.0, float(h.max() + h.min()) / 2]
-            if self._ground_key == "heightfield":
-                # an updated heightfield keeps the vertical centring of the one it was created with
-                bc.createCollisionShape(p.GEOM_HEIGHTFIELD, replaceHeightfieldIndex=self._hf_shape, **kwargs)
-                pos[2] = self._hf_centre_z
-                bc.resetBasePositionAndOrientation(self._ground, pos, [0, 0, 0, 1])
-            else:
-                self._hf_centre_z = pos[2]
-                if self._ground >= 0:
-                    bc.removeBody(self._ground)
-                self._hf_shape = bc.createCollisionShape(p.GEOM_HEIGHTFIELD, **kwargs)
-                self._ground = bc.createMultiBody(0, self._hf_shape, basePosition=pos)
-            self._heights = h
-            # highest ground (m, at least 0) within ±3 cells of each cell, for the per-step fall test
-            window_max = np.lib.stride_tricks.sliding_window_view(np.pad(h, 3, constant_values=-np.inf), 7).max(axis=1)
-            self._clearance_ground = [max(m, 0.0) for m in window_max.tolist()]
-        key = "plane" if flat else "heightfield"
-        if key != self._ground_key:
-            bc.setCollisionFilterGroupMask(self._ground, -1, 1, 3)
-            for link in FOOT_LINKS:
-                bc.changeDynamics(self._robot, link, lateralFriction=1.0)
-            self._ground_key = key
-            self._friction = -1.0
-        if friction != self._friction:
-            bc.changeDynamics(self._ground, -1, lateralFriction=friction)
-            self._friction = friction
+        """Flat plane, or a fresh heightfield per episode (drawn from ``self.np_random``)."""
+        if self.terrain == "flat" and roughness_m == 0.0:
+            self._heights = None
+            self._plant.set_ground(None, 0.1, friction)
+            return
+        h, cell_m = self._heightfield(roughness_m)
+        self._plant.set_ground(h, cell_m, friction)
+        self._heights = h
+        # highest ground (m, at least 0) within ±3 cells of each cell, for the per-step fall test
+        window_max = np.lib.stride_tricks.sliding_window_view(np.pad(h, 3, constant_values=-np.inf), 7).max(axis=1)
+        self._clearance_ground = [max(m, 0.0) for m in window_max.tolist()]
 
     # ------------------------------------------------------------------------------------------- api
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -313,16 +254,10 @@ class BipedEnv(gym.Env):
         options = options or {}
         self.params = BIPED_PARAMS.validate(options.get("params"))
         P = self.params
-        bc = self._bc
         self._make_ground(P["ground_friction"], P["terrain_roughness"])
-        scales = (P["hull_mass_scale"], P["leg_mass_scale"])
-        if scales != self._mass_scales:  # bullet calls cost µs each, and random-action episodes are short
-            for link, m0 in self._base_masses.items():
-                scale = scales[0] if link == HULL else scales[1]
-                bc.changeDynamics(self._robot, link, mass=m0 * scale, localInertiaDiagonal=(self._base_inertia[link] * scale).tolist())
-            self._mass_scales = scales
+        self._plant.set_mass_scales(P["hull_mass_scale"], P["leg_mass_scale"])
         if self._jittered:  # control jitter changed the physics step during the last episode
-            bc.setPhysicsEngineParameter(fixedTimeStep=1.0 / PHYSICS_HZ)
+            self._plant.set_substep(1.0 / PHYSICS_HZ)
             self._jittered = False
         self._motor.reset(
             MotorParams(
@@ -337,11 +272,9 @@ class BipedEnv(gym.Env):
         hip0 = rng.uniform(-0.05, 0.05, 2)
         q0 = [START_X_M, STAND_HEIGHT_M + 0.02 + self._ground_height(START_X_M), 0.0,
               hip0[0], -0.05, hip0[1], -0.05]  # fmt: skip
-        reset_joint = self._reset_joint
-        for j, q in enumerate(q0):  # one call per joint: resetJointStatesMultiDof does not give the same physics
-            reset_joint(j, q, 0.0)
+        self._plant.reset_joints(q0)
         self._encoder_bias = P["encoder_bias"]
-        self._state = state = self._read_state()
+        self._state = state = self._plant.read_state()
         self._x0 = self._last_x = state.x
         self._prev_shaping = self._shaping(state)
         self._frame = self._measure(state)
@@ -367,18 +300,17 @@ class BipedEnv(gym.Env):
         a_norm = [min(max(t / lim, -1.0), 1.0) for t, lim in zip(tau_cmd, self._limits_nm, strict=True)]
         if P["control_jitter"] > 0:
             period = float(np.clip(self.np_random.normal(1.0 / BIPED_SPEC.control_hz, P["control_jitter"]), 0.01, 0.03))
-            self._bc.setPhysicsEngineParameter(fixedTimeStep=period / SUBSTEPS)
+            self._plant.set_substep(period / SUBSTEPS)
             self._jittered = True
-        get_states, set_torques, step_sim = self._get_motor_states, self._set_torques, self._step_sim
+        motor_speeds, substep = self._plant.motor_speeds, self._plant.substep
         motor_torque = motor.torque
         # the joint speeds for the first substep are those read at the end of the last step: nothing moved since
         joint_vel = self._state.dq
         for i in range(SUBSTEPS):
             if i:
-                joint_vel = [s[1] for s in get_states()]
-            set_torques(forces=motor_torque(joint_vel))
-            step_sim()
-        self._state = state = self._read_state()
+                joint_vel = motor_speeds()
+            substep(motor_torque(joint_vel))
+        self._state = state = self._plant.read_state()
         x, links = state.x, state.contact_links
         shaping = self._shaping(state)
         progress = PROGRESS_REWARD_PER_M * (x - self._last_x)
@@ -425,23 +357,14 @@ class BipedEnv(gym.Env):
         table = self._clearance_ground  # precomputed per terrain: numpy calls on scalars cost µs per step
         return table[int(min(max((x + 3.0) / 0.1, 0), len(table) - 1))]
 
-    def _read_state(self) -> _State:
-        js = self._get_all_states()
-        links = {c[3] for c in self._get_contacts(self._robot, self._ground)}
-        sx, sz, sp, *legs = js
-        return _State(sx[0], sz[0], sp[0], sx[1], sz[1], sp[1], [s[0] for s in legs], [s[1] for s in legs], links)
-
-    def _shaping(self, state: _State) -> float:
+    def _shaping(self, state: BipedState) -> float:
         return PROGRESS_REWARD_PER_M * state.x - 5.0 * abs(state.pitch)
 
-    def _lidar(self, state: _State) -> list[float]:
+    def _lidar(self, state: BipedState) -> list[float]:
         """Ranges (m) of the 10 rays from the hull centre; the scan is levelled (angles below the horizontal)."""
-        x, z = state.x, state.z
-        to = [[x + dx, 0.0, z + dz] for dx, dz in self._lidar_dxz]
-        r_max = BIPED_SPEC.sensors.lidar_max_range_m
-        return [h[2] * r_max for h in self._ray_batch([[x, 0.0, z]] * len(to), to)]
+        return self._plant.lidar(state.x, state.z)
 
-    def _measure(self, state: _State) -> SensorFrame:
+    def _measure(self, state: BipedState) -> SensorFrame:
         """Sensor readings with the noise of the parameters in force (randomness from ``self.np_random``)."""
         # noise-free readings stay plain floats (numpy costs µs per call on 4-element arrays); the float32
         # conversion at the end rounds exactly as the float64 arrays' astype would
@@ -480,16 +403,9 @@ class BipedEnv(gym.Env):
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
-        bc = self._bc
-        x = bc.getJointState(self._robot, X_SLIDER)[0]
-        view = bc.computeViewMatrix(cameraEyePosition=[x + 0.4, -2.4, 0.8], cameraTargetPosition=[x + 0.4, 0, 0.45],
-                                    cameraUpVector=[0, 0, 1])  # fmt: skip
-        proj = bc.computeProjectionMatrixFOV(fov=45, aspect=400 / 300, nearVal=0.1, farVal=20.0)
-        _, _, rgba, _, _ = bc.getCameraImage(400, 300, view, proj, renderer=p.ER_TINY_RENDERER)
-        return np.asarray(rgba, dtype=np.uint8).reshape(300, 400, 4)[:, :, :3]
+        return self._plant.render()
 
     def close(self) -> None:
-        if getattr(self, "_bc", None) is not None:
-            with contextlib.suppress(p.error):
-                self._bc.disconnect()
-            self._bc = None
+        if getattr(self, "_plant", None) is not None:
+            self._plant.close()
+            self._plant = None  # type: ignore[assignment]

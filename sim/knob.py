@@ -1,4 +1,4 @@
-"""`s2r/Knob-v0`: two two-joint fingers turn a three-finned valve knob to a target angle (D'Claw style) in PyBullet.
+"""`s2r/Knob-v0`: two two-joint fingers turn a three-finned valve knob to a target angle (D'Claw style).
 
 The knob is a hub with three vertical fins 120° apart on a vertical revolute joint with Coulomb friction and
 viscous damping. Two fingers hang from a palm above it, on opposite sides (finger 1 is finger 0 turned 180° about
@@ -53,21 +53,31 @@ hover next to the goal instead of finishing it (success ends the episode, or dra
 Physical parameters: ``KNOB_PARAMS`` (``env.unwrapped.param_space``); apply with
 ``env.reset(options={"params": {...}})``. Also accepted in ``options``: ``start_angle`` and ``goal_angle`` (rad)
 to pin the initial knob angle and the first target (scripted tests, demos). 50 Hz control, 250 Hz physics,
-``p.DIRECT`` with a client per env, deterministic for a given seed; ``render_mode="rgb_array"`` is headless.
+deterministic for a given seed; ``render_mode="rgb_array"`` is headless.
+
+Engine: ``engine="pybullet"`` (default; ``sim/knob_pybullet.py``, ``p.DIRECT`` with a client per env) or
+``"mujoco"`` (``sim/knob_mujoco.py``, MJCF generated from the constants below). The task, motor model, sensors,
+observation and reward are this module's and the same in both; docs/mujoco.md compares the physics.
+
+Version History (a change that alters seeded episodes — physics, reward, observation, termination, a nominal
+parameter — bumps the id's version, since a bundle's manifest pins its env id; a refactor that keeps episodes
+bit-identical does not):
+
+* v0: first release of ``s2r/Knob-v0``; the shipped bundle ``deploy/pretrained/knob`` pins it.
+  ``engine="mujoco"`` (same ids) added a MuJoCo twin; PyBullet episodes stayed bit-identical.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 import math
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import gymnasium as gym
 import numpy as np
 
-from sim._bullet import connect_direct, p
+from sim.engines import DEFAULT_ENGINE, check_engine
+from sim.errors import UserError
 from sim.motor import MotorModel, MotorParams
 from sim.params import ParamSpace, PhysParam, motor_params
 from sim.robots import KNOB_SPEC
@@ -149,12 +159,81 @@ def _angle_option(options: dict[str, Any], key: str) -> float:
     except (TypeError, ValueError):
         value = math.nan
     if not math.isfinite(value):
-        raise ValueError(f"reset option '{key}' must be a finite angle in rad, got {options[key]!r}")
+        raise UserError(f"reset option '{key}' must be a finite angle in rad, got {options[key]!r}")
     return value
 
 
-def _quat_z(angle_rad: float) -> list[float]:
-    return [0.0, 0.0, float(np.sin(angle_rad / 2)), float(np.cos(angle_rad / 2))]
+def finger_link_inertia(
+    link: int, mass_scale: float, armature_kgm2: float = ARMATURE_KGM2
+) -> tuple[float, list[float]]:
+    """Mass (kg) and principal inertia (kg·m², link frame x, y, z about the centre of mass) of finger link ``link``
+    with its masses scaled by ``mass_scale``: a rod across its length plus ``armature_kgm2`` on its joint axis.
+
+    The link turns about its joint axis only through its own joint (the base joints are fixed in the palm; the
+    distal axis is perpendicular to the base axis), so inertia added on that axis is exactly a joint armature:
+    PyBullet gets it here, MuJoCo (whose compiler rejects such a non-physical body) as the joint's armature."""
+    is_base = link in (F0_BASE, F1_BASE)
+    m, length = (PROX_MASS_KG, PROX_LENGTH_M) if is_base else (DIST_MASS_KG, DIST_LENGTH_M)
+    rod = mass_scale * m * length**2 / 12  # about the link's centre, across its length
+    axial = mass_scale * m * PROX_RADIUS_M**2 / 2
+    # the armature adds to the joint axis only: y for base joints, x for distal joints
+    inertia = [rod, rod + armature_kgm2, axial] if is_base else [rod + armature_kgm2, rod, axial]
+    return mass_scale * m, inertia
+
+
+class KnobState(NamedTuple):
+    """Noise-free state after a reset or a control step (SI units)."""
+
+    q: np.ndarray  # finger joint angles, rad (order of MOTOR_JOINTS)
+    dq: np.ndarray  # finger joint speeds, rad/s
+    knob_q: float  # knob angle, rad
+    knob_dq: float  # knob speed, rad/s
+    contacts: np.ndarray  # float32 0/1 per fingertip (order of TIP_LINKS): touches the knob
+
+
+class KnobPlant(Protocol):
+    """The engine-specific half of the knob (``sim/knob_pybullet.py``): what :class:`KnobEnv` asks of it."""
+
+    def apply_params(self, P: dict[str, float]) -> None:
+        """Knob friction, damping and inertia, finger masses and fingertip friction; physics step back to nominal."""
+
+    def set_substep(self, dt_s: float, knob_friction_nm: float | None = None) -> None:
+        """Physics time step (s) of the coming substeps (and the knob friction in N·m, if given)."""
+
+    def reset_state(self, knob_angle_rad: float, q0: np.ndarray) -> None:
+        """Knob at ``knob_angle_rad`` and the finger joints at ``q0`` (rad), all at rest."""
+
+    def set_goal_marker(self, goal_rad: float) -> None:
+        """Move the (visual only) goal marker to the knob angle ``goal_rad``."""
+
+    def motor_speeds(self) -> list[float]:
+        """Finger joint speeds (rad/s), order of ``MOTOR_JOINTS``."""
+        ...
+
+    def substep(self, torques_nm: list[float]) -> None:
+        """Apply the motor torques (N·m) and advance one physics substep."""
+
+    def read_state(self) -> KnobState:
+        """Noise-free state now."""
+        ...
+
+    def render(self) -> np.ndarray:
+        """A 320x320 RGB picture of the hand and knob."""
+        ...
+
+    def close(self) -> None:
+        """Free the engine's resources."""
+
+
+def make_plant(engine: str) -> KnobPlant:
+    """The hand and knob in ``engine`` (one of ``sim.engines.ENGINES``)."""
+    if check_engine(engine) == "mujoco":
+        from sim.knob_mujoco import MujocoKnob
+
+        return MujocoKnob()
+    from sim.knob_pybullet import BulletKnob
+
+    return BulletKnob()
 
 
 class KnobEnv(gym.Env):
@@ -164,7 +243,10 @@ class KnobEnv(gym.Env):
     robot_spec = KNOB_SPEC
     param_space = KNOB_PARAMS
 
-    def __init__(self, continuous_goals: bool = False, render_mode: str | None = None):
+    def __init__(
+        self, continuous_goals: bool = False, render_mode: str | None = None, engine: str = DEFAULT_ENGINE
+    ):
+        check_engine(engine)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.continuous_goals = bool(continuous_goals)
@@ -172,25 +254,10 @@ class KnobEnv(gym.Env):
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(KNOB_SPEC.obs_dim,), dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(KNOB_SPEC.action.n,), dtype=np.float32)
 
-        self._bc = connect_direct()
-        self._bc.setGravity(0, 0, -9.81)
-        self._bc.setPhysicsEngineParameter(fixedTimeStep=1.0 / PHYSICS_HZ, numSolverIterations=10)
-        self._hand = self._build_hand()
-        self._knob = self._build_knob()
-        self._goal_marker = self._build_scenery()
+        self.engine = engine
+        self._plant = make_plant(engine)
         self._motor = MotorModel(KNOB_SPEC.action, 1.0 / PHYSICS_HZ)
         self._limits_nm = KNOB_SPEC.action.limits_nm
-        cid = self._bc._client
-        # bound pybullet functions: the BulletClient proxy costs a few µs per call in the substep loop
-        self._fast = (
-            functools.partial(p.getJointStates, physicsClientId=cid),
-            functools.partial(p.setJointMotorControlArray, physicsClientId=cid),
-            functools.partial(p.stepSimulation, physicsClientId=cid),
-        )
-        self._get_knob_state = functools.partial(p.getJointState, self._knob, KNOB_LINK, physicsClientId=cid)
-        self._get_contacts = functools.partial(
-            p.getContactPoints, self._hand, self._knob, physicsClientId=cid
-        )
         self.params = KNOB_PARAMS.nominal()
         self._frame: SensorFrame | None = None
         self._prev_action = np.zeros(4, dtype=np.float32)
@@ -200,128 +267,8 @@ class KnobEnv(gym.Env):
         self._near_paid = False
 
     # ------------------------------------------------------------------------------------------ model
-    def _build_hand(self) -> int:
-        bc = self._bc
-        prox_col = bc.createCollisionShape(
-            p.GEOM_CAPSULE, radius=PROX_RADIUS_M, height=PROX_LENGTH_M - 2 * PROX_RADIUS_M,
-            collisionFramePosition=[0, 0, -PROX_LENGTH_M / 2],
-        )  # fmt: skip
-        # distal capsule: from the joint down to the fingertip sphere centred DIST_LENGTH_M below it
-        dist_col = bc.createCollisionShape(
-            p.GEOM_CAPSULE, radius=TIP_RADIUS_M, height=DIST_LENGTH_M - TIP_RADIUS_M,
-            collisionFramePosition=[0, 0, -(DIST_LENGTH_M + TIP_RADIUS_M) / 2],
-        )  # fmt: skip
-        grey, orange = [0.55, 0.55, 0.6, 1], [0.95, 0.55, 0.2, 1]
-        prox_vis = bc.createVisualShape(p.GEOM_CAPSULE, radius=PROX_RADIUS_M, length=PROX_LENGTH_M - 2 * PROX_RADIUS_M,
-                                        rgbaColor=grey, visualFramePosition=[0, 0, -PROX_LENGTH_M / 2])  # fmt: skip
-        dist_vis = bc.createVisualShape(p.GEOM_CAPSULE, radius=TIP_RADIUS_M, length=DIST_LENGTH_M - TIP_RADIUS_M,
-                                        rgbaColor=orange, visualFramePosition=[0, 0, -(DIST_LENGTH_M + TIP_RADIUS_M) / 2])  # fmt: skip
-        palm_vis = bc.createVisualShape(p.GEOM_BOX, halfExtents=[0.03, MOUNT_RADIUS_M + 0.02, 0.01],
-                                        rgbaColor=[0.3, 0.3, 0.35, 1], visualFramePosition=[0, 0, MOUNT_HEIGHT_M + 0.015])  # fmt: skip
-        # finger i is finger 0 rotated by i·180° about the knob axis; base axis radial (local y), distal tangential (x)
-        mounts = [[0.0, MOUNT_RADIUS_M, MOUNT_HEIGHT_M], [0.0, -MOUNT_RADIUS_M, MOUNT_HEIGHT_M]]
-        hand = bc.createMultiBody(
-            baseMass=0,
-            baseCollisionShapeIndex=-1,
-            baseVisualShapeIndex=palm_vis,
-            basePosition=[0, 0, 0],
-            linkMasses=[PROX_MASS_KG, DIST_MASS_KG] * 2,
-            linkCollisionShapeIndices=[prox_col, dist_col] * 2,
-            linkVisualShapeIndices=[prox_vis, dist_vis] * 2,
-            linkPositions=[mounts[0], [0, 0, -PROX_LENGTH_M], mounts[1], [0, 0, -PROX_LENGTH_M]],
-            linkOrientations=[_quat_z(0.0), _quat_z(0.0), _quat_z(np.pi), _quat_z(0.0)],
-            linkInertialFramePositions=[[0, 0, -PROX_LENGTH_M / 2], [0, 0, -DIST_LENGTH_M / 2]] * 2,
-            linkInertialFrameOrientations=[[0, 0, 0, 1]] * 4,
-            linkParentIndices=[0, 1, 0, 3],
-            linkJointTypes=[p.JOINT_REVOLUTE] * 4,
-            linkJointAxis=[[0, 1, 0], [1, 0, 0]] * 2,
-            useMaximalCoordinates=False,
-        )
-        for j, m in zip(MOTOR_JOINTS, KNOB_SPEC.action.motors, strict=True):
-            bc.setJointMotorControl2(hand, j, p.VELOCITY_CONTROL, force=0)  # torque control only
-            bc.changeDynamics(hand, j, linearDamping=0, angularDamping=0, jointDamping=0,
-                              jointLowerLimit=m.joint_low_rad, jointUpperLimit=m.joint_high_rad)  # fmt: skip
-        return hand
-
-    def _build_knob(self) -> int:
-        bc = self._bc
-        fin_z = (FIN_Z_M[0] + FIN_Z_M[1]) / 2
-        fin_half = [
-            (FIN_RADIUS_M - HUB_RADIUS_M / 2) / 2,
-            FIN_HALF_THICKNESS_M,
-            (FIN_Z_M[1] - FIN_Z_M[0]) / 2,
-        ]
-        fin_r = HUB_RADIUS_M / 2 + fin_half[0]
-        angles = [0.0, 2 * np.pi / 3, 4 * np.pi / 3]
-        fin_pos = [[fin_r * np.cos(a), fin_r * np.sin(a), fin_z] for a in angles]
-        fin_orn = [_quat_z(a) for a in angles]
-        hub_pos = [0, 0, HUB_HEIGHT_M / 2]
-        col = bc.createCollisionShapeArray(
-            shapeTypes=[p.GEOM_CYLINDER] + [p.GEOM_BOX] * 3,
-            radii=[HUB_RADIUS_M, 0, 0, 0],
-            lengths=[HUB_HEIGHT_M, 0, 0, 0],
-            halfExtents=[[0, 0, 0]] + [fin_half] * 3,
-            collisionFramePositions=[hub_pos, *fin_pos],
-            collisionFrameOrientations=[[0, 0, 0, 1], *fin_orn],
-        )
-        # fin 0 is red so that the knob's rotation reads in renders
-        colors = [[0.2, 0.45, 0.8, 1], [0.85, 0.2, 0.2, 1], [0.2, 0.45, 0.8, 1], [0.2, 0.45, 0.8, 1]]
-        vis = bc.createVisualShapeArray(
-            shapeTypes=[p.GEOM_CYLINDER] + [p.GEOM_BOX] * 3,
-            radii=[HUB_RADIUS_M, 0, 0, 0],
-            lengths=[HUB_HEIGHT_M, 0, 0, 0],
-            halfExtents=[[0, 0, 0]] + [fin_half] * 3,
-            visualFramePositions=[hub_pos, *fin_pos],
-            visualFrameOrientations=[[0, 0, 0, 1], *fin_orn],
-            rgbaColors=colors,
-        )
-        knob = bc.createMultiBody(
-            baseMass=0,
-            baseCollisionShapeIndex=-1,
-            baseVisualShapeIndex=-1,
-            basePosition=[0, 0, 0],
-            linkMasses=[KNOB_MASS_KG],
-            linkCollisionShapeIndices=[col],
-            linkVisualShapeIndices=[vis],
-            linkPositions=[[0, 0, 0]],
-            linkOrientations=[[0, 0, 0, 1]],
-            linkInertialFramePositions=[[0, 0, 0]],
-            linkInertialFrameOrientations=[[0, 0, 0, 1]],
-            linkParentIndices=[0],
-            linkJointTypes=[p.JOINT_REVOLUTE],
-            linkJointAxis=[[0, 0, 1]],
-        )
-        # bullet multiplies the two bodies' friction coefficients: the fins' 1.0 leaves the fingertips' in charge
-        bc.changeDynamics(knob, KNOB_LINK, linearDamping=0, angularDamping=0, lateralFriction=1.0)
-        bc.setJointMotorControl2(knob, KNOB_LINK, p.VELOCITY_CONTROL, force=0)
-        return knob
-
-    def _build_scenery(self) -> int:
-        """A table under the knob and a goal marker (visual only: they never touch the physics)."""
-        bc = self._bc
-        table = bc.createVisualShape(
-            p.GEOM_BOX, halfExtents=[0.2, 0.2, 0.005], rgbaColor=[0.85, 0.85, 0.8, 1]
-        )
-        bc.createMultiBody(0, -1, table, basePosition=[0, 0, -0.005])
-        marker = bc.createVisualShape(p.GEOM_SPHERE, radius=0.008, rgbaColor=[0.1, 0.8, 0.2, 1])
-        return bc.createMultiBody(0, -1, marker, basePosition=[FIN_RADIUS_M + 0.02, 0, 0.002])
-
     def _apply_params(self, P: dict[str, float]) -> None:
-        bc = self._bc
-        self._set_substep(1.0 / PHYSICS_HZ)  # first: the knob friction below depends on it
-        i_knob = KNOB_INERTIA_KGM2 * P["knob_inertia_scale"]
-        bc.changeDynamics(self._knob, KNOB_LINK, localInertiaDiagonal=[i_knob / 2, i_knob / 2, i_knob],
-                          jointDamping=P["knob_damping"])  # fmt: skip
-        s = P["finger_mass_scale"]
-        for link in MOTOR_JOINTS:
-            is_base = link in (F0_BASE, F1_BASE)
-            m, length = (PROX_MASS_KG, PROX_LENGTH_M) if is_base else (DIST_MASS_KG, DIST_LENGTH_M)
-            rod = s * m * length**2 / 12  # about the link's centre, across its length
-            axial = s * m * PROX_RADIUS_M**2 / 2
-            # the armature adds to the joint axis only: y for base joints, x for distal joints
-            inertia = [rod, rod + ARMATURE_KGM2, axial] if is_base else [rod + ARMATURE_KGM2, rod, axial]
-            bc.changeDynamics(self._hand, link, mass=s * m, localInertiaDiagonal=inertia,
-                              lateralFriction=P["fingertip_friction"])  # fmt: skip
+        self._plant.apply_params(P)
         self._motor.reset(
             MotorParams(
                 strength=P["motor_strength"],
@@ -330,16 +277,6 @@ class KnobEnv(gym.Env):
                 friction_nm=P["joint_friction"],
                 latency_s=P["action_latency"],
             )
-        )
-
-    def _set_substep(self, dt_s: float) -> None:
-        """Set the physics time step (s) and the knob friction that depends on it."""
-        self._bc.setPhysicsEngineParameter(fixedTimeStep=dt_s)
-        # knob Coulomb friction: a velocity motor holding zero speed with at most the friction torque (implicit,
-        # so it sticks without chattering). Bullet turns the torque into an impulse with the time step in force
-        # when the motor is set, so it is set again whenever the step changes.
-        self._bc.setJointMotorControl2(
-            self._knob, KNOB_LINK, p.VELOCITY_CONTROL, targetVelocity=0.0, force=self.params["knob_friction"]
         )
 
     # ------------------------------------------------------------------------------------------- api
@@ -361,14 +298,11 @@ class KnobEnv(gym.Env):
         self._apply_params(self.params)
         rng = self.np_random
         start = pinned.get("start_angle", float(rng.uniform(-START_RANGE_RAD, START_RANGE_RAD)))
-        self._bc.resetJointState(self._knob, KNOB_LINK, start, 0.0)
-        q0 = np.asarray(HOME_POSE_RAD) + rng.uniform(-0.05, 0.05, 4)
-        for j, q in zip(MOTOR_JOINTS, q0, strict=True):
-            self._bc.resetJointState(self._hand, j, float(q), 0.0)
+        self._plant.reset_state(start, np.asarray(HOME_POSE_RAD) + rng.uniform(-0.05, 0.05, 4))
         self._set_goal(pinned["goal_angle"] if "goal_angle" in pinned else self._draw_goal(start))
         self._successes = 0
         self._prev_action = np.zeros(4, dtype=np.float32)
-        self._frame = self._measure(*self._read_state())
+        self._frame = self._measure(*self._plant.read_state())
         obs = KNOB_SPEC.build_obs(self._frame, self._prev_action)
         return obs, {"params": dict(self.params), "is_success": False, "consecutive_successes": 0}
 
@@ -396,21 +330,12 @@ class KnobEnv(gym.Env):
             period = float(
                 np.clip(self.np_random.normal(1.0 / KNOB_SPEC.control_hz, P["control_jitter"]), 0.01, 0.03)
             )
-            self._set_substep(period / SUBSTEPS)
-        get_states, set_torques, step_sim = self._fast
-        hand, motor_ids, torque_mode, motor_torque = (
-            self._hand,
-            MOTOR_JOINTS,
-            p.TORQUE_CONTROL,
-            self._motor.torque,
-        )
+            self._plant.set_substep(period / SUBSTEPS)
+        motor_speeds, substep, motor_torque = self._plant.motor_speeds, self._plant.substep, self._motor.torque
         for _ in range(SUBSTEPS):
-            set_torques(
-                hand, motor_ids, torque_mode, forces=motor_torque([s[1] for s in get_states(hand, motor_ids)])
-            )
-            step_sim()
+            substep(motor_torque(motor_speeds()))
 
-        state = self._read_state()
+        state = self._plant.read_state()
         error = abs(_wrap(self._goal - state[2]))
         terms = {
             "distance": -5.0 * error,
@@ -456,20 +381,7 @@ class KnobEnv(gym.Env):
         self._goal = goal_rad
         self._hold = 0
         self._near_paid = False
-        r = FIN_RADIUS_M + 0.02
-        self._bc.resetBasePositionAndOrientation(
-            self._goal_marker, [r * np.cos(goal_rad), r * np.sin(goal_rad), 0.002], [0, 0, 0, 1]
-        )
-
-    def _read_state(self) -> tuple[np.ndarray, np.ndarray, float, float, np.ndarray]:
-        """True joint angles (rad), speeds (rad/s), knob angle (rad) and speed (rad/s), fingertip contacts."""
-        js = self._fast[0](self._hand, MOTOR_JOINTS)
-        q = np.array([s[0] for s in js])
-        dq = np.array([s[1] for s in js])
-        knob_q, knob_dq = self._get_knob_state()[:2]
-        touching = {c[3] for c in self._get_contacts()}
-        contacts = np.array([link in touching for link in TIP_LINKS], dtype=np.float32)
-        return q, dq, float(knob_q), float(knob_dq), contacts
+        self._plant.set_goal_marker(goal_rad)
 
     def _measure(
         self, q: np.ndarray, dq: np.ndarray, knob_q: float, knob_dq: float, contacts: np.ndarray
@@ -493,15 +405,9 @@ class KnobEnv(gym.Env):
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
-        bc = self._bc
-        view = bc.computeViewMatrix(cameraEyePosition=[0.28, -0.22, 0.32], cameraTargetPosition=[0, 0, 0.05],
-                                    cameraUpVector=[0, 0, 1])  # fmt: skip
-        proj = bc.computeProjectionMatrixFOV(fov=45, aspect=1.0, nearVal=0.02, farVal=2.0)
-        _, _, rgba, _, _ = bc.getCameraImage(320, 320, view, proj, renderer=p.ER_TINY_RENDERER)
-        return np.asarray(rgba, dtype=np.uint8).reshape(320, 320, 4)[:, :, :3]
+        return self._plant.render()
 
     def close(self) -> None:
-        if getattr(self, "_bc", None) is not None:
-            with contextlib.suppress(p.error):
-                self._bc.disconnect()
-            self._bc = None
+        if getattr(self, "_plant", None) is not None:
+            self._plant.close()
+            self._plant = None  # type: ignore[assignment]

@@ -35,8 +35,8 @@ class MotorModel:
       (back-EMF) and the full stall torque when braking: the classic linear DC-motor envelope.
     * Joint damping and Coulomb friction (smoothed over ±0.05 rad/s) oppose motion.
 
-    :meth:`torque` runs once per physics substep, so it works on plain Python floats: for four motors that is
-    several times faster than numpy's per-call overhead.
+    :meth:`torque` runs once per physics substep, so it works on plain Python floats: for four motors numpy's
+    per-call overhead would outweigh the arithmetic (BENCHMARKS.md, Simulation speed).
     """
 
     def __init__(self, spec: ActionSpec, substep_s: float) -> None:

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import argparse
 
+from sim.errors import UserError, require_positive
+from sim.files import check_output_file
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
         help="Evaluate a policy",
         description="Evaluate a trained policy with deterministic actions: mean ± std return, success rate "
-        "(knob), distance and falls (biped). A run dir uses its best checkpoint.",
+        "(knob), distance and falls (biped). A run dir uses best.pt if training chose one by evaluation "
+        "(--eval-every), else latest.pt; --checkpoint picks another. The first line names the checkpoint used.",
     )
-    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="training run folder or checkpoint file")
+    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", nargs="?", help="training run folder or checkpoint file")
+    p.add_argument("--checkpoint", dest="which", default="auto", metavar="latest|best|previous|PATH",
+                   help="which checkpoint of the run (default: best.pt if the run chose one by evaluation during "
+                   "training, --eval-every; else latest.pt), or a checkpoint file")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=10_000, help="seed of the first episode (then +1 per episode)")
     p.add_argument("--gif", default=None, metavar="OUT.gif", help="record the first episode")
@@ -42,17 +49,22 @@ def _table(rows: dict[str, dict[str, float]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from policies.checkpoint import load_inference_policy
+    from policies.checkpoint import load_policy
     from policies.evaluate import evaluate
 
-    policy = load_inference_policy(args.checkpoint)
+    require_positive("--episodes", args.episodes)
+    require_positive("--seed", args.seed, allow_zero=True)
+    if args.gif:
+        check_output_file(args.gif)
+    policy, used = load_policy(args.checkpoint, args.which)
+    print(f"evaluating {used}", flush=True)
     if args.plants is None:
         print(_line(policy.env_id, evaluate(policy, args.episodes, args.seed, gif=args.gif).summary()))
         if args.gif:
             print(f"wrote {args.gif}")
         return 0
     if policy.robot_id is None:
-        raise ValueError(f"--plants needs an s2r robot env; this policy was trained on {policy.env_id}")
+        raise UserError(f"--plants needs an s2r robot env; this policy was trained on {policy.env_id}")
     from domain_rand.plants import get_plants
 
     rows = {name: evaluate(policy, args.episodes, args.seed, params=params).summary()

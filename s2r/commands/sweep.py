@@ -10,7 +10,7 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep",
-        help="Multi-seed sweep: table (mean ± 95% CI) and learning curves",
+        help="Multi-seed sweep: table (mean ± 95%% CI) and learning curves",
         description="Run every trial of SPEC (YAML or JSON: base settings, seeds, named DR/ADR configs, a grid of "
         "hyper-parameters; see policies/sweep.py) into OUT/trials/<group>/s<seed>/ (ordinary run folders), then "
         "write OUT/summary.md, OUT/summary.csv and OUT/curves.png. Re-running continues unfinished trials.",

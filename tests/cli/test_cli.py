@@ -68,7 +68,7 @@ def test_rollout_writes_gif(tmp_path):
 
 
 def test_demo_quick_never_fails(tmp_path):
-    """The shipped pretrained bundle, as CI runs it (the demo's own tests: tests/firmware_bridge/test_demo.py)."""
+    """The shipped pretrained bundle, as CI runs it (the demo's own tests: tests/s2r/test_demo.py)."""
     r = s2r("demo", "--quick", "--out", str(tmp_path / "demo_out"), timeout=300)
     assert r.returncode == 0, r.stderr
     assert "safety OK" in r.stdout and (tmp_path / "demo_out" / "episode.gif").is_file()

@@ -311,9 +311,9 @@ def test_leaving_the_goal_resets_the_hold(env):
     zero = np.zeros(4, dtype=np.float32)
     for _ in range(HOLD_STEPS - 1):
         env.step(zero)
-    env._bc.resetJointState(env._knob, 0, 0.5, 0.0)  # knock the knob away for one step
+    env._plant._bc.resetJointState(env._plant._knob, 0, 0.5, 0.0)  # knock the knob away for one step
     assert env.step(zero)[2] is False
-    env._bc.resetJointState(env._knob, 0, 0.0, 0.0)
+    env._plant._bc.resetJointState(env._plant._knob, 0, 0.0, 0.0)
     results = [env.step(zero)[2] for _ in range(HOLD_STEPS)]
     assert results == [False] * (HOLD_STEPS - 1) + [True]
 
@@ -376,8 +376,8 @@ def test_parameter_corners_stay_stable(env):
         for _ in range(80):
             obs, *_ = env.step(rng.uniform(-1, 1, 4).astype(np.float32))
             assert np.all(np.isfinite(obs)), params
-        truth = np.array([s[1] for s in env._bc.getJointStates(env._hand, [0, 1, 2, 3])])
-        assert np.all(np.abs(truth) < 30.0) and abs(env._bc.getJointState(env._knob, 0)[1]) < 40.0, params
+        truth = env._plant.read_state()
+        assert np.all(np.abs(truth.dq) < 30.0) and abs(truth.knob_dq) < 40.0, params
 
 
 def test_bad_pinned_angle_is_rejected(env):

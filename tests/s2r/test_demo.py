@@ -11,7 +11,7 @@ import imageio.v2 as imageio
 import pytest
 
 from deploy.pretrained import bundle_path
-from firmware_bridge.demo import REPORT_FILE, DemoConfig, run_demo, staged_dir
+from s2r.demo import REPORT_FILE, DemoConfig, run_demo, staged_dir
 
 
 @pytest.fixture(scope="module")

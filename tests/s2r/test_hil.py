@@ -13,7 +13,7 @@ import pytest
 
 import sim
 from deploy.bundle import Policy, load_bundle
-from firmware_bridge.hil import FaultSpec, HilConfig, run_hil
+from s2r.hil import FaultSpec, HilConfig, run_hil
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,73 @@
+"""Shared pieces of s2r's MuJoCo models: the import (headless rendering through EGL unless ``MUJOCO_GL`` says
+otherwise), the contact/solver settings both robots use, inertia as PyBullet computes it for the same primitive
+shapes, and an off-screen renderer. How the settings were matched to the PyBullet models: docs/mujoco.md.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless: no display on a training box or in CI
+import mujoco  # noqa: E402
+
+# Contact, joint-limit and friction-loss constraints: critically damped (damping ratio 1) with a time constant of
+# two physics steps at 250 Hz, the stiffest MuJoCo integrates stably (its documented rule: timeconst >= 2·dt).
+# PyBullet's constraints are rigid (ERP-corrected); these are the nearest MuJoCo gets to them.
+SOLREF = "0.008 1"
+SOLIMP = "0.95 0.99 0.001"
+
+
+def aabb_box_inertia(mass_kg: float, half_extents_m: Sequence[float]) -> list[float]:
+    """Principal inertia (kg·m²) of a solid box: what Bullet uses for a box, and for any shape placed with a
+    collision-frame offset (a compound shape, whose inertia Bullet takes from the box of its bounding box)."""
+    lx, ly, lz = (2.0 * h for h in half_extents_m)
+    return [mass_kg / 12.0 * (ly * ly + lz * lz), mass_kg / 12.0 * (lx * lx + lz * lz), mass_kg / 12.0 * (lx * lx + ly * ly)]
+
+
+def capsule_aabb_half_extents(radius_m: float, length_m: float) -> tuple[float, float, float]:
+    """Half extents of the bounding box of a z capsule whose sphere centres are ``length_m`` apart."""
+    return (radius_m, radius_m, length_m / 2.0 + radius_m)
+
+
+def fmt(values: Sequence[float] | np.ndarray) -> str:
+    """Numbers as an MJCF attribute, at full double precision (the model must carry the constants exactly)."""
+    return " ".join(repr(float(v)) for v in values)
+
+
+class OffscreenRenderer:
+    """An RGB camera on a model, created at the first frame (the GL context costs ~100 ms and needs EGL)."""
+
+    def __init__(self, model: mujoco.MjModel, width: int, height: int) -> None:
+        self._model, self._size = model, (height, width)
+        self._renderer: mujoco.Renderer | None = None
+        self.camera = mujoco.MjvCamera()
+        self.camera.type = mujoco.mjtCamera.mjCAMERA_FREE
+
+    def render(self, data: mujoco.MjData) -> np.ndarray:
+        if self._renderer is None:
+            try:
+                self._renderer = mujoco.Renderer(self._model, *self._size)
+            except Exception as exc:  # no EGL/OSMesa on this machine: say how to get a picture
+                raise RuntimeError(
+                    f"MuJoCo cannot render here ({type(exc).__name__}: {exc}); install EGL or OSMesa and set "
+                    "MUJOCO_GL=egl or osmesa, or render with --engine pybullet"
+                ) from exc
+        self._renderer.update_scene(data, camera=self.camera)
+        return self._renderer.render().copy()
+
+    def upload_hfield(self, hfield_id: int) -> None:
+        """Send a changed heightfield to the GPU (collisions read the model directly; only pictures need this)."""
+        if self._renderer is not None:
+            self._renderer._gl_context.make_current()
+            mujoco.mjr_uploadHField(self._model, self._renderer._mjr_context, hfield_id)
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+
+__all__ = ["mujoco", "SOLREF", "SOLIMP", "aabb_box_inertia", "capsule_aabb_half_extents", "fmt", "OffscreenRenderer"]
