@@ -22,7 +22,8 @@ A spec is YAML (or JSON), for example::
 A setting is a ``TrainConfig`` field (``policies.train``; ``vec``, ``num_envs``, ``dr``, ``adr``...) or an
 algorithm field written as ``ppo.<field>`` / ``td3.<field>`` (``PPOConfig``, ``TD3Config``; presets fill the
 rest, as ``s2r train`` does). A trial's settings are: the sweep's defaults (``vec: sync``, one update thread,
-no progress bar: one trial per CPU; a trial given ``ray`` steps its envs in Ray actors instead), then ``base``, then its config, then its grid point, then its seed.
+no progress bar: one trial per CPU; a trial given ``ray`` steps its envs in Ray actors instead), then ``base``,
+then its config, then its grid point, then its seed.
 
 Trials live in ``OUT/trials/<config>[,<param>=<value>...]/s<seed>/``. A trial whose run folder already holds a
 checkpoint is resumed (a finished one is not run again), so an interrupted sweep continues where it stopped,
@@ -51,6 +52,7 @@ import numpy as np
 from policies.ppo import PPOConfig
 from policies.td3 import TD3Config
 from sim.errors import UserError
+from sim.files import atomic_open, atomic_write
 
 SPEC_KEYS = ("name", "base", "seeds", "configs", "grid", "metric")
 TRIAL_DEFAULTS: dict[str, Any] = {"vec": "sync", "update_threads": 1, "progress": False}
@@ -216,7 +218,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, ray_address: str | No
     spec_json = json.dumps(dataclasses.asdict(spec), indent=2, default=str) + "\n"
     if spec_path.is_file() and json.loads(spec_path.read_text()) != json.loads(spec_json):
         raise UserError(f"{out} holds a different sweep (its spec.json differs); pick another --out")
-    _atomic_write(spec_path, spec_json)
+    atomic_write(spec_path, spec_json)
     todo = trials(spec)
     failures: dict[str, str] = {}
     t0 = time.monotonic()
@@ -316,7 +318,7 @@ def summarize(spec: SweepSpec, out_dir: str | os.PathLike, failures: dict[str, s
         })  # fmt: skip
         curves[group] = curve
     _write_csv(out / "summary.csv", rows)
-    _atomic_write(out / "summary.md", format_table(rows, spec.metric) + "\n")
+    atomic_write(out / "summary.md", format_table(rows, spec.metric) + "\n")
     plot = plot_curves(curves, spec.metric, out / "curves.png")
     return {"rows": rows, "table": out / "summary.md", "csv": out / "summary.csv", "plot": plot}
 
@@ -361,10 +363,9 @@ def plot_curves(curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], metric: 
     if curves:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=100)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, dpi=100, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 
@@ -372,15 +373,9 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
