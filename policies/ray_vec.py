@@ -262,7 +262,7 @@ class RayVecEnv:
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
                 ref = None
                 self._recover(k, exc)
-        raise RuntimeError(f"Ray env actor {k} kept dying ({MAX_RESTARTS + 1} times in one call); giving up")
+        raise ConnectionError(f"Ray env actor {k} kept dying ({MAX_RESTARTS + 1} times in one call); giving up")
 
     def _recover(self, k: int, cause: Exception) -> None:
         """Wait for Ray to restart actor k, then replay its envs' episodes and check they are where they were."""
@@ -272,8 +272,9 @@ class RayVecEnv:
         log.warning("Ray env actor %d (envs %d-%d) died (%s); waiting for its restart",
                     k, envs[0], envs[-1], type(cause).__name__)  # fmt: skip
         self.deaths[k] += 1
-        if self.deaths[k] > MAX_RESTARTS:  # Ray has given up on it too
-            raise RuntimeError(f"Ray env actor {k} died {self.deaths[k]} times (max_restarts {MAX_RESTARTS})")
+        if self.deaths[k] > MAX_RESTARTS:  # Ray has given up on it too; the cluster, not s2r, is at fault
+            raise ConnectionError(f"Ray env actor {k} died {self.deaths[k]} times (max_restarts {MAX_RESTARTS}); "
+                                  "continue the run from its last checkpoint with `s2r train --resume`")  # fmt: skip
         deadline = time.monotonic() + RESTART_TIMEOUT_S
         while True:
             try:
@@ -281,7 +282,8 @@ class RayVecEnv:
                 break
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError):
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"Ray env actor {k} did not come back within {RESTART_TIMEOUT_S:.0f} s") from None
+                    raise ConnectionError(f"Ray env actor {k} did not come back within {RESTART_TIMEOUT_S:.0f} s (no "
+                                          "free CPU left in the cluster?); continue with `s2r train --resume`") from None
                 time.sleep(0.2)
         replayed = 0
         for i in envs:
@@ -289,7 +291,10 @@ class RayVecEnv:
             if start is None:  # never reset: the fresh env is already where it was
                 continue
             j = i - self.bounds[k]
-            obs = ray.get(self.actors[k].replay.remote(j, start, self.actions[i]))
+            try:
+                obs = ray.get(self.actors[k].replay.remote(j, start, self.actions[i]))
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+                return self._recover(k, exc)  # died again while replaying: start over on the next incarnation
             if not np.array_equal(obs, self.last_obs[i]):
                 raise RuntimeError(
                     f"env {i} did not replay exactly after Ray env actor {k} restarted (its randomness is not all "
