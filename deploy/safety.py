@@ -33,6 +33,7 @@ An isolated bad SENSOR is answered with a zero-torque command and counted; more 
 from __future__ import annotations
 
 import math
+import operator
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
@@ -42,6 +43,8 @@ import numpy as np
 from firmware_bridge.protocol import Fault, Mode, Sensor
 from sim.errors import UserError
 from sim.spec import RobotSpec, SensorLayout
+
+_le = operator.le  # NaN compares False, so it fails both checks
 
 # physical ranges a sensor can report (beyond them a reading is a glitch, not the robot)
 JOINT_MARGIN_RAD = 0.5  # encoder reading beyond the joint's mechanical range (overshoot, encoder bias)
@@ -97,6 +100,7 @@ class Decision:
 
 
 _NOTHING = Decision()
+_FULL = Decision((), 1.0)
 ARMED = (HostState.ARMING, HostState.RUNNING)
 LATCHED = (HostState.FAULT, HostState.ESTOP)
 
@@ -132,6 +136,9 @@ class HostSafety:
         self.last_sensor_s = now_s
         self.frames += 1
         st = self.state
+        if st is HostState.RUNNING and problem is None and board_mode & Mode.ENABLED and not board_faults & Fault.ESTOP:
+            self.consecutive_bad = 0
+            return _FULL  # the normal path
         if st is HostState.DISARMED:
             return _NOTHING
         enabled = bool(board_mode & Mode.ENABLED)
@@ -279,6 +286,8 @@ class SensorBounds:
                   *msg.joint_vel_rad_s, *msg.lidar_m, *msg.aux)  # fmt: skip
         if len(values) != len(self.low):
             return f"{len(values)} sensor values, the IDENT announced {len(self.low)}"
+        if all(map(_le, self.low, values)) and all(map(_le, values, self.high)):  # the normal path: loops in C
+            return None
         for v, lo, hi, name in zip(values, self.low, self.high, self.names, strict=True):
             if not lo <= v <= hi:  # NaN fails both comparisons
                 if not math.isfinite(v):
@@ -293,8 +302,9 @@ def safe_command(raw_nm: np.ndarray, limits_nm: np.ndarray, scale: float) -> tup
     Non-finite anywhere → all zero. Otherwise clamp to ±limits, then scale by the ramp fraction in [0, 1]."""
     if not np.isfinite(raw_nm).all():
         return np.zeros_like(limits_nm), True, False
-    torque = np.clip(raw_nm, -limits_nm, limits_nm)
-    clamped = bool(np.any(torque != raw_nm))
+    # = np.clip(raw_nm, -limits_nm, limits_nm) for finite input, bit for bit, without np.clip's Python wrapper
+    torque = np.minimum(np.maximum(raw_nm, -limits_nm), limits_nm)
+    clamped = bool((torque != raw_nm).any())
     if scale < 1.0:
         torque = (torque * np.float32(max(0.0, scale))).astype(np.float32)
     return torque, False, clamped

@@ -26,6 +26,7 @@ COMMANDS = (
     "train",
     "sweep",
     "eval",
+    "stress",
     "plot",
     "export",
     "flash",
