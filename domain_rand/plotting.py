@@ -91,11 +91,59 @@ def adr_figure(progress_csv: str) -> Any:
 
 def plot_adr_ranges(progress_csv: str, out_png: str) -> None:
     """:func:`adr_figure` → PNG, written atomically."""
+
+    save_png(adr_figure(progress_csv), out_png)
+
+
+def save_png(fig: Any, out_png: str) -> None:
+    """Write a matplotlib figure atomically (a reader never sees a half-written PNG) and close it."""
     import matplotlib.pyplot as plt
 
-    fig = adr_figure(progress_csv)
     try:
-        with atomic_open(out_png, "wb") as f:  # a reader never sees a half-written PNG
+        with atomic_open(out_png, "wb") as f:
             fig.savefig(f, format="png", dpi=110)
     finally:
         plt.close(fig)
+
+
+def plot_stress(report: dict[str, Any], out_png: str) -> None:
+    """``s2r stress``'s sweep: success rate against value, one panel per series, the cliff marked → PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sweep = report["sweep"]
+    n = max(len(sweep), 1)
+    cols = min(5, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols, 2.2 * rows), squeeze=False)
+    flat = axes.ravel()
+    nominal_rate = report["nominal"]["success_rate"]
+    for ax, (name, s) in zip(flat, sweep.items(), strict=False):
+        xs, ys = [s["nominal"], *s["values"]], [nominal_rate, *s["success"]]
+        if s["param"] == "encoder_resolution":  # nominal 0 = ideal encoder: no place on a log axis
+            xs, ys = xs[1:], ys[1:]
+        ax.plot(xs, [100 * y for y in ys], "o-", ms=3, lw=1.2)
+        ax.axhline(80, color="grey", lw=0.8, ls=":")
+        if s["cliff"] is not None:
+            ax.axvline(s["cliff"], color="red", lw=1.2, ls="--")
+            ax.set_title(f"{name}  cliff {s['cliff']:g}", fontsize=8, color="red")
+        else:
+            ax.set_title(f"{name}  no cliff", fontsize=8)
+        if s["param"] == "encoder_resolution":
+            ax.set_xscale("log")
+        ax.set_ylim(-5, 105)
+        ax.set_xlabel(s["unit"], fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in flat[len(sweep):]:
+        ax.set_visible(False)
+    box = report["reality_box"]
+    fig.suptitle(
+        f"{report['env_id']}: success (%) vs value, one parameter at a time ({report['episodes_per_point']} "
+        f"episodes/point)\nreality box {box['success_rate']:.0%} of {box['plants']} plants "
+        f"(95 % CI {box['wilson95'][0]:.0%}-{box['wilson95'][1]:.0%})",
+        fontsize=9,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.93 if rows == 1 else 0.96))
+    save_png(fig, out_png)

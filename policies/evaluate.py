@@ -1,5 +1,6 @@
 """Deterministic evaluation of an :class:`~policies.checkpoint.InferencePolicy` on its env (optionally on a
-given physical plant), with the per-task metrics: return, success rate (knob), distance and falls (biped)."""
+given physical plant), with the per-task metrics: return, success rate (biped: walked >= 15 m without a fall;
+knob: reached the target), distance and falls (biped)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from domain_rand.evaluate import run_episode
 from policies.checkpoint import InferencePolicy
 from policies.vec_env import make_env
 from sim.errors import UserError
@@ -47,7 +49,11 @@ def evaluate(
     on_episode: Callable[[EvalResult], None] | None = None,
 ) -> EvalResult:
     """Run ``episodes`` deterministic episodes (seeds ``seed, seed+1...``; the first is recorded to ``gif``, a
-    .gif or .mp4); ``on_episode(result so far)`` is called after each one (a progress bar)."""
+    .gif or .mp4); ``on_episode(result so far)`` is called after each one (a progress bar).
+
+    The episode loop, success and falls are :func:`domain_rand.evaluate.run_episode`'s, shared with the held-out
+    table and ``s2r stress``.
+    """
     if episodes < 1:
         raise UserError(f"--episodes must be >= 1, got {episodes}")
     if gif:
@@ -59,7 +65,7 @@ def evaluate(
     frames: list[np.ndarray] = []  # RGB arrays of the first episode
     try:
         for k in range(episodes):
-            run_episode(env, policy, seed + k, params, result, frames if gif and k == 0 else None, gif_every)
+            run_policy_episode(env, policy, seed + k, params, result, frames if gif and k == 0 else None, gif_every)
             if on_episode is not None:
                 on_episode(result)
     finally:
@@ -71,7 +77,7 @@ def evaluate(
     return result
 
 
-def run_episode(
+def run_policy_episode(
     env: Any,
     policy: InferencePolicy,
     seed: int,
@@ -81,23 +87,23 @@ def run_episode(
     frame_every: int = 2,
     max_steps: int | None = None,
 ) -> None:
-    """One deterministic episode, its outcome appended to ``result``; every ``frame_every``-th step rendered into
-    ``frames`` if given; cut after ``max_steps`` (a video) if given."""
-    obs, info = env.reset(seed=seed, options={"params": params} if params else None)
-    ep_ret, length, done = 0.0, 0, False
-    while not done:
+    """One deterministic episode (:func:`domain_rand.evaluate.run_episode`), its outcome appended to ``result``;
+    every ``frame_every``-th step rendered into ``frames`` if given; cut after ``max_steps`` (a video) if given."""
+
+    def act(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            action = policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
-        obs, reward, terminated, truncated, info = env.step(action)
-        ep_ret, length = ep_ret + float(reward), length + 1
-        done = terminated or truncated or (max_steps is not None and length >= max_steps)
-        if frames is not None and length % frame_every == 0:
+            return policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+
+    def frame(step: int) -> None:
+        if frames is not None and step % frame_every == 0:
             frames.append(np.asarray(env.render()))
-    result.returns.append(ep_ret)
-    result.lengths.append(length)
-    if "distance_m" in info:
-        result.distance_m.append(float(info["distance_m"]))
-    if "fell" in info:
-        result.fell.append(bool(info["fell"]))
-    if "is_success" in info:
-        result.success.append(bool(info["is_success"]))
+
+    ep = run_episode(env, act, seed, params, on_step=frame if frames is not None else None, max_steps=max_steps)
+    result.returns.append(ep.ret)
+    result.lengths.append(ep.length)
+    if ep.distance_m is not None:
+        result.distance_m.append(ep.distance_m)
+    if "fell" in ep.info:
+        result.fell.append(ep.fell)
+    if "is_success" in ep.info or ep.distance_m is not None:
+        result.success.append(ep.success)

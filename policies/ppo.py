@@ -205,7 +205,7 @@ class PPOAgent:
         self.params = [*self.actor.parameters(), *self.critic.parameters()]
         # fused: one kernel per parameter for the whole Adam step — the same update rule (it rounds differently
         # from the per-op path in the last bit), far cheaper per step than the default per-op loop
-        # (BENCHMARKS.md, Learners: PPO env-steps/s)
+        # (BENCHMARKS.md, Learners)
         self.opt = torch.optim.Adam(self.params, lr=cfg.lr, eps=1e-5, fused=True)
         self.reward_scaler = RewardScaler(num_envs, cfg.gamma) if cfg.normalize_reward else None
         T, N = cfg.n_steps, num_envs

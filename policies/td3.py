@@ -173,7 +173,7 @@ class TD3Agent:
             return obs
         if self._norm_cache[0] != nm.count:
             mean = torch.as_tensor(nm.mean, dtype=torch.float32)
-            self._norm_cache = (nm.count, mean, torch.as_tensor(np.sqrt(nm.var + nm.eps), dtype=torch.float32))
+            self._norm_cache = (nm.count, mean, torch.as_tensor(nm.std(), dtype=torch.float32))
         _, mean, std = self._norm_cache
         return ((obs - mean) / std).clamp(-nm.clip, nm.clip)
 

@@ -187,12 +187,12 @@ def _make_source(cfg: TrainConfig, env):
     return make_source(env, dr=cfg.dr, adr=cfg.adr, adr_config=cfg.adr_config, seed=cfg.seed)
 
 
-def _performance(env_id: str, ep_return: float, info: dict) -> float:
+def _performance(env_id: str, ep_return: float, info: dict, kind: str) -> float:
     try:
         from domain_rand import episode_performance
     except ImportError:
         return ep_return
-    return episode_performance(env_id, ep_return, info)
+    return episode_performance(env_id, ep_return, info, kind)
 
 
 def _rng_state() -> dict:
@@ -397,9 +397,13 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
     spec = getattr(probe.unwrapped, "robot_spec", None)
     robot_id = spec.robot_id if spec is not None else None
     source = _make_source(cfg, probe)
+    # what the source's thresholds apply to: ADR says (task success by default); fixed DR and nominal ignore it
+    perf_kind = str(getattr(getattr(source, "config", None), "performance", "success"))
     probe.close()
 
-    norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs)
+    # s2r robots: every field's std is floored at the resolution its spec declares (no input gain above 1/res.)
+    floor = spec.obs_resolution if spec is not None else None
+    norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs, std_floor=floor)
     agent = _make_agent(cfg, obs_dim, act_dim, norm, expert)
     stats = EpisodeStats(cfg.stats_window)
     counters: dict[str, Any] = {"global_step": 0, "resumes": 0, "time_s": 0.0}
@@ -455,6 +459,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
     def run_eval() -> tuple[dict[str, float], dict[str, Any] | None]:
         """Deterministic episodes on the nominal plant; returns the eval row and, if best so far, the selection."""
         nonlocal best_eval
+        _note(progress, f"s2r: evaluating the policy at step {counters['global_step']:,} ({cfg.eval_episodes} "
+              "deterministic episodes on the nominal plant)...")  # fmt: skip
         policy = inference_policy_from_checkpoint({**meta, "actor": agent.actor.state_dict(),
                                                    "normalizer": norm.state_dict()})  # fmt: skip
         with torch.random.fork_rng():  # evaluation must not shift the training's random streams
@@ -462,7 +468,11 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
             summary = evaluate(policy, cfg.eval_episodes, seed=EVAL_SEED + cfg.seed * 1000).summary()
             random.setstate(py_state)
         eval_row = {f"eval_{k}": v for k, v in summary.items() if k != "episodes"}
-        if summary["return_mean"] <= best_eval:
+        is_best = summary["return_mean"] > best_eval
+        _note(progress, f"s2r: eval at step {counters['global_step']:,}: return {summary['return_mean']:.1f} ± "
+              f"{summary['return_std']:.1f} over {cfg.eval_episodes} deterministic episodes"
+              + (" (best so far: saved as best.pt)" if is_best else f" (best {best_eval:.1f})"))  # fmt: skip
+        if not is_best:
             return eval_row, None
         best_eval = summary["return_mean"]
         return eval_row, {"metric": "eval_return_mean", "value": best_eval, "std": summary["return_std"],
@@ -533,7 +543,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
             for i in np.flatnonzero(np.logical_or(terminated, truncated)):
                 info = infos[i] or {}
                 stats.add(float(ep_ret[i]), int(ep_len[i]), info)
-                source.report(tags[i], _performance(cfg.env, float(ep_ret[i]), info))
+                source.report(tags[i], _performance(cfg.env, float(ep_ret[i]), info, perf_kind))
                 next_obs[i] = reset_env(int(i), None)
             norm.update(next_obs)
             obs = next_obs
@@ -595,12 +605,21 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
             "best_eval": best_eval}  # fmt: skip
 
 
+def _note(progress: Progress, text: str) -> None:
+    """A line on stderr that does not tear the progress bar."""
+    bar = getattr(progress, "bar", None)
+    if bar is not None:
+        bar.write(text, file=sys.stderr)
+    else:
+        print(text, file=sys.stderr, flush=True)
+
+
 def _record_video(cfg: TrainConfig, agent, norm: ObsNormalizer, meta: dict, folder: Path, step: int,
                   tb: TensorBoard) -> tuple[Path, float]:
     """One deterministic episode of the current policy → ``folder/step_NNNNNNNNN.mp4`` (.gif without
     imageio-ffmpeg) and a few of its frames to TensorBoard; returns (path, episode return)."""
     from policies.checkpoint import inference_policy_from_checkpoint
-    from policies.evaluate import EvalResult, run_episode
+    from policies.evaluate import EvalResult, run_policy_episode
     from sim.video import mp4_available, write_video
 
     policy = inference_policy_from_checkpoint({**meta, "actor": agent.actor.state_dict(),
@@ -612,7 +631,7 @@ def _record_video(cfg: TrainConfig, agent, norm: ObsNormalizer, meta: dict, fold
     try:
         with torch.random.fork_rng():  # like run_eval: a video must not shift the training's random streams
             fps = float(env.metadata.get("render_fps") or 50) / VIDEO_FRAME_EVERY
-            run_episode(env, policy, VIDEO_SEED, None, result, frames, VIDEO_FRAME_EVERY, VIDEO_MAX_STEPS)
+            run_policy_episode(env, policy, VIDEO_SEED, None, result, frames, VIDEO_FRAME_EVERY, VIDEO_MAX_STEPS)
     finally:
         env.close()
         random.setstate(py_state)
