@@ -459,7 +459,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
     def run_eval() -> tuple[dict[str, float], dict[str, Any] | None]:
         """Deterministic episodes on the nominal plant; returns the eval row and, if best so far, the selection."""
         nonlocal best_eval
-        _note(progress, f"s2r: evaluating the policy at step {counters['global_step']:,} ({cfg.eval_episodes} "
+        progress.note(f"evaluating the policy at step {counters['global_step']:,} ({cfg.eval_episodes} "
               "deterministic episodes on the nominal plant)...")  # fmt: skip
         policy = inference_policy_from_checkpoint({**meta, "actor": agent.actor.state_dict(),
                                                    "normalizer": norm.state_dict()})  # fmt: skip
@@ -469,7 +469,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
             random.setstate(py_state)
         eval_row = {f"eval_{k}": v for k, v in summary.items() if k != "episodes"}
         is_best = summary["return_mean"] > best_eval
-        _note(progress, f"s2r: eval at step {counters['global_step']:,}: return {summary['return_mean']:.1f} ± "
+        progress.note(f"eval at step {counters['global_step']:,}: return {summary['return_mean']:.1f} ± "
               f"{summary['return_std']:.1f} over {cfg.eval_episodes} deterministic episodes"
               + (" (best so far: saved as best.pt)" if is_best else f" (best {best_eval:.1f})"))  # fmt: skip
         if not is_best:
@@ -603,15 +603,6 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
     return {"run_dir": str(run_dir), "global_step": step, **stats.row(),
             "time_s": time_base + time.monotonic() - t_start, "best_return": best_return,
             "best_eval": best_eval}  # fmt: skip
-
-
-def _note(progress: Progress, text: str) -> None:
-    """A line on stderr that does not tear the progress bar."""
-    bar = getattr(progress, "bar", None)
-    if bar is not None:
-        bar.write(text, file=sys.stderr)
-    else:
-        print(text, file=sys.stderr, flush=True)
 
 
 def _record_video(cfg: TrainConfig, agent, norm: ObsNormalizer, meta: dict, folder: Path, step: int,
