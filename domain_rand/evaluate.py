@@ -52,12 +52,14 @@ def run_episode(
     stop_at_success: bool = False,
     record: bool = False,
     on_step: Callable[[int], None] | None = None,
+    max_steps: int | None = None,
 ) -> Episode:
     """One deterministic episode on the given physics.
 
     ``stop_at_success``: end the episode the step it becomes a success (the biped at 15 m): the outcome cannot
     change after that, so sweeps save the rest of the course. ``on_step(step)`` runs after every step (frames for
-    a GIF). The episode otherwise ends on ``terminated`` or ``truncated`` (the env's TimeLimit).
+    a GIF); ``max_steps`` cuts the episode (a video). It otherwise ends on ``terminated`` or ``truncated`` (the env's
+    TimeLimit).
     """
     robot = robot_of_env(env.spec.id) if env.spec is not None else None
     obs, info = env.reset(seed=seed, options={"params": dict(params)} if params else None)
@@ -68,6 +70,7 @@ def run_episode(
         obs, reward, terminated, truncated, info = env.step(action)
         total, length = total + float(reward), length + 1
         done = terminated or truncated or (stop_at_success and task_success(robot, info))
+        done = done or (max_steps is not None and length >= max_steps)
         if record:
             actions.append(action)
             torques.append(np.asarray(info.get("applied_torque_nm", np.zeros_like(action)), dtype=np.float32))

@@ -33,34 +33,72 @@ def read_adr_columns(
     return x_name, xs, ranges, npd
 
 
-def plot_adr_ranges(progress_csv: str, out_png: str) -> None:
-    """One panel per ADR parameter (its [low, high] band over training) plus the entropy in nats/dim → PNG."""
+def _si(x: float, _pos: object = None) -> str:
+    """Tick label for a step count: 0, 250k, 1.5M."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x / scale:g}{suffix}"
+    return f"{x:g}"
+
+
+def adr_figure(progress_csv: str) -> Any:
+    """One panel per ADR parameter (its [low, high] band over training, the nominal value dashed) plus the
+    entropy in nats/dim, with a legend; a matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")  # headless: no display on the training box or CI
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     x_name, xs, ranges, npd = read_adr_columns(progress_csv)
     n = len(ranges) + 1
     cols = min(4, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.3 * rows + 0.9), squeeze=False, sharex=True)
     flat = axes.ravel()
     for ax, (name, (lows, highs)) in zip(flat, ranges.items(), strict=False):
-        ax.fill_between(xs, lows, highs, alpha=0.35, step="post")
-        ax.plot(xs, lows, lw=1, drawstyle="steps-post")
-        ax.plot(xs, highs, lw=1, drawstyle="steps-post")
+        ax.fill_between(xs, lows, highs, alpha=0.35, step="post", color="C0")
+        ax.plot(xs, highs, lw=1, drawstyle="steps-post", color="C1")
+        ax.plot(xs, lows, lw=1, drawstyle="steps-post", color="C0")
+        if lows and lows[0] == highs[0]:  # ADR starts from the nominal value
+            ax.axhline(lows[0], color="0.3", lw=0.8, ls="--")
         ax.set_title(name, fontsize=9)
     ax = flat[len(ranges)]
     ax.plot(xs, npd, color="k", lw=1.2)
     ax.set_title("ADR entropy (nats/dim)", fontsize=9)
     for ax in flat[n:]:
         ax.set_visible(False)
-    for ax in flat[:n]:
+    for i, ax in enumerate(flat[:n]):
         ax.tick_params(labelsize=7)
-        ax.set_xlabel(x_name, fontsize=8)
-    fig.tight_layout()
-    save_png(fig, out_png)
+        ax.xaxis.set_major_locator(MaxNLocator(4))  # few, short labels: 0, 500k, 1M, 1.5M
+        ax.xaxis.set_major_formatter(FuncFormatter(_si))
+        ax.yaxis.set_major_locator(MaxNLocator(5))
+        ax.tick_params(labelbottom=i + cols >= n)  # x labels on each column's lowest panel only
+    fig.supxlabel("env steps" if x_name in ("global_step", "env_steps", "timesteps", "step") else x_name, fontsize=9)
+    fig.legend(
+        handles=[Patch(color="C0", alpha=0.35, label="sampled range [low, high]"),
+                 Line2D([], [], color="C1", lw=1, label="upper bound"),
+                 Line2D([], [], color="C0", lw=1, label="lower bound"),
+                 Line2D([], [], color="0.3", lw=0.8, ls="--", label="nominal (where ADR started)"),
+                 Line2D([], [], color="k", lw=1.2, label="entropy of the ranges")],
+        loc="upper center", ncol=5, fontsize=8, frameon=False,
+    )  # fmt: skip
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
+    return fig
+
+
+def plot_adr_ranges(progress_csv: str, out_png: str) -> None:
+    """:func:`adr_figure` → PNG, written atomically."""
+    import matplotlib.pyplot as plt
+
+    fig = adr_figure(progress_csv)
+    try:
+        with atomic_open(out_png, "wb") as f:
+            fig.savefig(f, format="png", dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def save_png(fig: Any, out_png: str) -> None:

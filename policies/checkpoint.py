@@ -115,7 +115,8 @@ def checkpoint_candidates(path: Path, which: str = "latest") -> list[Path]:
     if path.is_file():
         return [path]
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; give a run folder written by `s2r train` or a .pt file")
+        raise FileNotFoundError(f"no checkpoint at {path}: it does not exist; give a run folder written by "
+                                "`s2r train` or a .pt file")  # fmt: skip
     folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
     names = {"latest": [LATEST, PREVIOUS], "previous": [PREVIOUS], "best": [BEST]}.get(which)
     if which == "auto":

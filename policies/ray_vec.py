@@ -133,7 +133,7 @@ class RayVecEnv:
         local_envs: int | None = None,
     ) -> None:
         if local_envs is not None and not 0 <= local_envs < num_envs:
-            raise ValueError(f"local_envs must be in [0, {num_envs}) so that an actor has an env, got {local_envs}")
+            raise UserError(f"local_envs must be in [0, {num_envs}) so that an actor has an env, got {local_envs}")
         self.owns_ray = connect(address)
         import ray
 
