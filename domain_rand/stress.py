@@ -183,6 +183,13 @@ def plan(robot: str, space: ParamSpace, cfg: StressConfig) -> tuple[list[Series]
     return series, jobs + mixed, box
 
 
+def scripted_expert(name: str, env_id: str) -> Policy:
+    """A scripted expert of ``sim.EXPERTS`` as the policy (a picklable factory: ``partial(scripted_expert, ...)``)."""
+    import sim
+
+    return sim.get_expert(name, env_id)
+
+
 # ------------------------------------------------------------------------------------------------- workers
 _WORKER: dict[str, Any] = {}
 
