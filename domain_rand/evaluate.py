@@ -58,8 +58,8 @@ def run_episode(
 
     ``stop_at_success``: end the episode the step it becomes a success (the biped at 15 m): the outcome cannot
     change after that, so sweeps save the rest of the course. ``on_step(step)`` runs after every step (frames for
-    a GIF); ``max_steps`` cuts the episode (a video). It otherwise ends on ``terminated`` or ``truncated`` (the env's
-    TimeLimit).
+    a GIF). ``max_steps``: cut the episode there (a video). The episode otherwise ends on ``terminated`` or
+    ``truncated`` (the env's TimeLimit).
     """
     robot = robot_of_env(env.spec.id) if env.spec is not None else None
     obs, info = env.reset(seed=seed, options={"params": dict(params)} if params else None)

@@ -91,14 +91,8 @@ def adr_figure(progress_csv: str) -> Any:
 
 def plot_adr_ranges(progress_csv: str, out_png: str) -> None:
     """:func:`adr_figure` → PNG, written atomically."""
-    import matplotlib.pyplot as plt
 
-    fig = adr_figure(progress_csv)
-    try:
-        with atomic_open(out_png, "wb") as f:
-            fig.savefig(f, format="png", dpi=110)
-    finally:
-        plt.close(fig)
+    save_png(adr_figure(progress_csv), out_png)
 
 
 def save_png(fig: Any, out_png: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from domain_rand.evaluate import run_episode as run_task_episode
+from domain_rand.evaluate import run_episode
 from policies.checkpoint import InferencePolicy
 from policies.vec_env import make_env
 from sim.errors import UserError
@@ -49,7 +49,11 @@ def evaluate(
     on_episode: Callable[[EvalResult], None] | None = None,
 ) -> EvalResult:
     """Run ``episodes`` deterministic episodes (seeds ``seed, seed+1...``; the first is recorded to ``gif``, a
-    .gif or .mp4); ``on_episode(result so far)`` is called after each one (a progress bar)."""
+    .gif or .mp4); ``on_episode(result so far)`` is called after each one (a progress bar).
+
+    The episode loop, success and falls are :func:`domain_rand.evaluate.run_episode`'s, shared with the held-out
+    table and ``s2r stress``.
+    """
     if episodes < 1:
         raise UserError(f"--episodes must be >= 1, got {episodes}")
     if gif:
@@ -61,7 +65,7 @@ def evaluate(
     frames: list[np.ndarray] = []  # RGB arrays of the first episode
     try:
         for k in range(episodes):
-            run_episode(env, policy, seed + k, params, result, frames if gif and k == 0 else None, gif_every)
+            run_policy_episode(env, policy, seed + k, params, result, frames if gif and k == 0 else None, gif_every)
             if on_episode is not None:
                 on_episode(result)
     finally:
@@ -73,7 +77,7 @@ def evaluate(
     return result
 
 
-def run_episode(
+def run_policy_episode(
     env: Any,
     policy: InferencePolicy,
     seed: int,
@@ -83,9 +87,8 @@ def run_episode(
     frame_every: int = 2,
     max_steps: int | None = None,
 ) -> None:
-    """One deterministic episode, its outcome appended to ``result``; every ``frame_every``-th step rendered into
-    ``frames`` if given; cut after ``max_steps`` (a video) if given. The loop, success and falls are
-    :func:`domain_rand.evaluate.run_episode`'s, shared with the held-out table and ``s2r stress``."""
+    """One deterministic episode (:func:`domain_rand.evaluate.run_episode`), its outcome appended to ``result``;
+    every ``frame_every``-th step rendered into ``frames`` if given; cut after ``max_steps`` (a video) if given."""
 
     def act(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -95,7 +98,7 @@ def run_episode(
         if frames is not None and step % frame_every == 0:
             frames.append(np.asarray(env.render()))
 
-    ep = run_task_episode(env, act, seed, params, on_step=frame if frames is not None else None, max_steps=max_steps)
+    ep = run_episode(env, act, seed, params, on_step=frame if frames is not None else None, max_steps=max_steps)
     result.returns.append(ep.ret)
     result.lengths.append(ep.length)
     if ep.distance_m is not None:

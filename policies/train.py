@@ -618,7 +618,7 @@ def _record_video(cfg: TrainConfig, agent, norm: ObsNormalizer, meta: dict, fold
     """One deterministic episode of the current policy → ``folder/step_NNNNNNNNN.mp4`` (.gif without
     imageio-ffmpeg) and a few of its frames to TensorBoard; returns (path, episode return)."""
     from policies.checkpoint import inference_policy_from_checkpoint
-    from policies.evaluate import EvalResult, run_episode
+    from policies.evaluate import EvalResult, run_policy_episode
     from sim.video import mp4_available, write_video
 
     policy = inference_policy_from_checkpoint({**meta, "actor": agent.actor.state_dict(),
@@ -628,7 +628,7 @@ def _record_video(cfg: TrainConfig, agent, norm: ObsNormalizer, meta: dict, fold
     result = EvalResult()
     try:
         fps = float(env.metadata.get("render_fps") or 50) / VIDEO_FRAME_EVERY
-        run_episode(env, policy, VIDEO_SEED, None, result, frames, VIDEO_FRAME_EVERY, VIDEO_MAX_STEPS)
+        run_policy_episode(env, policy, VIDEO_SEED, None, result, frames, VIDEO_FRAME_EVERY, VIDEO_MAX_STEPS)
     finally:
         env.close()
     path = write_video(frames, folder / f"step_{step:09d}.{'mp4' if mp4_available() else 'gif'}", fps=fps)
