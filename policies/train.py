@@ -53,6 +53,7 @@ REPLAY = "replay.pt"
 LOCK = ".lock"
 EVAL_SEED = 1_000_000  # eval episodes during training use seeds EVAL_SEED + seed * 1000 + k: never the seeds
 # `s2r eval` starts from (10_000), so the reported evaluation is not the one best.pt was selected on
+
 # the agents' training phases (``agent.phase``; progress.csv's ``phase`` column writes ``learn`` as the algo name):
 # what the progress line says, and whose episodes its numbers are
 PHASES = {
@@ -617,11 +618,14 @@ def _record_video(cfg: TrainConfig, agent, norm: ObsNormalizer, meta: dict, fold
     env = make_env(cfg.env, render_mode="rgb_array")
     frames: list[np.ndarray] = []
     result = EvalResult()
+    py_state = random.getstate()
     try:
-        fps = float(env.metadata.get("render_fps") or 50) / VIDEO_FRAME_EVERY
-        run_policy_episode(env, policy, VIDEO_SEED, None, result, frames, VIDEO_FRAME_EVERY, VIDEO_MAX_STEPS)
+        with torch.random.fork_rng():  # like run_eval: a video must not shift the training's random streams
+            fps = float(env.metadata.get("render_fps") or 50) / VIDEO_FRAME_EVERY
+            run_policy_episode(env, policy, VIDEO_SEED, None, result, frames, VIDEO_FRAME_EVERY, VIDEO_MAX_STEPS)
     finally:
         env.close()
+        random.setstate(py_state)
     path = write_video(frames, folder / f"step_{step:09d}.{'mp4' if mp4_available() else 'gif'}", fps=fps)
     tb.frames("video/episode", frames, step, note=f"{path} (return {result.returns[0]:.1f})")
     return path, result.returns[0]

@@ -334,7 +334,7 @@ def test_hil_max_steps_is_not_cut_silently_and_a_late_disconnect_is_not_a_safety
     r = s2r("hil", "--bundle", str(PRETRAINED), "--lockstep", "--max-steps", "300", "--no-plots", "--out",
             str(tmp_path / "a"), "--report", str(tmp_path / "a.json"))  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert "300 control steps" in r.stdout and "(--max-steps 300 reached)" in r.stdout
+    assert "300 steps" in r.stdout and "(--max-steps 300 reached)" in r.stdout
     r = s2r("hil", "--bundle", str(PRETRAINED), "--lockstep", "--max-steps", "100000", "--duration", "2",
             "--no-plots", "--out", str(tmp_path / "b"))  # fmt: skip
     # what is tested here is the stop reason; the safety verdict is tests/s2r/test_hil.py's (on a heavily loaded
