@@ -42,6 +42,7 @@ class EmulatorConfig:
     seed: int = 0  # episode i is reset with seed + i (the same seeds a direct evaluation uses)
     lockstep: bool = False  # one control period per TORQUE instead of the wall clock
     watchdog_ms: int = 100  # zero torque when no TORQUE arrives for this long while enabled
+    engine: str = "pybullet"  # physics engine of the simulated plant: pybullet or mujoco (sim.engines)
     fw_version: tuple[int, int, int] = (0, 1, 0)
 
 
@@ -55,6 +56,13 @@ def plant_params(robot_id: str, plant: str) -> dict[str, float]:
     if plant not in plants:
         raise ValueError(f"unknown plant '{plant}' for {robot_id}; choose one of {', '.join(plants)}")
     return plants[plant]
+
+
+def make_plant_env(cfg: EmulatorConfig) -> gym.Env:
+    """The simulated robot behind the board: env ``cfg.env`` in engine ``cfg.engine``."""
+    from sim.engines import env_kwargs
+
+    return gym.make(sim.resolve_env_id(cfg.env), **env_kwargs(cfg.env, cfg.engine))
 
 
 class BoardSim(Protocol):
@@ -77,7 +85,7 @@ class Emulator:
 
     def __init__(self, cfg: EmulatorConfig, port, log: IO[str] | None = None) -> None:
         self.cfg = cfg
-        self.env = gym.make(sim.resolve_env_id(cfg.env))
+        self.env = make_plant_env(cfg)
         # gym.make returns a plain gym.Env; only an s2r env (any in sim/) has the board surface
         self.sim = cast(BoardSim, self.env.unwrapped)
         self.spec = self.sim.robot_spec

@@ -41,11 +41,15 @@ def evaluate(
     params: dict[str, float] | None = None,
     gif: str | Path | None = None,
     gif_every: int = 2,
+    engine: str = "pybullet",
 ) -> EvalResult:
-    """Run ``episodes`` deterministic episodes (seeds ``seed, seed+1...``; the first is recorded to ``gif``)."""
+    """Run ``episodes`` deterministic episodes (seeds ``seed, seed+1...``; the first is recorded to ``gif``) in the
+    physics ``engine`` (``sim.engines``)."""
     if episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {episodes}")
-    env = make_env(policy.env_id, **({"render_mode": "rgb_array"} if gif else {}))
+    from sim.engines import env_kwargs
+
+    env = make_env(policy.env_id, **({"render_mode": "rgb_array"} if gif else {}), **env_kwargs(policy.env_id, engine))
     result, frames = EvalResult(), []  # frames: RGB arrays of the first episode
     try:
         for k in range(episodes):

@@ -151,6 +151,7 @@ class HilConfig:
     faults: FaultSpec = FaultSpec()
     plant: str = "nominal"
     env: str | None = None  # emulator env (default: the bundle's env)
+    engine: str = "pybullet"  # physics engine of the emulated plant: pybullet or mujoco (sim.engines)
     seed: int = 0
     watchdog_ms: int = 100  # board watchdog
     host_watchdog_ms: float = 100.0  # controller: no SENSOR for this long → DISABLE and re-handshake
@@ -214,7 +215,7 @@ def run_hil(cfg: HilConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     emu_log = out / "emulator.jsonl"
     board = EmulatorConfig(env=env, plant=cfg.plant, seed=cfg.seed, lockstep=cfg.lockstep,
-                           watchdog_ms=cfg.watchdog_ms)  # fmt: skip
+                           watchdog_ms=cfg.watchdog_ms, engine=cfg.engine)  # fmt: skip
     emu_cmd = emulate_argv(board, log=emu_log)
     emu = subprocess.Popen(emu_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proxy = None
@@ -305,7 +306,8 @@ def build_report(
     link = summary["link"]
     hl = host.get("link", {})
     return {
-        "robot": summary["robot"], "plant": summary["plant"], "lockstep": summary["lockstep"], "seed": cfg.seed,
+        "robot": summary["robot"], "plant": summary["plant"], "engine": cfg.engine, "lockstep": summary["lockstep"],
+        "seed": cfg.seed,
         "faults": asdict(cfg.faults), "wall_s": round(wall_s, 3), "steps": len(steps),
         "episodes": [{k: e[k] for k in ("ret", "length", "fell", "distance_m", "is_success")} for e in episodes],
         "return_mean": float(np.mean(rets)) if rets else None,

@@ -90,6 +90,7 @@ def biped_mjcf(course_length_m: float = COURSE_LENGTH_M) -> str:
     <joint solreflimit="{SOLREF}" solimplimit="{SOLIMP}" damping="0" armature="0"/>
   </default>
   <asset>
+    <texture name="sky" type="skybox" builtin="gradient" rgb1="0.75 0.85 0.95" rgb2="1 1 1" width="32" height="256"/>
     <hfield name="terrain" nrow="8" ncol="{n_x}" size="{x_half!r} {TERRAIN_Y_HALF_M!r} {z_hi - z_lo!r} 0.1"/>
     <texture name="grid" type="2d" builtin="checker" width="256" height="256" rgb1="0.82 0.82 0.78" rgb2="0.7 0.7 0.66"/>
     <material name="grid" texture="grid" texrepeat="4 4" texuniform="true"/>

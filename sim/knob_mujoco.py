@@ -79,6 +79,9 @@ def knob_mjcf() -> str:
   <option timestep="{1.0 / PHYSICS_HZ!r}" gravity="0 0 -9.81" integrator="Euler" cone="pyramidal"
           solver="Newton" iterations="50"/>
   <visual><global offwidth="640" offheight="640"/></visual>
+  <asset>
+    <texture name="sky" type="skybox" builtin="gradient" rgb1="0.75 0.85 0.95" rgb2="1 1 1" width="32" height="256"/>
+  </asset>
   <default>
     <!-- the fingers' friction wins every finger-knob contact (priority), as PyBullet's product with the fins' 1.0 -->
     <geom contype="1" conaffinity="0" condim="3" priority="1" friction="1 0 0" solref="{SOLREF}" solimp="{SOLIMP}"/>

@@ -8,6 +8,8 @@ import json
 import signal
 import sys
 
+from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -27,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--lockstep", action="store_true", help="one control period per TORQUE (deterministic HIL)"
     )
     p.add_argument("--seed", type=int, default=0, help="episode i resets the env with seed + i")
+    p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE, help=ENGINE_HELP)
     p.add_argument("--watchdog-ms", type=int, default=100, help="zero torque after this long without TORQUE")
     p.add_argument(
         "--duration", type=float, default=None, help="stop after this many seconds (default: SIGINT)"
@@ -46,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     if args.watchdog_ms <= 0 or args.watchdog_ms > 65535:
         raise ValueError(f"--watchdog-ms {args.watchdog_ms} must be in 1..65535")
     cfg = EmulatorConfig(
-        env=args.robot, plant=args.plant, seed=args.seed, lockstep=args.lockstep, watchdog_ms=args.watchdog_ms
+        env=args.robot, plant=args.plant, seed=args.seed, lockstep=args.lockstep, watchdog_ms=args.watchdog_ms,
+        engine=args.engine,
     )
     if args.port is None:
         port, path = open_pty()
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         mode = "lockstep" if args.lockstep else "real-time"
         print(f"port: {path}", flush=True)
         print(
-            f"s2r emulate: {cfg.env} board ({mode}, plant {cfg.plant}, watchdog {cfg.watchdog_ms} ms)",
+            f"s2r emulate: {cfg.env} board ({mode}, plant {cfg.plant}, {cfg.engine}, watchdog {cfg.watchdog_ms} ms)",
             flush=True,
         )
         try:

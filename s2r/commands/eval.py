@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,11 +15,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Evaluate a trained policy with deterministic actions: mean ± std return, success rate "
         "(knob), distance and falls (biped). A run dir uses its best checkpoint.",
     )
-    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="training run folder or checkpoint file")
+    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="training run folder, checkpoint file or exported "
+                   "bundle folder (its ONNX policy runs in onnxruntime, as on the robot)")  # fmt: skip
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=10_000, help="seed of the first episode (then +1 per episode)")
     p.add_argument("--gif", default=None, metavar="OUT.gif", help="record the first episode")
     p.add_argument("--plants", default=None, metavar="SUITE", help="evaluate on every plant of a suite (heldout)")
+    p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE, help=ENGINE_HELP)
     p.set_defaults(func=run)
 
 
@@ -41,13 +46,35 @@ def _table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+class _BundlePolicy:
+    """An exported bundle behind the interface ``evaluate`` calls (a batch of raw observations → normalized
+    actions), so a bundle is evaluated exactly as the controller runs it: onnxruntime, N·m out."""
+
+    def __init__(self, path: str) -> None:
+        from deploy.bundle import Policy, load_bundle
+        from sim.robots import get_robot
+
+        bundle = load_bundle(path)
+        self._policy, self._action = Policy(bundle), get_robot(bundle.robot).action
+        self.env_id, self.robot_id = bundle.manifest.get("env_id") or bundle.robot, bundle.robot
+
+    def __call__(self, obs: Any) -> Any:
+        import torch
+
+        return torch.as_tensor(self._action.to_normalized(self._policy(obs[0].numpy())))[None]
+
+
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from policies.checkpoint import load_inference_policy
     from policies.evaluate import evaluate
 
-    policy = load_inference_policy(args.checkpoint)
+    is_bundle = (Path(args.checkpoint) / "manifest.json").is_file()
+    policy: Any = _BundlePolicy(args.checkpoint) if is_bundle else load_inference_policy(args.checkpoint)
     if args.plants is None:
-        print(_line(policy.env_id, evaluate(policy, args.episodes, args.seed, gif=args.gif).summary()))
+        summary = evaluate(policy, args.episodes, args.seed, gif=args.gif, engine=args.engine).summary()
+        print(_line(f"{policy.env_id} ({args.engine})", summary))
         if args.gif:
             print(f"wrote {args.gif}")
         return 0
@@ -55,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--plants needs an s2r robot env; this policy was trained on {policy.env_id}")
     from domain_rand.plants import get_plants
 
-    rows = {name: evaluate(policy, args.episodes, args.seed, params=params).summary()
+    rows = {name: evaluate(policy, args.episodes, args.seed, params=params, engine=args.engine).summary()
             for name, params in get_plants(policy.robot_id, args.plants).items()}  # fmt: skip
-    print(f"{policy.env_id}, {args.episodes} deterministic episodes per plant ({args.plants} suite)")
+    print(f"{policy.env_id} ({args.engine}), {args.episodes} deterministic episodes per plant ({args.plants} suite)")
     print(_table(rows))
     return 0

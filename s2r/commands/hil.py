@@ -8,6 +8,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
+
 SAFETY_FAILED = 3  # exit code when a safety assertion fails (1 = user error, 2 = bad flags)
 
 
@@ -32,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--plant", default="nominal", help="held-out physics variant for the emulator")
     p.add_argument("--seed", type=int, default=0, help="emulator episode seed (episode i: seed + i)")
+    p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE, help=ENGINE_HELP)
     p.add_argument("--watchdog-ms", type=int, default=100, help="board watchdog timeout (default 100)")
     p.add_argument("--report", default=None, metavar="FILE", help="also write the report as JSON here")
     p.add_argument("--out", default="hil_out", metavar="DIR", help="logs and plots (default hil_out/)")
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = HilConfig(
         bundle=args.bundle, duration_s=args.duration, max_steps=args.max_steps, lockstep=args.lockstep,
         faults=FaultSpec.parse(args.fault), plant=args.plant, seed=args.seed, watchdog_ms=args.watchdog_ms,
-        out_dir=args.out, plots=not args.no_plots,
+        out_dir=args.out, plots=not args.no_plots, engine=args.engine,
     )  # fmt: skip
     report = run_hil(cfg)
     if args.report:
@@ -75,7 +78,7 @@ def _format(r: dict) -> str:
         f"successes {r['successes']}, distance {r['distance_m']}"
     )
     lines = [
-        f"HIL {r['robot']} plant={r['plant']} {'lockstep' if r['lockstep'] else 'real-time'}: {r['steps']} steps "
+        f"HIL {r['robot']} plant={r['plant']} engine={r['engine']} {'lockstep' if r['lockstep'] else 'real-time'}: {r['steps']} steps "
         f"in {r['wall_s']} s",
         f"  outcome: {outcome}",
         f"  control rate {r['control_rate_hz']} Hz (target {r['control_hz_target']}), latency p50 {ms(lat['p50'])} "
