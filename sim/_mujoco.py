@@ -38,7 +38,7 @@ def fmt(values: Sequence[float] | np.ndarray) -> str:
 
 
 class OffscreenRenderer:
-    """An RGB camera on a model, created at the first frame (the GL context costs ~100 ms and needs EGL)."""
+    """An RGB camera on a model, created at the first frame (the GL context is slow to create and needs EGL)."""
 
     def __init__(self, model: mujoco.MjModel, width: int, height: int) -> None:
         self._model, self._size = model, (height, width)

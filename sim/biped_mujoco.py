@@ -44,7 +44,7 @@ from sim.robots import BIPED_SPEC
 # mj_geomDistance (a sensor only: no force). PyBullet's flags come from its persistent contact points, which outlive
 # the touch by a little; this is the distance whose flags agree best with PyBullet's along the shipped policy's
 # episodes (docs/mujoco.md).
-CONTACT_SENSE_M = 0.005
+CONTACT_SENSE_M = 0.004
 FOOT_FRICTION = 1.0  # the feet's own coefficient, as in PyBullet (which multiplies it with the ground's)
 TERRAIN_Y_HALF_M = 0.7  # the heightfield is 8 samples 0.2 m apart across the course, as in PyBullet
 TERRAIN_Z_RANGE_M = (-1.0, 1.0)  # heights the heightfield can hold (its geometry is fixed when compiled)
@@ -154,6 +154,9 @@ class MujocoBiped:
         self._n_rays = len(angles)
         self._renderer: OffscreenRenderer | None = None
         self._step = mujoco.mj_step
+        # views on the motor dofs (3..6): element writes and tolist() on a view beat slicing per substep
+        self._motor_qvel, self._motor_qfrc = self.data.qvel[3:7], self.data.qfrc_applied[3:7]
+        self._ray_origin = np.zeros(3)
 
     # --------------------------------------------------------------------------------------- contract
     def set_ground(self, heights: np.ndarray | None, cell_m: float, friction: float) -> None:
@@ -193,12 +196,12 @@ class MujocoBiped:
         mujoco.mj_forward(m, d)
 
     def motor_speeds(self) -> list[float]:
-        return self.data.qvel[3:7].tolist()
+        return self._motor_qvel.tolist()
 
     def substep(self, torques_nm: list[float]) -> None:
-        d = self.data
-        d.qfrc_applied[3:7] = torques_nm
-        self._step(self.model, d)
+        f = self._motor_qfrc
+        f[0], f[1], f[2], f[3] = torques_nm
+        self._step(self.model, self.data)
 
     def read_state(self) -> BipedState:
         d = self.data
@@ -219,7 +222,9 @@ class MujocoBiped:
         return BipedState(q[0], q[1], q[2], v[0], v[1], v[2], q[3:7], v[3:7], links)
 
     def lidar(self, x: float, z: float) -> list[float]:
-        mujoco.mj_multiRay(self.model, self.data, np.array([x, 0.0, z]), self._ray_vec, self._ray_geomgroup, True, -1,
+        origin = self._ray_origin
+        origin[0], origin[2] = x, z
+        mujoco.mj_multiRay(self.model, self.data, origin, self._ray_vec, self._ray_geomgroup, True, -1,
                            self._ray_geom, self._ray_dist, None, self._n_rays, self._r_max)  # fmt: skip
         r_max = self._r_max
         return [r if 0.0 <= r < r_max else r_max for r in self._ray_dist.tolist()]

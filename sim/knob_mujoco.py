@@ -38,7 +38,7 @@ from sim.robots import KNOB_SPEC
 # mj_geomDistance (a sensor only: no force). PyBullet's flags come from its persistent contact points, which outlive
 # the touch by a little; this is the distance whose flags agree best with PyBullet's along the shipped policy's
 # episodes (docs/mujoco.md).
-CONTACT_SENSE_M = 0.001
+CONTACT_SENSE_M = 0.0005
 FIN_FRICTION = 1.0  # the fins' own coefficient, as in PyBullet (which multiplies it with the fingertips')
 FINGER_BODIES = ("f0_base", "f0_distal", "f1_base", "f1_distal")  # order of MOTOR_JOINTS
 
