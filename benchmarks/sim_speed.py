@@ -50,11 +50,44 @@ def steps_per_s(env_id: str, steps: int, seed: int = 0, engine: str = "pybullet"
     return steps / dt
 
 
+def plant_share(env_id: str, engine: str, steps: int, seed: int = 0) -> float:
+    """Fraction of a random-action run's CPU time spent inside the engine's plant (physics and its reads); the
+    rest is the engine-independent env code (motor model, noise, observation, reward) and gymnasium."""
+    from sim.engines import env_kwargs
+
+    env = gym.make(env_id, **env_kwargs(env_id, engine))
+    plant, inside = env.unwrapped._plant, [0.0]
+    for name in ("substep", "motor_speeds", "read_state", "lidar", "reset_joints", "set_ground", "set_mass_scales",
+                 "reset_state", "apply_params", "set_goal_marker", "set_substep"):  # fmt: skip
+        method = getattr(plant, name, None)
+        if method is not None:
+
+            def timed(*a, _m=method, **k):
+                t = time.process_time()
+                try:
+                    return _m(*a, **k)
+                finally:
+                    inside[0] += time.process_time() - t
+
+            setattr(plant, name, timed)
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    t0 = time.process_time()
+    for a in rng.uniform(-1, 1, (steps, *env.action_space.shape)).astype(np.float32):
+        _, _, term, trunc, _ = env.step(a)
+        if term or trunc:
+            env.reset()
+    total = time.process_time() - t0
+    env.close()
+    return inside[0] / total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--envs", default=",".join(ENVS), help=f"comma list of {', '.join(ENVS)}")
+    ap.add_argument("--breakdown", action="store_true", help="also the share of CPU time inside the physics plant")
     args = ap.parse_args()
     names = [n for n in args.envs.split(",") if n]
     runs = {BASELINE: (BASELINE, "pybullet"), **{n: ENVS.get(n) or (sim.resolve_env_id(n), "pybullet") for n in names}}
@@ -70,6 +103,12 @@ def main() -> None:
         env_id, engine = runs[name]
         target = f"(target >= {TARGETS[name]:.2f})" if name in TARGETS else "(no target)"
         print(f"{env_id:<24} {engine:<9} {best[name]:>9.0f} {best[name] / base:>28.2f}   {target}  [{name}]")
+    if args.breakdown:  # timing wrappers add their own cost: a separate run, not the figures above
+        for name in names:
+            env_id, engine = runs[name]
+            if env_id.startswith("s2r/"):
+                share = plant_share(env_id, engine, args.steps)
+                print(f"{name:<24} physics plant {share:.0%} of CPU time, env code and gymnasium {1 - share:.0%}")
 
 if __name__ == "__main__":
     main()

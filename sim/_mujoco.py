@@ -18,6 +18,7 @@ import mujoco  # noqa: E402
 # PyBullet's constraints are rigid (ERP-corrected); these are the nearest MuJoCo gets to them.
 SOLREF = "0.008 1"
 SOLIMP = "0.95 0.99 0.001"
+CONTACT_OPTIONS = 'cone="pyramidal"'
 
 
 def aabb_box_inertia(mass_kg: float, half_extents_m: Sequence[float]) -> list[float]:

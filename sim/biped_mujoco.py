@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from sim._mujoco import (
+    CONTACT_OPTIONS,
     SOLIMP,
     SOLREF,
     OffscreenRenderer,
@@ -81,7 +82,7 @@ def biped_mjcf(course_length_m: float = COURSE_LENGTH_M) -> str:
     motors = BIPED_SPEC.action.motors
     return f"""<mujoco model="s2r_biped">
   <compiler angle="radian" autolimits="true"/>
-  <option timestep="{1.0 / PHYSICS_HZ!r}" gravity="0 0 -9.81" integrator="Euler" cone="pyramidal"
+  <option timestep="{1.0 / PHYSICS_HZ!r}" gravity="0 0 -9.81" integrator="Euler" {CONTACT_OPTIONS}
           solver="Newton" iterations="50"/>
   <visual><global offwidth="640" offheight="480"/></visual>
   <default>

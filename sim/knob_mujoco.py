@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from sim._mujoco import SOLIMP, SOLREF, OffscreenRenderer, fmt, mujoco
+from sim._mujoco import CONTACT_OPTIONS, SOLIMP, SOLREF, OffscreenRenderer, fmt, mujoco
 from sim.knob import (
     ARMATURE_KGM2,
     DIST_LENGTH_M,
@@ -76,7 +76,7 @@ def knob_mjcf() -> str:
     i_knob = KNOB_INERTIA_KGM2
     return f"""<mujoco model="s2r_knob">
   <compiler angle="radian" autolimits="true"/>
-  <option timestep="{1.0 / PHYSICS_HZ!r}" gravity="0 0 -9.81" integrator="Euler" cone="pyramidal"
+  <option timestep="{1.0 / PHYSICS_HZ!r}" gravity="0 0 -9.81" integrator="Euler" {CONTACT_OPTIONS}
           solver="Newton" iterations="50"/>
   <visual><global offwidth="640" offheight="640"/></visual>
   <asset>
