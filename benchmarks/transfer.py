@@ -55,7 +55,7 @@ BENCH_ADR = {
 
 def final_policy(run_dir: Path):
     """The final checkpoint (not 'best': that is picked on each run's own randomized training returns)."""
-    ckpt, _ = load_checkpoint(run_dir, prefer_best=False)
+    ckpt, _ = load_checkpoint(run_dir, "latest")
     policy = inference_policy_from_checkpoint(ckpt)
 
     def act(obs: np.ndarray) -> np.ndarray:

@@ -5,9 +5,6 @@ No torch here: this module runs on the robot's controller.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,57 +22,24 @@ from deploy.manifest import (
     read_manifest,
     sha256_file,
 )
+from sim import files
+from sim.errors import UserError
 
 SELF_TEST_TOL = 1e-5  # onnxruntime vs the torch torques stored at export, in units of each torque limit
 
 
 # ---------------------------------------------------------------------------------------- crash-safe files
-def fsync_dir(path: str | Path) -> None:
-    """fsync a directory so renames/creations inside it survive a power cut."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+# one implementation for the whole tree: sim.files (temp file + fsync + rename + fsync of the folder, normal modes,
+# only a regular file or a new name is replaced); these names stay for the bundle/store code that uses them
+fsync_dir = files.fsync_dir
+replace_atomic = files.atomic_write
+replace_dir = files.replace_dir
+copy_durable = files.copy_file
 
 
 def write_file_durable(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` and fsync it (the caller renames it into place and fsyncs the directory)."""
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def replace_atomic(path: str | Path, data: bytes) -> None:
-    """Atomically replace ``path`` with ``data``: write a temp file beside it, fsync, rename, fsync the dir."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write_file_durable(tmp, data)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def replace_dir(tmp: str | Path, out: str | Path) -> None:
-    """Rename the finished folder ``tmp`` to ``out``. A previous ``out`` is first moved aside (one rename), then
-    deleted, so ``out`` is at every instant either the old folder, absent for one rename, or the new one."""
-    tmp, out = Path(tmp), Path(out)
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / "previous")
-    os.replace(tmp, out)
-    fsync_dir(out.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def copy_durable(src: str | Path, dst: str | Path) -> None:
-    """Copy a file and fsync the copy."""
-    with open(src, "rb") as fi, open(dst, "wb") as fo:
-        shutil.copyfileobj(fi, fo, 1 << 20)
-        fo.flush()
-        os.fsync(fo.fileno())
+    """Write a new file inside a temp folder that :func:`replace_dir` swaps in (the folder is the atomic unit)."""
+    files.atomic_write(path, data)
 
 
 # -------------------------------------------------------------------------------------------------- bundles
@@ -115,9 +79,9 @@ def load_bundle(bundle_dir: str | Path) -> Bundle:
     for name in BUNDLE_FILES:
         f = path / name
         if not f.is_file():
-            raise ValueError(f"bundle '{path}' lacks {name}; the bundle is incomplete, re-export it")
+            raise UserError(f"bundle '{path}' lacks {name}; the bundle is incomplete, re-export it")
         if sha256_file(f) != manifest["files"][name]:
-            raise ValueError(f"bundle '{path}': {name} does not match its sha256 in {MANIFEST_FILE}; refusing it")
+            raise UserError(f"bundle '{path}': {name} does not match its sha256 in {MANIFEST_FILE}; refusing it")
     return Bundle(path, manifest)
 
 
@@ -154,7 +118,7 @@ def make_session(model_path: str | Path, options: Any = None) -> Any:
     try:
         return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for bad models
-        raise ValueError(f"onnxruntime cannot load {model_path}: {str(exc).splitlines()[0][:200]}") from None
+        raise UserError(f"onnxruntime cannot load {model_path}: {str(exc).splitlines()[0][:200]}") from None
 
 
 class Policy:
@@ -213,15 +177,15 @@ def self_test(bundle: Bundle, policy: Policy | None = None) -> float:
     obs, expected = bundle.sample_obs(), bundle.sample_torque_nm()
     n = bundle.manifest["action"]["n"]
     if obs.ndim != 2 or obs.shape[1] != policy.obs_buf.shape[1] or expected.shape != (obs.shape[0], n):
-        raise ValueError(f"bundle '{bundle.path}': sample files have shapes {obs.shape}, {expected.shape}")
+        raise UserError(f"bundle '{bundle.path}': sample files have shapes {obs.shape}, {expected.shape}")
     got = np.stack([policy(o).copy() for o in obs]) if len(obs) else expected
     if not np.all(np.isfinite(got)):
-        raise ValueError(f"bundle '{bundle.path}': policy outputs NaN/inf on its recorded observations")
+        raise UserError(f"bundle '{bundle.path}': policy outputs NaN/inf on its recorded observations")
     if np.any(np.abs(got) > bundle.limits_nm() * (1 + 1e-6)):
-        raise ValueError(f"bundle '{bundle.path}': policy outputs torques beyond the manifest limits")
+        raise UserError(f"bundle '{bundle.path}': policy outputs torques beyond the manifest limits")
     err = float(np.max(np.abs(got - expected) / bundle.limits_nm())) if len(obs) else 0.0
     if not err <= SELF_TEST_TOL:
-        raise ValueError(
+        raise UserError(
             f"bundle '{bundle.path}': onnxruntime differs from the exported torques by {err:.3g} of the "
             f"torque limit (> {SELF_TEST_TOL:g}); re-export it"
         )

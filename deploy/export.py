@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import tempfile
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +26,7 @@ import onnx.numpy_helper
 import torch
 from torch import nn
 
-from deploy.bundle import Policy, fsync_dir, load_bundle, replace_dir, self_test, write_file_durable
+from deploy.bundle import Policy, load_bundle, self_test, write_file_durable
 from deploy.manifest import (
     INPUT_NAME,
     MANIFEST_FILE,
@@ -38,6 +37,8 @@ from deploy.manifest import (
     build_manifest,
     sha256_file,
 )
+from sim.errors import UserError
+from sim.files import check_output_dir, make_dir_beside, replace_dir
 from sim.robots import get_robot
 from sim.spec import RobotSpec
 
@@ -65,14 +66,14 @@ class TorquePolicy(nn.Module):
 def robot_of(policy: nn.Module) -> RobotSpec:
     """The robot spec a policy was trained for; ValueError if its dimensions do not fit that robot."""
     if getattr(policy, "robot_id", None) is None:
-        raise ValueError(
+        raise UserError(
             f"policy was trained on '{getattr(policy, 'env_id', '?')}', not an s2r robot env; only biped/knob "
             "policies can be exported to a robot"
         )
     spec = get_robot(str(policy.robot_id))
     obs_dim, act_dim = int(getattr(policy, "obs_dim", -1)), int(getattr(policy, "act_dim", -1))
     if obs_dim != spec.obs_dim or act_dim != spec.action.n:
-        raise ValueError(
+        raise UserError(
             f"policy has obs_dim {obs_dim}, act_dim {act_dim} but robot '{spec.robot_id}' has "
             f"{spec.obs_dim} observations and {spec.action.n} motors; was it trained on an s2r env?"
         )
@@ -207,7 +208,7 @@ def parity(model: TorquePolicy, policy: Policy, obs: np.ndarray) -> dict[str, fl
 
 def _check_parity(result: dict[str, float]) -> None:
     if not result["max_abs_diff"] <= PARITY_TOL:
-        raise ValueError(
+        raise UserError(
             f"ONNX parity failed: torch and onnxruntime differ by {result['max_abs_diff']:.3g} of the torque "
             f"limit ({result['max_abs_diff_nm']:.3g} N·m; bound {PARITY_TOL:g}); check the policy's ops"
         )
@@ -240,9 +241,7 @@ def export_bundle(
     random = random_observations(spec, n_random, seed)
     samples = np.concatenate([recorded, random])[:N_SAMPLES]  # recorded first
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be copied, flashed and shipped
+    tmp = make_dir_beside(out)  # the mode a plain mkdir gives: a bundle is meant to be copied, flashed and shipped
     try:
         write_file_durable(tmp / MODEL_FILE, onnx_bytes(model, spec.obs_dim, opset))
         _save_npy(tmp / SAMPLE_OBS_FILE, samples)
@@ -266,7 +265,6 @@ def export_bundle(
         manifest["parity"].update(result)
         _write_manifest(tmp, manifest)
         self_test(load_bundle(tmp))
-        fsync_dir(tmp)
         replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -281,7 +279,7 @@ def verify_bundle(
     spec = robot_of(policy.eval())
     bundle = load_bundle(bundle_dir)
     if bundle.robot != spec.robot_id:
-        raise ValueError(f"bundle '{bundle_dir}' is for robot '{bundle.robot}', the policy for '{spec.robot_id}'")
+        raise UserError(f"bundle '{bundle_dir}' is for robot '{bundle.robot}', the policy for '{spec.robot_id}'")
     model = TorquePolicy(policy, spec.action.limits_nm).eval()
     obs = np.concatenate([bundle.sample_obs(), random_observations(spec, n_random, seed)])
     result = parity(model, Policy(bundle), obs)
@@ -290,8 +288,9 @@ def verify_bundle(
 
 
 def _check_target(out: Path) -> None:
+    check_output_dir(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST_FILE).exists())):
-        raise ValueError(f"'{out}' exists and is not a bundle folder; choose another -o or remove it")
+        raise UserError(f"'{out}' exists and is not a bundle folder; choose another -o or remove it")
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:

@@ -21,6 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from sim.errors import UserError
 from sim.robots import get_robot
 from sim.spec import RobotSpec
 
@@ -170,14 +171,14 @@ def build_manifest(
 def validate_manifest(manifest: Any) -> dict[str, Any]:
     """Check a manifest's schema; raise ValueError naming the first problem. Returns the manifest."""
     if not isinstance(manifest, dict):
-        raise ValueError("manifest.json is not a JSON object; re-export the bundle with `s2r export`")
+        raise UserError("manifest.json is not a JSON object; re-export the bundle with `s2r export`")
     for key, typ in _REQUIRED.items():
         if key not in manifest:
-            raise ValueError(f"manifest.json lacks '{key}'; re-export the bundle with `s2r export`")
+            raise UserError(f"manifest.json lacks '{key}'; re-export the bundle with `s2r export`")
         if not isinstance(manifest[key], typ) or isinstance(manifest[key], bool):
-            raise ValueError(f"manifest.json: '{key}' has type {type(manifest[key]).__name__}; re-export the bundle")
+            raise UserError(f"manifest.json: '{key}' has type {type(manifest[key]).__name__}; re-export the bundle")
     if manifest["schema_version"] != SCHEMA_VERSION:
-        raise ValueError(
+        raise UserError(
             f"manifest schema version {manifest['schema_version']} is not supported (this s2r reads "
             f"{SCHEMA_VERSION}); re-export the bundle with this s2r version"
         )
@@ -192,14 +193,14 @@ def validate_manifest(manifest: Any) -> dict[str, Any]:
         shapes_ok = model["input"]["shape"][1] == len(fields) and model["output"]["shape"][1] == len(motors)
         files_ok = all(isinstance(manifest["files"][n], str) for n in BUNDLE_FILES)
     except (KeyError, TypeError, IndexError, ValueError) as exc:
-        raise ValueError(f"manifest.json is malformed ({type(exc).__name__}: {exc}); re-export the bundle") from None
+        raise UserError(f"manifest.json is malformed ({type(exc).__name__}: {exc}); re-export the bundle") from None
     if not (names_ok and io_ok and shapes_ok and files_ok and obs.get("dim") == len(fields)):
-        raise ValueError("manifest.json: observation/action/model/files sections are inconsistent; re-export")
+        raise UserError("manifest.json: observation/action/model/files sections are inconsistent; re-export")
     if model.get("sha256") != manifest["files"][MODEL_FILE]:
-        raise ValueError("manifest.json: model.sha256 differs from files['policy.onnx']; the bundle was tampered with")
+        raise UserError("manifest.json: model.sha256 differs from files['policy.onnx']; the bundle was tampered with")
     problem = profile_mismatch(robot_profile(spec), profile_of_manifest(manifest))
     if problem:
-        raise ValueError(
+        raise UserError(
             f"bundle for robot '{spec.robot_id}' does not match this s2r's {spec.robot_id} spec: {problem}; "
             "re-export it with this s2r version"
         )
@@ -210,13 +211,13 @@ def read_manifest(bundle_dir: str | Path) -> dict[str, Any]:
     """Load and validate ``bundle_dir/manifest.json``; one-line errors for missing or broken files."""
     path = Path(bundle_dir) / MANIFEST_FILE
     if not Path(bundle_dir).is_dir():
-        raise ValueError(f"bundle '{bundle_dir}' is not a directory; create one with `s2r export CKPT -o DIR`")
+        raise UserError(f"bundle '{bundle_dir}' is not a directory; create one with `s2r export CKPT -o DIR`")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ValueError(f"bundle '{bundle_dir}' has no {MANIFEST_FILE}; create it with `s2r export`") from None
+        raise UserError(f"bundle '{bundle_dir}' has no {MANIFEST_FILE}; create it with `s2r export`") from None
     try:
         manifest = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); the bundle is corrupt") from None
+        raise UserError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); the bundle is corrupt") from None
     return validate_manifest(manifest)

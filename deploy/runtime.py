@@ -5,14 +5,23 @@ Per SENSOR frame from the board::
     SENSOR ─► sim.spec.SensorFrame ─► RobotSpec.build_obs (the simulator's own function, manifest order)
            ─► onnxruntime (1 thread, preallocated buffers) ─► finite check, clamp to ±limit ─► TORQUE(sensor_seq)
 
-Safety, in the order it is checked:
+Safety: what may reach the board is decided by the pure state machine :class:`deploy.safety.HostSafety`
+(DISARMED → HANDSHAKE → ARMING → RUNNING, latched FAULT and ESTOP; docs/protocol.md §6.2); this module is the
+shell that feeds it frames and time and carries out its decisions:
 
 * the board must identify as the bundle's robot (protocol major, robot, motors, joint/contact counts, lidar
-  angles, aux channels, control rate) or the motors are never enabled;
+  angles, aux channels, control rate; IDENT fields finite and sane) or the motors are never enabled;
+* every SENSOR is checked for channel counts, NaN/inf and physical plausibility (:class:`deploy.safety.
+  SensorBounds`, from the RobotSpec); a bad one gets a zero-torque command and is counted, ``fault_frames`` in a
+  row (or more than the budget) latch FAULT: DISABLE until the operator re-arms (SIGUSR1, or ``r`` + Enter when
+  stdin is a terminal). A SENSOR or STATUS showing the board's E-stop latches ESTOP the same way;
+* after ENABLE the policy torque ramps in over ``ramp_s``;
 * no SENSOR within ``watchdog_s`` → DISABLE (the board zeroes the torques), then keep saying HELLO until the
-  board answers, re-check its IDENT and ENABLE again;
-* a non-finite observation or policy output → a zero-torque command and a logged fault; the bad value is never
-  sent. Finite torques are clamped to the smaller of the manifest's and the board's limits;
+  board answers, re-check its IDENT and ENABLE again (a link loss is not latched: the board's watchdog made the
+  motors safe, and a latched board fault or E-stop still blocks the re-arm);
+* a non-finite policy output → a zero-torque command and a logged fault; the bad value is never sent. Finite
+  torques are clamped to the smaller of the manifest's and the board's limits;
+* a PING from the board is answered with PONG;
 * SIGINT/SIGTERM → DISABLE, flush the telemetry, return normally (``s2r run`` exits 0).
 
 Only the newest SENSOR is acted on: if several are queued (the host was late), the older ones are skipped.
@@ -23,21 +32,27 @@ as docs/protocol.md §6 asks.
 from __future__ import annotations
 
 import math
+import os
+import select
 import signal
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from deploy.bundle import Bundle, Policy
-from deploy.telemetry import HostFault, TelemetryWriter
+from deploy.safety import LATCHED, Decision, HostSafety, HostState, SafetyConfig, SensorBounds, safe_command
+from deploy.telemetry import STATE_CODES, HostFault, TelemetryWriter
 from firmware_bridge import protocol as p
 from firmware_bridge.link import DEFAULT_BAUD, Link
+from sim.errors import UserError
 from sim.robots import get_robot
+
+DEFAULT_RAMP_S = 0.5  # torque ramp after ENABLE on a real-time board, s (RuntimeConfig.ramp_s)
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,26 @@ class RuntimeConfig:
     handshake_timeout_s: float = 5.0  # HELLO → IDENT at start-up (HELLO re-sent every 0.25 s), s
     status_period_s: float = 1.0  # one status line per period on stderr, s
     quiet: bool = False  # no status lines
+    # torque ramp after each ENABLE, s. None: 0.5 s on a real-time board; 0 on a lockstep board, whose time is
+    # simulated and whose torques must match a direct simulation of the policy step for step (HIL parity)
+    ramp_s: float | None = None
+    fault_frames: int = 3  # this many untrustworthy SENSORs in a row → FAULT (see deploy.safety)
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("baud", self.baud, 1, 100_000_000), ("watchdog_s", self.watchdog_s, 1e-3, 60.0),
+            ("handshake_timeout_s", self.handshake_timeout_s, 1e-3, 3600.0),
+            ("status_period_s", self.status_period_s, 1e-3, 3600.0), ("fault_frames", self.fault_frames, 1, 1000),
+        )  # fmt: skip
+        for name, v, lo, hi in checks:
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and lo <= v <= hi):
+                raise ValueError(f"{name} must be a finite number in [{lo:g}, {hi:g}], got {v!r}")
+        if self.ramp_s is not None and not (math.isfinite(self.ramp_s) and 0 <= self.ramp_s <= 10):
+            raise ValueError(f"ramp_s must be finite and in [0, 10] s, got {self.ramp_s!r}")
+        if self.duration_s is not None and not (math.isfinite(self.duration_s) and self.duration_s > 0):
+            raise ValueError(f"duration_s must be finite and > 0, got {self.duration_s!r}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be ≥ 1, got {self.max_steps}")
 
 
 class _Stop:
@@ -65,6 +100,32 @@ class _Stop:
         self.signum = signum
 
 
+class _Rearm:
+    """The operator's re-arm: SIGUSR1, or a line ``r`` on stdin when stdin is a terminal."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        try:
+            self.tty_fd: int | None = sys.stdin.fileno() if sys.stdin is not None and sys.stdin.isatty() else None
+        except (OSError, ValueError):
+            self.tty_fd = None
+
+    def __call__(self, _signum: int, _frame: Any) -> None:
+        self.requested = True
+
+    def poll(self) -> bool:
+        """True (once) if the operator asked to re-arm since the last call."""
+        if self.tty_fd is not None and select.select([self.tty_fd], [], [], 0)[0]:
+            try:
+                line = os.read(self.tty_fd, 256).decode(errors="replace").strip().lower()
+            except OSError:
+                line = ""
+            if line in ("r", "rearm"):
+                self.requested = True
+        asked, self.requested = self.requested, False
+        return asked
+
+
 class Controller:
     """One session with a board: handshake, enable, control loop, safe shutdown. See the module docstring."""
 
@@ -75,17 +136,25 @@ class Controller:
         self.link = link
         self.ident: p.Ident | None = None
         self.layout = self.spec.sensors  # replaced by the layout the board announces
+        self.bounds = SensorBounds.from_spec(self.spec, self.layout)
         self.limits_nm = bundle.limits_nm()
         self.zero = np.zeros(self.spec.action.n, dtype=np.float32)
         self.prev_action = np.zeros(self.spec.action.n, dtype=np.float32)
         self.stop = _Stop()
-        self.enabled = False
+        self.rearm = _Rearm()
+        self.safety = HostSafety(SafetyConfig(link_timeout_s=config.watchdog_s, max_consecutive_bad=config.fault_frames))
         self.counts = {name: 0 for name in HostFault.NAMES.values()}
+        self.end_state = HostState.DISARMED
         self.duplicate_sensors = 0  # lockstep: re-sent SENSORs answered with the previous command
         self.steps = 0
         self.infer_us: deque[float] = deque(maxlen=100_000)  # µs, the most recent steps
         self.loop_us: deque[float] = deque(maxlen=100_000)
         self.telemetry: TelemetryWriter | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """The controller has armed the board (ARMING or RUNNING)."""
+        return self.safety.state in (HostState.ARMING, HostState.RUNNING)
 
     # ----------------------------------------------------------------------------------------- set-up
     def connect(self) -> p.Ident:
@@ -95,26 +164,32 @@ class Controller:
         timeout_s = self.config.handshake_timeout_s
         ident = self.link.handshake(None, timeout_s=timeout_s, tries=max(3, math.ceil(timeout_s / 0.25)))
         self._check_ident(ident)
+        ramp_s = self.config.ramp_s
+        if ramp_s is None:
+            ramp_s = 0.0 if ident.mode & p.Mode.LOCKSTEP else DEFAULT_RAMP_S
+        self.safety = HostSafety(replace(self.safety.config, ramp_s=ramp_s))
         return ident
 
     def _check_ident(self, ident: p.Ident) -> None:
         try:
             p.check_ident(ident, self.spec)
         except ValueError as exc:
-            raise ValueError(f"{exc}; the bundle is for '{self.bundle.robot}', motors stay disabled") from None
+            raise UserError(f"{exc}; the bundle is for '{self.bundle.robot}', motors stay disabled") from None
         rate = float(self.bundle.manifest["control_hz"])
         if abs(ident.sensor_rate_hz - rate) > 1e-3 * rate:
-            raise ValueError(
+            raise UserError(
                 f"board samples at {ident.sensor_rate_hz:g} Hz, the policy was trained at {rate:g} Hz; "
                 "motors stay disabled"
             )
         self.ident, self.layout = ident, ident.layout()
+        self.bounds = SensorBounds.from_spec(self.spec, self.layout)
         self.limits_nm = np.minimum(self.bundle.limits_nm(), np.asarray(ident.torque_limits_nm, dtype=np.float32))
 
     # ------------------------------------------------------------------------------------------- loop
     def run(self) -> dict[str, Any]:
         """Handshake, enable and control until a stop condition; always ends with DISABLE. Returns a summary."""
         old = {s: signal.signal(s, self.stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, self.rearm)
         try:
             self.connect()
             if self.config.telemetry is not None:
@@ -128,97 +203,127 @@ class Controller:
 
     def _loop(self) -> None:
         assert self.link is not None and self.ident is not None
-        cfg, link = self.config, self.link
+        cfg, link, safety = self.config, self.link, self.safety
         period_s = 1.0 / float(self.bundle.manifest["control_hz"])
         lockstep = bool(self.ident.mode & p.Mode.LOCKSTEP)
         self.t0 = time.monotonic()
         end = self.t0 + cfg.duration_s if cfg.duration_s is not None else float("inf")
-        last_sensor = last_hello = lost_since = next_status = self.t0
+        last_hello = next_status = self.t0
         next_status += cfg.status_period_s
         last_cmd: p.Torque | None = None
-        lost = False
+        safety.start(self.t0)
         while not self.stop.signum and time.monotonic() < end:
             if cfg.max_steps is not None and self.steps >= cfg.max_steps:
                 break
+            if safety.state in LATCHED and self.rearm.poll():
+                self._apply(safety.rearm(time.monotonic()))
             now = time.monotonic()
-            wait = min(last_sensor + cfg.watchdog_s, end) - now
-            if lockstep and last_cmd is not None and not lost:
-                wait = min(wait, 2 * period_s)
-            frame = link.recv(max(0.0, wait))
+            lost = now - safety.last_sensor_s >= cfg.watchdog_s
+            if lost:  # knocking: wake for the next HELLO (and to see a re-arm request)
+                wait = min(last_hello + cfg.watchdog_s, end) - now
+            else:
+                wait = min(safety.last_sensor_s + cfg.watchdog_s, end) - now
+                if lockstep and last_cmd is not None:
+                    wait = min(wait, 2 * period_s)
+            frame = link.recv(max(1e-3 if lost else 0.0, wait))
             if frame is None:
                 now = time.monotonic()
-                if now - last_sensor >= cfg.watchdog_s:
-                    if not lost:  # first timeout of an outage: make the motors safe once
-                        lost, lost_since = True, last_sensor
-                        self._fault(HostFault.SENSOR_TIMEOUT, f"no SENSOR for {cfg.watchdog_s * 1e3:.0f} ms")
-                        self._record(now, None, None, self.zero, 0.0, 0.0, HostFault.SENSOR_TIMEOUT)
-                        self._disable()
+                d = safety.tick(now)
+                if d.send:  # first timeout of an outage: make the motors safe once
+                    self._fault(HostFault.SENSOR_TIMEOUT, f"no SENSOR for {cfg.watchdog_s * 1e3:.0f} ms")
+                    self._record(now, None, None, self.zero, 0.0, 0.0, HostFault.SENSOR_TIMEOUT)
+                    self._apply(d, zero_torque=True)
+                if now - safety.last_sensor_s >= cfg.watchdog_s:
                     if now - last_hello >= cfg.watchdog_s:  # keep knocking until the board answers
                         link.send(p.Hello())
                         last_hello = now
                 elif lockstep and last_cmd is not None:
                     link.send(last_cmd)  # a TORQUE or its SENSOR was lost: the board re-steps idempotently
                 continue
-            msg = frame.msg
-            if isinstance(msg, p.Ident):
-                self._check_ident(msg)  # a different board after a reconnect → ValueError, never enabled
-                continue
-            if not isinstance(msg, p.Sensor):
+            if not isinstance(frame.msg, p.Sensor):
+                self._other(frame)  # IDENT re-check, STATUS, PING
                 continue
             faults = 0
-            while True:  # act on the newest SENSOR only
+            while True:  # act on the newest of the SENSORs queued back to back
                 newer = link.recv(0.0)
                 if newer is None:
                     break
-                if isinstance(newer.msg, p.Sensor):
-                    frame, msg, faults = newer, newer.msg, HostFault.STALE_SKIPPED
-                elif isinstance(newer.msg, p.Ident):
-                    self._check_ident(newer.msg)
-            if lockstep and not lost and last_cmd is not None and frame.seq == last_cmd.sensor_seq:
+                if not isinstance(newer.msg, p.Sensor):
+                    link.unread(newer)  # e.g. a STATUS: handled after this SENSOR, in the order they were sent
+                    break
+                frame, faults = newer, HostFault.STALE_SKIPPED
+            msg = cast(p.Sensor, frame.msg)
+            if (lockstep and last_cmd is not None and frame.seq == last_cmd.sensor_seq
+                    and safety.state is not HostState.HANDSHAKE):  # fmt: skip
                 # the board re-sent a SENSOR we already answered (our retransmit crossed its reply): answer with
                 # the same command; stepping again would double-count the step and, for the knob, overwrite
                 # prev_action and break parity with the simulator. Not after an outage: the motors were disabled
-                # then, and the re-enable path below must run.
+                # then, and the re-enable path must run.
                 link.send(last_cmd)
                 self.duplicate_sensors += 1
-                last_sensor = time.monotonic()  # the link is alive
+                safety.last_sensor_s = time.monotonic()  # the link is alive
                 continue
-            t_rx = time.monotonic_ns()
-            last_sensor = time.monotonic()
-            if lost or not (msg.mode & p.Mode.ENABLED) or (msg.faults & p.Fault.WATCHDOG):
-                if lost and not self.config.quiet:
-                    print(f"s2r run: link back after {last_sensor - lost_since:.2f} s, re-enabling", file=sys.stderr)
-                lost = False
-                link.send(p.Enable())
-                self.enabled = True
-                faults |= HostFault.REENABLED
-            last_cmd = self._step(frame, msg, t_rx, faults)
-            if self.telemetry is not None and last_sensor >= next_status - 0.5 * cfg.status_period_s:
+            was_lost = safety.state is HostState.HANDSHAKE and self.steps > 0
+            last_cmd = self._step(frame, msg, time.monotonic_ns(), faults)
+            if was_lost and self.enabled and not cfg.quiet:
+                print("s2r run: link back, re-enabled", file=sys.stderr)
+            t = safety.last_sensor_s
+            if self.telemetry is not None and t >= next_status - 0.5 * cfg.status_period_s:
                 self.telemetry.flush()  # after the TORQUE went out: formatting costs the idle time only
-            if last_sensor >= next_status:
-                self._status_line(last_sensor)
-                next_status = last_sensor + cfg.status_period_s
+            if t >= next_status:
+                self._status_line(t)
+                next_status = t + cfg.status_period_s
 
-    def _step(self, frame: p.Frame, msg: p.Sensor, t_rx_ns: int, faults: int) -> p.Torque:
-        """One control step: observation, inference, checks, TORQUE. Returns the command sent."""
+    def _other(self, frame: p.Frame) -> None:
+        """Any frame but SENSOR: a re-sent IDENT is re-checked, STATUS goes to the safety logic, PING is answered."""
+        assert self.link is not None
+        msg = frame.msg
+        if isinstance(msg, p.Ident):
+            self._check_ident(msg)  # a different board after a reconnect → ValueError, never enabled
+        elif isinstance(msg, p.Status):
+            self._apply(self.safety.status(time.monotonic(), msg.faults, msg.mode), zero_torque=True)
+        elif isinstance(msg, p.Ping):
+            self.link.send(p.Pong(msg.nonce, msg.t_ns, (time.monotonic_ns() // 1000) & 0xFFFFFFFFFFFFFFFF))
+
+    def _step(self, frame: p.Frame, msg: p.Sensor, t_rx_ns: int, faults: int) -> p.Torque | None:
+        """One control step: plausibility, safety decision, inference, checks, TORQUE. Returns the command sent."""
         assert self.link is not None and self.ident is not None
-        obs = self.spec.build_obs(p.sensor_to_frame(msg, self.layout), self.prev_action)
-        infer_us = 0.0
-        if not np.isfinite(obs).all():
-            torque, faults = self.zero, faults | HostFault.NONFINITE_OBS
-            self._fault(HostFault.NONFINITE_OBS, "non-finite observation; commanding 0 N·m")
+        obs: np.ndarray | None = None
+        try:
+            sensor_frame = p.sensor_to_frame(msg, self.layout)
+        except ValueError as exc:  # wrong channel counts: a glitched frame, not the end of the run
+            problem: str | None = str(exc)
         else:
+            problem = self.bounds.check(msg)
+            if problem is None:
+                obs = self.spec.build_obs(sensor_frame, self.prev_action)
+                if not np.isfinite(obs).all():
+                    problem = "non-finite observation"
+        if problem is not None:
+            nonfinite = "nan" in problem or "inf" in problem or "non-finite" in problem
+            bit = HostFault.NONFINITE_OBS if nonfinite else HostFault.IMPLAUSIBLE
+            faults |= bit
+            self._fault(bit, f"{problem}; commanding 0 N·m")
+            obs = None
+        d = self.safety.sensor(time.monotonic(), msg.faults, msg.mode, problem)
+        faults |= self._apply(d)
+        if d.torque_scale is None:
+            return None
+        infer_us = 0.0
+        torque = self.zero
+        if obs is not None and d.torque_scale > 0.0:
             t = time.perf_counter_ns()
             raw = self.policy(obs)
             infer_us = (time.perf_counter_ns() - t) * 1e-3
-            if not np.isfinite(raw).all():
-                torque, faults = self.zero, faults | HostFault.NONFINITE_OUTPUT
+            torque, nonfinite_out, clamped = safe_command(raw, self.limits_nm, d.torque_scale)
+            if nonfinite_out:
+                faults |= HostFault.NONFINITE_OUTPUT
                 self._fault(HostFault.NONFINITE_OUTPUT, "policy output NaN/inf; commanding 0 N·m")
-            else:
-                torque = np.clip(raw, -self.limits_nm, self.limits_nm)
-                if np.any(torque != raw):
-                    faults |= HostFault.CLAMPED
-                    self.counts["clamped"] += 1
+            elif clamped:
+                faults |= HostFault.CLAMPED
+                self.counts["clamped"] += 1
+        if self.safety.state in LATCHED:
+            faults |= HostFault.LATCHED
         cmd = p.Torque(sensor_seq=frame.seq, torque_nm=tuple(torque.tolist()))
         self.link.send(cmd)
         loop_us = (time.monotonic_ns() - t_rx_ns) * 1e-3
@@ -231,12 +336,32 @@ class Controller:
         self._record(time.monotonic(), frame, msg, torque, infer_us, loop_us, faults, obs)
         return cmd
 
+    def _apply(self, d: Decision, zero_torque: bool = False) -> int:
+        """Send a decision's control messages (and, with ``zero_torque``, a zero TORQUE first); log its note.
+        Returns the telemetry bits it implies."""
+        assert self.link is not None
+        bits = 0
+        if d.send and zero_torque and "DISABLE" in d.send:
+            self.link.send(p.Torque(sensor_seq=0, torque_nm=tuple(self.zero.tolist())))
+        for name in d.send:
+            if name == "ENABLE":
+                self.link.send(p.Enable())
+                self.counts["reenabled"] += 1
+                bits |= HostFault.REENABLED
+            else:
+                self.link.send(p.Disable())
+        if d.note:  # state changes are printed even with --quiet: the operator must see them
+            print(f"s2r run: {d.note}", file=sys.stderr, flush=True)
+        return bits
+
     # ------------------------------------------------------------------------------------- helpers
     def _disable(self) -> None:
         assert self.link is not None
+        if self.safety.state is not HostState.DISARMED:
+            self.end_state = self.safety.state
+        self.safety.stop(time.monotonic())
         self.link.send(p.Torque(sensor_seq=0, torque_nm=tuple(self.zero.tolist())))
         self.link.send(p.Disable())
-        self.enabled = False
 
     def _shutdown(self) -> None:
         """DISABLE (twice: a single lost frame must not leave the motors armed), flush and close telemetry."""
@@ -263,14 +388,15 @@ class Controller:
         if self.telemetry is not None:
             self.telemetry.record(
                 t - self.t0, self.steps, frame.seq if frame else -1, msg.t_us if msg else -1, obs, torque,
-                infer_us, loop_us, faults, msg.faults if msg else 0,
+                infer_us, loop_us, faults, msg.faults if msg else 0, STATE_CODES[self.safety.state.value],
             )  # fmt: skip
 
     def _open_telemetry(self, path: Path) -> TelemetryWriter:
         m = self.bundle.manifest
         meta = {
             "robot": m["robot"], "control_hz": m["control_hz"], "model_sha256": self.bundle.sha256,
-            "torque_limits_nm": self.limits_nm.tolist(), "port": self.config.port,
+            "torque_limits_nm": self.limits_nm.tolist(), "port": self.config.port, "states": STATE_CODES,
+            "ramp_s": self.safety.config.ramp_s,
         }  # fmt: skip
         return TelemetryWriter(path, [f.name for f in self.spec.obs_fields], list(self.spec.action.names), meta)
 
@@ -279,7 +405,7 @@ class Controller:
             return
         faults = " ".join(f"{k}={v}" for k, v in self.counts.items() if v) or "none"
         print(
-            f"s2r run: t={now - self.t0:6.1f}s steps={self.steps} infer p50 {self._pct(self.infer_us, 50):.0f}µs "
+            f"s2r run: t={now - self.t0:6.1f}s {self.safety.state.value} steps={self.steps} infer p50 {self._pct(self.infer_us, 50):.0f}µs "
             f"loop p99 {self._pct(self.loop_us, 99):.0f}µs faults: {faults}",
             file=sys.stderr,
             flush=True,
@@ -294,6 +420,9 @@ class Controller:
         """Steps, fault counts, latency percentiles and the link counters."""
         return {
             "steps": self.steps,
+            "state": self.end_state.value,  # the state when the run ended (before the final DISABLE)
+            "reason": self.safety.reason if self.end_state in LATCHED else "",
+            "safety": dict(self.safety.counts),
             "faults": dict(self.counts),
             "duplicate_sensors": self.duplicate_sensors,
             "infer_us_p50": float(np.percentile(self.infer_us, 50)) if self.infer_us else None,

@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from deploy.bundle import Bundle, copy_durable, fsync_dir, load_bundle, replace_atomic, self_test
+from deploy.bundle import Bundle, copy_durable, load_bundle, replace_atomic, self_test
 from deploy.manifest import BUNDLE_FILES, MANIFEST_FILE, profile_mismatch, profile_of_manifest, robot_profile
+from sim.errors import UserError
+from sim.files import make_dir_beside, replace_dir
 from sim.robots import get_robot
 
 SLOTS = ("A", "B")
@@ -52,7 +52,7 @@ class ModelStore:
         except FileNotFoundError:
             return None
         except json.JSONDecodeError:
-            raise ValueError(f"{self.root / PROFILE_FILE} is corrupt; re-create it with --init-robot") from None
+            raise UserError(f"{self.root / PROFILE_FILE} is corrupt; re-create it with --init-robot") from None
 
     def active_slot(self) -> str | None:
         """``A``, ``B`` or None (nothing flashed yet)."""
@@ -61,14 +61,14 @@ class ModelStore:
         except FileNotFoundError:
             return None
         if slot not in SLOTS:
-            raise ValueError(f"{self.root / ACTIVE_FILE} holds {slot!r}, not A or B; the store is damaged")
+            raise UserError(f"{self.root / ACTIVE_FILE} holds {slot!r}, not A or B; the store is damaged")
         return slot
 
     def active_bundle(self) -> Bundle:
         """The active bundle, hash-checked; ValueError if the store holds none."""
         slot = self.active_slot()
         if slot is None:
-            raise ValueError(f"model store '{self.root}' has no active model; flash one with `s2r flash BUNDLE --store`")
+            raise UserError(f"model store '{self.root}' has no active model; flash one with `s2r flash BUNDLE --store`")
         bundle = load_bundle(self.root / slot)
         self._check_profile(bundle)
         return bundle
@@ -101,7 +101,7 @@ class ModelStore:
     def init_robot(self, robot_id: str) -> None:
         """Record the robot profile (from sim.robots); refuses to change the robot of an initialized store."""
         with self._locked():
-            self._init_profile(robot_id)
+            self._init_profile(robot_id, repair=True)
 
     def flash(self, bundle_dir: str | Path) -> str:
         """Install a bundle into the inactive slot, verify it, make it active. Returns the slot name."""
@@ -113,17 +113,13 @@ class ModelStore:
             active = self.active_slot()
             target = "B" if active == "A" else "A"
             self._remove_staging()
-            staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.root))
+            staging = make_dir_beside(self.root / target, STAGING_PREFIX)  # mode from the umask, as mkdir gives
             for name in (*BUNDLE_FILES, MANIFEST_FILE):
                 copy_durable(source.path / name, staging / name)
-            fsync_dir(staging)
-            if (self.root / target).exists():
-                shutil.rmtree(self.root / target)
-            os.replace(staging, self.root / target)
-            fsync_dir(self.root)
+            replace_dir(staging, self.root / target)  # fsyncs staging, swaps it in, fsyncs the store
             installed = load_bundle(self.root / target)  # what is on disk now, not what we meant to write
             if installed.sha256 != source.sha256:
-                raise ValueError(f"slot {target} reads back a different model than {bundle_dir}; disk problem?")
+                raise UserError(f"slot {target} reads back a different model than {bundle_dir}; disk problem?")
             self_test(installed)
             self._set_active(target)
             return target
@@ -133,16 +129,16 @@ class ModelStore:
         with self._locked():
             active = self.active_slot()
             if active is None:
-                raise ValueError(f"model store '{self.root}' has no active model, nothing to roll back")
+                raise UserError(f"model store '{self.root}' has no active model, nothing to roll back")
             other = "B" if active == "A" else "A"
             if not (self.root / other / MANIFEST_FILE).exists():
-                raise ValueError(f"slot {other} of '{self.root}' is empty: there is no previous model to roll back to")
+                raise UserError(f"slot {other} of '{self.root}' is empty: there is no previous model to roll back to")
             try:
                 previous = load_bundle(self.root / other)
                 self._check_profile(previous)
                 self_test(previous)
             except ValueError as exc:
-                raise ValueError(f"cannot roll back to slot {other}: {exc}") from None
+                raise UserError(f"cannot roll back to slot {other}: {exc}") from None
             self._set_active(other)
             return other
 
@@ -154,17 +150,22 @@ class ModelStore:
             try:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise ValueError(f"model store '{self.root}' is busy: another flash/rollback holds it") from None
+                raise UserError(f"model store '{self.root}' is busy: another flash/rollback holds it") from None
             try:
                 yield
             finally:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
-    def _init_profile(self, robot_id: str) -> None:
+    def _init_profile(self, robot_id: str, repair: bool = False) -> None:
         profile = robot_profile(get_robot(robot_id))
-        current = self.profile()
+        try:
+            current = self.profile()
+        except UserError:
+            if not repair:
+                raise
+            current = None  # --init-robot is the repair the corrupt-profile error suggests: write it anew
         if current is not None and current != profile:
-            raise ValueError(
+            raise UserError(
                 f"model store '{self.root}' is set up for robot '{current['robot']}'"
                 + ("" if current["robot"] != robot_id else " with a different spec")
                 + "; use another --store"
@@ -175,10 +176,10 @@ class ModelStore:
     def _check_profile(self, bundle: Bundle) -> None:
         profile = self.profile()
         if profile is None:
-            raise ValueError(f"model store '{self.root}' has no robot profile; run `s2r flash --store DIR --init-robot`")
+            raise UserError(f"model store '{self.root}' has no robot profile; run `s2r flash --store DIR --init-robot`")
         problem = profile_mismatch(profile, profile_of_manifest(bundle.manifest))
         if problem:
-            raise ValueError(
+            raise UserError(
                 f"bundle '{bundle.path}' does not fit store '{self.root}' (robot '{profile['robot']}'): {problem}"
             )
 

@@ -3,13 +3,15 @@
 File format (``s2r run --telemetry FILE``)::
 
     # s2r-telemetry v1 {"robot": "biped", "motors": [...], "torque_limits_nm": [...], "control_hz": 50.0, ...}
-    t_s,step,sensor_seq,board_t_us,obs:hull_pitch,...,torque_nm:hip_left,...,infer_us,loop_us,faults,board_faults
+    t_s,step,sensor_seq,board_t_us,obs:hull_pitch,...,torque_nm:hip_left,...,infer_us,loop_us,faults,board_faults,state
     0.020113,0,17,1234567,...
 
 ``t_s`` is the host's monotonic clock since the run started; ``infer_us`` the onnxruntime call; ``loop_us`` the
 time from the SENSOR frame being decoded to the TORQUE being written (observation build + inference + checks +
 encode + write); ``faults`` the host fault bits (:class:`HostFault`), ``board_faults`` the board's bits from the
-SENSOR. Rows for watchdog events have NaN observations and zero torque. ``pandas.read_csv(path, comment="#")``
+SENSOR, ``state`` the controller's safety state after the step (:data:`STATE_CODES`: 0 disarmed, 1 handshake,
+2 arming, 3 running, 4 fault, 5 estop). Rows for watchdog events and for SENSOR frames that could not be trusted
+have NaN observations and zero torque. ``pandas.read_csv(path, comment="#")``
 or :func:`read_telemetry` reads it.
 """
 
@@ -22,6 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from sim.errors import UserError
+from sim.files import atomic_open, check_output_file
+
 
 class HostFault:
     """Host-side fault bits in the telemetry ``faults`` column."""
@@ -31,10 +36,15 @@ class HostFault:
     NONFINITE_OUTPUT = 1 << 2  # the policy produced NaN/inf: zero torque commanded, never sent
     CLAMPED = 1 << 3  # a torque exceeded its limit and was clamped
     STALE_SKIPPED = 1 << 4  # older SENSOR frames were queued and skipped in favour of the newest
-    REENABLED = 1 << 5  # the board was (re-)enabled on this step (start or recovery)
+    REENABLED = 1 << 5  # ENABLE was sent on this step (start, recovery after a link loss, operator re-arm)
+    IMPLAUSIBLE = 1 << 6  # the SENSOR had a value outside the robot's physical ranges or wrong channel counts
+    LATCHED = 1 << 7  # the controller is in FAULT or ESTOP: zero torque, waiting for the operator
 
     NAMES = {1 << 0: "sensor_timeout", 1 << 1: "nonfinite_obs", 1 << 2: "nonfinite_output", 1 << 3: "clamped",
-             1 << 4: "stale_skipped", 1 << 5: "reenabled"}  # fmt: skip
+             1 << 4: "stale_skipped", 1 << 5: "reenabled", 1 << 6: "implausible", 1 << 7: "latched"}  # fmt: skip
+
+
+STATE_CODES = {"disarmed": 0, "handshake": 1, "arming": 2, "running": 3, "fault": 4, "estop": 5}  # `state` column
 
 
 MAGIC = "# s2r-telemetry v1 "
@@ -52,16 +62,19 @@ class TelemetryWriter:
         self.path = Path(path)
         self.columns = [
             "t_s", "step", "sensor_seq", "board_t_us", *(f"obs:{n}" for n in obs_names),
-            *(f"torque_nm:{m}" for m in motor_names), "infer_us", "loop_us", "faults", "board_faults",
+            *(f"torque_nm:{m}" for m in motor_names), "infer_us", "loop_us", "faults", "board_faults", "state",
         ]  # fmt: skip
         self.n_obs, self.n_motors = len(obs_names), len(motor_names)
         self._buf = np.zeros((FLUSH_ROWS, len(self.columns)), dtype=np.float64)
         self._n = 0
         self.rows = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_output_file(self.path)  # a stream, not a rename: still never written through a symlink or a device
         self._f = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
         self._f.write(MAGIC + json.dumps(meta) + "\n" + ",".join(self.columns) + "\n")
-        self._int_cols = [self.columns.index(c) for c in ("step", "sensor_seq", "board_t_us", "faults", "board_faults")]
+        self._int_cols = [
+            self.columns.index(c) for c in ("step", "sensor_seq", "board_t_us", "faults", "board_faults", "state")
+        ]
 
     def record(
         self,
@@ -75,6 +88,7 @@ class TelemetryWriter:
         loop_us: float,
         faults: int,
         board_faults: int,
+        state: int = 0,
     ) -> None:
         """Store one step's row (flushes by itself only when the buffer is full)."""
         if self._n == FLUSH_ROWS:
@@ -84,7 +98,7 @@ class TelemetryWriter:
         k = 4 + self.n_obs
         row[4:k] = np.nan if obs is None else obs
         row[k : k + self.n_motors] = torque_nm
-        row[k + self.n_motors :] = (infer_us, loop_us, faults, board_faults)
+        row[k + self.n_motors :] = (infer_us, loop_us, faults, board_faults, state)
         self._n += 1
         self.rows += 1
 
@@ -118,12 +132,12 @@ def read_telemetry(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
     if path.is_dir():
         path = path / "telemetry.csv"
     if not path.is_file():
-        raise ValueError(f"{path} does not exist; record one with `s2r run --telemetry FILE`")
+        raise UserError(f"{path} does not exist; record one with `s2r run --telemetry FILE`")
     with open(path, encoding="utf-8") as f:
         first = f.readline()
         header = f.readline().strip()
     if not first.startswith(MAGIC) or not header:
-        raise ValueError(f"{path} is not an s2r telemetry file (written by `s2r run --telemetry FILE`)")
+        raise UserError(f"{path} is not an s2r telemetry file (written by `s2r run --telemetry FILE`)")
     meta = json.loads(first[len(MAGIC) :])
     columns = header.split(",")
     data = np.loadtxt(path, delimiter=",", skiprows=2, ndmin=2, dtype=np.float64)
@@ -161,7 +175,8 @@ def plot_telemetry(path: str | Path, out_dir: str | Path) -> list[Path]:
     axes[-1].set_xlabel("time (s)")
     fig.suptitle(f"{meta.get('robot', '?')} controller telemetry ({len(t)} steps; red: faults)")
     paths = [out / "telemetry_signals.png"]
-    fig.savefig(paths[0], dpi=100)
+    with atomic_open(paths[0], "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -174,6 +189,7 @@ def plot_telemetry(path: str | Path, out_dir: str | Path) -> list[Path]:
     ax.legend()
     ax.set_title("inference and loop latency")
     paths.append(out / "telemetry_latency.png")
-    fig.savefig(paths[1], dpi=100)
+    with atomic_open(paths[1], "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)
     return paths

@@ -12,6 +12,7 @@ from typing import Any
 from domain_rand.adr import ADR, DEFAULT_ADR, ADRConfig, ADRParam, default_adr_config, load_adr_config
 from domain_rand.base import NominalSource, ParamSource
 from domain_rand.fixed import NOMINAL_NAMES, FixedDRSource, load_ranges
+from sim.errors import UserError
 
 __all__ = [
     "ADR",
@@ -42,9 +43,9 @@ def make_source(
     space = getattr(env.unwrapped, "param_space", None)
     if space is None:
         env_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
-        raise ValueError(f"env {env_id} has no physical parameters; --dr/--adr need an s2r env (biped, knob)")
+        raise UserError(f"env {env_id} has no physical parameters; --dr/--adr need an s2r env (biped, knob)")
     if dr is not None and want_adr:
-        raise ValueError("--dr and --adr are exclusive; give ADR initial ranges in --adr-config instead")
+        raise UserError("--dr and --adr are exclusive; give ADR initial ranges in --adr-config instead")
     if dr is not None:
         return FixedDRSource(space, load_ranges(space, dr), seed=seed)
     if adr_config is not None:  # the file may override only some keys; the rest are the robot's defaults

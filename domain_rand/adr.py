@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from domain_rand.samplers import check_ranges, rng_from_state, rng_state, sample_value
+from sim.errors import UserError
 from sim.params import ParamSpace
 
 BOUNDS = ("low", "high")
@@ -55,21 +56,21 @@ class ADRConfig:
 
     def __post_init__(self) -> None:
         if not self.t_low < self.t_high:
-            raise ValueError(
+            raise UserError(
                 f"ADR thresholds out of order: need t_low < t_high, got {self.t_low:g} >= {self.t_high:g}"
             )
         if self.buffer_size < 1:
-            raise ValueError(f"ADR buffer_size must be >= 1, got {self.buffer_size}")
+            raise UserError(f"ADR buffer_size must be >= 1, got {self.buffer_size}")
         if not 0.0 <= self.p_boundary <= 1.0:
-            raise ValueError(f"ADR p_boundary must be in [0, 1], got {self.p_boundary:g}")
+            raise UserError(f"ADR p_boundary must be in [0, 1], got {self.p_boundary:g}")
         if not self.params:
-            raise ValueError("ADR config lists no parameters to randomize")
+            raise UserError("ADR config lists no parameters to randomize")
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
-            raise ValueError(f"ADR config lists a parameter twice: {names}")
+            raise UserError(f"ADR config lists a parameter twice: {names}")
         for p in self.params:
             if not (math.isfinite(p.delta) and p.delta > 0):
-                raise ValueError(f"ADR parameter '{p.name}': delta must be > 0, got {p.delta:g}")
+                raise UserError(f"ADR parameter '{p.name}': delta must be > 0, got {p.delta:g}")
 
 
 # Defaults per task. Performance: the biped's distance walked in metres (robust to reward shaping), the knob's
@@ -116,7 +117,7 @@ def default_adr_config(robot_id: str) -> ADRConfig:
     try:
         return DEFAULT_ADR[robot_id]
     except KeyError:
-        raise ValueError(
+        raise UserError(
             f"no default ADR config for robot '{robot_id}'; pass --adr-config FILE (defaults exist for "
             f"{', '.join(DEFAULT_ADR)})"
         ) from None
@@ -133,7 +134,7 @@ def adr_config_from_dict(
     allowed = {f.name for f in fields(ADRConfig)}
     unknown = set(d) - allowed
     if unknown:
-        raise ValueError(f"{what}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+        raise UserError(f"{what}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
     kwargs: dict[str, Any] = {f.name: getattr(base, f.name) for f in fields(ADRConfig)} if base else {}
     for key in ("t_low", "t_high", "p_boundary"):
         if key in d:
@@ -144,11 +145,11 @@ def adr_config_from_dict(
         kwargs["performance"] = str(d["performance"])
     if "params" in d:
         if not isinstance(d["params"], Mapping):
-            raise ValueError(f"{what}: 'params' must be an object {{name: {{delta, init}}}}")
+            raise UserError(f"{what}: 'params' must be an object {{name: {{delta, init}}}}")
         kwargs["params"] = tuple(_param_from_dict(name, spec, what) for name, spec in d["params"].items())
     missing = {"params", "t_low", "t_high"} - set(kwargs)
     if missing:
-        raise ValueError(f"{what}: missing {sorted(missing)} (no default config to fill them in)")
+        raise UserError(f"{what}: missing {sorted(missing)} (no default config to fill them in)")
     return ADRConfig(**kwargs)
 
 
@@ -158,27 +159,27 @@ def load_adr_config(path: str, base: ADRConfig | None = None) -> ADRConfig:
         try:
             d = json.load(f)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"ADR config {path} is not valid JSON: {exc}") from None
+            raise UserError(f"ADR config {path} is not valid JSON: {exc}") from None
     if not isinstance(d, dict):
-        raise ValueError(f"ADR config {path} must hold a JSON object")
+        raise UserError(f"ADR config {path} must hold a JSON object")
     return adr_config_from_dict(d, base, f"ADR config {path}")
 
 
 def _number(x: Any, what: str) -> float:
     if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise ValueError(f"{what} must be a number, got {x!r}")
+        raise UserError(f"{what} must be a number, got {x!r}")
     return float(x)
 
 
 def _param_from_dict(name: str, spec: Any, what: str) -> ADRParam:
     if not isinstance(spec, Mapping) or "delta" not in spec or set(spec) - {"delta", "init"}:
-        raise ValueError(
+        raise UserError(
             f'{what}: parameter \'{name}\' must be {{"delta": number, "init": [low, high]}} (init optional)'
         )
     init = spec.get("init")
     if init is not None:
         if not (isinstance(init, (list, tuple)) and len(init) == 2):
-            raise ValueError(f"{what}: parameter '{name}' init must be [low, high], got {init!r}")
+            raise UserError(f"{what}: parameter '{name}' init must be [low, high], got {init!r}")
         init = (_number(init[0], f"{what}: {name} init"), _number(init[1], f"{what}: {name} init"))
     return ADRParam(name, _number(spec["delta"], f"{what}: {name} delta"), init)
 
@@ -191,7 +192,7 @@ class ADR:
         self.config = config
         for p in config.params:
             if p.name not in space:
-                raise ValueError(
+                raise UserError(
                     f"ADR config: unknown parameter '{p.name}' for {space.robot_id}; known: {', '.join(space.names)}"
                 )
         init = {p.name: p.init if p.init is not None else (space[p.name].nominal,) * 2 for p in config.params}
@@ -282,9 +283,9 @@ class ADR:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume exactly; the config (and so the parameter set) must match the one that wrote the state."""
         if state.get("kind") != "adr":
-            raise ValueError(f"checkpoint holds a '{state.get('kind')}' parameter source, not ADR")
+            raise UserError(f"checkpoint holds a '{state.get('kind')}' parameter source, not ADR")
         if list(state["names"]) != list(self.names):
-            raise ValueError(
+            raise UserError(
                 f"checkpoint ADR randomizes {state['names']} but this config randomizes {list(self.names)}; "
                 "resume with the same --adr-config"
             )

@@ -15,6 +15,7 @@ import numpy as np
 
 import sim
 from domain_rand import episode_performance, robot_of_env
+from sim.errors import UserError
 
 Policy = Callable[[np.ndarray], np.ndarray]
 
@@ -47,7 +48,7 @@ def evaluate_plants(
 ) -> list[PlantResult]:
     """Run ``episodes`` episodes per plant (seeds ``seed .. seed+episodes-1``) and summarize each plant."""
     if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
+        raise UserError(f"episodes must be >= 1, got {episodes}")
     gym_id = sim.resolve_env_id(env_id)
     robot = robot_of_env(gym_id)
     env = gym.make(gym_id)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from domain_rand.samplers import Ranges, check_ranges, rng_from_state, rng_state, sample_ranges
+from sim.errors import UserError
 from sim.params import ParamSpace
 
 PRESETS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
@@ -88,7 +89,7 @@ def load_ranges(space: ParamSpace, dr: str) -> Ranges:
     if dr in presets:
         return check_ranges(space, presets[dr], f"DR preset '{dr}'")
     if not (dr.endswith(".json") or os.path.sep in dr):
-        raise ValueError(
+        raise UserError(
             f"unknown DR preset '{dr}' for {space.robot_id}; use one of {', '.join(presets) or '(none)'} "
             "or a path to a JSON file of {name: [low, high]}"
         )
@@ -96,9 +97,9 @@ def load_ranges(space: ParamSpace, dr: str) -> Ranges:
         try:
             table = json.load(f)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"DR file {dr} is not valid JSON: {exc}") from None
+            raise UserError(f"DR file {dr} is not valid JSON: {exc}") from None
     if not isinstance(table, dict):
-        raise ValueError(
+        raise UserError(
             f"DR file {dr} must hold a JSON object {{name: [low, high]}}, got {type(table).__name__}"
         )
     return check_ranges(space, table, f"DR file {dr}")
@@ -130,6 +131,6 @@ class FixedDRSource:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("kind") != "fixed":
-            raise ValueError(f"checkpoint holds a '{state.get('kind')}' parameter source, not fixed DR")
+            raise UserError(f"checkpoint holds a '{state.get('kind')}' parameter source, not fixed DR")
         self.ranges = check_ranges(self.space, state["ranges"], "checkpoint DR ranges")
         self.rng = rng_from_state(state["rng"])

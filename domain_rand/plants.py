@@ -8,6 +8,8 @@ The values sit outside the fixed-DR presets (:mod:`domain_rand.fixed`) on purpos
 
 from __future__ import annotations
 
+from sim.errors import UserError
+
 _BIPED_WORST = {
     "ground_friction": 0.4,
     "hull_mass_scale": 1.3,
@@ -60,12 +62,12 @@ def get_plants(robot_id: str, suite: str = "heldout") -> dict[str, dict[str, flo
     ``suite="nominal"`` is just the nominal plant. Unknown robot or suite → ValueError listing the choices.
     """
     if robot_id not in PLANTS:
-        raise ValueError(f"no plant suites for robot '{robot_id}'; robots with plants: {', '.join(PLANTS)}")
+        raise UserError(f"no plant suites for robot '{robot_id}'; robots with plants: {', '.join(PLANTS)}")
     if suite == "nominal":
         return {"nominal": {}}
     suites = PLANTS[robot_id]
     if suite not in suites:
-        raise ValueError(
+        raise UserError(
             f"unknown plant suite '{suite}' for {robot_id}; suites: nominal, {', '.join(suites)}"
         )
     return {name: dict(values) for name, values in suites[suite].items()}
@@ -77,5 +79,5 @@ def get_plant(robot_id: str, name: str) -> dict[str, float]:
         get_plants(robot_id)  # raises the one-line unknown-robot error
     known = {n: v for suite in PLANTS[robot_id] for n, v in get_plants(robot_id, suite).items()}
     if name not in known:
-        raise ValueError(f"unknown plant '{name}' for {robot_id}; plants: {', '.join(known)}")
+        raise UserError(f"unknown plant '{name}' for {robot_id}; plants: {', '.join(known)}")
     return known[name]

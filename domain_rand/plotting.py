@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import tempfile
+
+from sim.errors import UserError
+from sim.files import atomic_open
 
 X_COLUMNS = ("env_steps", "global_step", "step", "timesteps", "update")  # first one present is the x axis
 
@@ -19,7 +20,7 @@ def read_adr_columns(
     header = list(rows[0]) if rows else []
     params = [c[len("adr/") : -len("/low")] for c in header if c.startswith("adr/") and c.endswith("/low")]
     if not params:
-        raise ValueError(f"{progress_csv} has no adr/<param>/low columns; was this run trained with --adr?")
+        raise UserError(f"{progress_csv} has no adr/<param>/low columns; was this run trained with --adr?")
     x_name = next((c for c in X_COLUMNS if c in header), "row")
     rows = [r for r in rows if r.get(f"adr/{params[0]}/low") not in (None, "")]
     xs = [float(r[x_name]) if x_name != "row" else float(i) for i, r in enumerate(rows)]
@@ -58,20 +59,8 @@ def plot_adr_ranges(progress_csv: str, out_png: str) -> None:
         ax.tick_params(labelsize=7)
         ax.set_xlabel(x_name, fontsize=8)
     fig.tight_layout()
-    # write next to the target, then rename: a reader never sees a half-written PNG
-    out_dir = os.path.dirname(os.path.abspath(out_png))
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=out_dir)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(out_png, "wb") as f:  # a reader never sees a half-written PNG
             fig.savefig(f, format="png", dpi=110)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a plot is an ordinary, shareable file
-        os.replace(tmp, out_png)
-    except BaseException:
-        os.unlink(tmp)
-        raise
     finally:
         plt.close(fig)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from sim.errors import UserError
 from sim.params import ParamSpace
 
 Ranges = dict[str, tuple[float, float]]
@@ -28,7 +29,7 @@ def check_ranges(space: ParamSpace, ranges: Mapping[str, object], what: str) -> 
     out: Ranges = {}
     for name, value in ranges.items():
         if name not in space:
-            raise ValueError(
+            raise UserError(
                 f"{what}: unknown parameter '{name}' for {space.robot_id}; known: {', '.join(space.names)}"
             )
         p = space[name]
@@ -36,15 +37,15 @@ def check_ranges(space: ParamSpace, ranges: Mapping[str, object], what: str) -> 
         try:
             low, high = (float(v) for v in pair)
         except (TypeError, ValueError):
-            raise ValueError(
+            raise UserError(
                 f"{what}: '{name}' must be a number or [low, high] in {p.unit}, got {value!r}"
             ) from None
         if not (math.isfinite(low) and math.isfinite(high)):
-            raise ValueError(f"{what}: '{name}' range [{low}, {high}] is not finite")
+            raise UserError(f"{what}: '{name}' range [{low}, {high}] is not finite")
         if low > high:
-            raise ValueError(f"{what}: '{name}' range is inverted: low {low:g} > high {high:g} {p.unit}")
+            raise UserError(f"{what}: '{name}' range is inverted: low {low:g} > high {high:g} {p.unit}")
         if low < p.low or high > p.high:
-            raise ValueError(
+            raise UserError(
                 f"{what}: '{name}' range [{low:g}, {high:g}] {p.unit} leaves the hard limits "
                 f"[{p.low:g}, {p.high:g}] {p.unit}"
             )

@@ -4,7 +4,10 @@ The board answers HELLO with the IDENT derived from the env's ``RobotSpec``, str
 ``env.unwrapped.sensor_frame()``, applies TORQUE commands through ``env.unwrapped.step_torque`` after clamping them
 to the board limits (``RobotSpec.action.limits_nm`` × the plant's ``torque_limit_scale``; the env's motor model
 clamps again), holds them until the next one and trips the watchdog (zero torque, latched fault, disarmed) when no
-command arrives for ``watchdog_ms``.
+command arrives for ``watchdog_ms``. What reaches the motors is decided by the board's safety state machine,
+:class:`firmware_bridge.board_state.Board` (refuses ENABLE before HELLO, latches the watchdog and the E-stop); this
+module is the shell around it: frames, wall time, physics, logs. :meth:`Emulator.set_estop` (``s2r emulate``:
+SIGUSR1 presses, SIGUSR2 releases) plays the E-stop input.
 
 * real-time mode: physics advances one control period per wall-clock period, SENSOR streamed each period;
 * lockstep mode: physics advances one period per TORQUE answering the latest SENSOR (PX4-style), so a HIL run
@@ -18,8 +21,10 @@ a killed emulator still leaves a readable log.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, Protocol, cast
 
@@ -28,7 +33,9 @@ import numpy as np
 
 import sim
 from firmware_bridge import protocol as p
+from firmware_bridge.board_state import Board
 from firmware_bridge.link import Link
+from sim.errors import UserError
 from sim.params import ParamSpace
 from sim.spec import RobotSpec, SensorFrame
 
@@ -43,7 +50,14 @@ class EmulatorConfig:
     lockstep: bool = False  # one control period per TORQUE instead of the wall clock
     watchdog_ms: int = 100  # zero torque when no TORQUE arrives for this long while enabled
     engine: str = "pybullet"  # physics engine of the simulated plant: pybullet or mujoco (sim.engines)
+    ramp_ms: float = 0.0  # after ENABLE the board's torque clamp ramps from 0 to the limits over this long
     fw_version: tuple[int, int, int] = (0, 1, 0)
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.watchdog_ms, int) and 1 <= self.watchdog_ms <= 65535):
+            raise ValueError(f"watchdog {self.watchdog_ms!r} ms must be a whole number in 1..65535 (a u16 in IDENT)")
+        if not (math.isfinite(self.ramp_ms) and 0 <= self.ramp_ms <= 10_000):
+            raise ValueError(f"ramp {self.ramp_ms!r} ms must be finite and in 0..10000")
 
 
 def plant_params(robot_id: str, plant: str) -> dict[str, float]:
@@ -54,12 +68,13 @@ def plant_params(robot_id: str, plant: str) -> dict[str, float]:
 
     plants = get_plants(robot_id, "heldout")
     if plant not in plants:
-        raise ValueError(f"unknown plant '{plant}' for {robot_id}; choose one of {', '.join(plants)}")
+        raise UserError(f"unknown plant '{plant}' for {robot_id}; choose one of {', '.join(plants)}")
     return plants[plant]
 
 
-def make_plant_env(cfg: EmulatorConfig) -> gym.Env:
-    """The simulated robot behind the board: env ``cfg.env`` in engine ``cfg.engine``."""
+def make_plant(cfg: EmulatorConfig) -> gym.Env:
+    """The simulated robot the board drives (its physics construction, in one place): env ``cfg.env`` in the
+    physics engine ``cfg.engine``."""
     from sim.engines import env_kwargs
 
     return gym.make(sim.resolve_env_id(cfg.env), **env_kwargs(cfg.env, cfg.engine))
@@ -85,7 +100,7 @@ class Emulator:
 
     def __init__(self, cfg: EmulatorConfig, port, log: IO[str] | None = None) -> None:
         self.cfg = cfg
-        self.env = make_plant_env(cfg)
+        self.env = make_plant(cfg)
         # gym.make returns a plain gym.Env; only an s2r env (any in sim/) has the board surface
         self.sim = cast(BoardSim, self.env.unwrapped)
         self.spec = self.sim.robot_spec
@@ -105,12 +120,13 @@ class Emulator:
         self.period_s = self.spec.control_period_s
         self.watchdog_s = cfg.watchdog_ms / 1000.0
         self.t0 = time.monotonic()
-        # board state
-        self.enabled = False
-        self.faults = 0
-        self.held_nm = np.zeros(self.spec.action.n, dtype=np.float32)
-        self.cmd_seq = 0
-        self.last_cmd_t = 0.0
+        # board state: the safety state machine decides what reaches the motors
+        self.board = Board(tuple(self.limits_nm.tolist()), self.watchdog_s, cfg.ramp_ms / 1000.0)
+        self._estop_request: bool | None = None  # set by set_estop (another thread, a signal handler)
+        # fault injection (HIL scenarios, tests): each SENSOR message passes through it before it is encoded,
+        # as a glitching sensor or a corrupting firmware would alter it
+        self.sensor_fault: Callable[[p.Sensor], p.Sensor] | None = None
+        self.pong_rtt_ms: list[float] = []  # round trips of PINGs this board sent (send_ping), ms
         self.session = False  # a HELLO has been received
         self.last_sensor: tuple[int, bytes] | None = None  # (seq, wire bytes) for lockstep re-sends
         self._last_sensor_status: tuple[int, int] = (0, 0)  # (faults, mode) that SENSOR reported
@@ -121,6 +137,7 @@ class Emulator:
         self.c = {
             "steps": 0, "commands": 0, "nonfinite_commands": 0, "overlimit_commands": 0, "bad_commands": 0,
             "clamped": 0, "watchdog_trips": 0, "deadline_misses": 0, "resends": 0, "overruns": 0,
+            "refused_enables": 0, "estop_presses": 0,
         }  # fmt: skip
         self.latency_ms: list[float] = []
         self.watchdog_gap_ms: list[float] = []
@@ -130,6 +147,26 @@ class Emulator:
         self.ep_len = 0
         self.last_info: dict[str, Any] = {}
         self.sim.reset(seed=cfg.seed, options={"params": self.params})
+
+    # ------------------------------------------------------------------------------------ board state
+    @property
+    def enabled(self) -> bool:
+        """Motors armed (ARMING or RUNNING)."""
+        return self.board.armed
+
+    @property
+    def held_nm(self) -> np.ndarray:
+        """Torque applied now, N·m, float32."""
+        return np.asarray(self.board.held_nm, dtype=np.float32)
+
+    @property
+    def faults(self) -> int:
+        return self.board.faults
+
+    def set_estop(self, pressed: bool) -> None:
+        """Press (True) or release (False) the E-stop input; the serve loop applies it within 20 ms.
+        Safe to call from another thread or a signal handler."""
+        self._estop_request = pressed
 
     # ------------------------------------------------------------------------------------------ io
     def _now_us(self) -> int:
@@ -143,29 +180,30 @@ class Emulator:
     def _status(self) -> p.Status:
         s = self.link.decoder.stats
         return p.Status(
-            self.faults, self._mode(), s.crc_errors, s.resyncs, s.seq_gaps, self.c["watchdog_trips"],
-            s.unknown_types, self.c["clamped"],
+            self.board.faults, self._mode(), s.crc_errors + s.length_errors, s.resyncs, s.seq_gaps,
+            self.board.counters["watchdog_trips"], s.unknown_types, self.board.counters["clamped"],
         )  # fmt: skip
 
     def _mode(self) -> int:
-        return (p.Mode.ENABLED if self.enabled else 0) | (p.Mode.LOCKSTEP if self.cfg.lockstep else 0)
+        return self.board.mode_bits() | (p.Mode.LOCKSTEP if self.cfg.lockstep else 0)
 
     def send_sensor(self) -> None:
         """Sample the simulator's sensors and send one SENSOR frame."""
-        crc = self.link.decoder.stats.crc_errors
-        faults = self.faults | (p.Fault.CRC if crc != self._crc_seen else 0)
-        self._crc_seen = crc
+        s = self.link.decoder.stats
+        bad_rx = s.crc_errors + s.length_errors  # the CRC bit covers CRC, COBS and length errors
+        faults = self.board.faults | (p.Fault.CRC if bad_rx != self._crc_seen else 0)
+        self._crc_seen = bad_rx
         msg = p.frame_to_sensor(
-            self.sim.sensor_frame(), t_us=self._now_us(), cmd_seq=self.cmd_seq, faults=faults, mode=self._mode(),
-            torque_nm=self.held_nm,
+            self.sim.sensor_frame(), t_us=self._now_us(), cmd_seq=self.board.cmd_seq, faults=faults,
+            mode=self._mode(), torque_nm=self.board.held_nm,
         )  # fmt: skip
+        if self.sensor_fault is not None:
+            msg = self.sensor_fault(msg)
         seq = self.link._tx_seq
         wire = p.encode(msg, seq)
-        self.link.write(wire)
-        self.link._tx_seq = (seq + 1) & 0xFFFF
-        self.link.tx_frames += 1
+        self.link.send_wire(wire)
         self.last_sensor = (seq, wire)
-        self._last_sensor_status = (self.faults, self._mode())
+        self._last_sensor_status = (self.board.faults, self._mode())
         self._sent_at[seq] = time.monotonic()
         while len(self._sent_at) > 256:
             self._sent_at.popitem(last=False)
@@ -173,7 +211,8 @@ class Emulator:
     # ------------------------------------------------------------------------------------- physics
     def step(self) -> None:
         """Advance the physics one control period with the held torque; handle episode ends."""
-        _, reward, terminated, truncated, info = self.sim.step_torque(self.held_nm)
+        held = self.held_nm
+        _, reward, terminated, truncated, info = self.sim.step_torque(held)
         self.c["steps"] += 1
         self.ep_return += reward
         self.ep_len += 1
@@ -183,7 +222,7 @@ class Emulator:
         f = self.sim.sensor_frame()
         self._log(
             ev="step", t=round(time.monotonic(), 6), ep=self.episode, k=self.ep_len, r=reward,
-            tau=self.held_nm.tolist(), q=np.asarray(f.joint_pos_rad).tolist(), lidar=np.asarray(f.lidar_m).tolist(),
+            tau=held.tolist(), q=np.asarray(f.joint_pos_rad).tolist(), lidar=np.asarray(f.lidar_m).tolist(),
             lat_ms=None if self._cmd_latency_s is None else round(self._cmd_latency_s * 1e3, 4), en=self.enabled,
         )  # fmt: skip
         self._cmd_latency_s = None
@@ -206,80 +245,91 @@ class Emulator:
     def handle(self, frame: p.Frame) -> None:
         """React to one received frame."""
         msg, now = frame.msg, time.monotonic()
-        if isinstance(msg, p.Hello):
+        self.check_watchdog(now)  # a command that arrives after the deadline finds the watchdog tripped
+        if isinstance(msg, p.Torque):
+            self._torque(frame.seq, msg, now)
+        elif isinstance(msg, p.Hello):
+            self.board.hello(now)
             self.link.send(self.ident)
             first = not self.session
             self.session = True
             if self.cfg.lockstep:
                 # an unchanged state is re-sent as the same frame: a host that knocked several times during an
                 # outage would otherwise answer each new copy as a step the board never took
-                if self.last_sensor is not None and self._last_sensor_status == (self.faults, self._mode()):
-                    self.link.write(self.last_sensor[1])
+                if self.last_sensor is not None and self._last_sensor_status == (self.board.faults, self._mode()):
+                    self.link.send_wire(self.last_sensor[1], new=False)
                 else:
                     self.send_sensor()
             elif first:
                 self._next_tick = now + self.period_s
         elif isinstance(msg, p.Enable):
-            self.enabled = True
-            self.faults &= ~p.Fault.WATCHDOG
-            self.last_cmd_t = now
-            self._log(ev="enable", t=round(now, 6))
+            armed = self.board.enable(now)
+            self.c["refused_enables"] += not armed
+            self._log(ev="enable" if armed else "enable_refused", t=round(now, 6), state=self.board.state.value)
             self.link.send(self._status())
         elif isinstance(msg, p.Disable):
-            self._disarm()
+            self.board.disable(now)
+            self.link.send(self._status())
+        elif isinstance(msg, p.GetStatus):
             self.link.send(self._status())
         elif isinstance(msg, p.Ping):
             self.link.send(p.Pong(msg.nonce, msg.t_ns, self._now_us()))
-        elif isinstance(msg, p.Torque):
-            self._torque(frame.seq, msg, now)
+        elif isinstance(msg, p.Pong):
+            self.pong_rtt_ms.append((time.monotonic_ns() - msg.t_ns) * 1e-6)
+
+    def send_ping(self, nonce: int = 0) -> None:
+        """Probe the host's latency: PING now, the PONG's round trip lands in :attr:`pong_rtt_ms`."""
+        self.link.send(p.Ping(nonce & 0xFFFFFFFF, time.monotonic_ns()))
 
     def _torque(self, seq: int, msg: p.Torque, now: float) -> None:
         c = self.c
         c["commands"] += 1
-        self.faults &= ~(p.Fault.CLAMP | p.Fault.NONFINITE | p.Fault.BAD_COMMAND)
-        raw = np.asarray(msg.torque_nm, dtype=np.float32)
+        raw = msg.torque_nm
         sent = self._sent_at.pop(msg.sensor_seq, None)
         if sent is not None:
             lat = now - sent
             self._cmd_latency_s = lat
             self.latency_ms.append(lat * 1e3)
             c["deadline_misses"] += int(lat > self.period_s)
-        if raw.shape != (self.spec.action.n,):
-            self.faults |= p.Fault.BAD_COMMAND
+        if len(raw) != len(self.board.limits_nm):
+            self.board.torque(seq, raw, now)  # BAD_COMMAND: ignored, does not feed the watchdog
             c["bad_commands"] += 1
+            self.link.send(self._status())  # tell the host (in lockstep nothing else would answer)
             return
-        self.last_cmd_t = now
+        # the report's safety figures: what the host sent, before the board's clamp
+        if not all(map(math.isfinite, raw)):
+            c["nonfinite_commands"] += 1
+        elif any(abs(t) > lim * (1 + 1e-6) for t, lim in zip(raw, self.board.limits_nm, strict=True)):
+            c["overlimit_commands"] += 1
         if self.cfg.lockstep and (self.last_sensor is None or msg.sensor_seq != self.last_sensor[0]):
             c["resends"] += 1  # duplicate or stale command: re-send the latest SENSOR, change nothing
+            if all(map(math.isfinite, raw)):
+                self.board.keepalive(now)
             if self.last_sensor is not None:
-                self.link.write(self.last_sensor[1])
+                self.link.send_wire(self.last_sensor[1], new=False)
             return
-        finite = np.isfinite(raw)
-        safe = np.clip(np.where(finite, raw, 0.0), -self.limits_nm, self.limits_nm).astype(np.float32)
-        if not finite.all():
-            self.faults |= p.Fault.NONFINITE
-            c["nonfinite_commands"] += 1
-        if np.any(np.abs(raw[finite]) > self.limits_nm[finite] * (1 + 1e-6)):
-            self.faults |= p.Fault.CLAMP
-            c["overlimit_commands"] += 1
-            c["clamped"] += 1
-        if self.enabled:
-            self.held_nm = safe
-            self.cmd_seq = seq
-        if self.cfg.lockstep:
+        self.board.torque(seq, raw, now)
+        if self.cfg.lockstep:  # a NaN command steps too, with every motor at 0 N·m
             self.step()
             self.send_sensor()
 
     def _disarm(self) -> None:
-        self.enabled = False
-        self.held_nm = np.zeros_like(self.held_nm)
+        self.board.disable(time.monotonic())
+
+    def _apply_estop(self, now: float) -> None:
+        pressed, self._estop_request = self._estop_request, None
+        if pressed is None or pressed == self.board.estop_input:
+            return
+        raised = self.board.estop(pressed, now)
+        self.c["estop_presses"] += pressed
+        self._log(ev="estop", t=round(now, 6), pressed=pressed)
+        if raised:
+            self.link.send(self._status())
 
     def check_watchdog(self, now: float) -> None:
         """Zero torque, latch the fault and disarm if the last command is older than the timeout."""
-        gap = now - self.last_cmd_t
-        if self.enabled and gap > self.watchdog_s:
-            self._disarm()
-            self.faults |= p.Fault.WATCHDOG
+        gap = now - self.board.last_cmd_s
+        if self.board.tick(now):
             self.c["watchdog_trips"] += 1
             self.watchdog_gap_ms.append(gap * 1e3)
             self._log(ev="watchdog", t=round(now, 6), gap_ms=round(gap * 1e3, 3))
@@ -293,9 +343,12 @@ class Emulator:
         try:
             while not should_stop() and (end is None or time.monotonic() < end):
                 now = time.monotonic()
-                wait = 0.05
-                if self.enabled:
-                    wait = min(wait, self.last_cmd_t + self.watchdog_s - now + 2e-4)
+                if self._estop_request is not None:
+                    self._apply_estop(now)
+                wait = 0.02
+                deadline = self.board.watchdog_deadline()
+                if deadline is not None:
+                    wait = min(wait, deadline - now + 2e-4)
                 if self.session and not self.cfg.lockstep:
                     wait = min(wait, self._next_tick - now)
                 frame = self.link.recv(max(wait, 0.0))
@@ -316,8 +369,10 @@ class Emulator:
 
     def summary(self) -> dict[str, Any]:
         """Counters of this run (also logged as the last JSON line by :func:`run_emulator`)."""
+        self.c["clamped"] = self.board.counters["clamped"]
         return {
             **self.c,
+            "state": self.board.state.value,
             "episodes_completed": self.episode,
             "partial_episode": {"ep": self.episode, "ret": self.ep_return, "length": self.ep_len},
             "link": self.link.stats(),

@@ -28,6 +28,7 @@ import serial
 from serial.urlhandler import protocol_socket
 
 from firmware_bridge import protocol as p
+from sim.errors import UserError
 from sim.spec import RobotSpec
 
 DEFAULT_BAUD = 1_000_000  # ignored by pty/loop/socket; a USB-serial board runs at 1 Mbaud
@@ -37,7 +38,9 @@ class PtyPort:
     """The master end of a pseudo-terminal, with pyserial's byte-port interface.
 
     Writes never block: if nobody drains the slave side (host disconnected) the bytes are dropped, like a UART
-    with nothing attached. The slave end is kept open here so that a host closing and reopening the slave path
+    with nothing attached. A write cut short (the pty buffer filled mid-frame) leaves a frame without its
+    delimiter, so the next write starts with an extra ``0x00``: the receiver drops the cut frame as one length
+    error and decodes the next one intact (docs/protocol.md §3). The slave end is kept open here so that a host closing and reopening the slave path
     (a reconnect) never makes the master see end-of-file.
     """
 
@@ -48,6 +51,7 @@ class PtyPort:
         self.port = os.ttyname(self._slave)
         self.timeout: float | None = 0.0
         self.tx_dropped = 0  # bytes dropped because the slave side was full
+        self._cut = False  # the last write was cut short: the next one starts with a delimiter
 
     def fileno(self) -> int:
         return self._master
@@ -72,11 +76,14 @@ class PtyPort:
             raise
 
     def write(self, data: bytes) -> int:
+        if self._cut:
+            data = b"\x00" + bytes(data)
         try:
             n = os.write(self._master, data)
         except BlockingIOError:
             n = 0
         self.tx_dropped += len(data) - n
+        self._cut = 0 < n < len(data) or (self._cut and n == 0)
         return n
 
     def reset_input_buffer(self) -> None:
@@ -99,9 +106,9 @@ def open_port(url: str, baud: int = DEFAULT_BAUD, timeout_s: float = 1.0) -> ser
     """Open a port by device path or URL (``/dev/ttyUSB0``, ``/dev/pts/5``, ``loop://``, ``socket://h:p``)."""
     try:
         port = serial.serial_for_url(url, baudrate=baud, timeout=0, write_timeout=timeout_s)
-    except (serial.SerialException, ValueError) as exc:
+    except (serial.SerialException, ValueError, OverflowError) as exc:  # a huge baud rate overflows termios
         raise OSError(
-            f"cannot open port '{url}': {exc}; check the path/URL and that the device is present"
+            f"cannot open port '{url}': {exc}; check the path/URL, the --baud rate and that the device is present"
         ) from None
     return port
 
@@ -121,6 +128,7 @@ class Link:
         self.tx_frames = 0
         self.tx_bytes = 0
         self._tx_seq = 0
+        self._lead = True  # the first frame starts with 0x00: it ends whatever line noise came before it
         self._pending: deque[p.Frame[p.Message]] = deque()
         try:
             self._fd: int | None = port.fileno()
@@ -144,10 +152,20 @@ class Link:
     def send(self, msg: p.Message) -> int:
         """Encode and write one message; return the header sequence number used."""
         seq = self._tx_seq
-        self.write(p.encode(msg, seq))
-        self._tx_seq = (seq + 1) & 0xFFFF
-        self.tx_frames += 1
+        self.send_wire(p.encode(msg, seq))
         return seq
+
+    def send_wire(self, wire: bytes, new: bool = True) -> None:
+        """Write one encoded frame. ``new``: it used the next sequence number (a lockstep re-send does not).
+
+        The first frame of a link is preceded by ``0x00`` (docs/protocol.md §3: a sender starts with a delimiter).
+        """
+        if self._lead:
+            wire, self._lead = b"\x00" + wire, False
+        self.write(wire)
+        if new:
+            self._tx_seq = (self._tx_seq + 1) & 0xFFFF
+        self.tx_frames += 1
 
     def write(self, data: bytes) -> None:
         """Write raw bytes (also used by fault injection and tests)."""
@@ -163,6 +181,7 @@ class Link:
                 if n < len(data):
                     self.port.write(data[n:])
         except serial.SerialTimeoutException:
+            self._lead = True  # part of a frame may have gone out: delimit it before the next one
             raise OSError(
                 f"write to {getattr(self.port, 'port', '?')} timed out: is the other side reading?"
             ) from None
@@ -214,6 +233,10 @@ class Link:
             elif time.monotonic() >= deadline:
                 return None
 
+    def unread(self, frame: p.Frame[p.Message]) -> None:
+        """Put a received frame back: the next :meth:`recv` returns it first."""
+        self._pending.appendleft(frame)
+
     def recv_msg(self, kind: type[p.M], timeout_s: float) -> p.Frame[p.M] | None:
         """Next frame carrying a message of class ``kind`` within ``timeout_s``; other frames are discarded."""
         deadline = time.monotonic() + timeout_s
@@ -235,7 +258,7 @@ class Link:
                 return frame.msg
         bad = self.decoder.stats.last_bad_major
         if bad >= 0:
-            raise ValueError(
+            raise UserError(
                 f"board speaks protocol v{bad}, this host v{p.PROTO_MAJOR}; update firmware or s2r"
             )
         raise TimeoutError(

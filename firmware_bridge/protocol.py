@@ -22,6 +22,7 @@ Floats on the wire are IEEE-754 float32, little-endian, SI units (rad, rad/s, m,
 from __future__ import annotations
 
 import binascii
+import math
 import os
 import struct
 from dataclasses import dataclass, field
@@ -30,16 +31,18 @@ from typing import ClassVar, Generic, TypeVar
 
 import numpy as np
 
+from sim.errors import UserError
 from sim.spec import RobotSpec, SensorFrame, SensorLayout
 
 PROTO_MAJOR = 1  # incompatible changes; carried in every frame header, unknown majors are refused
-PROTO_MINOR = 0  # compatible additions (fields appended to payloads; receivers ignore trailing bytes)
+PROTO_MINOR = 1  # compatible additions (1.1: GET_STATUS, the REFUSED fault bit; receivers ignore trailing bytes)
 
 HEADER = struct.Struct("<BBHH")  # major version, message type, sequence number, payload length
 CRC = struct.Struct("<H")
 MAX_PAYLOAD = 1024  # bytes; longer frames are rejected (bounds the decoder's buffer)
-# worst-case COBS overhead is one byte per 254, plus the header, CRC and code byte
-MAX_ENCODED = HEADER.size + MAX_PAYLOAD + CRC.size + (HEADER.size + MAX_PAYLOAD + CRC.size) // 254 + 2
+MAX_FRAME = HEADER.size + MAX_PAYLOAD + CRC.size  # 1032 bytes: the largest decoded frame
+# COBS adds at most 1 + floor(n / 254) bytes to n: 1037, the longest stretch between delimiters a receiver accepts
+MAX_ENCODED = MAX_FRAME + 1 + MAX_FRAME // 254
 
 
 class MsgType(IntEnum):
@@ -54,6 +57,7 @@ class MsgType(IntEnum):
     STATUS = 0x07  # board → host: fault bits and error counters
     PING = 0x08  # either way: latency probe
     PONG = 0x09  # answer to PING, echoes its fields
+    GET_STATUS = 0x0A  # host → board: answer STATUS, change nothing (protocol 1.1)
 
 
 class Fault:
@@ -61,14 +65,15 @@ class Fault:
 
     WATCHDOG = 1 << 0  # latched: no TORQUE within the watchdog timeout, motors zeroed and disarmed
     CLAMP = 1 << 1  # the last TORQUE exceeded a torque limit and was clamped
-    CRC = 1 << 2  # a frame with a bad CRC/length was received since the last SENSOR
+    CRC = 1 << 2  # a frame with a bad CRC, COBS or length was received since the last SENSOR
     ESTOP = 1 << 3  # latched: emergency stop input active
     NONFINITE = 1 << 4  # the last TORQUE held NaN/inf; those motors got 0 N·m
     BAD_COMMAND = 1 << 5  # the last TORQUE had the wrong motor count; ignored
+    REFUSED = 1 << 6  # the last ENABLE was refused: no HELLO yet, or the E-stop input is still active (1.1)
 
     NAMES: ClassVar[dict[int, str]] = {
         1 << 0: "watchdog", 1 << 1: "clamp", 1 << 2: "crc", 1 << 3: "estop", 1 << 4: "nonfinite",
-        1 << 5: "bad_command",
+        1 << 5: "bad_command", 1 << 6: "refused",
     }  # fmt: skip
 
     @staticmethod
@@ -423,6 +428,20 @@ class Disable:
 
 
 @dataclass(frozen=True)
+class GetStatus:
+    """GET_STATUS (host → board): the board answers STATUS and changes nothing (protocol 1.1)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.GET_STATUS
+
+    def pack(self) -> bytes:
+        return b""
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> GetStatus:
+        return cls()
+
+
+@dataclass(frozen=True)
 class Status:
     """STATUS (board → host): fault bits, mode and the board's error counters (since boot, wrapping u32)."""
 
@@ -484,9 +503,9 @@ class Pong:
         return cls(*_Reader(payload, "PONG").take("IQQ"))
 
 
-Message = Hello | Ident | Sensor | Torque | Enable | Disable | Status | Ping | Pong
+Message = Hello | Ident | Sensor | Torque | Enable | Disable | Status | Ping | Pong | GetStatus
 MESSAGES: dict[int, type[Message]] = {
-    m.TYPE: m for m in (Hello, Ident, Sensor, Torque, Enable, Disable, Status, Ping, Pong)
+    m.TYPE: m for m in (Hello, Ident, Sensor, Torque, Enable, Disable, Status, Ping, Pong, GetStatus)
 }  # fmt: skip
 M = TypeVar("M", bound=Message)  # the message class a Frame carries, e.g. Frame[Ident] from Link.recv_msg
 
@@ -515,8 +534,8 @@ def decode_frame(raw: bytes) -> Frame[Message]:
     if len(data) < HEADER.size + CRC.size:
         raise ProtocolError(f"frame of {len(data)} bytes is shorter than header + CRC")
     major, mtype, seq, length = HEADER.unpack_from(data)
-    if length != len(data) - HEADER.size - CRC.size:
-        raise ProtocolError(f"length field {length} does not match the frame ({len(data)} bytes)")
+    if length != len(data) - HEADER.size - CRC.size or length > MAX_PAYLOAD:
+        raise ProtocolError(f"length field {length} does not match the frame ({len(data)} bytes) or exceeds {MAX_PAYLOAD}")
     if CRC.unpack_from(data, len(data) - CRC.size)[0] != crc16(data[: -CRC.size]):
         raise ProtocolError("CRC mismatch")
     if major != PROTO_MAJOR:
@@ -610,7 +629,7 @@ class FrameDecoder:
             s.resyncs += 1
             return None
         major, mtype, seq, length = HEADER.unpack_from(data)
-        if length != n - HEADER.size - CRC.size:
+        if length != n - HEADER.size - CRC.size or length > MAX_PAYLOAD:
             s.length_errors += 1
             s.resyncs += 1
             return None
@@ -673,7 +692,7 @@ def ident_from_spec(
 def check_ident(ident: Ident, spec: RobotSpec) -> None:
     """Refuse a board whose IDENT does not match the RobotSpec the policy was trained for (ValueError)."""
     if ident.proto_major != PROTO_MAJOR:
-        raise ValueError(
+        raise UserError(
             f"board speaks protocol v{ident.proto_major}.{ident.proto_minor}, this host v{PROTO_MAJOR}.x; "
             "update the firmware or s2r"
         )
@@ -685,11 +704,32 @@ def check_ident(ident: Ident, spec: RobotSpec) -> None:
         got, want = getattr(ident, name), getattr(expected, name)
         if got != want:
             problems.append(f"{name} {got!r} (expected {want!r})")
-    limits = np.asarray(ident.torque_limits_nm, dtype=np.float64)
-    if not (np.all(np.isfinite(limits)) and np.all(limits >= 0)):  # the host clamps to min(own, board) limits
-        problems.append(f"torque limits {ident.torque_limits_nm} N·m are not finite and non-negative")
+    problems += ident_problems(ident)
     if problems:
-        raise ValueError(f"board does not match robot '{spec.robot_id}': {'; '.join(problems)}")
+        raise UserError(f"board does not match robot '{spec.robot_id}': {'; '.join(problems)}")
+
+
+MAX_SENSOR_RATE_HZ = 10_000.0  # IDENT sanity bounds (the host refuses a board announcing more)
+MAX_LIDAR_RANGE_M = 1_000.0
+
+
+def ident_problems(ident: Ident) -> list[str]:
+    """What is physically impossible in an IDENT's numbers (empty if nothing): every field finite, positive and
+    within sane bounds, and a watchdog longer than one sensor period."""
+    problems = []
+    rate, wd, rng = ident.sensor_rate_hz, ident.watchdog_ms, ident.lidar_max_range_m
+    if not (math.isfinite(rate) and 0 < rate <= MAX_SENSOR_RATE_HZ):
+        problems.append(f"sensor_rate_hz {rate!r} is not in (0, {MAX_SENSOR_RATE_HZ:g}]")
+    elif not wd * 1e-3 > 1.0 / rate:
+        problems.append(f"watchdog_ms {wd} is not longer than one sensor period ({1e3 / rate:g} ms)")
+    if not (math.isfinite(rng) and 0 < rng <= MAX_LIDAR_RANGE_M):
+        problems.append(f"lidar_max_range_m {rng!r} is not in (0, {MAX_LIDAR_RANGE_M:g}]")
+    if not all(math.isfinite(a) for a in ident.lidar_angles_rad):
+        problems.append(f"lidar angles {ident.lidar_angles_rad} are not all finite")
+    limits = ident.torque_limits_nm  # the host clamps to min(own, board) limits
+    if not all(math.isfinite(x) and x > 0 for x in limits):
+        problems.append(f"torque limits {limits} N·m are not all finite and positive")
+    return problems
 
 
 def frame_to_sensor(
@@ -726,7 +766,7 @@ def sensor_to_frame(msg: Sensor, layout: SensorLayout) -> SensorFrame:
     got = (len(msg.joint_pos_rad), len(msg.lidar_m), len(msg.aux))
     want = (layout.n_joints, len(layout.lidar_angles_rad), len(layout.aux_names))
     if got != want:
-        raise ValueError(f"SENSOR has (joints, lidar rays, aux) = {got}, IDENT announced {want}")
+        raise UserError(f"SENSOR has (joints, lidar rays, aux) = {got}, IDENT announced {want}")
     f32 = np.float32
     return SensorFrame(
         joint_pos_rad=np.array(msg.joint_pos_rad, dtype=f32),

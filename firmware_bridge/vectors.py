@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
+import struct
 import sys
-import tempfile
 from typing import Any
 
 from firmware_bridge import protocol as p
+from sim.files import atomic_write
 from sim.robots import BIPED_SPEC, KNOB_SPEC
 
 F32_MAX = 3.4028234663852886e38
@@ -83,7 +83,49 @@ def _examples() -> list[tuple[str, int, p.Message]]:
         ("ping", 11, p.Ping(nonce=0xDEADBEEF, t_ns=123_456_789_012)),
         ("pong", 12, p.Pong(nonce=0xDEADBEEF, t_ns=123_456_789_012, responder_t_us=42)),
         ("zero_bytes_everywhere", 0, p.Torque(sensor_seq=0, torque_nm=(0.0,) * 4)),
+        ("get_status", 13, p.GetStatus()),
+        ("status_enable_refused", 14, p.Status(p.Fault.ESTOP | p.Fault.REFUSED, 0, 0, 0, 0, 0, 0, 0)),
+        # 63 motors of zero-free floats: after the reserved byte, 252 float bytes + the CRC are exactly one final
+        # 254-byte COBS block, encoded 0xFF + 254 bytes with no trailing code byte (seq picked for a zero-free CRC)
+        ("torque_final_254_byte_block", _FF_BLOCK_SEQ, p.Torque(sensor_seq=0x0101, torque_nm=(_NO_ZERO_F32,) * 63)),
+        # the largest payload, 1024 bytes: 255 motors
+        ("torque_1024_byte_payload", 16, p.Torque(sensor_seq=0x1234, torque_nm=tuple(
+            float(i) - 127.0 for i in range(255)))),
     ]
+
+
+_NO_ZERO_F32 = struct.unpack("<f", bytes((0x01, 0x02, 0x03, 0x3F)))[0]  # 0.5079... : no zero byte
+_FF_BLOCK_SEQ = next(
+    s for s in range(0x0101, 0x10000)
+    if 0 not in s.to_bytes(2, "little")
+    and 0 not in p.CRC.pack(p.crc16(p.HEADER.pack(1, p.MsgType.TORQUE, s, 256)
+                                    + p.Torque(0x0101, (_NO_ZERO_F32,) * 63).pack()))
+)  # fmt: skip
+
+
+def _frame(major: int, mtype: int, seq: int, payload: bytes, length: int | None = None, crc_xor: int = 0) -> bytes:
+    """A hand-built wire frame (COBS + delimiter), for the negative vectors."""
+    body = p.HEADER.pack(major, mtype, seq, len(payload) if length is None else length) + payload
+    return p.cobs_encode(body + p.CRC.pack(p.crc16(body) ^ crc_xor)) + b"\x00"
+
+
+def _negative_examples() -> list[tuple[str, bytes, str, str]]:
+    """(name, wire bytes, the counter a receiver increments, why): frames a receiver must drop."""
+    ping = p.Ping(1, 2).pack()
+    return [
+        ("bad_crc", _frame(1, p.MsgType.PING, 1, ping, crc_xor=0x0001), "crc_errors", "CRC off by one bit"),
+        ("bad_cobs", bytes.fromhex("0501020300"), "length_errors", "code byte 05 runs past the end of the stretch"),
+        ("too_short", bytes.fromhex("0401050700"), "length_errors", "3 decoded bytes: shorter than header + CRC"),
+        ("length_mismatch", _frame(1, p.MsgType.PING, 1, ping, length=11), "length_errors",
+         "length field 11, payload 12 bytes"),
+        ("oversize_stretch", b"\x01" * (p.MAX_ENCODED + 1) + b"\x00", "length_errors",
+         f"{p.MAX_ENCODED + 1} bytes before the delimiter: longer than any legal frame ({p.MAX_ENCODED})"),
+        ("payload_1025_bytes", _frame(1, p.MsgType.TORQUE, 1, bytes(1025)), "length_errors",
+         f"a consistent length field of 1025 > {p.MAX_PAYLOAD}"),
+        ("unknown_type", _frame(1, 0x7F, 1, b""), "unknown_types", "type 0x7f: counted and skipped"),
+        ("wrong_major", _frame(2, p.MsgType.PING, 1, ping), "version_errors", "protocol major 2"),
+        ("short_payload", _frame(1, p.MsgType.PING, 1, ping[:4]), "payload_errors", "PING payload of 4 bytes, needs 12"),
+    ]  # fmt: skip
 
 
 def build_vectors() -> dict[str, Any]:
@@ -102,18 +144,17 @@ def build_vectors() -> dict[str, Any]:
             }
             for name, seq, msg in _examples()
         ],
+        "negative_vectors": [
+            {"name": name, "wire_hex": wire.hex(), "counter": counter, "why": why}
+            for name, wire, counter, why in _negative_examples()
+        ],
     }
 
 
 def main(argv: list[str]) -> int:
     path = argv[0] if argv else "docs/protocol_vectors.json"
     text = json.dumps(build_vectors(), indent=1) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, text)
     print(f"wrote {path}")
     return 0
 

@@ -11,6 +11,7 @@ import torch
 
 from policies.checkpoint import InferencePolicy
 from policies.vec_env import make_env
+from sim.errors import UserError
 
 
 @dataclass
@@ -46,7 +47,7 @@ def evaluate(
     """Run ``episodes`` deterministic episodes (seeds ``seed, seed+1...``; the first is recorded to ``gif``) in the
     physics ``engine`` (``sim.engines``)."""
     if episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+        raise UserError(f"--episodes must be >= 1, got {episodes}")
     from sim.engines import env_kwargs
 
     env = make_env(policy.env_id, **({"render_mode": "rgb_array"} if gif else {}), **env_kwargs(policy.env_id, engine))

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from policies.normalizer import ObsNormalizer
+from sim.errors import UserError
 
 Expert = Callable[[np.ndarray], np.ndarray]  # one raw observation → normalized action in [-1, 1]
 
@@ -111,6 +112,6 @@ class DAggerData:
     def load_state_dict(self, state: dict) -> None:
         n = len(state["obs"])
         if n > len(self.obs):
-            raise ValueError(f"checkpoint holds {n} DAgger rows, more than this config's capacity {len(self.obs)}")
+            raise UserError(f"checkpoint holds {n} DAgger rows, more than this config's capacity {len(self.obs)}")
         self.obs[:n], self.act[:n], self.size = state["obs"], state["act"], n
         self.opt.load_state_dict(state["opt"])

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from sim.files import atomic_open
 
 
 class CsvLog:
@@ -43,14 +44,10 @@ class CsvLog:
             csv.DictWriter(f, self.fields).writerow({k: _fmt(row.get(k)) for k in self.fields})
 
     def _rewrite(self, rows: list[dict]) -> None:
-        tmp = self.path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_open(self.path, "w", newline="") as f:
             w = csv.DictWriter(f, self.fields)
             w.writeheader()
             w.writerows({k: r.get(k, "") for k in self.fields} for r in rows)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
 
 
 def _num(x: str | None) -> float:

@@ -13,13 +13,15 @@ import torch
 from torch import nn
 from torch.distributions import Beta, Normal
 
+from sim.errors import UserError
+
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}
 
 
 def mlp(sizes: list[int], activation: str = "relu", out_gain: float | None = None) -> nn.Sequential:
     """Linear layers with ``activation`` between them (none after the last). ``out_gain``: orthogonal init."""
     if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation '{activation}'; use one of {', '.join(ACTIVATIONS)}")
+        raise UserError(f"unknown activation '{activation}'; use one of {', '.join(ACTIVATIONS)}")
     layers: list[nn.Module] = []
     for i in range(len(sizes) - 1):
         layers.append(nn.Linear(sizes[i], sizes[i + 1]))
@@ -144,7 +146,7 @@ def build_actor(arch: dict) -> nn.Module:
         return GaussianActor(*args)
     if kind == "beta":
         return BetaActor(*args)
-    raise ValueError(f"unknown actor kind '{kind}' in checkpoint; expected deterministic, gaussian or beta")
+    raise UserError(f"unknown actor kind '{kind}' in checkpoint; expected deterministic, gaussian or beta")
 
 
 @torch.no_grad()

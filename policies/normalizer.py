@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.errors import UserError
+
 
 class ObsNormalizer:
     """``(obs - mean) / sqrt(var + eps)`` clipped to ±clip, with mean/var updated from batches (Chan et al.)."""
@@ -55,7 +57,7 @@ class ObsNormalizer:
     def load_state_dict(self, state: dict) -> None:
         mean = np.asarray(state["mean"], dtype=np.float64)
         if mean.shape != self.mean.shape:
-            raise ValueError(f"normalizer has dim {mean.shape[0]}, this env has obs_dim {self.mean.shape[0]}")
+            raise UserError(f"normalizer has dim {mean.shape[0]}, this env has obs_dim {self.mean.shape[0]}")
         self.mean, self.var = mean, np.asarray(state["var"], dtype=np.float64)
         self.count, self.clip, self.eps = float(state["count"]), float(state["clip"]), float(state["eps"])
         self.enabled = bool(state["enabled"])

@@ -6,6 +6,9 @@ import csv
 import math
 from pathlib import Path
 
+from sim.errors import UserError
+from sim.files import atomic_open
+
 
 def read_progress(progress_csv: str | Path) -> dict[str, list[float]]:
     """Columns of progress.csv as float lists (empty cells → NaN)."""
@@ -15,7 +18,7 @@ def read_progress(progress_csv: str | Path) -> dict[str, list[float]]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
-        raise ValueError(f"{path} has no rows yet; train longer before plotting")
+        raise UserError(f"{path} has no rows yet; train longer before plotting")
     return {k: [float(r[k]) if r.get(k) not in (None, "") else math.nan for r in rows] for k in rows[0]}
 
 
@@ -59,7 +62,8 @@ def plot_learning_curves(progress_csv: str | Path, out_dir: str | Path) -> list[
         fig.suptitle(title)
         fig.tight_layout()
         path = out_dir / name
-        fig.savefig(path, dpi=100)
+        with atomic_open(path, "wb") as f:
+            fig.savefig(f, format="png", dpi=100)
         plt.close(fig)
         written.append(path)
     return written

@@ -20,6 +20,7 @@ import torch
 from policies.imitation import DAggerData, Expert, bc_loss, expert_actions, first_linear, ignore_inputs_
 from policies.networks import BetaActor, GaussianActor, mlp
 from policies.normalizer import ObsNormalizer
+from sim.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -56,16 +57,16 @@ class PPOConfig:
 
     def __post_init__(self) -> None:
         if self.distribution not in ("gaussian", "beta"):
-            raise ValueError(f"distribution must be 'gaussian' or 'beta', got '{self.distribution}'")
+            raise UserError(f"distribution must be 'gaussian' or 'beta', got '{self.distribution}'")
         if self.n_steps < 1 or self.batch_size < 1 or self.n_epochs < 1:
-            raise ValueError("n_steps, batch_size and n_epochs must be >= 1")
+            raise UserError("n_steps, batch_size and n_epochs must be >= 1")
         if (self.imitation_steps > 0 or self.bc_coef > 0) and self.expert is None:
-            raise ValueError("imitation_steps and bc_coef need an expert: set --ppo-expert NAME (e.g. knob_gait), "
+            raise UserError("imitation_steps and bc_coef need an expert: set --ppo-expert NAME (e.g. knob_gait), "
                              "or --ppo-imitation-steps 0 --ppo-bc-coef 0 for pure PPO")
         if self.expert is not None and self.distribution != "gaussian":
-            raise ValueError("learning from an expert needs the gaussian policy (--ppo-distribution gaussian)")
+            raise UserError("learning from an expert needs the gaussian policy (--ppo-distribution gaussian)")
         if self.imitation_steps < 0 or self.imitation_iter_steps < 1 or self.bc_coef < 0:
-            raise ValueError("imitation_steps and bc_coef must be >= 0 and imitation_iter_steps >= 1")
+            raise UserError("imitation_steps and bc_coef must be >= 0 and imitation_iter_steps >= 1")
 
 
 PPO_PRESETS: dict[str, PPOConfig] = {
@@ -211,7 +212,7 @@ class PPOAgent:
             self.actor = GaussianActor(obs_dim, act_dim, hidden, cfg.activation, cfg.log_std_init)
         self.critic = mlp([obs_dim, *hidden, 1], cfg.activation, out_gain=1.0)
         if any(not 0 <= i < obs_dim for i in cfg.actor_ignores):
-            raise ValueError(f"actor_ignores {cfg.actor_ignores} must be observation indices in [0, {obs_dim})")
+            raise UserError(f"actor_ignores {cfg.actor_ignores} must be observation indices in [0, {obs_dim})")
         self.ignore = torch.tensor(cfg.actor_ignores, dtype=torch.long)
         self.input_layer = first_linear(self.actor.net)
         ignore_inputs_(self.input_layer, self.ignore)

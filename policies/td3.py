@@ -17,6 +17,7 @@ from torch import nn
 
 from policies.networks import DeterministicActor, mlp, polyak_update
 from policies.normalizer import ObsNormalizer
+from sim.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,11 @@ class TD3Config:
 
     def __post_init__(self) -> None:
         if self.n_critics not in (1, 2):
-            raise ValueError(f"n_critics must be 1 (DDPG) or 2 (TD3), got {self.n_critics}")
+            raise UserError(f"n_critics must be 1 (DDPG) or 2 (TD3), got {self.n_critics}")
         if self.noise_type not in ("gaussian", "ou"):
-            raise ValueError(f"noise_type must be 'gaussian' or 'ou', got '{self.noise_type}'")
+            raise UserError(f"noise_type must be 'gaussian' or 'ou', got '{self.noise_type}'")
         if self.batch_size > self.buffer_size:
-            raise ValueError(f"batch_size {self.batch_size} exceeds buffer_size {self.buffer_size}")
+            raise UserError(f"batch_size {self.batch_size} exceeds buffer_size {self.buffer_size}")
 
 
 def ddpg(cfg: TD3Config) -> TD3Config:

@@ -3,17 +3,24 @@
 
 ``train(config, run_dir)`` is the entry point for the CLI, the benchmarks and the demo. A run dir holds
 ``config.json``, ``progress.csv``, TensorBoard events in ``tb/`` and ``checkpoints/{latest,previous,best}.pt``
-(TD3 also ``checkpoints/replay.pt``).
+(TD3 also ``checkpoints/replay.pt``). ``best.pt`` is chosen by a deterministic evaluation every ``eval_every``
+env steps on the nominal plant (rl-zoo's EvalCallback habit), never on the noisy training return.
+
+One training at a time owns a run folder: ``.lock`` is ``flock``'ed for the life of the run and holds its pid.
+SIGINT and SIGTERM both save a checkpoint and stop; a second signal while it is being written waits for it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -23,15 +30,29 @@ from typing import Any
 import numpy as np
 import torch
 
-from policies.checkpoint import atomic_torch_save, git_commit, load_checkpoint, save_checkpoint
+from policies.checkpoint import (
+    LATEST,
+    PREVIOUS,
+    atomic_torch_save,
+    git_commit,
+    inference_policy_from_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from policies.evaluate import evaluate
 from policies.logger import CsvLog, Progress, TensorBoard
 from policies.normalizer import ObsNormalizer
 from policies.ppo import PPOAgent, PPOConfig, ppo_preset
 from policies.td3 import TD3Agent, TD3Config, td3_preset
 from policies.vec_env import make_env, make_vec_env
+from sim.errors import UserError, require_positive
+from sim.files import atomic_write
 
 ALGOS = ("td3", "ddpg", "ppo")
 REPLAY = "replay.pt"
+LOCK = ".lock"
+EVAL_SEED = 1_000_000  # eval episodes during training use seeds EVAL_SEED + seed * 1000 + k: never the seeds
+# `s2r eval` starts from (10_000), so the reported evaluation is not the one best.pt was selected on
 
 
 @dataclass(frozen=True)
@@ -42,6 +63,7 @@ class TrainConfig:
     seed: int = 0
     num_envs: int = 0  # 0: the preset's (TD3: 1, PPO: PPOConfig.num_envs)
     vec: str = "auto"  # auto | split | subproc | sync (see policies.vec_env.make_vec_env)
+    ray: str | None = None  # envs in Ray actors: local | auto | a cluster address (policies.ray_vec); None: --vec
     torch_threads: int = 1  # intra-op threads: >1 helps little for these small nets and, on a loaded or
     # 2-core box, OpenMP spin-waiting against the env workers made updates many times slower (BENCHMARKS.md)
     update_threads: int = 0  # intra-op threads during gradient updates (no env steps then); 0: one per core for
@@ -49,6 +71,9 @@ class TrainConfig:
     # thread speeds updates up on an idle box and slows them down beside busy processes: use 1 on a shared box
     # (BENCHMARKS.md, Learners)
     checkpoint_every: int = 20_000  # env steps between checkpoints
+    eval_every: int = 50_000  # env steps between deterministic evaluations on the nominal plant that choose
+    # best.pt (also one at the end of a run that lasted that long); 0: none, and eval/export use latest.pt
+    eval_episodes: int = 5  # episodes per evaluation during training
     log_every: int = 0  # env steps between progress.csv rows; 0: every PPO update / 1000 steps for TD3
     stats_window: int = 20  # episodes in the rolling mean return/success/distance
     save_replay: bool = True  # TD3: checkpoint the replay buffer too (exact resume; big file)
@@ -61,11 +86,11 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
-            raise ValueError(f"unknown algo '{self.algo}'; use one of {', '.join(ALGOS)}")
-        if self.steps < 1 or self.num_envs < 0:
-            raise ValueError(f"--steps must be >= 1 and --num-envs >= 0, got {self.steps} and {self.num_envs}")
-        if self.update_threads < 0:
-            raise ValueError(f"--update-threads must be >= 0 (0: automatic), got {self.update_threads}")
+            raise UserError(f"unknown algo '{self.algo}'; use one of {', '.join(ALGOS)}")
+        for name in ("steps", "checkpoint_every", "eval_episodes", "stats_window", "torch_threads"):
+            require_positive(f"--{name.replace('_', '-')}", getattr(self, name))
+        for name in ("seed", "num_envs", "update_threads", "log_every", "eval_every"):  # 0: automatic / off
+            require_positive(f"--{name.replace('_', '-')}", getattr(self, name), allow_zero=True)
 
     def resolved(self) -> TrainConfig:
         """Gymnasium id in ``env``, preset ``algo_config``, ``num_envs`` and ``update_threads`` filled in (the
@@ -99,19 +124,10 @@ def config_from_dict(d: dict) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(algo_d) - names
         if unknown:
-            raise ValueError(f"config has unknown {cls.__name__} fields {sorted(unknown)}")
+            raise UserError(f"config has unknown {cls.__name__} fields {sorted(unknown)}")
         algo_d = {k: tuple(v) if isinstance(v, list) else v for k, v in algo_d.items()}
         d["algo_config"] = cls(**algo_d)
     return TrainConfig(**d)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def resume_config(run_dir: str | os.PathLike, steps: int | None = None) -> TrainConfig:
@@ -119,8 +135,12 @@ def resume_config(run_dir: str | os.PathLike, steps: int | None = None) -> Train
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; --resume needs a run dir written by `s2r train`")
-    cfg = config_from_dict(json.loads(path.read_text()))
-    return dataclasses.replace(cfg, steps=steps) if steps else cfg
+    try:
+        d = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno}); was it edited by hand?") from None
+    cfg = config_from_dict(d)
+    return dataclasses.replace(cfg, steps=steps) if steps is not None else cfg
 
 
 def _expert(cfg: TrainConfig):
@@ -145,7 +165,7 @@ def _make_source(cfg: TrainConfig, env):
         from domain_rand import make_source
     except ImportError:  # DR stage not installed/landed: nominal physics unless DR was asked for
         if cfg.dr or cfg.adr or cfg.adr_config:
-            raise ValueError("--dr/--adr need domain_rand.make_source, which is not available") from None
+            raise UserError("--dr/--adr need domain_rand.make_source, which is not available") from None
         from domain_rand.base import NominalSource
 
         return NominalSource()
@@ -217,31 +237,133 @@ class EpisodeStats:
             self.window[k].extend(state[k])
 
 
+class TrainingStopped(KeyboardInterrupt):
+    """A training stopped by SIGINT or SIGTERM after saving its checkpoint; ``signum`` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM raise :class:`TrainingStopped`, except while a checkpoint is being written: then the
+    signal is noted, the write finishes, and the stop comes right after it (a kill mid-``torch.save`` used to give
+    a cryptic torch error and lose the save). Installed only in the main thread (``signal`` allows no other)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.saving = False
+        self.pending: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if not self.saving:
+            raise TrainingStopped(signum)
+        if self.pending is None:
+            print(f"s2r: {signal.Signals(signum).name} received while writing a checkpoint; stopping as soon as "
+                  "it is written", file=sys.stderr, flush=True)  # fmt: skip
+        self.pending = signum
+
+    def protect(self, save: Any) -> None:
+        """Run ``save()`` with stop signals deferred; raise the deferred stop once it returned."""
+        self.saving = True
+        try:
+            save()
+        finally:
+            self.saving = False
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise TrainingStopped(signum)
+
+
+class _RunLock:
+    """An exclusive ``flock`` on ``RUN_DIR/.lock`` for the life of a training; the file holds the owner's pid."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK
+        self.fd: int | None = None
+
+    def __enter__(self) -> _RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise UserError(f"run folder {self.path.parent} is in use by another training (pid {owner}); wait for "
+                            "it to finish or stop it, or pick another --run-dir") from None  # fmt: skip
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.close(self.fd)  # closing releases the flock; the file stays (deleting a lock file races)
+            self.fd = None
+
+
+OLD_RUN_FILES = ("config.json", "progress.csv", "tb", "checkpoints")
+
+
+def _prepare_run_dir(run_dir: Path, resume: bool) -> None:
+    """A fresh run refuses a folder with a loadable checkpoint (that is a --resume) and moves the logs of an
+    older run without one into ``old-<time>/``, saying so (appending to them drew zig-zag curves)."""
+    ckpt_dir = run_dir / "checkpoints"
+    if resume:
+        if not (run_dir / "config.json").is_file():
+            raise FileNotFoundError(f"{run_dir / 'config.json'} not found; --resume needs a run dir written by "
+                                    "`s2r train`")  # fmt: skip
+        return
+    if (ckpt_dir / LATEST).exists() or (ckpt_dir / PREVIOUS).exists():
+        raise UserError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick a new --run-dir")
+    leftovers = [n for n in OLD_RUN_FILES if (run_dir / n).exists()]
+    if leftovers:
+        aside = run_dir / time.strftime("old-%Y%m%d-%H%M%S")
+        aside.mkdir()
+        for name in leftovers:
+            os.replace(run_dir / name, aside / name)
+        print(f"s2r: {run_dir} held logs of an earlier run without a checkpoint ({', '.join(leftovers)}); moved "
+              f"them to {aside}", file=sys.stderr)  # fmt: skip
+
+
 def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False) -> dict[str, Any]:
     """Train (or, with ``resume``, continue) a run in ``run_dir``; returns a summary dict.
 
-    A fresh run refuses a ``run_dir`` that already has checkpoints (use ``resume``). Ctrl-C saves a checkpoint
-    and re-raises KeyboardInterrupt.
+    A fresh run refuses a ``run_dir`` that already has checkpoints (use ``resume``) and one that another
+    training holds (its lock). SIGINT/SIGTERM save a checkpoint and raise :class:`TrainingStopped` (a
+    KeyboardInterrupt).
     """
+    _expert(config.resolved())  # a bad env, preset or expert name fails before the run folder is touched
     torch.set_flush_denormal(True)  # tiny Adam moments turn denormal, and denormal CPU math is slow
     try:
-        return _train(config, run_dir, resume)
+        with _RunLock(Path(run_dir)), _StopSignals() as signals:
+            return _train(config, Path(run_dir), resume, signals)
     finally:
         # the flag is process-wide (the CPU's FTZ/DAZ bits): give callers (benchmarks, tests, the demo) back
         # IEEE subnormals
         torch.set_flush_denormal(False)
 
 
-def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dict[str, Any]:
+def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSignals) -> dict[str, Any]:
     cfg = config.resolved()
     algo_cfg = cfg.algo_config
     assert algo_cfg is not None
-    expert = _expert(cfg)  # before anything is written: a wrong name must leave no run dir behind
-    run_dir = Path(run_dir)
+    expert = _expert(cfg)
     ckpt_dir = run_dir / "checkpoints"
-    if not resume and (ckpt_dir / "latest.pt").exists():
-        raise ValueError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or pick a new --run-dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    _prepare_run_dir(run_dir, resume)
     torch_threads = max(1, cfg.torch_threads)
     update_threads = cfg.update_threads  # resolved: >= 1
     torch.set_num_threads(torch_threads)
@@ -261,7 +383,8 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
     agent = _make_agent(cfg, obs_dim, act_dim, norm, expert)
     stats = EpisodeStats(cfg.stats_window)
     counters: dict[str, Any] = {"global_step": 0, "resumes": 0, "time_s": 0.0}
-    best_return = -math.inf
+    best_return = -math.inf  # highest rolling training return seen (reported, not used to choose best.pt)
+    best_eval = -math.inf  # highest deterministic eval return: best.pt
     csv_log = CsvLog(run_dir / "progress.csv")
 
     if resume:
@@ -274,34 +397,59 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
         counters = dict(ckpt["counters"])
         counters["resumes"] += 1
         best_return = float(ckpt["best_return"])
+        best_eval = float(ckpt.get("best_eval", -math.inf))
+        if counters["global_step"] >= cfg.steps:
+            raise UserError(f"{run_dir} is already at step {counters['global_step']:,} of its {cfg.steps:,}; give a "
+                            "larger --steps (the new total) to continue it")  # fmt: skip
         csv_log.truncate_after(counters["global_step"])
         if isinstance(agent, TD3Agent) and cfg.save_replay:
             _load_replay(agent, ckpt_dir / REPLAY, ckpt["replay_step"])
         print(f"s2r: resumed {run_dir} from {path.name} at step {counters['global_step']}", file=sys.stderr)
     else:
-        _atomic_write_text(run_dir / "config.json", json.dumps(config_to_dict(cfg), indent=2) + "\n")
+        atomic_write(run_dir / "config.json", json.dumps(config_to_dict(cfg), indent=2) + "\n")
 
     meta = {"env_id": cfg.env, "robot_id": robot_id, "obs_dim": obs_dim, "act_dim": act_dim,
             "config": config_to_dict(cfg), "git_commit": git_commit(), "actor_arch": agent.actor_arch}  # fmt: skip
 
-    def checkpoint() -> None:
+    def checkpoint(selection: dict[str, Any] | None = None) -> None:
+        """Save latest.pt (and best.pt when ``selection``, the evaluation that made this the best policy)."""
         nonlocal best_return
         row = stats.row()
-        is_best = "return_mean" in row and row["return_mean"] > best_return
-        if is_best:
+        if "return_mean" in row and row["return_mean"] > best_return:
             best_return = row["return_mean"]
         counters["time_s"] = time_base + time.monotonic() - t_start
-        if isinstance(agent, TD3Agent) and cfg.save_replay:  # first: a checkpoint must never outrun its replay
-            atomic_torch_save({"step": counters["global_step"], **agent.buffer.state_dict()}, ckpt_dir / REPLAY)
         ckpt = {**meta, "actor": agent.actor.state_dict(), "agent": agent.state_dict(),
                 "normalizer": norm.state_dict(), "param_source": source.state_dict(),
                 "episode_stats": stats.state_dict(), "rng": _rng_state(), "counters": dict(counters),
-                "best_return": best_return, "replay_step": counters["global_step"]}  # fmt: skip
-        save_checkpoint(ckpt, ckpt_dir, best=is_best)
+                "best_return": best_return, "best_eval": best_eval, "replay_step": counters["global_step"],
+                **({"selection": selection} if selection else {})}  # fmt: skip
+
+        def save() -> None:
+            if isinstance(agent, TD3Agent) and cfg.save_replay:  # first: a checkpoint must never outrun its replay
+                atomic_torch_save({"step": counters["global_step"], **agent.buffer.state_dict()}, ckpt_dir / REPLAY)
+            save_checkpoint(ckpt, ckpt_dir, best=selection is not None)
+
+        signals.protect(save)
         saved_at[0] = counters["global_step"]
 
+    def run_eval() -> tuple[dict[str, float], dict[str, Any] | None]:
+        """Deterministic episodes on the nominal plant; returns the eval row and, if best so far, the selection."""
+        nonlocal best_eval
+        policy = inference_policy_from_checkpoint({**meta, "actor": agent.actor.state_dict(),
+                                                   "normalizer": norm.state_dict()})  # fmt: skip
+        with torch.random.fork_rng():  # evaluation must not shift the training's random streams
+            py_state = random.getstate()
+            summary = evaluate(policy, cfg.eval_episodes, seed=EVAL_SEED + cfg.seed * 1000).summary()
+            random.setstate(py_state)
+        eval_row = {f"eval_{k}": v for k, v in summary.items() if k != "episodes"}
+        if summary["return_mean"] <= best_eval:
+            return eval_row, None
+        best_eval = summary["return_mean"]
+        return eval_row, {"metric": "eval_return_mean", "value": best_eval, "std": summary["return_std"],
+                          "episodes": cfg.eval_episodes, "step": counters["global_step"]}  # fmt: skip
+
     saved_at = [counters["global_step"] if resume else -1]  # step of the newest checkpoint on disk
-    venv = make_vec_env(cfg.env, cfg.num_envs, cfg.vec)
+    venv = make_vec_env(cfg.env, cfg.num_envs, cfg.vec, ray=cfg.ray)
     n = cfg.num_envs
     tags: list[Any] = [None] * n
     ep_ret, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
@@ -321,21 +469,23 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
     step = int(counters["global_step"])
     next_log = (step // log_every + 1) * log_every
     next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+    next_eval = (step // cfg.eval_every + 1) * cfg.eval_every if cfg.eval_every else math.inf
     losses: dict[str, list[float]] = {}
     time_base, t_start = counters["time_s"], time.monotonic()
     rate_t, rate_step = t_start, step
     tb = TensorBoard(run_dir / "tb", cfg.tensorboard)
 
-    def log_row() -> None:
+    def log_row(extra: dict[str, float] | None = None) -> None:
         nonlocal rate_t, rate_step, losses
         now = time.monotonic()
         row = {"global_step": float(step), "time_s": time_base + now - t_start,
                "steps_per_s": (step - rate_step) / max(1e-9, now - rate_t), **stats.row(),
-               **{k: float(np.mean(v)) for k, v in losses.items()}, **source.scalars()}  # fmt: skip
+               **{k: float(np.mean(v)) for k, v in losses.items()}, **source.scalars(), **(extra or {})}  # fmt: skip
         rate_t, rate_step, losses = now, step, {}
         csv_log.write(row)
         tb.write(row, step)
 
+    last_eval = -1
     progress = Progress(cfg.steps, step, enabled=cfg.progress)
     try:
         while step < cfg.steps:
@@ -363,28 +513,44 @@ def _train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool) -> dic
                 out = agent.update()
             for k, v in (out or {}).items():
                 losses.setdefault(k, []).append(v)
-            if step >= next_log:
-                next_log += log_every
-                log_row()
-            # PPO: only between rollouts, so no transitions are lost on resume
-            if step >= next_ckpt and (not isinstance(agent, PPOAgent) or agent.t == 0):
+            # PPO: evaluate and checkpoint only between rollouts, so no transitions are lost on resume
+            boundary = not isinstance(agent, PPOAgent) or agent.t == 0
+            eval_row, selection = None, None
+            if boundary and step >= next_eval:
+                next_eval = (step // cfg.eval_every + 1) * cfg.eval_every
+                eval_row, selection = run_eval()
+                last_eval = step
+            if step >= next_log or eval_row:
+                next_log = (step // log_every + 1) * log_every
+                log_row(eval_row)
+            if boundary and (step >= next_ckpt or eval_row):
                 next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
-                checkpoint()
+                checkpoint(selection)
             progress.update(step, stats.line)
-        if rate_step != step:  # the last partial logging interval
-            log_row()
-        if saved_at[0] != step:
-            checkpoint()
-    except KeyboardInterrupt:
-        if saved_at[0] != step:
-            checkpoint()
-        raise
+        eval_row, selection = None, None
+        if cfg.eval_every and step >= cfg.eval_every and last_eval != step:  # judge the final policy too
+            eval_row, selection = run_eval()
+        if rate_step != step or eval_row:  # the last partial logging interval
+            log_row(eval_row)
+        if saved_at[0] != step or selection:
+            checkpoint(selection)
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        try:
+            if saved_at[0] != step:
+                checkpoint()
+        except KeyboardInterrupt:
+            pass  # a second signal during that save: protect() let the save finish first
+        print(f"s2r: stopped by {signal.Signals(signum).name} at step {step:,}; checkpoint saved in {ckpt_dir} "
+              f"(continue with `s2r train --resume {run_dir}`)", file=sys.stderr, flush=True)  # fmt: skip
+        raise TrainingStopped(signum) from None
     finally:
         progress.close()
         tb.close()
         venv.close()
     return {"run_dir": str(run_dir), "global_step": step, **stats.row(),
-            "time_s": time_base + time.monotonic() - t_start, "best_return": best_return}  # fmt: skip
+            "time_s": time_base + time.monotonic() - t_start, "best_return": best_return,
+            "best_eval": best_eval}  # fmt: skip
 
 
 def _load_replay(agent: TD3Agent, path: Path, step: int) -> None:

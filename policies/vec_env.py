@@ -4,21 +4,34 @@ No autoreset: the training loop sees every episode end, reports it to the parame
 parameters and calls :meth:`reset_one`. ``SubprocVecEnv`` runs one env per process over pipes (step commands
 are sent to all workers before any reply is read, so the envs step in parallel) and can keep a share of the envs
 in this process, stepped while the workers step theirs (``local_envs``: on 2 cores the learner's own core steps
-half the envs instead of waiting); ``SyncVecEnv`` runs them all in this process (tests, one env, debugging).
-Infos travel only at episode ends, which is all the loop reads.
+half the envs instead of waiting); ``SyncVecEnv`` runs them all in this process (tests, one env, debugging);
+``policies.ray_vec.RayVecEnv`` (``make_vec_env(..., ray=...)``) runs them in Ray actors, on one machine or a
+cluster. Infos travel only at episode ends, which is all the loop reads.
+
+Workers fail loudly, as Gymnasium's async vector env does: a worker that raises sends back
+``(worker index, exception type, message, traceback)``; the parent logs the traceback and raises the same type
+with the same message (a ``ValueError`` from an env stays a ``ValueError``, a ``gymnasium.error.ResetNeeded``
+stays one). A worker process that dies without a word is a ``RuntimeError``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import time
-from typing import Any
+import traceback
+from typing import Any, NoReturn
 
 import gymnasium as gym
 import numpy as np
+
+from sim.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
@@ -28,7 +41,7 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     env = gym.make(sim.resolve_env_id(env_id), **kwargs)
     space = env.action_space
     if not isinstance(space, gym.spaces.Box):
-        raise ValueError(f"{env_id} has a {type(space).__name__} action space; s2r's learners need a continuous Box")
+        raise UserError(f"{env_id} has a {type(space).__name__} action space; s2r's learners need a continuous Box")
     if not (np.all(space.low == -1.0) and np.all(space.high == 1.0)):
         # the policy always acts in [-1, 1]; this is the one place other bounds (Pendulum's ±2 N·m) are mapped
         env = gym.wrappers.RescaleAction(env, np.float32(-1.0), np.float32(1.0))
@@ -89,12 +102,37 @@ def _spin_until_readable(conn, spin_s: float = SPIN_S) -> None:
         pass
 
 
-def _worker(remote, env_id: str, n_envs: int, env_kwargs: dict) -> None:
+def worker_error(index: int, exc: BaseException) -> tuple[int, type, str, str]:
+    """What a failing worker sends back: ``(index, exception type, message, formatted traceback)``. Call it in
+    the ``except`` block. A type that cannot travel by pickle (defined in a closure, say) is sent as
+    RuntimeError with its name in the message."""
+    exc_type: type = type(exc)
+    message = str(exc)
+    try:
+        pickle.loads(pickle.dumps(exc_type))
+    except Exception:
+        exc_type, message = RuntimeError, f"{type(exc).__name__}: {exc}"
+    return index, exc_type, message, traceback.format_exc()
+
+
+def raise_worker_error(error: tuple[int, type, str, str], what: str = "vector-env worker") -> NoReturn:
+    """Log a worker's traceback and raise its exception type with its message in this process (a type whose
+    constructor does not take one message becomes RuntimeError naming it)."""
+    index, exc_type, message, trace = error
+    log.error("%s %d raised %s; its traceback:\n%s", what, index, exc_type.__name__, trace.rstrip())
+    try:
+        exc = exc_type(message)
+    except Exception:
+        exc = RuntimeError(f"{exc_type.__name__}: {message}")
+    raise exc
+
+
+def _worker(remote, index: int, env_id: str, n_envs: int, env_kwargs: dict) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the learner's to handle; it closes us cleanly
     try:
         envs = [make_env(env_id, **env_kwargs) for _ in range(n_envs)]
     except Exception as exc:  # report instead of dying silently
-        remote.send(("error", f"could not create {env_id}: {exc}"))
+        remote.send(("error", worker_error(index, exc)))
         return
     remote.send(("ok", (envs[0].observation_space, envs[0].action_space)))
     while True:
@@ -112,7 +150,7 @@ def _worker(remote, env_id: str, n_envs: int, env_kwargs: dict) -> None:
             elif cmd == "close":
                 break
         except Exception as exc:
-            remote.send(("error", f"{type(exc).__name__}: {exc}"))
+            remote.send(("error", worker_error(index, exc)))
     for env in envs:
         env.close()
     remote.close()
@@ -140,7 +178,7 @@ class SubprocVecEnv:
         local_envs: int = 0,
     ) -> None:
         if not 0 <= local_envs < num_envs:
-            raise ValueError(f"local_envs must be in [0, {num_envs}) so that a worker has an env, got {local_envs}")
+            raise UserError(f"local_envs must be in [0, {num_envs}) so that a worker has an env, got {local_envs}")
         ctx = mp.get_context(start_method)
         self.num_envs = num_envs
         self.local_envs = local_envs
@@ -152,7 +190,7 @@ class SubprocVecEnv:
         for w in range(n_workers):
             parent, child = ctx.Pipe()
             n = self.bounds[w + 1] - self.bounds[w]
-            proc = ctx.Process(target=_worker, args=(child, env_id, n, env_kwargs or {}), daemon=True)  # type: ignore[attr-defined]
+            proc = ctx.Process(target=_worker, args=(child, w, env_id, n, env_kwargs or {}), daemon=True)  # type: ignore[attr-defined]
             proc.start()
             child.close()
             self.remotes.append(parent)
@@ -172,7 +210,7 @@ class SubprocVecEnv:
             raise RuntimeError("a vector-env worker died (see its traceback above)") from None
         if status == "error":
             self.close()
-            raise RuntimeError(f"vector-env worker failed: {data}")
+            raise_worker_error(data)
         return data
 
     def reset_one(self, i: int, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
@@ -218,10 +256,17 @@ def _is_s2r_env(env_id: str) -> bool:
 
 
 def make_vec_env(
-    env_id: str, num_envs: int, kind: str = "auto", env_kwargs: dict | None = None, n_workers: int | None = None
+    env_id: str,
+    num_envs: int,
+    kind: str = "auto",
+    env_kwargs: dict | None = None,
+    n_workers: int | None = None,
+    ray: str | None = None,
 ):
     """``kind``: "split", "subproc", "sync", or "auto"; ``n_workers``: default one per CPU core ("split": one per
-    core but this process's, which steps its share of the envs, ``num_envs / cores``, itself).
+    core but this process's, which steps its share of the envs, ``num_envs / cores``, itself). ``ray``: a Ray
+    address (``local``, ``auto``, ``HOST:PORT``): the envs step in Ray actors instead (policies.ray_vec, the
+    split of "split" with Ray actors as the workers; ``n_workers`` is then the number of actors).
 
     "auto" picks, from measurements on the 2-core box (BENCHMARKS.md, Learners):
     * one env or one core: "sync";
@@ -231,6 +276,12 @@ def make_vec_env(
       second core that a pipe round trip per step does not take back. With every env in workers (subproc,
       2 workers), PPO on the biped ran slower than in-process: the learner idles while the workers step.
     """
+    if ray:
+        if kind != "auto":
+            raise UserError(f"--vec {kind} and --ray both say where the envs step; give one of them")
+        from policies.ray_vec import RayVecEnv  # Ray only where asked for: `s2r run` and deploy never load it
+
+        return RayVecEnv(env_id, num_envs, env_kwargs, address=ray, n_actors=n_workers)
     if kind == "auto":
         cores = os.cpu_count() or 1
         if num_envs == 1 or cores == 1:
@@ -248,4 +299,4 @@ def make_vec_env(
         return SubprocVecEnv(env_id, num_envs, env_kwargs, n_workers)
     if kind == "sync":
         return SyncVecEnv(env_id, num_envs, env_kwargs)
-    raise ValueError(f"unknown vector env kind '{kind}'; use auto, split, subproc or sync")
+    raise UserError(f"unknown vector env kind '{kind}'; use auto, split, subproc or sync")

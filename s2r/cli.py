@@ -1,8 +1,10 @@
 """`s2r` entry point: one sub-command per module in ``s2r/commands``.
 
 Each command module defines ``register(subparsers)`` that adds its parser and sets ``func(args) -> int``.
-User errors (ValueError, missing files, serial errors...) print one line and exit 1; bad flags exit 2.
-Set ``S2R_DEBUG=1`` to get the full traceback instead.
+User errors (:class:`sim.errors.UserError`, and the environment's: missing files, permissions, serial ports)
+print one line and exit 1; bad flags exit 2; a training stopped by SIGINT/SIGTERM exits 128 + the signal number.
+Anything else is a bug in s2r: its traceback is shown with a line asking to report it, exit 1.
+Set ``S2R_DEBUG=1`` to get the full traceback of a user error too.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
 
 from s2r import __version__
+from sim.errors import UserError
 
 # order = order in `s2r --help`; the data flow reads top to bottom
 COMMANDS = (
     "envs",
     "rollout",
     "train",
+    "sweep",
     "eval",
     "plot",
     "export",
@@ -60,12 +65,41 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("s2r: interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, OSError, EOFError, RuntimeError) as exc:
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", 2)  # policies.train.TrainingStopped says which signal; Ctrl-C is SIGINT
+        print(f"s2r {args.command}: {'interrupted' if signum == 2 else 'stopped by signal ' + str(signum)}",
+              file=sys.stderr)  # fmt: skip
+        return 128 + signum
+    except Exception as exc:
+        if not is_user_error(exc):
+            traceback.print_exc()
+            print(f"s2r {args.command}: internal error ({type(exc).__name__}): this is a bug in s2r {__version__}, "
+                  "not in your input; please report it with the traceback above and the command line",
+                  file=sys.stderr)  # fmt: skip
+            return 1
         if os.environ.get("S2R_DEBUG"):
             raise
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"s2r {args.command}: error: {msg}", file=sys.stderr)
+        print(f"s2r {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 1
+
+
+# the environment's errors a user fixes (a path, a permission, a port, a full disk), not bugs; a plain OSError
+# is what pyserial's SerialException and termios errors are
+USER_OS_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError,
+                  ConnectionError, TimeoutError)  # fmt: skip
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """A mistake in the input or the environment (one line), as opposed to a bug in s2r (a traceback)."""
+    if isinstance(exc, (UserError, *USER_OS_ERRORS)):
+        return True
+    # pyserial's SerialException (an OSError), ENOSPC/EIO/ENXIO from a disk or a port
+    return type(exc) is OSError or type(exc).__module__.startswith(("serial", "termios"))
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an error message, with the file name an OSError carries."""
+    if isinstance(exc, OSError) and exc.filename and exc.strerror and str(exc.filename) not in str(exc.strerror):
+        return f"{exc.strerror}: {exc.filename}"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

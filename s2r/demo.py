@@ -33,6 +33,8 @@ from typing import Any, cast
 import numpy as np
 
 from s2r.hil import HilConfig, run_hil
+from sim.errors import UserError
+from sim.files import check_output_dir, make_dir_beside, replace_dir
 
 HELDOUT_PLANT = {"biped": "worst_case", "knob": "worst_case"}  # every held-out perturbation at once
 QUICK_STEPS = 150  # control steps per HIL run with --quick (3 s of robot time)
@@ -82,7 +84,7 @@ def resolve_bundle(cfg: DemoConfig) -> tuple[str, Path]:
         raise OSError(f"bundle folder '{path}' not found; export one with `s2r export RUN -o DIR`")
     bundle_robot = load_bundle(path).robot
     if cfg.robot not in (None, bundle_robot):
-        raise ValueError(f"bundle '{path}' is for robot '{bundle_robot}', not '{cfg.robot}'; drop --robot")
+        raise UserError(f"bundle '{path}' is for robot '{bundle_robot}', not '{cfg.robot}'; drop --robot")
     return bundle_robot, path
 
 
@@ -103,7 +105,7 @@ def run_demo(cfg: DemoConfig, progress: Callable[[str], None] = print) -> dict[s
     twin = next(e for e in ENGINES if e != check_engine(cfg.engine))  # the sim-to-sim row's engine
     steps = cfg.steps or (QUICK_STEPS if cfg.quick else int(gym.spec(env_id).max_episode_steps or 1000))
     if steps < 1:
-        raise ValueError(f"steps must be ≥ 1, got {steps}")
+        raise UserError(f"steps must be ≥ 1, got {steps}")
     out = Path(cfg.out_dir)
     with tempfile.TemporaryDirectory(prefix="s2r-demo-store-") as store_dir, staged_dir(out) as tmp:
         store = ModelStore(store_dir)
@@ -176,20 +178,17 @@ def staged_dir(out: Path) -> Iterator[Path]:
     ``out`` may be missing, empty or a previous demo output (it holds ``report.json``); anything else is
     refused, so a typo in ``--out`` cannot delete a user's folder.
     """
-    from deploy.bundle import replace_dir
-
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / REPORT_FILE).exists())):
-        raise ValueError(f"'{out}' exists and is not a demo output folder; choose another --out or remove it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    check_output_dir(out)
+    if out.exists() and any(out.iterdir()) and not (out / REPORT_FILE).exists():
+        raise UserError(f"'{out}' exists and is not a demo output folder; choose another --out or remove it")
+    tmp = make_dir_beside(out)  # the mode a plain mkdir gives: an output folder reads like any other
     try:
         yield tmp
         for f in tmp.rglob("*"):
             if f.is_file():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
-        os.chmod(tmp, 0o755)  # mkdtemp makes it 0700; an output folder should read like any other
-        replace_dir(tmp, out)
+        replace_dir(tmp, out)  # fsyncs the folders, swaps tmp in, fsyncs the parent
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # gone already after a successful rename
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import collections
 import heapq
 import json
-import os
 import random
 import select
 import signal
@@ -35,6 +34,8 @@ import numpy as np
 
 from firmware_bridge.link import open_port, open_pty
 from s2r.spawn import emulate_argv, run_argv
+from sim.errors import UserError
+from sim.files import atomic_open
 
 
 @dataclass(frozen=True)
@@ -58,16 +59,16 @@ class FaultSpec:
             key, sep, val = item.partition("=")
             key = key.strip()
             if not sep or key not in names:
-                raise ValueError(f"bad fault '{item}'; use key=value with keys {', '.join(sorted(names))}")
+                raise UserError(f"bad fault '{item}'; use key=value with keys {', '.join(sorted(names))}")
             try:
                 values[key] = float(val)
             except ValueError:
-                raise ValueError(f"fault '{key}' needs a number, got '{val}'") from None
+                raise UserError(f"fault '{key}' needs a number, got '{val}'") from None
             if not np.isfinite(values[key]) or values[key] < 0:
-                raise ValueError(f"fault '{key}' must be a finite number ≥ 0, got {val}")
+                raise UserError(f"fault '{key}' must be a finite number ≥ 0, got {val}")
         spec = cls(**values)
         if spec.drop > 1 or spec.corrupt > 1:
-            raise ValueError("fault probabilities drop and corrupt must be ≤ 1")
+            raise UserError("fault probabilities drop and corrupt must be ≤ 1")
         return spec
 
     @property
@@ -174,7 +175,7 @@ def _read_port_line(proc: subprocess.Popen, timeout_s: float) -> str:
                 break
     proc.kill()
     err = proc.stderr.read() if proc.stderr else ""
-    raise RuntimeError(f"emulator did not start within {timeout_s:g} s: {err.strip()[-300:] or 'no output'}")
+    raise UserError(f"emulator did not start within {timeout_s:g} s: {err.strip()[-300:] or 'no output'}")
 
 
 def _drain(stream: Any, keep: collections.deque) -> threading.Thread:
@@ -247,7 +248,7 @@ def run_hil(cfg: HilConfig) -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 emu.kill()
     if ctl.returncode != 0:
-        raise RuntimeError(f"controller exited {ctl.returncode}: {ctl.stderr.strip()[-300:]}")
+        raise UserError(f"controller exited {ctl.returncode}: {ctl.stderr.strip()[-300:]}")
     host = json.loads(ctl.stdout.strip().splitlines()[-1])
     records = [json.loads(line) for line in emu_log.read_text().splitlines() if line.strip()]
     report = build_report(records, host, cfg, proxy, wall_s)
@@ -273,7 +274,7 @@ def build_report(
     trips = [r for r in records if r["ev"] == "watchdog"]
     summary = next((r for r in records if r["ev"] == "summary"), None)
     if summary is None:
-        raise RuntimeError("the emulator log has no summary line: the emulator did not shut down cleanly")
+        raise UserError("the emulator log has no summary line: the emulator did not shut down cleanly")
     lat = summary["latency_ms"]
     t = [s["t"] for s in steps]
     rate = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
@@ -289,8 +290,12 @@ def build_report(
         and safety["overlimit_commands"] == 0
         and safety["watchdog_late"] == 0
     )
-    if proxy is not None and proxy.outage is not None:
-        start, end = proxy.outage
+    outage = proxy.outage if proxy is not None else None
+    if outage is not None and (not t or outage[0] > t[-1]):
+        # the run ended before the link was cut: nothing was tested, which is not a safety failure either
+        safety.update(disconnect_at_s=cfg.faults.disconnect_at, disconnect_reached=False)
+    elif proxy is not None and outage is not None:
+        start, end = outage
         # frames already queued in the proxy still arrive up to delay_ms after the outage starts
         limit = (cfg.watchdog_ms + cfg.faults.delay_ms + cfg.slack_ms) / 1000.0
         trip = next((w for w in trips if w["t"] >= start - cfg.watchdog_ms / 1000.0), None)
@@ -300,6 +305,7 @@ def build_report(
             disconnect_at_s=cfg.faults.disconnect_at,
             zero_torque_after_s=zero_in,
             resumed_after_reconnect=resumed,
+            disconnect_reached=True,
         )
         ok = ok and zero_in is not None and zero_in <= limit and resumed
     safety["ok"] = bool(ok)
@@ -356,8 +362,7 @@ def plot_run(records: list[dict[str, Any]], path: Path) -> Path:
     ax[1, 1].hist(summary["latency_ms"] or [0.0], bins=50)
     ax[1, 1].set(title="sensor → command latency at the board", xlabel="ms", ylabel="count")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=80)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=80)
     plt.close(fig)
-    os.replace(tmp, path)
     return path

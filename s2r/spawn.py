@@ -33,6 +33,7 @@ EMULATE_FLAGS: dict[str, Flag] = {
     "lockstep": ("--lockstep", None),
     "watchdog_ms": ("--watchdog-ms", str),
     "engine": ("--engine", str),
+    "ramp_ms": ("--ramp-ms", repr),
 }
 EMULATE_FLAGLESS = frozenset({"fw_version"})  # fixed by the emulated firmware, not chosen per run
 
@@ -46,6 +47,8 @@ RUN_FLAGS: dict[str, Flag] = {
     "telemetry": ("--telemetry", str),
     "handshake_timeout_s": ("--handshake-timeout", repr),
     "quiet": ("--quiet", None),
+    "ramp_s": ("--ramp-ms", _seconds_as_ms),
+    "fault_frames": ("--fault-frames", str),
 }
 RUN_FLAGLESS = frozenset({"status_period_s"})  # only matters with status lines, which HIL turns off
 

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
+from sim.errors import UserError
+
 ENV_IDS = {
     # short name used by the CLI → (Gymnasium id, entry point, kwargs, max episode steps)
     "biped": ("s2r/Biped-v0", "sim.biped:BipedEnv", {"terrain": "flat"}, 1600),
@@ -43,7 +45,7 @@ def resolve_env_id(name: str) -> str:
     if name in registry:
         return name
     known = ", ".join(ENV_IDS)
-    raise ValueError(f"unknown env '{name}'; use one of {known} or a registered Gymnasium id like Pendulum-v1")
+    raise UserError(f"unknown env '{name}'; use one of {known} or a registered Gymnasium id like Pendulum-v1")
 
 
 # scripted experts that `s2r train` can learn from (PPOConfig.expert): name → (env id, "module:function"); the
@@ -57,7 +59,7 @@ def get_expert(name: str, env_id: str) -> Callable:
     """The scripted expert ``name`` for ``env_id``; ValueError naming the choices if there is none."""
     if name not in EXPERTS or EXPERTS[name][0] != resolve_env_id(env_id):
         choices = [f"{n} ({e})" for n, (e, _) in EXPERTS.items()]
-        raise ValueError(f"no scripted expert '{name}' for env {env_id}; experts: {', '.join(choices)}")
+        raise UserError(f"no scripted expert '{name}' for env {env_id}; experts: {', '.join(choices)}")
     module, func = EXPERTS[name][1].split(":")
     return getattr(importlib.import_module(module), func)
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from sim.errors import UserError
+
 ENGINES = ("pybullet", "mujoco")
 DEFAULT_ENGINE = "pybullet"
 
 
 def check_engine(engine: str) -> str:
-    """``engine`` if s2r knows it, else ValueError naming the choices."""
+    """``engine`` if s2r knows it, else UserError naming the choices."""
     if engine not in ENGINES:
-        raise ValueError(f"unknown physics engine '{engine}'; use one of {', '.join(ENGINES)}")
+        raise UserError(f"unknown physics engine '{engine}'; use one of {', '.join(ENGINES)}")
     return engine
 
 
@@ -26,7 +28,7 @@ ENGINE_HELP = "physics engine of the simulated robot: pybullet (the training eng
 def env_kwargs(env: str, engine: str) -> dict[str, Any]:
     """``gym.make`` keyword arguments that put env ``env`` (short name or id) in ``engine``: what every command's
     ``--engine`` goes through. The default engine adds nothing, so any Gymnasium env keeps working; another engine
-    needs an s2r env (ValueError naming the problem otherwise)."""
+    needs an s2r env (UserError naming the problem otherwise)."""
     check_engine(engine)
     if engine == DEFAULT_ENGINE:
         return {}
@@ -34,5 +36,5 @@ def env_kwargs(env: str, engine: str) -> dict[str, Any]:
 
     env_id = sim.resolve_env_id(env)
     if not env_id.startswith("s2r/"):
-        raise ValueError(f"--engine {engine} needs an s2r env (biped, knob...); {env} only runs in its own engine")
+        raise UserError(f"--engine {engine} needs an s2r env (biped, knob...); {env} only runs in its own engine")
     return {"engine": engine}

@@ -77,6 +77,7 @@ import gymnasium as gym
 import numpy as np
 
 from sim.engines import DEFAULT_ENGINE, check_engine
+from sim.errors import UserError
 from sim.motor import MotorModel, MotorParams
 from sim.params import ParamSpace, PhysParam, motor_params
 from sim.robots import KNOB_SPEC
@@ -158,7 +159,7 @@ def _angle_option(options: dict[str, Any], key: str) -> float:
     except (TypeError, ValueError):
         value = math.nan
     if not math.isfinite(value):
-        raise ValueError(f"reset option '{key}' must be a finite angle in rad, got {options[key]!r}")
+        raise UserError(f"reset option '{key}' must be a finite angle in rad, got {options[key]!r}")
     return value
 
 

@@ -33,6 +33,7 @@ import math
 
 import numpy as np
 
+from sim.errors import UserError
 from sim.knob import DIST_LENGTH_M, FIN_HALF_THICKNESS_M, MOUNT_RADIUS_M, PROX_LENGTH_M, TIP_RADIUS_M, _wrap
 from sim.robots import KNOB_SPEC
 
@@ -106,7 +107,7 @@ def gait_step(obs: np.ndarray) -> tuple[np.ndarray, str]:
     or ``done`` (|error| small, all folded out)."""
     obs = np.asarray(obs)
     if obs.shape != (KNOB_SPEC.obs_dim,) or not np.isfinite(obs[:16]).all():
-        raise ValueError(
+        raise UserError(
             f"gait_action needs one finite Knob-v0 observation of shape (20,), got shape {obs.shape}"
         )
     q = [float(v) for v in obs[0:4]]

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.errors import UserError
+
 
 @dataclass(frozen=True)
 class PhysParam:
@@ -62,7 +64,7 @@ class ParamSpace:
         for p in self.params:
             if p.name == name:
                 return p
-        raise ValueError(
+        raise UserError(
             f"unknown physical parameter '{name}' for {self.robot_id}; known: {', '.join(self.names)}"
         )
 
@@ -81,9 +83,9 @@ class ParamSpace:
             try:
                 v = float(value)
             except (TypeError, ValueError):
-                raise ValueError(f"parameter '{name}' must be a number in {p.unit}, got {value!r}") from None
+                raise UserError(f"parameter '{name}' must be a number in {p.unit}, got {value!r}") from None
             if not np.isfinite(v) or not (p.low <= v <= p.high):
-                raise ValueError(
+                raise UserError(
                     f"parameter '{name}' = {v:g} {p.unit} is outside its hard limits [{p.low:g}, {p.high:g}] {p.unit}"
                 )
             out[name] = v

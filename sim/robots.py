@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.errors import UserError
 from sim.spec import ActionSpec, MotorSpec, ObsField, RobotSpec, SensorFrame, SensorLayout
 
 CONTROL_HZ = 50.0  # both robots: 50 Hz control, as BipedalWalker
@@ -150,4 +151,4 @@ def get_robot(robot_id: str) -> RobotSpec:
     try:
         return ROBOTS[robot_id]
     except KeyError:
-        raise ValueError(f"unknown robot '{robot_id}'; known robots: {', '.join(ROBOTS)}") from None
+        raise UserError(f"unknown robot '{robot_id}'; known robots: {', '.join(ROBOTS)}") from None

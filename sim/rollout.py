@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 import sim
+from sim.errors import UserError
 from sim.video import write_gif
 
 
@@ -47,7 +48,7 @@ def rollout_report(env_name: str, episodes: int = 3, policy: str = "random", see
     env = gym.make(env_id, render_mode="rgb_array" if gif_path else None)
     space = env.action_space
     if not isinstance(space, gym.spaces.Box):
-        raise ValueError(f"{env_id} has a {type(space).__name__} action space; rollout needs a Box")
+        raise UserError(f"{env_id} has a {type(space).__name__} action space; rollout needs a Box")
     report = RolloutReport(env_id, policy)
     rng = np.random.default_rng(seed)
     env.action_space.seed(seed)

@@ -1,13 +1,15 @@
-"""Write rendered frames to an animated GIF, atomically (temp file, fsync, rename)."""
+"""Write rendered frames to an animated GIF, atomically (sim.files.atomic_write: temp file, fsync, rename)."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from sim.errors import UserError
+from sim.files import atomic_write, check_output_file
 
 
 def write_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: float = 25.0) -> Path:
@@ -15,19 +17,11 @@ def write_gif(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: float 
     import imageio.v2 as imageio
 
     if not frames:
-        raise ValueError("no frames to write; the episode rendered nothing")
+        raise UserError("no frames to write; the episode rendered nothing")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".gif", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            imageio.mimsave(f, [np.asarray(fr, dtype=np.uint8) for fr in frames], format="GIF",
-                            duration=1000.0 / fps, loop=0)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    check_output_file(out)  # before the encoding work
+    data = imageio.mimsave("<bytes>", [np.asarray(fr, dtype=np.uint8) for fr in frames], format="GIF",
+                           duration=1000.0 / fps, loop=0)  # fmt: skip
+    atomic_write(out, data)
     return out

@@ -7,8 +7,11 @@ import argparse
 import sys
 
 from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
+from sim.errors import UserError, require_positive
+from sim.files import check_output_dir
 
 SAFETY_FAILED = 3  # as `s2r hil`: a safety assertion failed (1 = user error, 2 = bad flags)
+MAX_STEPS = 100_000  # a demo, not an endurance run (that is `s2r hil --max-steps N`): ~33 min of biped time
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--plant", default=None, help="held-out plant to run besides nominal (default worst_case)")
     p.add_argument("--steps", type=int, default=None, metavar="N", help="control steps per HIL run "
-                   "(default: one full episode; 150 with --quick)")  # fmt: skip
+                   f"(default: one full episode; 150 with --quick; at most {MAX_STEPS})")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
     p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE, help=ENGINE_HELP + "; the sim-to-sim row "
                    "runs the bundle on the nominal plant of the other engine")  # fmt: skip
@@ -38,6 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from s2r.demo import DemoConfig, run_demo
+
+    if args.steps is not None and not 1 <= args.steps <= MAX_STEPS:
+        raise UserError(f"--steps must be in 1..{MAX_STEPS} for the demo, got {args.steps}; for longer runs use "
+                        "`s2r hil --bundle DIR --lockstep --max-steps N`")  # fmt: skip
+    require_positive("--seed", args.seed, allow_zero=True)
+    check_output_dir(args.out)
 
     cfg = DemoConfig(robot=args.robot, quick=args.quick, out_dir=args.out, bundle=args.bundle, plant=args.plant,
                      seed=args.seed, steps=args.steps, engine=args.engine)  # fmt: skip

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import signal
 import sys
 
 from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
+from sim.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "emulate",
         help="Run the firmware emulator (the simulator as the motor board)",
         description="Run the firmware emulator: opens a pty (prints its path) or --port URL, answers HELLO, "
-        "streams SENSOR, applies TORQUE with the board clamp and watchdog. Protocol: docs/protocol.md.",
+        "streams SENSOR, applies TORQUE with the board clamp and watchdog. Protocol: docs/protocol.md. "
+        "The E-stop input: `kill -USR1 PID` presses it, `kill -USR2 PID` releases it (the board stays disarmed "
+        "until the host sends ENABLE after the release).",
     )
     p.add_argument(
         "--robot", default="biped", help="env short name: biped, biped-rough, biped-hardcore, knob"
@@ -30,7 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="episode i resets the env with seed + i")
     p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE, help=ENGINE_HELP)
-    p.add_argument("--watchdog-ms", type=int, default=100, help="zero torque after this long without TORQUE")
+    p.add_argument(
+        "--watchdog-ms", type=int, default=100, help="zero torque after this long without TORQUE, 1..65535 ms"
+    )
+    p.add_argument(
+        "--ramp-ms", type=float, default=0.0, help="board torque clamp ramps in over this long after ENABLE (0)"
+    )
     p.add_argument(
         "--duration", type=float, default=None, help="stop after this many seconds (default: SIGINT)"
     )
@@ -46,12 +55,19 @@ def run(args: argparse.Namespace) -> int:
     from firmware_bridge.emulator import Emulator, EmulatorConfig
     from firmware_bridge.link import open_port, open_pty
 
-    if args.watchdog_ms <= 0 or args.watchdog_ms > 65535:
-        raise ValueError(f"--watchdog-ms {args.watchdog_ms} must be in 1..65535")
+    if not 1 <= args.watchdog_ms <= 65535:
+        raise UserError(f"--watchdog-ms must be a whole number in 1..65535, got {args.watchdog_ms}")
+    if not (math.isfinite(args.ramp_ms) and 0 <= args.ramp_ms <= 10_000):
+        raise UserError(f"--ramp-ms must be a finite number in 0..10000, got {args.ramp_ms}")
+    if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
+        raise UserError(f"--duration must be a finite number > 0 s, got {args.duration}")
+    if args.seed < 0:
+        raise UserError(f"--seed must be ≥ 0, got {args.seed}")
     cfg = EmulatorConfig(
         env=args.robot, plant=args.plant, seed=args.seed, lockstep=args.lockstep, watchdog_ms=args.watchdog_ms,
         engine=args.engine,
-    )
+        ramp_ms=args.ramp_ms,
+    )  # fmt: skip
     if args.port is None:
         port, path = open_pty()
     else:
@@ -61,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(open(args.log, "w")) if args.log else None  # noqa: SIM115
         emu = Emulator(cfg, port, log=log)
+        signal.signal(signal.SIGUSR1, lambda *_: emu.set_estop(True))  # the E-stop input
+        signal.signal(signal.SIGUSR2, lambda *_: emu.set_estop(False))
         stack.callback(port.close)
         stack.callback(emu.close)
         mode = "lockstep" if args.lockstep else "real-time"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from sim.errors import UserError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("envs", help="list envs with observation, action and parameter tables",
@@ -29,6 +31,9 @@ def run(args: argparse.Namespace) -> int:
     names = args.names or list(sim.ENV_IDS)
     for name in names:
         env_id = sim.resolve_env_id(name)
+        if not env_id.startswith("s2r/"):
+            raise UserError(f"{name} is not an s2r robot env, so it has no observation, motor or parameter tables; "
+                            f"use one of {', '.join(sim.ENV_IDS)}")  # fmt: skip
         env = gym.make(env_id)
         try:
             u: Any = env.unwrapped  # an s2r env: robot_spec and param_space (see sim/)

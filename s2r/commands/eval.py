@@ -6,6 +6,8 @@ import argparse
 from typing import Any
 
 from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
+from sim.errors import UserError, require_positive
+from sim.files import check_output_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,10 +15,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "eval",
         help="Evaluate a policy",
         description="Evaluate a trained policy with deterministic actions: mean ± std return, success rate "
-        "(knob), distance and falls (biped). A run dir uses its best checkpoint.",
+        "(knob), distance and falls (biped). A run dir uses best.pt if training chose one by evaluation "
+        "(--eval-every), else latest.pt; --checkpoint picks another. The first line names the checkpoint used.",
     )
-    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", help="training run folder, checkpoint file or exported "
-                   "bundle folder (its ONNX policy runs in onnxruntime, as on the robot)")  # fmt: skip
+    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", nargs="?", help="training run folder, checkpoint file or exported bundle folder "
+                   "(its ONNX policy runs in onnxruntime, as on the robot)")
+    p.add_argument("--checkpoint", dest="which", default="auto", metavar="latest|best|previous|PATH",
+                   help="which checkpoint of the run (default: best.pt if the run chose one by evaluation during "
+                   "training, --eval-every; else latest.pt), or a checkpoint file")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=10_000, help="seed of the first episode (then +1 per episode)")
     p.add_argument("--gif", default=None, metavar="OUT.gif", help="record the first episode")
@@ -67,11 +73,19 @@ class _BundlePolicy:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from policies.checkpoint import load_inference_policy
+    from policies.checkpoint import load_policy
     from policies.evaluate import evaluate
 
-    is_bundle = (Path(args.checkpoint) / "manifest.json").is_file()
-    policy: Any = _BundlePolicy(args.checkpoint) if is_bundle else load_inference_policy(args.checkpoint)
+    require_positive("--episodes", args.episodes)
+    require_positive("--seed", args.seed, allow_zero=True)
+    if args.gif:
+        check_output_file(args.gif)
+    policy: Any
+    if args.checkpoint is not None and (Path(args.checkpoint) / "manifest.json").is_file():
+        policy, used = _BundlePolicy(args.checkpoint), f"bundle {args.checkpoint} (ONNX, onnxruntime)"
+    else:
+        policy, used = load_policy(args.checkpoint, args.which)
+    print(f"evaluating {used}", flush=True)
     if args.plants is None:
         summary = evaluate(policy, args.episodes, args.seed, gif=args.gif, engine=args.engine).summary()
         print(_line(f"{policy.env_id} ({args.engine})", summary))
@@ -79,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {args.gif}")
         return 0
     if policy.robot_id is None:
-        raise ValueError(f"--plants needs an s2r robot env; this policy was trained on {policy.env_id}")
+        raise UserError(f"--plants needs an s2r robot env; this policy was trained on {policy.env_id}")
     from domain_rand.plants import get_plants
 
     rows = {name: evaluate(policy, args.episodes, args.seed, params=params, engine=args.engine).summary()

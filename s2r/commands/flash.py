@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from sim.errors import UserError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -27,9 +29,9 @@ def run(args: argparse.Namespace) -> int:
 
     actions = [bool(args.bundle), args.rollback, args.status]
     if sum(actions) > 1:
-        raise ValueError("give one of BUNDLE, --rollback or --status")
+        raise UserError("give one of BUNDLE, --rollback or --status")
     if sum(actions) == 0 and not args.init_robot:
-        raise ValueError("nothing to do: give a BUNDLE to flash, --status, --rollback or --init-robot ROBOT")
+        raise UserError("nothing to do: give a BUNDLE to flash, --status, --rollback or --init-robot ROBOT")
     store = ModelStore(args.store)
     if args.init_robot:
         store.init_robot(args.init_robot)
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"rolled back {args.store}; active: {slot}")
     elif args.status:
         if not store.root.is_dir():
-            raise ValueError(f"no model store at '{args.store}'; create one with `s2r flash BUNDLE --store DIR`")
+            raise UserError(f"no model store at '{args.store}'; create one with `s2r flash BUNDLE --store DIR`")
         st = store.status()
         if args.json:
             print(json.dumps(st, indent=2))

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
-from pathlib import Path
+from typing import Any
 
 from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
+from sim.errors import UserError, require_positive
+from sim.files import atomic_write, check_output_file
 
 SAFETY_FAILED = 3  # exit code when a safety assertion fails (1 = user error, 2 = bad flags)
+DEFAULT_DURATION_S = 10.0  # run time without --duration or --max-steps
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,10 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "injection between them), run for --duration, print the report. Exit 3 if a safety assertion failed.",
     )
     p.add_argument("--bundle", required=True, metavar="DIR", help="exported policy bundle (s2r export)")
-    p.add_argument(
-        "--duration", type=float, default=10.0, metavar="S", help="controller run time, s (default 10)"
-    )
-    p.add_argument("--max-steps", type=int, default=None, metavar="N", help="stop after N control steps")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="controller run time, s (default 10; with --max-steps: as long as those steps take)")
+    p.add_argument("--max-steps", type=int, default=None, metavar="N", help="stop after N control steps")  # fmt: skip
     p.add_argument("--lockstep", action="store_true", help="emulator advances one period per command")
     p.add_argument(
         "--fault",
@@ -43,28 +44,53 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from deploy.bundle import load_bundle
     from s2r.hil import FaultSpec, HilConfig, run_hil
 
-    if not args.duration > 0:
-        raise ValueError(f"--duration must be > 0 s, got {args.duration}")
+    for flag, value in (("--duration", args.duration), ("--max-steps", args.max_steps)):
+        if value is not None:
+            require_positive(flag, value)
+    require_positive("--seed", args.seed, allow_zero=True)
+    require_positive("--watchdog-ms", args.watchdog_ms)
+    if args.report:
+        check_output_file(args.report)
     if not os.path.isdir(args.bundle):
-        raise OSError(f"bundle folder '{args.bundle}' not found; export one with `s2r export`")
+        raise FileNotFoundError(f"bundle folder '{args.bundle}' not found; export one with `s2r export`")
+    faults = FaultSpec.parse(args.fault)
+    duration = args.duration
+    if duration is None:  # --max-steps alone runs until those steps are done, whatever the box's speed
+        hz = float(load_bundle(args.bundle).manifest["control_hz"])
+        duration = DEFAULT_DURATION_S if args.max_steps is None else max(DEFAULT_DURATION_S, 20 * args.max_steps / hz)
+    if faults.disconnect_at is not None and faults.disconnect_at >= duration:
+        raise UserError(f"--fault disconnect_at={faults.disconnect_at:g} is after the run ends (--duration "
+                        f"{duration:g} s), so the link would never be cut; give a longer --duration or an earlier "
+                        "disconnect_at")  # fmt: skip
     cfg = HilConfig(
-        bundle=args.bundle, duration_s=args.duration, max_steps=args.max_steps, lockstep=args.lockstep,
-        faults=FaultSpec.parse(args.fault), plant=args.plant, seed=args.seed, watchdog_ms=args.watchdog_ms,
+        bundle=args.bundle, duration_s=duration, max_steps=args.max_steps, lockstep=args.lockstep,
+        faults=faults, plant=args.plant, seed=args.seed, watchdog_ms=args.watchdog_ms,
         out_dir=args.out, plots=not args.no_plots, engine=args.engine,
     )  # fmt: skip
     report = run_hil(cfg)
+    report["stopped_by"] = _stopped_by(report, cfg)
     if args.report:
-        path = Path(args.report)
-        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(report, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_write(args.report, json.dumps(report, indent=1) + "\n")
     print(_format(report))
+    if report["safety"].get("disconnect_reached") is False:
+        raise UserError(f"the link was never cut: the run ended ({report['stopped_by']}) before disconnect_at="
+                        f"{faults.disconnect_at:g} s; the disconnect was not tested: give a longer run or an "
+                        "earlier disconnect_at")  # fmt: skip
     return 0 if report["safety"]["ok"] else SAFETY_FAILED
+
+
+def _stopped_by(report: dict, cfg: Any) -> str:
+    """Which limit ended the run, said plainly (a --max-steps cut short by --duration is not silent)."""
+    steps = int(report["host"].get("steps") or 0)
+    if cfg.max_steps is not None and steps >= cfg.max_steps:
+        return f"--max-steps {cfg.max_steps} reached"
+    line = f"--duration {cfg.duration_s:g} s reached"
+    if cfg.max_steps is not None:
+        line += f" after {steps} of --max-steps {cfg.max_steps} steps"
+    return line
 
 
 def _format(r: dict) -> str:
@@ -79,7 +105,7 @@ def _format(r: dict) -> str:
     )
     lines = [
         f"HIL {r['robot']} plant={r['plant']} engine={r['engine']} {'lockstep' if r['lockstep'] else 'real-time'}: {r['steps']} steps "
-        f"in {r['wall_s']} s",
+        f"in {r['wall_s']} s ({r['stopped_by']})" if r.get("stopped_by") else f"in {r['wall_s']} s",
         f"  outcome: {outcome}",
         f"  control rate {r['control_rate_hz']} Hz (target {r['control_hz_target']}), latency p50 {ms(lat['p50'])} "
         f"p99 {ms(lat['p99'])} max {ms(lat['max'])} ms, deadline misses {r['deadline_misses']}",

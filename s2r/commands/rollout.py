@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from sim.errors import UserError, require_positive
+from sim.files import check_output_file
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rollout", help="run random-policy episodes and print a report",
@@ -22,12 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from sim.rollout import rollout_report
 
-    if args.episodes < 1:
-        raise ValueError("--episodes must be at least 1")
+    require_positive("--episodes", args.episodes)
+    require_positive("--seed", args.seed, allow_zero=True)
+    if args.max_steps is not None:
+        require_positive("--max-steps", args.max_steps)
+    if args.gif:
+        check_output_file(args.gif)
     try:
         params = json.loads(args.params) if args.params else None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"--params is not valid JSON ({exc.msg}); example: '{{\"ground_friction\": 0.5}}'") from None
+        raise UserError(f"--params is not valid JSON ({exc.msg}); example: '{{\"ground_friction\": 0.5}}'") from None
     report = rollout_report(args.env, episodes=args.episodes, policy=args.policy, seed=args.seed,
                             params=params, max_steps=args.max_steps, gif_path=args.gif)
     print(report.table())

@@ -9,6 +9,7 @@ import typing
 
 from policies.ppo import PPOConfig
 from policies.td3 import TD3Config
+from sim.errors import UserError
 
 # hyper-parameter flags: --td3-<field> (also DDPG) and --ppo-<field>, defaults from the (algo, env) preset
 GROUPS = (("td3", TD3Config, "TD3/DDPG"), ("ppo", PPOConfig, "PPO"))
@@ -20,7 +21,7 @@ def _parse_value(text: str, default: object, type_hint: str) -> object:
         return tuple(int(v) for v in text.split(",") if v)
     if isinstance(default, bool):
         if text.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"expected true or false, got '{text}'")
+            raise UserError(f"expected true or false, got '{text}'")
         return text.lower() in ("true", "1")
     if "None" in type_hint and text.lower() == "none":
         return None
@@ -44,9 +45,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-envs", type=int, default=0, help="sub-envs (0: preset; TD3 1, PPO several)")
     p.add_argument("--vec", default="auto", choices=("auto", "split", "subproc", "sync"), help="vector env kind")
+    p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="auto|ADDRESS|local",
+                   help="step the envs in Ray actors: on the cluster this machine joined (auto, the default), "
+                   "at a cluster ADDRESS, or on a private cluster on this machine (local); needs .[ray]")  # fmt: skip
     p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (1 is fastest here)")
     p.add_argument("--update-threads", type=int, default=0, help="torch threads for gradient updates (0: one per core for PPO, 1 for TD3/DDPG)")
     p.add_argument("--checkpoint-every", type=int, default=20_000, help="env steps between checkpoints")
+    p.add_argument("--eval-every", type=int, default=None, metavar="N",
+                   help="env steps between deterministic evaluations on the nominal plant; the best one is saved as "
+                   "checkpoints/best.pt (default 50000; 0: none, eval/export then use latest.pt)")
+    p.add_argument("--eval-episodes", type=int, default=None, metavar="N", help="episodes per evaluation (default 5)")
     p.add_argument("--run-dir", default=None, help="default runs/<env>-<algo>-s<seed>-<time>")
     p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue a run from its last checkpoint (its config.json; only --steps may change)")
     p.add_argument("--dr", default=None, metavar="PRESET_OR_JSON", help="fixed domain randomization")
@@ -61,7 +69,31 @@ def register(sub: argparse._SubParsersAction) -> None:
             g.add_argument(f"--{prefix}-{f.name.replace('_', '-')}", dest=f"{prefix}__{f.name}", default=None,
                            metavar=optional if f.default is None else type(f.default).__name__.upper(),
                            help=f"default {f.default}")  # fmt: skip
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, parser=p)
+
+
+# flags that --resume accepts: the run keeps everything else from its config.json, so any other flag given with
+# --resume would be silently ignored; refuse it instead
+RESUME_FLAGS = {"resume", "steps", "func", "parser", "command"}
+
+
+def refuse_flags_on_resume(args: argparse.Namespace) -> None:
+    """One-line error naming the first flag given with --resume that the run would not use."""
+    for action in args.parser._actions:
+        if action.dest in RESUME_FLAGS or action.dest == "help":
+            continue
+        if getattr(args, action.dest, action.default) != action.default:
+            flag = max(action.option_strings, key=len)
+            raise UserError(f"{flag} does not apply to --resume: a resumed run keeps its config.json (only --steps, "
+                            "the new total, may change); start a new --run-dir to change it")  # fmt: skip
+
+
+def refuse_other_algo_flags(args: argparse.Namespace, algo: str) -> None:
+    """--ppo-* flags with --algo td3/ddpg (or --td3-* with ppo) are an error, not silently dropped."""
+    other = "td3" if algo == "ppo" else "ppo"
+    for key, value in vars(args).items():
+        if key.startswith(f"{other}__") and value is not None:
+            raise UserError(f"--{key.replace('__', '-').replace('_', '-')} does not apply to --algo {algo}")
 
 
 def _algo_config(args: argparse.Namespace, base: TD3Config | PPOConfig) -> TD3Config | PPOConfig:
@@ -71,13 +103,13 @@ def _algo_config(args: argparse.Namespace, base: TD3Config | PPOConfig) -> TD3Co
     changes: dict[str, typing.Any] = {}
     for f in dataclasses.fields(base):
         if getattr(args, f"{other}__{f.name}", None) is not None and getattr(args, f"{prefix}__{f.name}") is None:
-            raise ValueError(f"--{other}-{f.name.replace('_', '-')} does not apply to --algo {args.algo}")
+            raise UserError(f"--{other}-{f.name.replace('_', '-')} does not apply to --algo {args.algo}")
         text = getattr(args, f"{prefix}__{f.name}")
         if text is not None:
             try:
                 changes[f.name] = _parse_value(text, f.default, hints[f.name])
             except ValueError as exc:
-                raise ValueError(f"--{prefix}-{f.name.replace('_', '-')}: {exc}") from None
+                raise UserError(f"--{prefix}-{f.name.replace('_', '-')}: {exc}") from None
     return dataclasses.replace(base, **changes)
 
 
@@ -85,12 +117,16 @@ def run(args: argparse.Namespace) -> int:
     from policies.train import TrainConfig, resume_config, train
 
     if args.resume:
+        refuse_flags_on_resume(args)
         cfg = resume_config(args.resume, args.steps)
         summary = train(cfg, args.resume, resume=True)
     else:
+        refuse_other_algo_flags(args, args.algo)
+        evals = {k: getattr(args, k) for k in ("eval_every", "eval_episodes") if getattr(args, k) is not None}
         cfg = TrainConfig(
-            env=args.env, algo=args.algo, steps=args.steps or 1_000_000, seed=args.seed, num_envs=args.num_envs,
-            vec=args.vec, torch_threads=args.torch_threads, update_threads=args.update_threads,
+            env=args.env, algo=args.algo, steps=TrainConfig.steps if args.steps is None else args.steps,
+            seed=args.seed, num_envs=args.num_envs, **evals,
+            vec=args.vec, ray=args.ray, torch_threads=args.torch_threads, update_threads=args.update_threads,
             checkpoint_every=args.checkpoint_every,
             dr=args.dr, adr=args.adr or args.adr_config is not None, adr_config=args.adr_config,
             tensorboard=not args.no_tensorboard,

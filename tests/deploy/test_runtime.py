@@ -3,6 +3,7 @@ handshake refusal, and SIGINT/SIGTERM shutdown of `s2r run`."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -24,7 +25,8 @@ from deploy.bundle import Policy, load_bundle
 from deploy.manifest import sha256_file
 from deploy.runtime import Controller, RuntimeConfig
 from deploy.store import ModelStore
-from deploy.telemetry import HostFault, plot_telemetry, read_telemetry
+from deploy.telemetry import STATE_CODES, HostFault, plot_telemetry, read_telemetry
+from firmware_bridge import protocol as p
 from firmware_bridge.emulator import Emulator, EmulatorConfig
 from firmware_bridge.link import open_pty
 from sim.robots import get_robot
@@ -217,3 +219,159 @@ def test_knob_previous_action_is_the_command_sent(tmp_path: Path, bundles: dict[
     prev = obs[:, -spec.action.n :]
     assert np.all(prev[0] == 0.0) and np.abs(prev[1:]).max() > 0.01
     np.testing.assert_allclose(prev[1:], torque[:-1] / spec.action.limits_nm, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------- issue #16: safety state machine
+def _glitch(schedule: dict[int, dict], modes: list[int] | None = None, forever_from: int | None = None):
+    """An Emulator.sensor_fault that replaces SENSOR fields on the given frame numbers (and, with
+    ``forever_from``, on every frame from then on with the schedule's entry for that frame); records each mode."""
+    count = [0]
+
+    def fault(msg: p.Sensor) -> p.Sensor:
+        k = count[0]
+        count[0] += 1
+        if modes is not None:
+            modes.append(msg.mode)
+        if forever_from is not None and k >= forever_from:
+            return dataclasses.replace(msg, **schedule[forever_from])
+        return dataclasses.replace(msg, **schedule[k]) if k in schedule else msg
+
+    return fault
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+def test_isolated_glitched_frames_are_tolerated(tmp_path: Path, bundles: dict[str, Path]) -> None:
+    """Issue #16 item 6: one SENSOR with a wrong lidar count used to end the whole run."""
+    with emulator() as (emu, path, _):
+        emu.sensor_fault = _glitch({
+            10: {"lidar_m": (1.0,) * 9}, 20: {"imu_pitch_rad": NAN}, 30: {"joint_vel_rad_s": (1e30, 0.0, 0.0, 0.0)},
+        })  # fmt: skip
+        summary, _, cols = _run(bundles["a"], path, tmp_path, max_steps=50)
+    assert summary["steps"] == 50 and summary["state"] == "running"
+    assert summary["faults"]["implausible"] == 2 and summary["faults"]["nonfinite_obs"] == 1
+    faults = cols["faults"].astype(int)
+    bad = (faults & (HostFault.IMPLAUSIBLE | HostFault.NONFINITE_OBS)) != 0
+    assert bad.sum() == 3 and np.all(_torque(cols)[bad] == 0.0) and np.all(np.isnan(_obs(cols)[bad]))
+    assert np.all(cols["state"][bad] == STATE_CODES["running"])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"imu_pitch_rad": NAN}, {"imu_pitch_rate_rad_s": INF}, {"imu_pitch_rad": 100.0},
+     {"joint_vel_rad_s": (1e30, 0.0, 0.0, 0.0)}, {"lidar_m": (50.0,) * 10}],
+    ids=["nan_pitch", "inf_rate", "pitch_100rad", "speed_1e30", "lidar_50m"],
+)  # fmt: skip
+def test_untrustworthy_sensors_latch_fault_and_disable(tmp_path: Path, bundles: dict[str, Path], bad: dict) -> None:
+    """Issue #16 items 2 and 3: NaN/inf sensors were answered with 0 N·m forever (board armed, watchdog fed);
+    finite but impossible ones drove ±30 N·m with `faults: none`. Now 3 in a row → FAULT → DISABLE, latched."""
+    modes: list[int] = []
+    with emulator() as (emu, path, _):
+        emu.sensor_fault = _glitch({10: bad}, modes, forever_from=10)
+        summary, _, cols = _run(bundles["a"], path, tmp_path, max_steps=40)
+        board = dict(emu.c)
+    assert summary["state"] == "fault" and "bad SENSOR" in summary["reason"] and summary["safety"]["faults"] == 1
+    state = cols["state"].astype(int)
+    assert np.all(state[:10] != STATE_CODES["fault"]) and np.all(state[12:] == STATE_CODES["fault"])
+    assert np.all(_torque(cols)[10:] == 0.0)
+    assert not any(m & p.Mode.ENABLED for m in modes[13:])  # the board was disabled and stayed so
+    assert summary["faults"]["reenabled"] == 1 and board["overlimit_commands"] == 0
+
+
+def test_host_answers_ping_and_counts_enables(tmp_path: Path, bundles: dict[str, Path]) -> None:
+    """docs/protocol.md §4.7: either side answers PING. The `reenabled` counter counts every ENABLE sent."""
+    with emulator() as (emu, path, _):
+        count = [0]
+
+        def ping_on_frame_5(msg: p.Sensor) -> p.Sensor:
+            count[0] += 1
+            if count[0] == 5:
+                emu.send_ping(nonce=7)
+            return msg
+
+        emu.sensor_fault = ping_on_frame_5
+        summary, _, _ = _run(bundles["a"], path, tmp_path, max_steps=20)
+        time.sleep(0.1)
+        assert len(emu.pong_rtt_ms) == 1 and 0 < emu.pong_rtt_ms[0] < 5000
+    assert summary["faults"]["reenabled"] == 1 and summary["safety"]["reenabled"] == 0
+
+
+def _tty_run(store: Path, path: str, *extra: str) -> tuple[subprocess.Popen, int]:
+    """`s2r run` with its stdin on a real terminal (a pty): the operator's keyboard. Returns (process, master fd)."""
+    master, slave = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "s2r", "run", "--store", str(store), "--port", path, "--watchdog-ms", "1000", *extra],
+        cwd=REPO, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    os.close(slave)
+    return proc, master
+
+
+def _wait_for(cond, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_estop_release_keeps_the_robot_disarmed_until_the_operator_rearms(
+    tmp_path: Path, bundles: dict[str, Path]
+) -> None:
+    """Issue #16 item 1, end to end over real ptys: the board's E-stop is pressed and released; `s2r run` keeps
+    the motors disarmed until the operator re-arms it (SIGUSR1, then the `r` key on its terminal)."""
+    store = tmp_path / "store"
+    ModelStore(store).flash(bundles["b"])
+    with emulator(lockstep=False, watchdog_ms=2000) as (emu, path, _):
+        proc, key = _tty_run(store, path, "--ramp-ms", "200")
+        try:
+            assert _wait_for(lambda: emu.enabled and emu.c["commands"] > 20), "the controller never armed"
+            for rearm in ("SIGUSR1", "key"):
+                emu.set_estop(True)
+                assert _wait_for(lambda: not emu.enabled, 2.0)
+                time.sleep(0.2)
+                emu.set_estop(False)
+                commands = emu.c["commands"]
+                time.sleep(1.0)  # released: the board would re-arm on one ENABLE, and none comes
+                assert not emu.enabled and emu.c["refused_enables"] == 0 and np.all(emu.held_nm == 0)
+                assert emu.c["commands"] > commands + 20  # the host still answers every SENSOR, with 0 N·m
+                if rearm == "SIGUSR1":
+                    proc.send_signal(signal.SIGUSR1)
+                else:
+                    os.write(key, b"r\n")
+                assert _wait_for(lambda: emu.enabled and np.any(emu.held_nm != 0), 5.0), f"{rearm} did not re-arm"
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            os.close(key)
+        assert proc.returncode == 0, err
+        assert err.count("ESTOP: the board reports its E-stop") == 2 and "operator re-arm" in err
+        assert not emu.enabled
+
+
+@pytest.mark.parametrize(
+    "flags, match",
+    [(["--watchdog-ms", "inf"], "--watchdog-ms must be a finite number"),
+     (["--watchdog-ms", "0"], "--watchdog-ms must be"), (["--handshake-timeout", "nan"], "--handshake-timeout must"),
+     (["--duration", "-1"], "--duration must"), (["--ramp-ms", "nan"], "--ramp-ms must"),
+     (["--fault-frames", "0"], "--fault-frames must"), (["--baud", "0"], "--baud must")],
+)  # fmt: skip
+def test_cli_refuses_bad_numbers_in_one_line(
+    tmp_path: Path, bundles: dict[str, Path], capsys: pytest.CaptureFixture, flags: list[str], match: str
+) -> None:
+    """Issue #16 item 5: `--watchdog-ms inf` turned the link watchdog off; `--handshake-timeout nan` was cryptic."""
+    from s2r.cli import main
+
+    assert main(["run", "--bundle", str(bundles["a"]), "--port", "loop://", *flags]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and match in err
+
+
+def test_run_flag_defaults_are_the_runtime_config_defaults() -> None:
+    from s2r.commands.run import _RUNTIME_DEFAULTS, runtime_defaults
+
+    assert runtime_defaults() == _RUNTIME_DEFAULTS

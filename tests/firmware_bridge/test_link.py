@@ -113,3 +113,33 @@ def test_socket_url_reads_chunks_and_reports_disconnect():
         conn.close()
         with pytest.raises(serial.SerialException, match="disconnected"):
             host.recv(1.0)
+
+
+def test_first_frame_after_line_noise_is_not_lost(pty_pair):
+    """A sender starts with 0x00 (docs/protocol.md §3), so noise already on the line cannot swallow its first frame."""
+    board, host = pty_pair
+    board.port.write(b"\x13\x37\x42")  # line noise: no delimiter
+    board.send(PING)
+    frame = host.recv(1.0)
+    assert frame is not None and frame.msg == PING
+    assert host.stats()["length_errors"] + host.stats()["crc_errors"] == 1  # the noise, counted once
+
+
+def test_frame_cut_by_a_full_pty_does_not_destroy_the_next_frame(pty_pair):
+    """The emulator's pty end drops what does not fit; a frame cut in the middle must cost only itself."""
+    board, host = pty_pair
+    big = p.Torque(0x0101, tuple(float(i + 1) for i in range(200)))  # ~800 wire bytes
+    port = board.port
+    for _ in range(10_000):  # nobody reads: fill the pty until a write is cut short
+        board.send(big)
+        if port.tx_dropped:
+            break
+    assert port.tx_dropped and port._cut, "the pty never cut a frame"
+    got = []
+    while (frame := host.recv(0.2)) is not None:  # drain: every frame that arrives is whole
+        got.append(frame.msg)
+    assert got and all(m == big for m in got)
+    board.send(PING)
+    frame = host.recv(1.0)
+    assert frame is not None and frame.msg == PING  # the frame after the cut one arrives intact
+    assert host.stats()["length_errors"] + host.stats()["crc_errors"] == 1  # the cut frame, counted once

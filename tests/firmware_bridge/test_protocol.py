@@ -398,3 +398,62 @@ def test_link_over_loop_url():
         with pytest.raises(TimeoutError, match="no IDENT"):
             link.handshake(BIPED_SPEC, timeout_s=0.05)  # loop:// echoes our HELLO; nobody answers
         assert link.stats()["crc_errors"] == 0
+
+
+NEGATIVE = json.loads((Path(__file__).parents[2] / "docs" / "protocol_vectors.json").read_text())["negative_vectors"]
+
+
+@pytest.mark.parametrize("vec", NEGATIVE, ids=[v["name"] for v in NEGATIVE])
+def test_negative_vector_is_counted_and_the_next_frame_recovered(vec):
+    """Each negative vector of docs/protocol_vectors.json increments exactly its counter, yields no frame, and the
+    valid frame right after it decodes (resynchronisation)."""
+    dec = p.FrameDecoder()
+    frames = dec.feed(bytes.fromhex(vec["wire_hex"]) + p.encode(p.Enable(), 2))
+    assert [f.msg for f in frames] == [p.Enable()]
+    counters = {k: getattr(dec.stats, k) for k in ("crc_errors", "length_errors", "version_errors",
+                                                    "unknown_types", "payload_errors")}  # fmt: skip
+    assert counters == {k: int(k == vec["counter"]) for k in counters}
+
+
+def test_negative_vectors_cover_the_spec_checks():
+    names = {v["name"] for v in NEGATIVE}
+    assert {"bad_crc", "bad_cobs", "oversize_stretch", "payload_1025_bytes", "unknown_type", "wrong_major",
+            "short_payload"} <= names  # fmt: skip
+
+
+def test_limits_match_the_spec():
+    """docs/protocol.md §2: 1037 bytes between delimiters at most, payloads of 1024 bytes at most."""
+    assert p.MAX_ENCODED == 1037 and p.MAX_PAYLOAD == 1024
+    assert len(p.cobs_encode(b"\x01" * p.MAX_FRAME)) == 1037  # the worst case: no zero byte anywhere
+    (big,) = [v for v in VECTORS if v["name"] == "torque_1024_byte_payload"]
+    assert len(bytes.fromhex(big["payload_hex"])) == 1024
+    dec = p.FrameDecoder()
+    assert dec.feed(b"\x01" * 1037 + b"\x00") == [] and dec.stats.length_errors == 1  # decodes, but too short
+    assert dec.stats.resyncs == 1
+    dec = p.FrameDecoder()
+    assert dec.feed(b"\x01" * 1038 + b"\x00") == [] and dec.stats.length_errors == 1  # rejected by its length
+
+
+def test_final_254_byte_block_vector_is_canonical():
+    (vec,) = [v for v in VECTORS if v["name"] == "torque_final_254_byte_block"]
+    wire = bytes.fromhex(vec["wire_hex"])
+    assert wire[-256] == 0xFF and 0 not in wire[-255:-1] and wire[-1] == 0  # 0xFF + 254 bytes, no trailing code
+    assert p.cobs_decode(wire[:-1] + b"\x01") == p.cobs_decode(wire[:-1])  # the non-canonical form decodes too
+
+
+def test_ident_with_impossible_numbers_is_refused():
+    """Issue #16 item 5: an IDENT announcing NaN rate, a 0 ms watchdog or a 0 m lidar range is refused."""
+    good = p.ident_from_spec(BIPED_SPEC)
+    for field, value, match in (
+        ("sensor_rate_hz", float("nan"), "sensor_rate_hz nan"), ("sensor_rate_hz", 0.0, "sensor_rate_hz 0.0"),
+        ("sensor_rate_hz", float("inf"), "sensor_rate_hz inf"), ("watchdog_ms", 0, "watchdog_ms 0"),
+        ("watchdog_ms", 20, "watchdog_ms 20 is not longer than one sensor period"),
+        ("lidar_max_range_m", 0.0, "lidar_max_range_m 0.0"), ("lidar_max_range_m", float("nan"), "lidar_max_range_m"),
+        ("torque_limits_nm", (30.0, 30.0, float("inf"), 30.0), "torque limits"),
+        ("torque_limits_nm", (30.0, 0.0, 30.0, 30.0), "torque limits"),
+    ):  # fmt: skip
+        bad = dataclasses.replace(good, **{field: value})
+        (frame,) = p.FrameDecoder().feed(p.encode(bad, 1))  # it is a well-formed frame ...
+        with pytest.raises(ValueError, match=match):  # ... that the host refuses
+            p.check_ident(frame.msg, BIPED_SPEC)
+    p.check_ident(good, BIPED_SPEC)

@@ -23,7 +23,8 @@ def s2r(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_train_eval_plot_smoke(tmp_path):
     run = tmp_path / "run"
-    r = s2r("train", "--algo", "ddpg", "--steps", "400", "--run-dir", str(run), *TINY)
+    r = s2r("train", "--algo", "ddpg", "--steps", "400", "--run-dir", str(run), *TINY, "--eval-every", "200",
+            "--eval-episodes", "1")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "done:" in r.stdout and (run / "checkpoints" / "best.pt").is_file() and (run / "config.json").is_file()
     ckpt, _ = load_checkpoint(run)

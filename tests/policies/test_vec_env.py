@@ -1,6 +1,6 @@
 """Vector envs: subprocess workers (several envs each) and the split env (some in this process, the rest in a
 worker) match in-process envs step for step; per-env reset options reach the right sub-env; a worker's exception
-surfaces as a one-line error; training on split envs gives the same progress as on in-process envs."""
+keeps its type, message and traceback; training on split envs gives the same progress as on in-process envs."""
 
 from __future__ import annotations
 
@@ -28,11 +28,33 @@ def test_subproc_matches_sync_and_resets_one_env_with_options():
         _assert_steps_like_sync(sub, sync, 3, seed=0)
         _, info = sub.reset_one(2, seed=7, options={"params": {"motor_strength": 0.5}})
         assert info["params"]["motor_strength"] == 0.5
-        with pytest.raises(RuntimeError, match="NaN"):
+        with pytest.raises(ValueError, match="NaN"):  # the env's own type, as a local env raises it
             sub.step(np.full((3, 4), np.nan, dtype=np.float32))
     finally:
         sub.close()
         sync.close()
+
+
+def test_worker_errors_keep_their_type_message_and_traceback(caplog):
+    """A real worker process whose env raises: the parent logs the worker's traceback and raises the same
+    exception type (Gymnasium's ResetNeeded, not a generic error); an env that cannot be built is the same."""
+    import logging
+
+    from gymnasium.error import ResetNeeded
+
+    sub = SubprocVecEnv("Pendulum-v1", 2, n_workers=1)
+    try:
+        with caplog.at_level(logging.ERROR, logger="policies.vec_env"), pytest.raises(ResetNeeded) as err:
+            sub.step(np.zeros((2, 1), dtype=np.float32))  # stepping before reset: order_enforcing raises
+        assert type(err.value) is ResetNeeded and "reset" in str(err.value)
+        trace = caplog.text
+        assert "vector-env worker 0 raised ResetNeeded" in trace
+        assert "gymnasium/wrappers/common.py" in trace  # the wrapper that raised, in the worker's process
+        assert "Traceback (most recent call last)" in trace
+    finally:
+        sub.close()
+    with pytest.raises(TypeError, match="no_such_kwarg"):
+        SubprocVecEnv("Pendulum-v1", 2, env_kwargs={"no_such_kwarg": 1}, n_workers=1)
 
 
 def test_make_env_maps_other_action_bounds_to_unit_box():

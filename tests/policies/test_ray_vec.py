@@ -1,0 +1,177 @@
+"""The Ray vector env on a real local Ray cluster (2 CPUs, started here): it steps like in-process envs, an env's
+exception keeps its type, an actor killed mid-episode is restarted and replayed exactly, and PPO and TD3 trained
+through it give the same progress rows as ``--vec sync``, also when an actor is killed mid-run."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from policies.plotting import read_progress  # noqa: E402
+from policies.ppo import PPOConfig  # noqa: E402
+from policies.ray_vec import RayVecEnv  # noqa: E402
+from policies.td3 import TD3Config  # noqa: E402
+from policies.train import TrainConfig, train  # noqa: E402
+from policies.vec_env import SyncVecEnv  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A private local cluster (never another session's: address="local"), shut down after this module."""
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _ancestors(pid: int) -> set[int]:
+    out = set()
+    while pid > 1:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+        out.add(pid)
+    return out
+
+
+def _our_actor_pids() -> list[int]:
+    """PIDs of the EnvShard actors of this test's cluster (descendants of this process), as `ps` shows them."""
+    me, pids = os.getpid(), []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmd.startswith(b"ray::EnvShard") and me in _ancestors(int(d.name)):
+                pids.append(int(d.name))
+    return sorted(pids)
+
+
+def test_steps_like_sync_and_an_actor_killed_mid_episode_is_replayed_exactly(ray_cluster, caplog):
+    """Env 0 in this process, envs 1-2 and 3-4 in two actors: seeded resets with physical parameters and random
+    steps match in-process envs bit for bit, before and after actor 1's process is SIGKILLed mid-episode."""
+    n = 5
+    rv, sync = RayVecEnv("biped", n, address="local", n_actors=2, local_envs=1), SyncVecEnv("biped", n)
+    try:
+        assert rv.bounds == [1, 3, 5]
+        for i in range(n):
+            opts = {"params": {"motor_strength": 0.8 + 0.05 * i}}
+            o, info = rv.reset_one(i, seed=i, options=opts)
+            assert np.array_equal(o, sync.reset_one(i, seed=i, options=opts)[0])
+            assert info["params"]["motor_strength"] == pytest.approx(0.8 + 0.05 * i)
+        rng = np.random.default_rng(0)
+        for t in range(60):
+            if t == 30:
+                os.kill(ray.get(rv.actors[1].pid.remote()), signal.SIGKILL)
+            a = rng.uniform(-1, 1, (n, 4)).astype(np.float32)
+            got, want = rv.step(a), sync.step(a)
+            for x, y in zip(got[:4], want[:4], strict=True):
+                assert np.array_equal(x, y), t
+            for i in np.flatnonzero(got[2] | got[3]):  # unseeded resets: the env's own RNG, also after a replay
+                assert np.array_equal(rv.reset_one(int(i))[0], sync.reset_one(int(i))[0])
+        assert rv.restarts == 1 and rv.deaths == [0, 1]
+        assert "replayed" in caplog.text
+        with pytest.raises(ValueError, match="NaN"):  # the env's own exception type, from the actor
+            rv.step(np.full((n, 4), np.nan, dtype=np.float32))
+    finally:
+        rv.close()
+        sync.close()
+
+
+def test_an_actor_error_keeps_its_type_and_traceback(ray_cluster, caplog):
+    from gymnasium.error import ResetNeeded
+
+    rv = RayVecEnv("Pendulum-v1", 2, address="local", n_actors=1, local_envs=0)
+    try:
+        with caplog.at_level(logging.ERROR, logger="policies.vec_env"), pytest.raises(ResetNeeded):
+            rv.step(np.zeros((2, 1), dtype=np.float32))  # stepping before reset
+        assert "Ray env actor 0 raised ResetNeeded" in caplog.text and "wrappers/common.py" in caplog.text
+    finally:
+        rv.close()
+    with pytest.raises(TypeError, match="no_such_kwarg"):  # an env the actor cannot build: no restart loop
+        RayVecEnv("Pendulum-v1", 1, {"no_such_kwarg": 1}, address="local")
+
+
+PPO_SMALL = PPOConfig(n_steps=64, batch_size=64, n_epochs=2, hidden=(16, 16), num_envs=4)
+TD3_SMALL = TD3Config(learning_starts=150, batch_size=32, buffer_size=5_000, hidden=(16, 16), normalize_obs=True)
+
+
+def _rows(run_dir: Path) -> dict[str, list[float]]:
+    return read_progress(run_dir / "progress.csv")
+
+
+def _same_progress(a: Path, b: Path, keys: tuple[str, ...]) -> None:
+    ra, rb = _rows(a), _rows(b)
+    for key in keys:
+        np.testing.assert_array_equal(ra[key], rb[key], err_msg=key)  # bit-equal; NaN (no value yet) = NaN
+
+
+@pytest.mark.slow
+def test_ppo_and_td3_through_ray_local_match_sync(ray_cluster, tmp_path):
+    """Same seed, same progress rows (returns, episodes, ADR ranges, losses) as all envs in this process."""
+    ppo = TrainConfig(env="biped", algo="ppo", steps=512, num_envs=4, vec="sync", adr=True, seed=3,
+                      tensorboard=False, progress=False, update_threads=1, algo_config=PPO_SMALL)  # fmt: skip
+    td3 = TrainConfig(env="biped", algo="td3", steps=400, num_envs=1, vec="sync", log_every=100, seed=1,
+                      tensorboard=False, progress=False, algo_config=TD3_SMALL)  # fmt: skip
+    for name, cfg in (("ppo", ppo), ("td3", td3)):
+        train(cfg, tmp_path / f"{name}-sync")
+        train(dataclasses.replace(cfg, vec="auto", ray="local"), tmp_path / f"{name}-ray")
+    _same_progress(tmp_path / "ppo-sync", tmp_path / "ppo-ray",
+                   ("global_step", "episodes", "return_mean", "distance_m", "loss/policy", "adr/npd"))  # fmt: skip
+    _same_progress(tmp_path / "td3-sync", tmp_path / "td3-ray", ("global_step", "episodes", "return_mean", "loss/critic"))
+    assert ray.is_initialized()  # the run used this test's cluster and left it running
+
+
+@pytest.mark.slow
+def test_training_goes_on_when_an_actor_is_killed_mid_run(ray_cluster, tmp_path, caplog):
+    """A thread SIGKILLs an env actor's process after the first PPO update; Ray restarts it, the run finishes,
+    and its progress rows are those of an uninterrupted in-process run: no transition lost or invented."""
+    cfg = TrainConfig(env="biped", algo="ppo", steps=64 * 4 * 8, num_envs=4, vec="sync", seed=5,
+                      tensorboard=False, progress=False, update_threads=1, algo_config=PPO_SMALL)  # fmt: skip
+    killed: list[int] = []
+
+    def killer() -> None:
+        progress, deadline = tmp_path / "ray" / "progress.csv", time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if progress.is_file() and len(progress.read_text().splitlines()) >= 2:  # header + first row
+                pids = _our_actor_pids()
+                if pids:
+                    os.kill(pids[0], signal.SIGKILL)
+                    killed.append(pids[0])
+                return
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    with caplog.at_level(logging.WARNING, logger="policies.ray_vec"):
+        summary = train(dataclasses.replace(cfg, vec="auto", ray="local"), tmp_path / "ray")
+    thread.join()
+    assert killed, "the env actor's process was not found"
+    assert summary["global_step"] == cfg.steps
+    assert "restarted; its envs replayed" in caplog.text
+    train(cfg, tmp_path / "sync")
+    _same_progress(tmp_path / "sync", tmp_path / "ray", ("global_step", "episodes", "return_mean", "loss/policy"))
+
+
+def test_controller_and_train_imports_do_not_load_ray():
+    """Ray is optional: `s2r run`, deploy and a non-Ray training import none of it."""
+    code = ("import sys; from s2r.cli import build_parser; build_parser('run'); build_parser('train'); "
+            "import deploy, policies.train, policies.vec_env; print('ray' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
