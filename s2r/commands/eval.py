@@ -52,6 +52,10 @@ def _table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def _name(env_id: str, engine: str) -> str:
+    return env_id if engine == DEFAULT_ENGINE else f"{env_id} ({engine})"
+
+
 class _BundlePolicy:
     """An exported bundle behind the interface ``evaluate`` calls (a batch of raw observations → normalized
     actions), so a bundle is evaluated exactly as the controller runs it: onnxruntime, N·m out."""
@@ -88,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"evaluating {used}", flush=True)
     if args.plants is None:
         summary = evaluate(policy, args.episodes, args.seed, gif=args.gif, engine=args.engine).summary()
-        print(_line(f"{policy.env_id} ({args.engine})", summary))
+        print(_line(_name(policy.env_id, args.engine), summary))
         if args.gif:
             print(f"wrote {args.gif}")
         return 0
@@ -98,6 +102,6 @@ def run(args: argparse.Namespace) -> int:
 
     rows = {name: evaluate(policy, args.episodes, args.seed, params=params, engine=args.engine).summary()
             for name, params in get_plants(policy.robot_id, args.plants).items()}  # fmt: skip
-    print(f"{policy.env_id} ({args.engine}), {args.episodes} deterministic episodes per plant ({args.plants} suite)")
+    print(f"{_name(policy.env_id, args.engine)}, {args.episodes} deterministic episodes per plant ({args.plants} suite)")
     print(_table(rows))
     return 0

@@ -9,6 +9,7 @@ import typing
 
 from policies.ppo import PPOConfig
 from policies.td3 import TD3Config
+from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
 from sim.errors import UserError
 
 # hyper-parameter flags: --td3-<field> (also DDPG) and --ppo-<field>, defaults from the (algo, env) preset
@@ -45,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-envs", type=int, default=0, help="sub-envs (0: preset; TD3 1, PPO several)")
     p.add_argument("--vec", default="auto", choices=("auto", "split", "subproc", "sync"), help="vector env kind")
+    p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE, help=ENGINE_HELP)
     p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="auto|ADDRESS|local",
                    help="step the envs in Ray actors: on the cluster this machine joined (auto, the default), "
                    "at a cluster ADDRESS, or on a private cluster on this machine (local); needs .[ray]")  # fmt: skip
@@ -124,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         refuse_other_algo_flags(args, args.algo)
         evals = {k: getattr(args, k) for k in ("eval_every", "eval_episodes") if getattr(args, k) is not None}
         cfg = TrainConfig(
-            env=args.env, algo=args.algo, steps=TrainConfig.steps if args.steps is None else args.steps,
+            env=args.env, engine=args.engine, algo=args.algo, steps=TrainConfig.steps if args.steps is None else args.steps,
             seed=args.seed, num_envs=args.num_envs, **evals,
             vec=args.vec, ray=args.ray, torch_threads=args.torch_threads, update_threads=args.update_threads,
             checkpoint_every=args.checkpoint_every,
