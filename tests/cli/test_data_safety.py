@@ -281,7 +281,7 @@ def test_user_mistakes_are_one_line(tmp_path):
     try:
         r = s2r("run", "--bundle", str(PRETRAINED), "--port", os.ttyname(slave), "--baud", str(10**12), "--duration",
                 "1")  # fmt: skip
-        one_line_error(r, "cannot open port")
+        one_line_error(r, "--baud must be")  # refused before the port is opened
     finally:
         os.close(master)
         os.close(slave)

@@ -44,7 +44,7 @@ def test_user_errors_are_one_line(tmp_path, capsys):
         (["train", "--algo", "td3", "--ppo-gamma", "0.9", "--steps", "10", "--run-dir", str(tmp_path / "x")],
          "--ppo-gamma does not apply"),
         (["train", "--td3-hidden", "a,b", "--steps", "10", "--run-dir", str(tmp_path / "y")], "--td3-hidden"),
-        (["eval", str(tmp_path / "nope")], "does not exist; give a run folder"),
+        (["eval", str(tmp_path / "nope")], "does not exist"),
         (["train", "--env", "NoSuchEnv-v9", "--steps", "10"], "unknown env"),
         (["train", "--resume", str(tmp_path / "nope")], "config.json not found"),
         (["train", "--env", "biped", "--update-threads", "-1", "--steps", "10", "--run-dir", str(tmp_path / "x")],
