@@ -32,6 +32,7 @@ def test_train_eval_plot_smoke(tmp_path):
     r = s2r("eval", str(run), "--episodes", "2")
     assert r.returncode == 0, r.stderr
     assert "Pendulum-v1: return" in r.stdout and "over 2 episodes" in r.stdout
+    assert "Pendulum-v1: 100%" in r.stderr and "2/2" in r.stderr and "return" in r.stderr, r.stderr  # the bar
     r = s2r("plot", str(run))
     assert r.returncode == 0, r.stderr
     assert (run / "plots" / "return.png").stat().st_size > 1000
