@@ -109,7 +109,7 @@ def test_config_file_errors_are_one_line(tmp_path, capsys):
         return str(tmp_path / name)
 
     cases = [
-        (write("a.yaml", "env: biped\nlearning_rate: 0.1\n"), "unknown key 'learning_rate' for TrainConfig; valid keys: env, algo,"),
+        (write("a.yaml", "env: biped\nlearning_rate: 0.1\n"), "unknown key 'learning_rate' for TrainConfig; valid keys: env, engine, algo,"),
         (write("b.yaml", "algo: ppo\nalgo_config:\n  n_step: 8\n"), "unknown key 'n_step' for PPOConfig; valid keys: n_steps,"),
         (write("c.yaml", "algo_config:\n  gamma: fast\n"), "algo_config: gamma: expected a number, got 'fast'"),
         (write("d.yaml", "- a\n- b\n"), "must hold a mapping"),
