@@ -271,12 +271,14 @@ class TrainingStopped(KeyboardInterrupt):
 class _StopSignals:
     """SIGINT and SIGTERM raise :class:`TrainingStopped`, except while a checkpoint is being written: then the
     signal is noted, the write finishes, and the stop comes right after it (a kill mid-``torch.save`` used to give
-    a cryptic torch error and lose the save). Installed only in the main thread (``signal`` allows no other)."""
+    a cryptic torch error and lose the save). Once a stop has begun, further signals are only noted: the final
+    save and the clean-up run to the end. Installed only in the main thread (``signal`` allows no other)."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.saving = False
+        self.stopping = False
         self.pending: int | None = None
         self._old: dict[int, Any] = {}
 
@@ -290,8 +292,13 @@ class _StopSignals:
             signal.signal(s, handler)
 
     def _handle(self, signum: int, frame: object) -> None:
-        if not self.saving:
+        if not self.saving and not self.stopping:
+            self.stopping = True
             raise TrainingStopped(signum)
+        if self.stopping:
+            print(f"s2r: {signal.Signals(signum).name} received while stopping; finishing the checkpoint save",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            return
         if self.pending is None:
             print(f"s2r: {signal.Signals(signum).name} received while writing a checkpoint; stopping as soon as "
                   "it is written", file=sys.stderr, flush=True)  # fmt: skip
@@ -304,8 +311,9 @@ class _StopSignals:
             save()
         finally:
             self.saving = False
-        if self.pending is not None:
+        if self.pending is not None and not self.stopping:
             signum, self.pending = self.pending, None
+            self.stopping = True
             raise TrainingStopped(signum)
 
 
