@@ -73,8 +73,8 @@ VIDEO_SEED = 10_000  # every video shows the same episode (s2r eval's first seed
 @dataclass(frozen=True)
 class TrainConfig:
     env: str = "biped"  # short name (biped, knob, biped-rough...) or a Gymnasium id
-    engine: str = "pybullet"  # physics engine of the training envs and evaluations: pybullet or mujoco
     algo: str = "td3"  # td3 | ddpg | ppo
+    engine: str = "pybullet"  # physics engine of the training envs and evaluations: pybullet or mujoco
     steps: int = 1_000_000  # total env steps (summed over sub-envs)
     seed: int = 0
     num_envs: int = 0  # 0: the preset's (TD3: 1, PPO: PPOConfig.num_envs)
