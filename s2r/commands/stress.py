@@ -22,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "stress",
         help="Robustness report: parameter sweeps, cliffs, random real-robot plants, torque metrics",
         description="Run a bundle (onnxruntime, no torch needed) or a training run through a one-at-a-time sweep "
-        "of every physical parameter from nominal outward (the cliff: first value with success < 80 %%), N random "
-        "plants from the robot's reality box (success rate with a Wilson 95 %% CI) and torque-signal metrics on "
+        "of every physical parameter from nominal outward (the cliff: first value with success < 80 %), N random "
+        "plants from the robot's reality box (success rate with a Wilson 95 % CI) and torque-signal metrics on "
         "the nominal plant. Seeded, common random numbers across parameters, all cores. Writes JSON and a PNG.",
     )
     p.add_argument("target", metavar="BUNDLE_OR_RUN", help="bundle folder (manifest.json) or run folder / checkpoint")
