@@ -35,6 +35,24 @@ class EvalResult:
         return out
 
 
+def policy_initial_state(policy: InferencePolicy) -> tuple[torch.Tensor, ...]:
+    """The state a policy starts an episode from: empty for a feed-forward policy, its memory's initial state
+    for a recurrent one (``initial_state()``)."""
+    init = getattr(policy, "initial_state", None)
+    return tuple(init(1)) if init is not None else ()
+
+
+def policy_step(
+    policy: InferencePolicy, obs: np.ndarray, state: tuple[torch.Tensor, ...]
+) -> tuple[np.ndarray, tuple[torch.Tensor, ...]]:
+    """One deterministic action for one raw observation, and the policy's next state."""
+    with torch.no_grad():
+        out = policy(torch.as_tensor(np.asarray(obs), dtype=torch.float32)[None], *state)
+    if isinstance(out, tuple):
+        return out[0][0].numpy(), tuple(out[1:])
+    return out[0].numpy(), state
+
+
 def evaluate(
     policy: InferencePolicy,
     episodes: int = 10,
@@ -52,9 +70,9 @@ def evaluate(
         for k in range(episodes):
             obs, info = env.reset(seed=seed + k, options={"params": params} if params else None)
             ep_ret, length, done = 0.0, 0, False
+            state = policy_initial_state(policy)
             while not done:
-                with torch.no_grad():
-                    action = policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+                action, state = policy_step(policy, obs, state)
                 obs, reward, terminated, truncated, info = env.step(action)
                 ep_ret, length, done = ep_ret + float(reward), length + 1, terminated or truncated
                 if gif and k == 0 and length % gif_every == 0:

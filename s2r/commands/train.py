@@ -7,12 +7,26 @@ import dataclasses
 import time
 import typing
 
+from policies.lstm_td3 import LSTMTD3Config
 from policies.ppo import PPOConfig
 from policies.td3 import TD3Config
 from sim.errors import UserError
 
-# hyper-parameter flags: --td3-<field> (also DDPG) and --ppo-<field>, defaults from the (algo, env) preset
-GROUPS = (("td3", TD3Config, "TD3/DDPG"), ("ppo", PPOConfig, "PPO"))
+# hyper-parameter flags: --td3-<field> (also DDPG and LSTM-TD3), --lstm-<field> (LSTM-TD3's memory: the fields
+# LSTMTD3Config adds to TD3Config) and --ppo-<field>, defaults from the (algo, env) preset
+LSTM_FIELDS = tuple(f for f in dataclasses.fields(LSTMTD3Config) if f.name not in {g.name for g in dataclasses.fields(TD3Config)})
+GROUPS = (("td3", TD3Config, "TD3/DDPG/LSTM-TD3"), ("lstm", LSTMTD3Config, "LSTM-TD3 memory"), ("ppo", PPOConfig, "PPO"))
+
+
+def _group_fields(prefix: str, cls: type) -> tuple[dataclasses.Field, ...]:
+    return LSTM_FIELDS if prefix == "lstm" else dataclasses.fields(cls)
+
+
+def _prefix(algo: str, name: str) -> str:
+    """The flag group of a config field for ``algo``."""
+    if algo == "ppo":
+        return "ppo"
+    return "lstm" if any(f.name == name for f in LSTM_FIELDS) else "td3"
 
 
 def _parse_value(text: str, default: object, type_hint: str) -> object:
@@ -40,7 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Hyper-parameters default to the preset for (algo, env); override any with --td3-*/--ppo-* flags.",
     )
     p.add_argument("--env", default="biped", help="biped, biped-rough, biped-hardcore, knob or a Gymnasium id")
-    p.add_argument("--algo", default="td3", choices=("td3", "ddpg", "ppo"))
+    p.add_argument("--algo", default="td3", choices=("td3", "ddpg", "ppo", "lstm-td3"),
+                   help="lstm-td3: TD3 with an LSTM memory of the last K (observation, action) pairs")
     p.add_argument("--steps", type=int, default=None, help="total env steps (default 1e6; with --resume: keep)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-envs", type=int, default=0, help="sub-envs (0: preset; TD3 1, PPO several)")
@@ -64,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for prefix, cls, title in GROUPS:
         g = p.add_argument_group(f"{title} hyper-parameters (default: the env's preset; shown: generic default)")
         hints = {k: str(v) for k, v in typing.get_type_hints(cls).items()}
-        for f in dataclasses.fields(cls):
+        for f in _group_fields(prefix, cls):
             optional = ("NAME" if "str" in hints[f.name] else "FLOAT") + "|none"
             g.add_argument(f"--{prefix}-{f.name.replace('_', '-')}", dest=f"{prefix}__{f.name}", default=None,
                            metavar=optional if f.default is None else type(f.default).__name__.upper(),
@@ -89,19 +104,20 @@ def refuse_flags_on_resume(args: argparse.Namespace) -> None:
 
 
 def refuse_other_algo_flags(args: argparse.Namespace, algo: str) -> None:
-    """--ppo-* flags with --algo td3/ddpg (or --td3-* with ppo) are an error, not silently dropped."""
-    other = "td3" if algo == "ppo" else "ppo"
+    """--ppo-* flags with --algo td3/ddpg (or --td3-* with ppo, --lstm-* with anything but lstm-td3) are an error,
+    not silently dropped."""
+    others = ("td3", "lstm") if algo == "ppo" else ("ppo",) if algo == "lstm-td3" else ("ppo", "lstm")
     for key, value in vars(args).items():
-        if key.startswith(f"{other}__") and value is not None:
+        if key.split("__")[0] in others and "__" in key and value is not None:
             raise UserError(f"--{key.replace('__', '-').replace('_', '-')} does not apply to --algo {algo}")
 
 
 def _algo_config(args: argparse.Namespace, base: TD3Config | PPOConfig) -> TD3Config | PPOConfig:
-    prefix = "ppo" if isinstance(base, PPOConfig) else "td3"
-    other = "td3" if prefix == "ppo" else "ppo"
+    other = "td3" if isinstance(base, PPOConfig) else "ppo"
     hints = {k: str(v) for k, v in typing.get_type_hints(type(base)).items()}
     changes: dict[str, typing.Any] = {}
     for f in dataclasses.fields(base):
+        prefix = _prefix(args.algo, f.name)
         if getattr(args, f"{other}__{f.name}", None) is not None and getattr(args, f"{prefix}__{f.name}") is None:
             raise UserError(f"--{other}-{f.name.replace('_', '-')} does not apply to --algo {args.algo}")
         text = getattr(args, f"{prefix}__{f.name}")
