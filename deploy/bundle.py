@@ -222,3 +222,16 @@ def self_test(bundle: Bundle, policy: Policy | None = None) -> float:
             f"torque limit (> {SELF_TEST_TOL:g}); re-export it"
         )
     return err
+
+
+def bundle_obs_std(bundle_dir: str | Path) -> list[float] | None:
+    """The normalizer std folded into a bundle's ONNX graph (the initializer ``policy.obs_std``), or None if the
+    graph has none (then the input gain cannot be read back). Imports onnx, so it is not for the controller."""
+    import onnx
+    import onnx.numpy_helper
+
+    model = onnx.load(str(Path(bundle_dir) / MODEL_FILE))
+    for t in model.graph.initializer:
+        if t.name.endswith("obs_std"):
+            return [float(x) for x in onnx.numpy_helper.to_array(t).reshape(-1)]
+    return None

@@ -34,7 +34,9 @@ from deploy.manifest import (
     OUTPUT_NAME,
     SAMPLE_OBS_FILE,
     SAMPLE_TORQUE_FILE,
+    adr_summary,
     build_manifest,
+    input_gain_problem,
     sha256_file,
 )
 from sim.errors import UserError
@@ -78,6 +80,19 @@ def robot_of(policy: nn.Module) -> RobotSpec:
             f"{spec.obs_dim} observations and {spec.action.n} motors; was it trained on an s2r env?"
         )
     return spec
+
+
+def check_input_gain(policy: nn.Module, spec: RobotSpec) -> None:
+    """Refuse a policy whose normalizer divides a field by less than its spec resolution (one-line ValueError)."""
+    std = getattr(policy, "obs_std", None)
+    if std is None:
+        return
+    problem = input_gain_problem(torch.as_tensor(std).reshape(-1).tolist(), spec)
+    if problem:
+        raise UserError(
+            f"export refused: {problem}; the policy was trained without the normalizer's std floor — retrain it "
+            "with this s2r (its normalizer floors every field at the spec's resolution)"
+        )
 
 
 def onnx_bytes(model: TorquePolicy, obs_dim: int, opset: int = OPSET, *, simplify: bool = True) -> bytes:
@@ -231,6 +246,7 @@ def export_bundle(
     """
     policy = policy.eval()
     spec = robot_of(policy)
+    check_input_gain(policy, spec)
     out = Path(out_dir)
     _check_target(out)
     env_id = str(getattr(policy, "env_id", spec.robot_id))
@@ -264,6 +280,7 @@ def export_bundle(
             git_commit=str(getattr(policy, "git_commit", "") or "unknown"),
             parity={"n_random": int(n_random), "n_recorded": len(recorded), "tolerance": PARITY_TOL},
             created_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            adr=adr_summary(getattr(policy, "param_source", None)),
         )
         _write_manifest(tmp, manifest)
         result = parity(model, Policy(load_bundle(tmp)), np.concatenate([recorded, random]))

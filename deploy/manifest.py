@@ -57,6 +57,45 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
 }
 
 
+def input_gain_problem(obs_std: Any, spec: RobotSpec) -> str | None:
+    """The first observation field whose normalizer std is below the resolution the robot spec declares (its
+    input gain 1/std above 1/resolution), as a one-line phrase; None when every field is within bounds.
+
+    A tiny std makes a policy react to changes far below what the sensor resolves: the first biped bundle had
+    std 1e-4 on two lidar rays that never hit anything in training, so 0.25 mm of range moved its input by 1.
+    """
+    std = [float(x) for x in obs_std]
+    if len(std) != spec.obs_dim:
+        return f"normalizer has {len(std)} fields, robot '{spec.robot_id}' has {spec.obs_dim}"
+    for i, (s, f) in enumerate(zip(std, spec.obs_fields, strict=True)):
+        if not s >= f.resolution * (1.0 - 1e-6):  # float32 rounding of a floored std; NaN fails too
+            return (
+                f"observation field '{f.name}' (index {i}) has normalizer std {s:.3g} {f.unit}, below its resolution "
+                f"{f.resolution:g} {f.unit}: input gain {1.0 / max(s, 1e-30):.3g} per {f.unit} > bound "
+                f"{1.0 / f.resolution:.3g}"
+            )
+    return None
+
+
+def adr_summary(source_state: Any) -> dict[str, Any] | None:
+    """The manifest's ``adr`` section from a checkpoint's parameter-source state (None unless it is ADR).
+
+    ``ranges``: the final ADR range of every randomized parameter. ``at_bounds``: for each bound ADR decided on,
+    the bound it last evaluated and the mean performance there over ``episodes`` episodes (with the default
+    ``performance: success``, the success rate of the policy at that time). A range is only as robust as
+    ``s2r stress`` shows: ADR widens a bound one step past the last value it saw succeed.
+    """
+    if not isinstance(source_state, dict) or source_state.get("kind") != "adr":
+        return None
+    return {
+        "performance": source_state.get("performance", "unknown (trained before it was recorded)"),
+        "thresholds": source_state.get("thresholds"),
+        "ranges": {n: [float(v) for v in r] for n, r in source_state["ranges"].items()},
+        "at_bounds": source_state.get("bound_stats", {}),
+        "decisions": int(source_state.get("n_updates", 0)),
+    }
+
+
 def s2r_version() -> str:
     """Installed s2r version (``0.0.0+src`` when running from an uninstalled tree)."""
     try:
@@ -135,6 +174,7 @@ def build_manifest(
     parity: dict[str, Any],
     created_utc: str,
     state: list[dict[str, Any]] | None = None,
+    adr: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble a manifest for ``spec`` (the robot the policy was trained on); see the module docstring."""
     manifest: dict[str, Any] = {
@@ -172,6 +212,8 @@ def build_manifest(
     }
     if state:
         manifest["model"]["state"] = state
+    if adr is not None:
+        manifest["adr"] = adr
     validate_manifest(manifest)
     return manifest
 

@@ -96,13 +96,13 @@ class RuntimeConfig:
         )  # fmt: skip
         for name, v, lo, hi in checks:
             if not (isinstance(v, (int, float)) and math.isfinite(v) and lo <= v <= hi):
-                raise ValueError(f"{name} must be a finite number in [{lo:g}, {hi:g}], got {v!r}")
+                raise UserError(f"{name} must be a finite number in [{lo:g}, {hi:g}], got {v!r}")
         if self.ramp_s is not None and not (math.isfinite(self.ramp_s) and 0 <= self.ramp_s <= 10):
-            raise ValueError(f"ramp_s must be finite and in [0, 10] s, got {self.ramp_s!r}")
+            raise UserError(f"ramp_s must be finite and in [0, 10] s, got {self.ramp_s!r}")
         if self.duration_s is not None and not (math.isfinite(self.duration_s) and self.duration_s > 0):
-            raise ValueError(f"duration_s must be finite and > 0, got {self.duration_s!r}")
+            raise UserError(f"duration_s must be finite and > 0, got {self.duration_s!r}")
         if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be ≥ 1, got {self.max_steps}")
+            raise UserError(f"max_steps must be ≥ 1, got {self.max_steps}")
 
 
 class _Stop:
@@ -154,6 +154,7 @@ class Controller:
         self.bounds = SensorBounds.from_spec(self.spec, self.layout)
         self.limits_nm = bundle.limits_nm()
         self.zero = np.zeros(self.spec.action.n, dtype=np.float32)
+        self._spec_limits_nm = self.spec.action.limits_nm  # float32; the normalisation of prev_action
         self.prev_action = np.zeros(self.spec.action.n, dtype=np.float32)
         self.stop = _Stop()
         self.rearm = _Rearm()
@@ -230,7 +231,8 @@ class Controller:
         while not self.stop.signum and time.monotonic() < end:
             if cfg.max_steps is not None and self.steps >= cfg.max_steps:
                 break
-            if safety.state in LATCHED and self.rearm.poll():
+            if (self.rearm.requested or self.rearm.tty_fd is not None) and self.rearm.poll():
+                # every request is consumed now: one made while nothing was latched must not clear a later latch
                 self._apply(safety.rearm(time.monotonic()))
             now = time.monotonic()
             lost = now - safety.last_sensor_s >= cfg.watchdog_s
@@ -315,13 +317,14 @@ class Controller:
                 if not np.isfinite(obs).all():
                     problem = "non-finite observation"
         if problem is not None:
-            nonfinite = "nan" in problem or "inf" in problem or "non-finite" in problem
+            nonfinite = problem.startswith("non-finite") or problem.endswith(("nan", "inf"))  # SensorBounds.check
             bit = HostFault.NONFINITE_OBS if nonfinite else HostFault.IMPLAUSIBLE
             faults |= bit
             self._fault(bit, f"{problem}; commanding 0 N·m")
             obs = None
         d = self.safety.sensor(time.monotonic(), msg.faults, msg.mode, problem)
-        faults |= self._apply(d)
+        if d.send or d.note:
+            faults |= self._apply(d)
         if d.torque_scale is None:
             return None
         infer_us = 0.0
@@ -346,7 +349,9 @@ class Controller:
         cmd = p.Torque(sensor_seq=frame.seq, torque_nm=tuple(torque.tolist()))
         self.link.send(cmd)
         loop_us = (time.monotonic_ns() - t_rx_ns) * 1e-3
-        self.prev_action = self.spec.action.to_normalized(torque)  # what the motors were actually told
+        # what the motors were actually told: = spec.action.to_normalized(torque), bit for bit, with the limits
+        # array built once and without np.clip's Python wrapper (tests/deploy/test_safety.py checks the equality)
+        self.prev_action = np.minimum(np.maximum(torque / self._spec_limits_nm, -1.0), 1.0)
         self.steps += 1
         self.infer_us.append(infer_us)
         self.loop_us.append(loop_us)

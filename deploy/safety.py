@@ -33,6 +33,7 @@ An isolated bad SENSOR is answered with a zero-torque command and counted; more 
 from __future__ import annotations
 
 import math
+import operator
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
@@ -40,7 +41,10 @@ from enum import Enum
 import numpy as np
 
 from firmware_bridge.protocol import Fault, Mode, Sensor
+from sim.errors import UserError
 from sim.spec import RobotSpec, SensorLayout
+
+_le = operator.le  # NaN compares False, so it fails both checks
 
 # physical ranges a sensor can report (beyond them a reading is a glitch, not the robot)
 JOINT_MARGIN_RAD = 0.5  # encoder reading beyond the joint's mechanical range (overshoot, encoder bias)
@@ -78,11 +82,11 @@ class SafetyConfig:
         for name in ("link_timeout_s", "confirm_s"):
             v = getattr(self, name)
             if not (math.isfinite(v) and 0 < v <= 60):
-                raise ValueError(f"{name} must be finite and in (0, 60] s, got {v!r}")
+                raise UserError(f"{name} must be finite and in (0, 60] s, got {v!r}")
         if not (math.isfinite(self.ramp_s) and 0 <= self.ramp_s <= 10):
-            raise ValueError(f"ramp_s must be finite and in [0, 10] s, got {self.ramp_s!r}")
+            raise UserError(f"ramp_s must be finite and in [0, 10] s, got {self.ramp_s!r}")
         if not 1 <= self.max_consecutive_bad <= 1000 or not 0 <= self.bad_budget < self.bad_window:
-            raise ValueError("need 1 ≤ max_consecutive_bad ≤ 1000 and 0 ≤ bad_budget < bad_window")
+            raise UserError("need 1 ≤ max_consecutive_bad ≤ 1000 and 0 ≤ bad_budget < bad_window")
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class Decision:
 
 
 _NOTHING = Decision()
+_FULL = Decision((), 1.0)
 ARMED = (HostState.ARMING, HostState.RUNNING)
 LATCHED = (HostState.FAULT, HostState.ESTOP)
 
@@ -131,6 +136,9 @@ class HostSafety:
         self.last_sensor_s = now_s
         self.frames += 1
         st = self.state
+        if st is HostState.RUNNING and problem is None and board_mode & Mode.ENABLED and not board_faults & Fault.ESTOP:
+            self.consecutive_bad = 0
+            return _FULL  # the normal path
         if st is HostState.DISARMED:
             return _NOTHING
         enabled = bool(board_mode & Mode.ENABLED)
@@ -254,7 +262,7 @@ class SensorBounds:
     def from_spec(cls, spec: RobotSpec, layout: SensorLayout) -> SensorBounds:
         motors = spec.action.motors
         if layout.n_joints != len(motors):
-            raise ValueError(f"{spec.robot_id}: {layout.n_joints} joints but {len(motors)} motors")
+            raise UserError(f"{spec.robot_id}: {layout.n_joints} joints but {len(motors)} motors")
         rows: list[tuple[str, float, float]] = [
             ("imu_pitch_rad", -PITCH_LIMIT_RAD, PITCH_LIMIT_RAD),
             ("imu_pitch_rate_rad_s", -PITCH_RATE_LIMIT_RAD_S, PITCH_RATE_LIMIT_RAD_S),
@@ -278,6 +286,8 @@ class SensorBounds:
                   *msg.joint_vel_rad_s, *msg.lidar_m, *msg.aux)  # fmt: skip
         if len(values) != len(self.low):
             return f"{len(values)} sensor values, the IDENT announced {len(self.low)}"
+        if all(map(_le, self.low, values)) and all(map(_le, values, self.high)):  # the normal path: loops in C
+            return None
         for v, lo, hi, name in zip(values, self.low, self.high, self.names, strict=True):
             if not lo <= v <= hi:  # NaN fails both comparisons
                 if not math.isfinite(v):
@@ -292,8 +302,9 @@ def safe_command(raw_nm: np.ndarray, limits_nm: np.ndarray, scale: float) -> tup
     Non-finite anywhere → all zero. Otherwise clamp to ±limits, then scale by the ramp fraction in [0, 1]."""
     if not np.isfinite(raw_nm).all():
         return np.zeros_like(limits_nm), True, False
-    torque = np.clip(raw_nm, -limits_nm, limits_nm)
-    clamped = bool(np.any(torque != raw_nm))
+    # = np.clip(raw_nm, -limits_nm, limits_nm) for finite input, bit for bit, without np.clip's Python wrapper
+    torque = np.minimum(np.maximum(raw_nm, -limits_nm), limits_nm)
+    clamped = bool((torque != raw_nm).any())
     if scale < 1.0:
         torque = (torque * np.float32(max(0.0, scale))).astype(np.float32)
     return torque, False, clamped

@@ -157,7 +157,9 @@ def plot_telemetry(path: str | Path, out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t = cols["t_s"]
-    fault_t = t[cols["faults"].astype(np.int64) & (HostFault.SENSOR_TIMEOUT | HostFault.NONFINITE_OUTPUT) != 0]
+    red = (HostFault.SENSOR_TIMEOUT | HostFault.NONFINITE_OUTPUT | HostFault.NONFINITE_OBS | HostFault.IMPLAUSIBLE
+           | HostFault.LATCHED)  # fmt: skip
+    fault_t = t[cols["faults"].astype(np.int64) & red != 0]
     groups = {
         "torque (N·m)": [c for c in cols if c.startswith("torque_nm:")],
         "joint angle (rad)": [c for c in cols if c.startswith("obs:") and c.endswith("_angle")],

@@ -12,6 +12,7 @@ from typing import Any
 from domain_rand.adr import ADR, DEFAULT_ADR, ADRConfig, ADRParam, default_adr_config, load_adr_config
 from domain_rand.base import NominalSource, ParamSource
 from domain_rand.fixed import NOMINAL_NAMES, FixedDRSource, load_ranges
+from domain_rand.success import episode_performance, robot_of_env, task_success
 from sim.errors import UserError
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "episode_performance",
     "make_source",
     "robot_of_env",
+    "task_success",
 ]
 
 
@@ -53,27 +55,3 @@ def make_source(
     else:
         config = default_adr_config(space.robot_id)
     return ADR(space, config, seed=seed)
-
-
-def robot_of_env(env_id: str) -> str | None:
-    """``biped`` / ``knob`` for s2r envs (short name or Gymnasium id), ``None`` for any other env."""
-    import sim
-
-    for short, (gym_id, *_rest) in sim.ENV_IDS.items():
-        if env_id in (short, gym_id):
-            return short.split("-")[0]
-    return None
-
-
-def episode_performance(env_id: str, episode_return: float, final_info: dict) -> float:
-    """The per-task performance ADR thresholds apply to, for one finished episode.
-
-    biped: distance walked (``info["distance_m"]``, m); knob: ``info["consecutive_successes"]``; any other env:
-    the episode return.
-    """
-    key = {"biped": "distance_m", "knob": "consecutive_successes"}.get(robot_of_env(env_id) or "")
-    if key is None:
-        return float(episode_return)
-    if key not in final_info:
-        raise ValueError(f"{env_id} episode ended without info['{key}']; pass the final step's info dict")
-    return float(final_info[key])

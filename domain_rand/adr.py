@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from sim.errors import UserError
 from sim.params import ParamSpace
 
 BOUNDS = ("low", "high")
+PERFORMANCES = ("success", "distance_m", "consecutive_successes", "return")
 WIDTH_FLOOR = 1e-3  # entropy of a zero-width range would be −inf; floor it (as IsaacGymEnvs' ADR does)
 
 
@@ -51,8 +52,9 @@ class ADRConfig:
     t_high: float  # t_H: at or above this widens it
     buffer_size: int = 10  # m: results per bound before a decision
     p_boundary: float = 0.5  # p_b: probability that an episode evaluates a bound
-    # what "performance" means for this task (documentation only)
-    performance: str = field(default="", compare=False)
+    # what an episode's performance is (domain_rand.success.episode_performance): "success" (1/0, so the
+    # thresholds are success rates), "distance_m", "consecutive_successes" or "return"
+    performance: str = "success"
 
     def __post_init__(self) -> None:
         if not self.t_low < self.t_high:
@@ -71,11 +73,19 @@ class ADRConfig:
         for p in self.params:
             if not (math.isfinite(p.delta) and p.delta > 0):
                 raise UserError(f"ADR parameter '{p.name}': delta must be > 0, got {p.delta:g}")
+        if self.performance not in PERFORMANCES:
+            raise UserError(f"ADR performance '{self.performance}' is not one of {', '.join(PERFORMANCES)}")
+        if self.performance == "success" and not 0.0 <= self.t_low < self.t_high <= 1.0:
+            raise UserError(
+                f"ADR thresholds t_low {self.t_low:g} / t_high {self.t_high:g} are success rates and must lie in "
+                '[0, 1]; for thresholds in metres set "performance": "distance_m"'
+            )
 
 
-# Defaults per task. Performance: the biped's distance walked in metres (robust to reward shaping), the knob's
-# consecutive successes. Deltas are ~1/20 of the usual DR spans; m is small because CPU training sees
-# hundreds, not OpenAI's millions, of episodes.
+# Defaults per task. Performance: task success (the biped walked >= 15 m without a fall, the knob reached its
+# target), so a bound widens only while the policy succeeds there in >= 80 % of its episodes (the same bar as
+# `s2r stress`'s cliff) and narrows at <= 50 %. Deltas are ~1/20 of the usual DR spans; m is small because CPU
+# training sees hundreds, not OpenAI's millions, of episodes.
 DEFAULT_ADR: dict[str, ADRConfig] = {
     "biped": ADRConfig(
         params=(
@@ -88,11 +98,16 @@ DEFAULT_ADR: dict[str, ADRConfig] = {
             ADRParam("encoder_bias", 0.005),
             ADRParam("imu_noise", 0.004),
             ADRParam("lidar_dropout", 0.02),
+            ADRParam("lidar_noise", 0.002),
+            ADRParam("sensor_delay", 0.004),
+            ADRParam("torque_lag", 0.001),
+            ADRParam("backlash", 0.002),
+            ADRParam("terrain_roughness", 0.002),
         ),
-        t_low=5.0,
-        t_high=15.0,
-        buffer_size=8,
-        performance="distance_m",
+        t_low=0.5,
+        t_high=0.8,
+        buffer_size=10,
+        performance="success",
     ),
     "knob": ADRConfig(
         params=(
@@ -103,11 +118,14 @@ DEFAULT_ADR: dict[str, ADRConfig] = {
             ADRParam("action_latency", 0.004),
             ADRParam("encoder_noise", 0.002),
             ADRParam("encoder_bias", 0.005),
+            ADRParam("sensor_delay", 0.004),
+            ADRParam("torque_lag", 0.001),
+            ADRParam("backlash", 0.002),
         ),
-        t_low=0.3,
-        t_high=0.7,
-        buffer_size=8,
-        performance="consecutive_successes",
+        t_low=0.5,
+        t_high=0.8,
+        buffer_size=10,
+        performance="success",
     ),
 }
 
@@ -204,6 +222,7 @@ class ADR:
         self.rng = np.random.default_rng(seed)
         self.n_updates = 0  # bound decisions taken (widen, narrow or hold)
         self.n_stale = 0  # results dropped because their bound moved while the episode ran
+        self.bound_stats: dict[str, dict[str, dict[str, float]]] = {}  # see update()
 
     # ------------------------------------------------------------------ Algorithm 1
     def sample(self) -> tuple[dict[str, float], tuple[str, str, float] | None]:
@@ -242,6 +261,12 @@ class ADR:
         mean = sum(buf) / len(buf)
         buf.clear()
         self.n_updates += 1
+        # the last decision at each bound: the bound it evaluated and the mean performance there (for a
+        # success-based config, the success rate at the bound: the bundle manifest records it)
+        self.bound_stats.setdefault(param, {})[bound] = {
+            "value": float(self.ranges[param][BOUNDS.index(bound)]), "performance": mean,
+            "episodes": self.config.buffer_size,
+        }  # fmt: skip
         if mean >= self.config.t_high:
             self._move(param, bound, widen=True)
         elif mean <= self.config.t_low:
@@ -278,6 +303,9 @@ class ADR:
             "rng": rng_state(self.rng),
             "n_updates": self.n_updates,
             "n_stale": self.n_stale,
+            "bound_stats": {n: {b: dict(v) for b, v in d.items()} for n, d in self.bound_stats.items()},
+            "performance": self.config.performance,
+            "thresholds": [self.config.t_low, self.config.t_high],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -297,3 +325,4 @@ class ADR:
         self.rng = rng_from_state(state["rng"])
         self.n_updates = int(state["n_updates"])
         self.n_stale = int(state["n_stale"])
+        self.bound_stats = {n: {b: dict(v) for b, v in d.items()} for n, d in state.get("bound_stats", {}).items()}

@@ -1,4 +1,12 @@
-"""Evaluate a policy on named plants (the held-out "reality gap" suite): plant × return / distance / falls.
+"""The one episode loop and the one definition of success and falls, for every evaluation in s2r.
+
+``s2r eval`` (``policies/evaluate.py``), the held-out table (:func:`evaluate_plants`), ``s2r stress``
+(:mod:`domain_rand.stress`), ADR's performance signal and the transfer benchmark all score episodes here:
+
+* **success** (:func:`domain_rand.success.task_success`): biped — walked at least ``sim.biped.SUCCESS_DISTANCE_M`` (15 m) of the
+  course without a fall; knob — the knob reached its target (held 10 steps); any other env — ``info["is_success"]``.
+* **fall**: the env's ``info["fell"]`` (the biped's hull or a thigh touched the ground, it tipped or collapsed);
+  the knob never falls.
 
 The policy is any callable ``obs (obs_dim,) float32 → action (act_dim,) in [-1, 1]``, so this module stays free of
 torch (the CLI and the benchmark wrap a checkpoint or an ONNX bundle). Episode k of every plant is reset with the
@@ -14,10 +22,73 @@ import gymnasium as gym
 import numpy as np
 
 import sim
-from domain_rand import episode_performance, robot_of_env
+from domain_rand.success import robot_of_env, task_success
 from sim.errors import UserError
 
 Policy = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class Episode:
+    """One finished episode. The arrays are filled only with ``record=True`` (one row per control step)."""
+
+    ret: float
+    length: int
+    success: bool
+    fell: bool
+    distance_m: float | None  # biped: distance walked, m
+    info: dict  # the last step's info
+    action: np.ndarray | None = None  # (T, n) normalized actions in [-1, 1] as applied (clipped)
+    applied_torque_nm: np.ndarray | None = None  # (T, n) joint torque in the last substep of each step
+    obs: np.ndarray | None = None  # (T + 1, obs_dim) observations, the reset's first
+
+
+def run_episode(
+    env: gym.Env,
+    policy: Policy,
+    seed: int | None,
+    params: Mapping[str, float] | None = None,
+    *,
+    stop_at_success: bool = False,
+    record: bool = False,
+    on_step: Callable[[int], None] | None = None,
+    max_steps: int | None = None,
+) -> Episode:
+    """One deterministic episode on the given physics.
+
+    ``stop_at_success``: end the episode the step it becomes a success (the biped at 15 m): the outcome cannot
+    change after that, so sweeps save the rest of the course. ``on_step(step)`` runs after every step (frames for
+    a GIF). ``max_steps``: cut the episode there (a video). The episode otherwise ends on ``terminated`` or
+    ``truncated`` (the env's TimeLimit).
+    """
+    robot = robot_of_env(env.spec.id) if env.spec is not None else None
+    obs, info = env.reset(seed=seed, options={"params": dict(params)} if params else None)
+    total, length, done = 0.0, 0, False
+    actions, torques, observations = [], [], [np.asarray(obs, dtype=np.float32)]
+    while not done:
+        action = np.clip(np.asarray(policy(np.asarray(obs, dtype=np.float32)), dtype=np.float32), -1.0, 1.0)
+        obs, reward, terminated, truncated, info = env.step(action)
+        total, length = total + float(reward), length + 1
+        done = terminated or truncated or (stop_at_success and task_success(robot, info))
+        done = done or (max_steps is not None and length >= max_steps)
+        if record:
+            actions.append(action)
+            torques.append(np.asarray(info.get("applied_torque_nm", np.zeros_like(action)), dtype=np.float32))
+            observations.append(np.asarray(obs, dtype=np.float32))
+        if on_step is not None:
+            on_step(length)
+    distance = info.get("distance_m")
+    return Episode(
+        ret=total,
+        length=length,
+        success=task_success(robot, info),
+        fell=bool(info.get("fell", False)),
+        distance_m=None if distance is None else float(distance),
+        info=info,
+        action=np.array(actions) if record else None,
+        applied_torque_nm=np.array(torques) if record else None,
+        obs=np.array(observations) if record else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -28,19 +99,9 @@ class PlantResult:
     episodes: int
     mean_return: float
     std_return: float
-    mean_performance: float  # the task's ADR performance: biped distance (m), knob successes, else return
-    fall_rate: float  # fraction of episodes that ended in a fall (biped) / without success (knob)
-
-
-def run_episode(env: gym.Env, policy: Policy, seed: int, params: Mapping[str, float]) -> tuple[float, dict]:
-    """One episode on the given physics; returns (episode return, final info)."""
-    obs, info = env.reset(seed=seed, options={"params": dict(params)})
-    total, done = 0.0, False
-    while not done:
-        obs, reward, terminated, truncated, info = env.step(policy(np.asarray(obs, dtype=np.float32)))
-        total += float(reward)
-        done = terminated or truncated
-    return total, info
+    mean_performance: float  # biped: distance walked (m); knob: success rate; else return
+    success_rate: float  # task_success (biped: >= 15 m without a fall; knob: target reached)
+    fall_rate: float  # fraction of episodes that ended in a fall (the knob never falls)
 
 
 def evaluate_plants(
@@ -50,22 +111,16 @@ def evaluate_plants(
     if episodes < 1:
         raise UserError(f"episodes must be >= 1, got {episodes}")
     gym_id = sim.resolve_env_id(env_id)
-    robot = robot_of_env(gym_id)
     env = gym.make(gym_id)
     try:
         out = []
         for name, params in plants.items():
-            returns, perfs, fails = [], [], []
-            for k in range(episodes):
-                ret, info = run_episode(env, policy, seed + k, params)
-                returns.append(ret)
-                perfs.append(episode_performance(gym_id, ret, info))
-                fails.append(
-                    bool(info.get("fell")) if robot == "biped" else not info.get("is_success", False)
-                )
+            eps = [run_episode(env, policy, seed + k, params) for k in range(episodes)]
+            returns = [e.ret for e in eps]
+            perf = [e.distance_m if e.distance_m is not None else float(e.success) for e in eps]
             out.append(
-                PlantResult(name, episodes, float(np.mean(returns)), float(np.std(returns)),
-                            float(np.mean(perfs)), float(np.mean(fails)))
+                PlantResult(name, episodes, float(np.mean(returns)), float(np.std(returns)), float(np.mean(perf)),
+                            float(np.mean([e.success for e in eps])), float(np.mean([e.fell for e in eps])))
             )  # fmt: skip
         return out
     finally:
@@ -75,13 +130,13 @@ def evaluate_plants(
 def format_plant_table(results: list[PlantResult], env_id: str) -> str:
     """A Markdown table, one row per plant, plus the held-out mean (all plants except ``nominal``)."""
     robot = robot_of_env(env_id)
-    perf_name = {"biped": "distance (m)", "knob": "successes"}.get(robot or "", "return")
-    fail_name = "falls" if robot == "biped" else "failures"
+    perf_name = "distance (m)" if robot == "biped" else "performance"
     lines = [
-        f"| plant | return | {perf_name} | {fail_name} |",
-        "| --- | ---: | ---: | ---: |",
+        f"| plant | return | {perf_name} | success | falls |",
+        "| --- | ---: | ---: | ---: | ---: |",
         *(
-            f"| {r.plant} | {r.mean_return:.1f} ± {r.std_return:.1f} | {r.mean_performance:.2f} | {r.fall_rate:.0%} |"
+            f"| {r.plant} | {r.mean_return:.1f} ± {r.std_return:.1f} | {r.mean_performance:.2f} | "
+            f"{r.success_rate:.0%} | {r.fall_rate:.0%} |"
             for r in results
         ),
     ]
@@ -89,6 +144,7 @@ def format_plant_table(results: list[PlantResult], env_id: str) -> str:
     if held:
         lines.append(
             f"| **held-out mean** | {np.mean([r.mean_return for r in held]):.1f} | "
-            f"{np.mean([r.mean_performance for r in held]):.2f} | {np.mean([r.fall_rate for r in held]):.0%} |"
+            f"{np.mean([r.mean_performance for r in held]):.2f} | {np.mean([r.success_rate for r in held]):.0%} | "
+            f"{np.mean([r.fall_rate for r in held]):.0%} |"
         )
     return "\n".join(lines)

@@ -28,6 +28,49 @@ _KNOB_WORST = {
     "encoder_bias": 0.03,
 }
 
+# The reality box: moderate ranges standing for an *uncalibrated* real robot — what a team that built the robot
+# to the nominal drawings, but measured nothing, should expect. ``s2r stress`` draws every parameter at once
+# (log-uniform for scale factors). A policy meant for hardware should succeed on most of these plants.
+_ACTUATOR_BOX = {
+    "motor_strength": (0.8, 1.1),  # datasheet stall torque vs a real, warm motor and driver
+    "joint_damping": (0.03, 0.15),
+    "action_latency": (0.002, 0.012),  # host → board → current loop
+    "control_jitter": (0.0, 0.002),
+    "torque_lag": (0.0005, 0.003),  # current-loop bandwidth 50-300 Hz
+    "backlash": (0.0, 0.01),  # up to ~0.6° of free play
+    "sensor_delay": (0.0, 0.008),  # board sampling + serial frame
+    "supply_sag": (0.0, 0.1),
+    "encoder_resolution": (4096.0, 16384.0),  # 12-14 bit encoders
+    "continuous_torque_ratio": (0.4, 0.7),
+    "encoder_noise": (0.0, 0.003),
+    "encoder_bias": (-0.02, 0.02),  # calibration offset, ~1°
+}
+REALITY_BOX: dict[str, dict[str, tuple[float, float]]] = {
+    "biped": {
+        "ground_friction": (0.6, 1.2),
+        "hull_mass_scale": (0.85, 1.2),
+        "leg_mass_scale": (0.85, 1.2),
+        "joint_friction": (0.0, 0.1),
+        **_ACTUATOR_BOX,
+        "imu_noise": (0.0, 0.01),
+        "velocity_noise": (0.0, 0.05),
+        "lidar_noise": (0.0, 0.01),  # a cheap ToF lidar: ~1 cm
+        "lidar_dropout": (0.0, 0.05),
+        "lidar_spurious": (0.0, 0.02),
+        "terrain_roughness": (0.0, 0.01),  # a lab floor with mats and cables
+    },
+    "knob": {
+        "knob_friction": (0.01, 0.035),
+        "knob_damping": (0.005, 0.02),
+        "knob_inertia_scale": (0.8, 1.25),
+        "fingertip_friction": (0.6, 1.2),
+        "finger_mass_scale": (0.85, 1.2),
+        "joint_friction": (0.0, 0.04),
+        **_ACTUATOR_BOX,
+        "knob_encoder_noise": (0.0, 0.005),
+    },
+}
+
 PLANTS: dict[str, dict[str, dict[str, dict[str, float]]]] = {
     "biped": {
         "heldout": {
@@ -39,6 +82,17 @@ PLANTS: dict[str, dict[str, dict[str, dict[str, float]]]] = {
             "lidar_dropout_20": {"lidar_dropout": 0.2},
             "encoder_bias": {"encoder_bias": 0.05},
             "worst_case": _BIPED_WORST,
+            # the cliffs that matter on a real robot: small, common imperfections, one at a time
+            "latency_10ms": {"action_latency": 0.01},
+            "latency_20ms": {"action_latency": 0.02},
+            "sensor_delay_20ms": {"sensor_delay": 0.02},  # one control period
+            "lidar_noise_1cm": {"lidar_noise": 0.01},
+            "rough_2cm": {"terrain_roughness": 0.02},
+            "light_legs": {"leg_mass_scale": 0.7},
+            "heavy_legs": {"leg_mass_scale": 1.3},
+            "strong_motors": {"motor_strength": 1.3},
+            "backlash_1deg": {"backlash": 0.0175},
+            "torque_lag_5ms": {"torque_lag": 0.005},
         },
     },
     "knob": {
@@ -51,6 +105,14 @@ PLANTS: dict[str, dict[str, dict[str, dict[str, float]]]] = {
             "latency_40ms": {"action_latency": 0.04},
             "encoder_bias": {"encoder_bias": 0.05},
             "worst_case": _KNOB_WORST,
+            "latency_10ms": {"action_latency": 0.01},
+            "latency_20ms": {"action_latency": 0.02},
+            "sensor_delay_20ms": {"sensor_delay": 0.02},
+            "light_fingers": {"finger_mass_scale": 0.7},
+            "heavy_fingers": {"finger_mass_scale": 1.3},
+            "strong_motors": {"motor_strength": 1.3},
+            "backlash_1deg": {"backlash": 0.0175},
+            "torque_lag_5ms": {"torque_lag": 0.005},
         },
     },
 }

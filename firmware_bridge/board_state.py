@@ -138,7 +138,8 @@ class Board:
             self.held_nm = self.zero
             return False
         self.last_cmd_s = now_s
-        scale = self.ramp_fraction(now_s)
+        armed = self.state in ARMED
+        scale = self.ramp_fraction(now_s) if armed else 1.0  # disarmed: ignored, CLAMP judged on the full limits
         out = []
         for t, lim in zip(torque_nm, self.limits_nm, strict=True):
             cap = lim * scale
@@ -148,7 +149,7 @@ class Board:
         if clipped:
             self.faults |= Fault.CLAMP
             self.counters["clamped"] += 1
-        if self.state in ARMED:
+        if armed:
             self.held_nm = tuple(out)
             self.cmd_seq = seq
         return True

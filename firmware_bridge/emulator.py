@@ -54,9 +54,9 @@ class EmulatorConfig:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.watchdog_ms, int) and 1 <= self.watchdog_ms <= 65535):
-            raise ValueError(f"watchdog {self.watchdog_ms!r} ms must be a whole number in 1..65535 (a u16 in IDENT)")
+            raise UserError(f"watchdog {self.watchdog_ms!r} ms must be a whole number in 1..65535 (a u16 in IDENT)")
         if not (math.isfinite(self.ramp_ms) and 0 <= self.ramp_ms <= 10_000):
-            raise ValueError(f"ramp {self.ramp_ms!r} ms must be finite and in 0..10000")
+            raise UserError(f"ramp {self.ramp_ms!r} ms must be finite and in 0..10000")
 
 
 def plant_params(robot_id: str, plant: str) -> dict[str, float]:

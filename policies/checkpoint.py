@@ -115,7 +115,8 @@ def checkpoint_candidates(path: Path, which: str = "latest") -> list[Path]:
     if path.is_file():
         return [path]
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; give a run folder written by `s2r train` or a .pt file")
+        raise FileNotFoundError(f"no checkpoint at {path}: it does not exist; give a run folder written by "
+                                "`s2r train` or a .pt file")  # fmt: skip
     folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
     names = {"latest": [LATEST, PREVIOUS], "previous": [PREVIOUS], "best": [BEST]}.get(which)
     if which == "auto":
@@ -180,11 +181,16 @@ class InferencePolicy(nn.Module):
     obs_mean: torch.Tensor
     obs_std: torch.Tensor
 
-    def __init__(self, actor: nn.Module, obs_mean, obs_var, clip: float, eps: float, meta: dict) -> None:
+    def __init__(
+        self, actor: nn.Module, obs_mean, obs_var, clip: float, eps: float, meta: dict, std_floor=None
+    ) -> None:
         super().__init__()
         self.actor = actor
         self.register_buffer("obs_mean", torch.as_tensor(obs_mean, dtype=torch.float32))
-        self.register_buffer("obs_std", torch.sqrt(torch.as_tensor(obs_var, dtype=torch.float64) + eps).float())
+        std = torch.sqrt(torch.as_tensor(obs_var, dtype=torch.float64) + eps)
+        if std_floor is not None:  # the normalizer's per-field floor (policies.normalizer.ObsNormalizer.std)
+            std = torch.maximum(std, torch.as_tensor(std_floor, dtype=torch.float64))
+        self.register_buffer("obs_std", std.float())
         self.clip = float(clip)
         self.env_id: str = meta["env_id"]
         self.robot_id: str | None = meta.get("robot_id")
@@ -192,6 +198,8 @@ class InferencePolicy(nn.Module):
         self.act_dim: int = int(meta["act_dim"])
         self.config: dict = meta.get("config", {})
         self.git_commit: str | None = meta.get("git_commit")
+        # the DR/ADR source's state at save time (ADR: final ranges, success at each bound); export records it
+        self.param_source: dict | None = meta.get("param_source")
         self.eval()
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -209,7 +217,7 @@ def inference_policy_from_checkpoint(ckpt: dict) -> InferencePolicy:
     actor = build_actor(ckpt["actor_arch"])
     actor.load_state_dict(ckpt["actor"])
     norm = ckpt["normalizer"]
-    policy = InferencePolicy(actor, norm["mean"], norm["var"], norm["clip"], norm["eps"], ckpt)
+    policy = InferencePolicy(actor, norm["mean"], norm["var"], norm["clip"], norm["eps"], ckpt, norm.get("std_floor"))
     for p in policy.parameters():
         p.requires_grad_(False)
     return policy

@@ -1,14 +1,18 @@
 """Deterministic evaluation of an :class:`~policies.checkpoint.InferencePolicy` on its env (optionally on a
-given physical plant), with the per-task metrics: return, success rate (knob), distance and falls (biped)."""
+given physical plant), with the per-task metrics: return, success rate (biped: walked >= 15 m without a fall;
+knob: reached the target), distance and falls (biped)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from domain_rand.evaluate import run_episode
 from policies.checkpoint import InferencePolicy
 from policies.vec_env import make_env
 from sim.errors import UserError
@@ -60,35 +64,67 @@ def evaluate(
     params: dict[str, float] | None = None,
     gif: str | Path | None = None,
     gif_every: int = 2,
+    on_episode: Callable[[EvalResult], None] | None = None,
 ) -> EvalResult:
-    """Run ``episodes`` deterministic episodes (seeds ``seed, seed+1...``; the first is recorded to ``gif``)."""
+    """Run ``episodes`` deterministic episodes (seeds ``seed, seed+1...``; the first is recorded to ``gif``, a
+    .gif or .mp4); ``on_episode(result so far)`` is called after each one (a progress bar).
+
+    The episode loop, success and falls are :func:`domain_rand.evaluate.run_episode`'s, shared with the held-out
+    table and ``s2r stress``.
+    """
     if episodes < 1:
         raise UserError(f"--episodes must be >= 1, got {episodes}")
+    if gif:
+        from sim.video import check_video_path
+
+        check_video_path(gif)  # before the episodes, not after them
     env = make_env(policy.env_id, **({"render_mode": "rgb_array"} if gif else {}))
-    result, frames = EvalResult(), []  # frames: RGB arrays of the first episode
+    result = EvalResult()
+    frames: list[np.ndarray] = []  # RGB arrays of the first episode
     try:
         for k in range(episodes):
-            obs, info = env.reset(seed=seed + k, options={"params": params} if params else None)
-            ep_ret, length, done = 0.0, 0, False
-            state = policy_initial_state(policy)
-            while not done:
-                action, state = policy_step(policy, obs, state)
-                obs, reward, terminated, truncated, info = env.step(action)
-                ep_ret, length, done = ep_ret + float(reward), length + 1, terminated or truncated
-                if gif and k == 0 and length % gif_every == 0:
-                    frames.append(np.asarray(env.render()))
-            result.returns.append(ep_ret)
-            result.lengths.append(length)
-            if "distance_m" in info:
-                result.distance_m.append(float(info["distance_m"]))
-            if "fell" in info:
-                result.fell.append(bool(info["fell"]))
-            if "is_success" in info:
-                result.success.append(bool(info["is_success"]))
+            run_policy_episode(env, policy, seed + k, params, result, frames if gif and k == 0 else None, gif_every)
+            if on_episode is not None:
+                on_episode(result)
     finally:
         env.close()
     if gif:
-        from sim.video import write_gif
+        from sim.video import write_video
 
-        write_gif(frames, gif, fps=50.0 / gif_every)
+        write_video(frames, gif, fps=50.0 / gif_every)
     return result
+
+
+def run_policy_episode(
+    env: Any,
+    policy: InferencePolicy,
+    seed: int,
+    params: dict[str, float] | None,
+    result: EvalResult,
+    frames: list[np.ndarray] | None = None,
+    frame_every: int = 2,
+    max_steps: int | None = None,
+) -> None:
+    """One deterministic episode (:func:`domain_rand.evaluate.run_episode`), its outcome appended to ``result``;
+    every ``frame_every``-th step rendered into ``frames`` if given; cut after ``max_steps`` (a video) if given."""
+
+    state = policy_initial_state(policy)  # a policy with memory starts every episode from its initial state
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        nonlocal state
+        action, state = policy_step(policy, obs, state)
+        return action
+
+    def frame(step: int) -> None:
+        if frames is not None and step % frame_every == 0:
+            frames.append(np.asarray(env.render()))
+
+    ep = run_episode(env, act, seed, params, on_step=frame if frames is not None else None, max_steps=max_steps)
+    result.returns.append(ep.ret)
+    result.lengths.append(ep.length)
+    if ep.distance_m is not None:
+        result.distance_m.append(ep.distance_m)
+    if "fell" in ep.info:
+        result.fell.append(ep.fell)
+    if "is_success" in ep.info or ep.distance_m is not None:
+        result.success.append(ep.success)

@@ -21,7 +21,6 @@ a link into a slot the ring buffer has since overwritten ends the history there.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,9 +28,10 @@ import torch
 from torch import nn
 
 from policies.checkpoint import InferencePolicy
+from policies.hparams import build, preset_values
 from policies.networks import ACTIVATIONS, mlp, polyak_update
 from policies.normalizer import ObsNormalizer
-from policies.td3 import TD3_PRESETS, ReplayBuffer, TD3Agent, TD3Config, smoothed_target_action, td3_target
+from policies.td3 import ReplayBuffer, TD3Agent, TD3Config, smoothed_target_action, td3_target
 from sim.errors import UserError
 
 
@@ -49,17 +49,13 @@ class LSTMTD3Config(TD3Config):
                 raise UserError(f"--lstm-{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
 
 
-# the TD3 preset of each env (discount, buffer, warm-up, normalization) with LSTM-TD3's network sizes
-_LSTM_SIZES = {"s2r/": {"hidden": (256, 256)}}
-
-
 def lstm_td3_preset(env_id: str) -> LSTMTD3Config:
-    """The env's TD3 preset with the memory networks of LSTM-TD3 (K = 5, 128 units; 256x256 after the join on
-    s2r robots)."""
-    base = dataclasses.asdict(TD3_PRESETS.get(env_id, TD3Config()))
-    base.pop("hidden")
-    sizes = next((v for k, v in _LSTM_SIZES.items() if env_id.startswith(k)), {})
-    return LSTMTD3Config(**base, **sizes)
+    """The env's preset (``policies/presets/*_lstm-td3.yaml``); for an env without one, its TD3 preset's values
+    (discount, buffer, warm-up, normalization; not the network sizes) with LSTM-TD3's default memory."""
+    values = preset_values("lstm-td3").get(env_id)
+    if values is None:
+        values = {k: v for k, v in preset_values("td3").get(env_id, {}).items() if k != "hidden"}
+    return build(LSTMTD3Config, values, f"LSTM-TD3 preset for {env_id}")
 
 
 # ------------------------------------------------------------------------------------------------ history math

@@ -19,7 +19,41 @@ def read_progress(progress_csv: str | Path) -> dict[str, list[float]]:
         rows = list(csv.DictReader(f))
     if not rows:
         raise UserError(f"{path} has no rows yet; train longer before plotting")
-    return {k: [float(r[k]) if r.get(k) not in (None, "") else math.nan for r in rows] for k in rows[0]}
+    return {k: [_float(r.get(k)) for r in rows] for k in rows[0] if k != "phase"}  # phase: text
+
+
+def _float(text: str | None) -> float:
+    return float(text) if text not in (None, "") else math.nan
+
+
+def read_phases(progress_csv: str | Path) -> list[tuple[float, str]]:
+    """(first logged step, phase) at each change of progress.csv's ``phase`` column; [] for runs without it."""
+    with open(progress_csv, newline="") as f:
+        rows = [(r.get("global_step"), r.get("phase")) for r in csv.DictReader(f)]
+    out: list[tuple[float, str]] = []
+    for step, phase in rows:
+        if phase and step and (not out or out[-1][1] != phase):
+            out.append((float(step), phase))
+    return out
+
+
+# warm-up phases, shaded in the curves: whose episodes the numbers there are (policies.train.PHASES)
+PHASE_SHADES = {"random": ("0.6", "warm-up: random actions"), "expert": ("tab:orange", "imitation: the expert acts"),
+                "dagger": ("tab:green", "imitation: DAgger, the policy acts"),
+                "dagger-fit": ("tab:green", "imitation: DAgger, the policy acts")}  # fmt: skip
+
+
+def _shade_phases(ax, phases: list[tuple[float, str]], x_end: float, legend: bool) -> None:
+    """Shade the steps each warm-up phase covered (logged rows: a span starts at the first row of its phase)."""
+    labelled = set()
+    for (start, phase), nxt in zip(phases, [*phases[1:], (x_end, "")], strict=True):
+        if phase in PHASE_SHADES:
+            color, label = PHASE_SHADES[phase]
+            ax.axvspan(start, nxt[0], color=color, alpha=0.15, lw=0,
+                       label=None if label in labelled else label)  # fmt: skip
+            labelled.add(label)
+    if legend and labelled:
+        ax.legend(fontsize=7, loc="best")
 
 
 # one figure per group: (file name, title, columns that go in it)
@@ -41,6 +75,7 @@ def plot_learning_curves(progress_csv: str | Path, out_dir: str | Path) -> list[
     import numpy as np
 
     cols = read_progress(progress_csv)
+    phases = read_phases(progress_csv)
     x = np.asarray(cols["global_step"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -58,6 +93,7 @@ def plot_learning_curves(progress_csv: str | Path, out_dir: str | Path) -> list[
                 ax.fill_between(x, y - s, y + s, alpha=0.2)
             ax.set_ylabel(key)
             ax.grid(alpha=0.3)
+            _shade_phases(ax, phases, float(x[-1]), legend=ax is axes[0, 0])
         axes[-1, 0].set_xlabel("env steps")
         fig.suptitle(title)
         fig.tight_layout()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from policies.hparams import build, preset_values
 from policies.imitation import DAggerData, Expert, bc_loss, expert_actions, first_linear, ignore_inputs_
 from policies.networks import BetaActor, GaussianActor, mlp
 from policies.normalizer import ObsNormalizer
@@ -69,31 +70,10 @@ class PPOConfig:
             raise UserError("imitation_steps and bc_coef must be >= 0 and imitation_iter_steps >= 1")
 
 
-PPO_PRESETS: dict[str, PPOConfig] = {
-    # rl-zoo (hyperparams/ppo.yml)
-    "Pendulum-v1": PPOConfig(n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0, lr=1e-3,
-                             clip_range=0.2, num_envs=4, normalize_obs=False, normalize_reward=False),
-    "BipedalWalker-v3": PPOConfig(n_steps=2048, batch_size=64, gamma=0.999, gae_lambda=0.95, n_epochs=10,
-                                  ent_coef=0.001, lr=2.5e-4, clip_range=0.18, num_envs=32),
-    # ours: fewer, larger minibatches (same samples, far less per-update overhead on 2 cores)
-    "s2r/Biped-v0": PPOConfig(n_steps=512, batch_size=512, n_epochs=10, gamma=0.99, gae_lambda=0.95, lr=3e-4,
-                              ent_coef=0.0, anneal_lr=True, log_std_init=-0.5, num_envs=8, hidden=(128, 128)),
-    "s2r/BipedRough-v0": PPOConfig(n_steps=512, batch_size=512, n_epochs=10, lr=3e-4, anneal_lr=True,
-                                   log_std_init=-0.5, num_envs=8, hidden=(128, 128)),
-    "s2r/BipedHardcore-v0": PPOConfig(n_steps=512, batch_size=512, n_epochs=10, lr=2.5e-4, anneal_lr=True,
-                                      log_std_init=-0.5, num_envs=8, hidden=(256, 256)),
-    # the knob's re-grasping gait is not discovered by PPO alone on this budget: DAgger from the scripted gait
-    # (sim.knob_gait), then PPO fine-tuning held near the expert by a BC term (policies.imitation); the actor
-    # ignores its previous action (obs 16-19), which it would otherwise copy
-    "s2r/Knob-v0": PPOConfig(n_steps=400, batch_size=400, n_epochs=10, gamma=0.98, lr=1e-4, anneal_lr=True,
-                             log_std_init=-2.0, num_envs=8, hidden=(128, 128), expert="knob_gait",
-                             imitation_steps=200_000, bc_coef=1.0, actor_ignores=(16, 17, 18, 19)),
-}  # fmt: skip
-
-
 def ppo_preset(env_id: str) -> PPOConfig:
-    """Preset for an env; SB3-like defaults for any other continuous env."""
-    return PPO_PRESETS.get(env_id, PPOConfig())
+    """The env's preset (``policies/presets/*_ppo.yaml``); SB3-like defaults for any other continuous env."""
+    values = preset_values("ppo").get(env_id)
+    return PPOConfig() if values is None else build(PPOConfig, values, f"PPO preset for {env_id}")
 
 
 def gae(
@@ -225,7 +205,7 @@ class PPOAgent:
         self.params = [*self.actor.parameters(), *self.critic.parameters()]
         # fused: one kernel per parameter for the whole Adam step — the same update rule (it rounds differently
         # from the per-op path in the last bit), far cheaper per step than the default per-op loop
-        # (BENCHMARKS.md, Learners: PPO env-steps/s)
+        # (BENCHMARKS.md, Learners)
         self.opt = torch.optim.Adam(self.params, lr=cfg.lr, eps=1e-5, fused=True)
         self.reward_scaler = RewardScaler(num_envs, cfg.gamma) if cfg.normalize_reward else None
         T, N = cfg.n_steps, num_envs
@@ -257,6 +237,14 @@ class PPOAgent:
     def imitating(self) -> bool:
         """True during the DAgger warm start (no PPO rollouts are collected then)."""
         return self.steps_seen < self.cfg.imitation_steps
+
+    @property
+    def phase(self) -> str:
+        """``expert`` (DAgger warm start, the expert acts), ``dagger`` (the learner acts deterministically, refits
+        every ``imitation_iter_steps``), ``dagger-fit`` (the longer final refit is due), then ``learn`` (PPO)."""
+        if self.imitating:
+            return "expert" if self.steps_seen < self.cfg.imitation_expert_steps else "dagger"
+        return "dagger-fit" if self.dagger is not None else "learn"
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Sample actions for raw observations ``(N, obs_dim)``; records what the update needs."""

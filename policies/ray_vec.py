@@ -19,6 +19,11 @@ randomness does not all come from ``np_random``) stops the run with a RuntimeErr
 ``s2r train --resume`` from its last checkpoint. A Python exception raised by an env in an actor is not a
 fault: it is re-raised here with its own type after its remote traceback is logged (policies.vec_env).
 
+Not built: actors that collect whole rollout segments (PPO) or act on their own with periodically broadcast
+weights and feed the replay buffer (asynchronous TD3, Ape-X style). Both cut the driver's per-step Ray calls,
+which bound this design on a large cluster (BENCHMARKS.md), at the price of parity with ``--vec sync``: the
+actions would come from a policy copy a few updates old and from the actors' own random streams.
+
 Cost: a vector step is one Ray call per actor on top of the physics, hidden in part behind the local envs'
 steps; BENCHMARKS.md (Ray scale-out, benchmarks/ray_scale.py) has the overhead against ``--vec split``.
 """
@@ -58,6 +63,8 @@ def connect(address: str) -> bool:
     if address == "local":
         ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=True)
     else:
+        if address != "auto":
+            _check_reachable(address)
         try:
             ray.init(address=address, log_to_driver=True)
         except ConnectionError as exc:  # no cluster there: a user error with a fix
@@ -66,6 +73,22 @@ def connect(address: str) -> bool:
                 "or use --ray local"
             ) from None
     return True
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Fail in seconds, with the fix, where ``ray.init`` would retry an unreachable address for minutes."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--ray {address}: give auto, local or a cluster address HOST:PORT (e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UserError(
+            f"cannot reach a Ray cluster at {address} ({exc}); start one there with `ray start --head` "
+            "or use --ray local"
+        ) from None
 
 
 class EnvShard:
@@ -133,7 +156,7 @@ class RayVecEnv:
         local_envs: int | None = None,
     ) -> None:
         if local_envs is not None and not 0 <= local_envs < num_envs:
-            raise ValueError(f"local_envs must be in [0, {num_envs}) so that an actor has an env, got {local_envs}")
+            raise UserError(f"local_envs must be in [0, {num_envs}) so that an actor has an env, got {local_envs}")
         self.owns_ray = connect(address)
         import ray
 
@@ -239,7 +262,7 @@ class RayVecEnv:
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
                 ref = None
                 self._recover(k, exc)
-        raise RuntimeError(f"Ray env actor {k} kept dying ({MAX_RESTARTS + 1} times in one call); giving up")
+        raise ConnectionError(f"Ray env actor {k} kept dying ({MAX_RESTARTS + 1} times in one call); giving up")
 
     def _recover(self, k: int, cause: Exception) -> None:
         """Wait for Ray to restart actor k, then replay its envs' episodes and check they are where they were."""
@@ -249,8 +272,9 @@ class RayVecEnv:
         log.warning("Ray env actor %d (envs %d-%d) died (%s); waiting for its restart",
                     k, envs[0], envs[-1], type(cause).__name__)  # fmt: skip
         self.deaths[k] += 1
-        if self.deaths[k] > MAX_RESTARTS:  # Ray has given up on it too
-            raise RuntimeError(f"Ray env actor {k} died {self.deaths[k]} times (max_restarts {MAX_RESTARTS})")
+        if self.deaths[k] > MAX_RESTARTS:  # Ray has given up on it too; the cluster, not s2r, is at fault
+            raise ConnectionError(f"Ray env actor {k} died {self.deaths[k]} times (max_restarts {MAX_RESTARTS}); "
+                                  "continue the run from its last checkpoint with `s2r train --resume`")  # fmt: skip
         deadline = time.monotonic() + RESTART_TIMEOUT_S
         while True:
             try:
@@ -258,7 +282,8 @@ class RayVecEnv:
                 break
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError):
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"Ray env actor {k} did not come back within {RESTART_TIMEOUT_S:.0f} s") from None
+                    raise ConnectionError(f"Ray env actor {k} did not come back within {RESTART_TIMEOUT_S:.0f} s (no "
+                                          "free CPU left in the cluster?); continue with `s2r train --resume`") from None
                 time.sleep(0.2)
         replayed = 0
         for i in envs:
@@ -266,7 +291,10 @@ class RayVecEnv:
             if start is None:  # never reset: the fresh env is already where it was
                 continue
             j = i - self.bounds[k]
-            obs = ray.get(self.actors[k].replay.remote(j, start, self.actions[i]))
+            try:
+                obs = ray.get(self.actors[k].replay.remote(j, start, self.actions[i]))
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+                return self._recover(k, exc)  # died again while replaying: start over on the next incarnation
             if not np.array_equal(obs, self.last_obs[i]):
                 raise RuntimeError(
                     f"env {i} did not replay exactly after Ray env actor {k} restarted (its randomness is not all "

@@ -22,7 +22,8 @@ A spec is YAML (or JSON), for example::
 A setting is a ``TrainConfig`` field (``policies.train``; ``vec``, ``num_envs``, ``dr``, ``adr``...) or an
 algorithm field written as ``ppo.<field>`` / ``td3.<field>`` (``PPOConfig``, ``TD3Config``; presets fill the
 rest, as ``s2r train`` does). A trial's settings are: the sweep's defaults (``vec: sync``, one update thread,
-no progress bar: one trial per CPU), then ``base``, then its config, then its grid point, then its seed.
+no progress bar: one trial per CPU; a trial given ``ray`` steps its envs in Ray actors instead), then ``base``,
+then its config, then its grid point, then its seed.
 
 Trials live in ``OUT/trials/<config>[,<param>=<value>...]/s<seed>/``. A trial whose run folder already holds a
 checkpoint is resumed (a finished one is not run again), so an interrupted sweep continues where it stopped,
@@ -41,6 +42,7 @@ import math
 import os
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,7 +112,7 @@ def mean_ci95(values: list[float]) -> tuple[float, float]:
 
 # ------------------------------------------------------------------------------------------------ the spec
 def load_spec(path: str | os.PathLike) -> SweepSpec:
-    """Read and check a spec (YAML, or JSON for a .json file); ValueError naming the problem."""
+    """Read and check a spec (YAML, or JSON for a .json file); UserError naming the problem."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sweep spec {path} not found")
@@ -160,6 +162,8 @@ def trials(spec: SweepSpec) -> list[Trial]:
             group = ",".join([cname, *(f"{k}={v}" for k, v in point.items())])
             for seed in spec.seeds:
                 settings = {**TRIAL_DEFAULTS, **spec.base, **csettings, **point, "seed": seed}
+                if settings.get("ray") and "vec" not in {**spec.base, **csettings, **point}:
+                    settings["vec"] = "auto"  # a trial with its own Ray actors: --vec does not apply
                 out.append(Trial(group, cname, point, seed, settings))
     return out
 
@@ -225,8 +229,10 @@ def run_sweep(spec: SweepSpec, out_dir: str | os.PathLike, ray_address: str | No
             print(f"s2r sweep: trial {i + 1}/{len(todo)} {t.group} seed {t.seed}", file=sys.stderr)
             try:
                 run_trial(t.settings, str(out / t.rel_dir))
-            except (ValueError, RuntimeError, OSError) as exc:
-                failures[t.rel_dir] = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # the other trials go on; a bug still shows its traceback
+                failures[t.rel_dir] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                if not isinstance(exc, UserError):
+                    traceback.print_exc()
                 print(f"s2r sweep: trial {t.rel_dir} failed: {failures[t.rel_dir]}", file=sys.stderr)
     summary = summarize(spec, out, failures)
     summary["time_s"] = time.monotonic() - t0

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from policies.hparams import build, preset_values
 from policies.networks import DeterministicActor, mlp, polyak_update
 from policies.normalizer import ObsNormalizer
 from sim.errors import UserError
@@ -55,20 +56,11 @@ def ddpg(cfg: TD3Config) -> TD3Config:
     return replace(cfg, n_critics=1, target_noise=0.0, policy_delay=1)
 
 
-TD3_PRESETS: dict[str, TD3Config] = {
-    # rl-zoo (hyperparams/td3.yml) values, except a shorter warm-up for Pendulum
-    "Pendulum-v1": TD3Config(gamma=0.98, buffer_size=200_000, learning_starts=1_000, expl_noise=0.1),
-    "BipedalWalker-v3": TD3Config(gamma=0.98, buffer_size=200_000, learning_starts=10_000, expl_noise=0.1),
-    "s2r/Biped-v0": TD3Config(gamma=0.98, buffer_size=300_000, learning_starts=10_000, normalize_obs=True),
-    "s2r/BipedRough-v0": TD3Config(gamma=0.98, buffer_size=500_000, learning_starts=10_000, normalize_obs=True),
-    "s2r/BipedHardcore-v0": TD3Config(gamma=0.98, buffer_size=1_000_000, learning_starts=20_000, normalize_obs=True),
-    "s2r/Knob-v0": TD3Config(gamma=0.98, learning_starts=5_000, hidden=(256, 256), normalize_obs=True),
-}
-
-
 def td3_preset(env_id: str, algo: str = "td3") -> TD3Config:
-    """Preset for an env (sane defaults for any other continuous env); ``algo='ddpg'`` applies :func:`ddpg`."""
-    cfg = TD3_PRESETS.get(env_id, TD3Config())
+    """The env's preset (``policies/presets/*_td3.yaml``; sane defaults for any other continuous env);
+    ``algo='ddpg'`` applies :func:`ddpg`."""
+    values = preset_values("td3").get(env_id)
+    cfg = TD3Config() if values is None else build(TD3Config, values, f"TD3 preset for {env_id}")
     return ddpg(cfg) if algo == "ddpg" else cfg
 
 
@@ -169,6 +161,11 @@ class TD3Agent:
         return {"kind": "deterministic", "obs_dim": self.obs_dim, "act_dim": self.act_dim,
                 "hidden": list(self.cfg.hidden), "activation": self.cfg.activation}  # fmt: skip
 
+    @property
+    def phase(self) -> str:
+        """``random`` while the warm-up's uniform-random actions fill the buffer, then ``learn``."""
+        return "random" if self.steps_seen < self.cfg.learning_starts else "learn"
+
     def _norm(self, obs: torch.Tensor) -> torch.Tensor:
         """Normalize a sampled raw batch with the current statistics (tensors cached until they change)."""
         nm = self.normalizer
@@ -176,7 +173,7 @@ class TD3Agent:
             return obs
         if self._norm_cache[0] != nm.count:
             mean = torch.as_tensor(nm.mean, dtype=torch.float32)
-            self._norm_cache = (nm.count, mean, torch.as_tensor(np.sqrt(nm.var + nm.eps), dtype=torch.float32))
+            self._norm_cache = (nm.count, mean, torch.as_tensor(nm.std(), dtype=torch.float32))
         _, mean, std = self._norm_cache
         return ((obs - mean) / std).clamp(-nm.clip, nm.clip)
 

@@ -54,6 +54,19 @@ REPLAY = "replay.pt"
 LOCK = ".lock"
 EVAL_SEED = 1_000_000  # eval episodes during training use seeds EVAL_SEED + seed * 1000 + k: never the seeds
 # `s2r eval` starts from (10_000), so the reported evaluation is not the one best.pt was selected on
+# the agents' training phases (``agent.phase``; progress.csv's ``phase`` column writes ``learn`` as the algo name):
+# what the progress line says, and whose episodes its numbers are
+PHASES = {
+    "random": "warm-up: random actions fill the replay buffer (the numbers are the random policy's)",
+    "expert": "imitation warm-up: the scripted expert acts, the policy learns its actions by DAgger "
+    "(the numbers are the expert's)",
+    "dagger": "imitation: the policy acts (deterministic) on its own, DAgger refits it to the expert's actions",
+    "dagger-fit": "imitation: final DAgger fit of the policy to the expert's actions (no env steps meanwhile)",
+    "learn": "the policy acts and learns by {algo} (the numbers are the policy's, with exploration)",
+}
+VIDEO_FRAME_EVERY = 5  # --video-every: a frame every 5th control step (10 per second of a 50 Hz robot)...
+VIDEO_MAX_STEPS = 500  # ...for at most 500 steps: rendering costs far more than the physics
+VIDEO_SEED = 10_000  # every video shows the same episode (s2r eval's first seed), on the nominal plant
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,7 @@ class TrainConfig:
     eval_every: int = 50_000  # env steps between deterministic evaluations on the nominal plant that choose
     # best.pt (also one at the end of a run that lasted that long); 0: none, and eval/export use latest.pt
     eval_episodes: int = 5  # episodes per evaluation during training
+    video_every: int = 0  # env steps between videos of a deterministic episode (run_dir/videos/); 0: none
     log_every: int = 0  # env steps between progress.csv rows; 0: every PPO update / 1000 steps for TD3
     stats_window: int = 20  # episodes in the rolling mean return/success/distance
     save_replay: bool = True  # TD3: checkpoint the replay buffer too (exact resume; big file)
@@ -90,7 +104,7 @@ class TrainConfig:
             raise UserError(f"unknown algo '{self.algo}'; use one of {', '.join(ALGOS)}")
         for name in ("steps", "checkpoint_every", "eval_episodes", "stats_window", "torch_threads"):
             require_positive(f"--{name.replace('_', '-')}", getattr(self, name))
-        for name in ("seed", "num_envs", "update_threads", "log_every", "eval_every"):  # 0: automatic / off
+        for name in ("seed", "num_envs", "update_threads", "log_every", "eval_every", "video_every"):  # 0: auto/off
             require_positive(f"--{name.replace('_', '-')}", getattr(self, name), allow_zero=True)
 
     def resolved(self) -> TrainConfig:
@@ -176,12 +190,12 @@ def _make_source(cfg: TrainConfig, env):
     return make_source(env, dr=cfg.dr, adr=cfg.adr, adr_config=cfg.adr_config, seed=cfg.seed)
 
 
-def _performance(env_id: str, ep_return: float, info: dict) -> float:
+def _performance(env_id: str, ep_return: float, info: dict, kind: str) -> float:
     try:
         from domain_rand import episode_performance
     except ImportError:
         return ep_return
-    return episode_performance(env_id, ep_return, info)
+    return episode_performance(env_id, ep_return, info, kind)
 
 
 def _rng_state() -> dict:
@@ -220,6 +234,11 @@ class EpisodeStats:
             if w[k]:
                 out[name] = float(np.mean(w[k]))
         return out
+
+    def clear_window(self) -> None:
+        """Forget the windowed episodes (at a phase change: the next numbers are the new phase's alone)."""
+        for w in self.window.values():
+            w.clear()
 
     def line(self) -> str:
         r = self.row()
@@ -381,9 +400,13 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
     spec = getattr(probe.unwrapped, "robot_spec", None)
     robot_id = spec.robot_id if spec is not None else None
     source = _make_source(cfg, probe)
+    # what the source's thresholds apply to: ADR says (task success by default); fixed DR and nominal ignore it
+    perf_kind = str(getattr(getattr(source, "config", None), "performance", "success"))
     probe.close()
 
-    norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs)
+    # s2r robots: every field's std is floored at the resolution its spec declares (no input gain above 1/res.)
+    floor = spec.obs_resolution if spec is not None else None
+    norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs, std_floor=floor)
     agent = _make_agent(cfg, obs_dim, act_dim, norm, expert)
     stats = EpisodeStats(cfg.stats_window)
     counters: dict[str, Any] = {"global_step": 0, "resumes": 0, "time_s": 0.0}
@@ -439,6 +462,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
     def run_eval() -> tuple[dict[str, float], dict[str, Any] | None]:
         """Deterministic episodes on the nominal plant; returns the eval row and, if best so far, the selection."""
         nonlocal best_eval
+        _note(progress, f"s2r: evaluating the policy at step {counters['global_step']:,} ({cfg.eval_episodes} "
+              "deterministic episodes on the nominal plant)...")  # fmt: skip
         policy = inference_policy_from_checkpoint({**meta, "actor": agent.actor.state_dict(),
                                                    "normalizer": norm.state_dict()})  # fmt: skip
         with torch.random.fork_rng():  # evaluation must not shift the training's random streams
@@ -446,7 +471,11 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
             summary = evaluate(policy, cfg.eval_episodes, seed=EVAL_SEED + cfg.seed * 1000).summary()
             random.setstate(py_state)
         eval_row = {f"eval_{k}": v for k, v in summary.items() if k != "episodes"}
-        if summary["return_mean"] <= best_eval:
+        is_best = summary["return_mean"] > best_eval
+        _note(progress, f"s2r: eval at step {counters['global_step']:,}: return {summary['return_mean']:.1f} ± "
+              f"{summary['return_std']:.1f} over {cfg.eval_episodes} deterministic episodes"
+              + (" (best so far: saved as best.pt)" if is_best else f" (best {best_eval:.1f})"))  # fmt: skip
+        if not is_best:
             return eval_row, None
         best_eval = summary["return_mean"]
         return eval_row, {"metric": "eval_return_mean", "value": best_eval, "std": summary["return_std"],
@@ -474,6 +503,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
     next_log = (step // log_every + 1) * log_every
     next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
     next_eval = (step // cfg.eval_every + 1) * cfg.eval_every if cfg.eval_every else math.inf
+    next_video = (step // cfg.video_every + 1) * cfg.video_every if cfg.video_every else 0
     losses: dict[str, list[float]] = {}
     time_base, t_start = counters["time_s"], time.monotonic()
     rate_t, rate_step = t_start, step
@@ -482,7 +512,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
     def log_row(extra: dict[str, float] | None = None) -> None:
         nonlocal rate_t, rate_step, losses
         now = time.monotonic()
-        row = {"global_step": float(step), "time_s": time_base + now - t_start,
+        row = {"global_step": float(step), "phase": _phase_name(phase, cfg),
+               "time_s": time_base + now - t_start,
                "steps_per_s": (step - rate_step) / max(1e-9, now - rate_t), **stats.row(),
                **{k: float(np.mean(v)) for k, v in losses.items()}, **source.scalars(), **(extra or {})}  # fmt: skip
         rate_t, rate_step, losses = now, step, {}
@@ -491,6 +522,20 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
 
     last_eval = -1
     progress = Progress(cfg.steps, step, enabled=cfg.progress)
+    phase = agent.phase
+    progress.note(f"phase {_phase_name(phase, cfg)} at step {step}: {PHASES[phase].format(algo=cfg.algo)}")
+
+    def follow_phase() -> None:
+        nonlocal phase
+        if agent.phase != phase:
+            phase = agent.phase
+            progress.note(f"phase {_phase_name(phase, cfg)} at step {step}: {PHASES[phase].format(algo=cfg.algo)}")
+            if phase != "dagger-fit":  # another actor from here on: the window shows its episodes only
+                stats.clear_window()
+
+    def status() -> str:
+        return f"{_phase_name(phase, cfg)} | {stats.line()}"
+
     try:
         while step < cfg.steps:
             action = agent.act(obs)
@@ -501,12 +546,13 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
             for i in np.flatnonzero(np.logical_or(terminated, truncated)):
                 info = infos[i] or {}
                 stats.add(float(ep_ret[i]), int(ep_len[i]), info)
-                source.report(tags[i], _performance(cfg.env, float(ep_ret[i]), info))
+                source.report(tags[i], _performance(cfg.env, float(ep_ret[i]), info, perf_kind))
                 next_obs[i] = reset_env(int(i), None)
             norm.update(next_obs)
             obs = next_obs
             step += n
             counters["global_step"] = step
+            follow_phase()  # before a long update (the final DAgger fit) and after it
             if update_threads != torch_threads and agent.update_due:
                 torch.set_num_threads(update_threads)
                 try:
@@ -515,6 +561,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
                     torch.set_num_threads(torch_threads)
             else:
                 out = agent.update()
+            follow_phase()
             for k, v in (out or {}).items():
                 losses.setdefault(k, []).append(v)
             # PPO: evaluate and checkpoint only between rollouts, so no transitions are lost on resume
@@ -530,7 +577,11 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
             if boundary and (step >= next_ckpt or eval_row):
                 next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
                 checkpoint(selection)
-            progress.update(step, stats.line)
+            if cfg.video_every and step >= next_video:
+                next_video = (step // cfg.video_every + 1) * cfg.video_every
+                path, ret = _record_video(cfg, agent, norm, meta, run_dir / "videos", step, tb)
+                progress.note(f"video at step {step}: {path} (deterministic policy, return {ret:.1f})")
+            progress.update(step, status)
         eval_row, selection = None, None
         if cfg.eval_every and step >= cfg.eval_every and last_eval != step:  # judge the final policy too
             eval_row, selection = run_eval()
@@ -555,6 +606,43 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
     return {"run_dir": str(run_dir), "global_step": step, **stats.row(),
             "time_s": time_base + time.monotonic() - t_start, "best_return": best_return,
             "best_eval": best_eval}  # fmt: skip
+
+
+def _note(progress: Progress, text: str) -> None:
+    """A line on stderr that does not tear the progress bar."""
+    bar = getattr(progress, "bar", None)
+    if bar is not None:
+        bar.write(text, file=sys.stderr)
+    else:
+        print(text, file=sys.stderr, flush=True)
+
+
+def _record_video(cfg: TrainConfig, agent, norm: ObsNormalizer, meta: dict, folder: Path, step: int,
+                  tb: TensorBoard) -> tuple[Path, float]:
+    """One deterministic episode of the current policy → ``folder/step_NNNNNNNNN.mp4`` (.gif without
+    imageio-ffmpeg) and a few of its frames to TensorBoard; returns (path, episode return)."""
+    from policies.checkpoint import inference_policy_from_checkpoint
+    from policies.evaluate import EvalResult, run_policy_episode
+    from sim.video import mp4_available, write_video
+
+    policy = inference_policy_from_checkpoint({**meta, "actor": agent.actor.state_dict(),
+                                               "normalizer": norm.state_dict()})  # fmt: skip
+    env = make_env(cfg.env, render_mode="rgb_array")
+    frames: list[np.ndarray] = []
+    result = EvalResult()
+    try:
+        fps = float(env.metadata.get("render_fps") or 50) / VIDEO_FRAME_EVERY
+        run_policy_episode(env, policy, VIDEO_SEED, None, result, frames, VIDEO_FRAME_EVERY, VIDEO_MAX_STEPS)
+    finally:
+        env.close()
+    path = write_video(frames, folder / f"step_{step:09d}.{'mp4' if mp4_available() else 'gif'}", fps=fps)
+    tb.frames("video/episode", frames, step, note=f"{path} (return {result.returns[0]:.1f})")
+    return path, result.returns[0]
+
+
+def _phase_name(phase: str, cfg: TrainConfig) -> str:
+    """The name shown and logged: the algorithm's for the policy's own learning (ppo, td3, ddpg)."""
+    return cfg.algo if phase == "learn" else phase
 
 
 def _load_replay(agent: TD3Agent, path: Path, step: int) -> None:

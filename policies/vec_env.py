@@ -128,7 +128,9 @@ def raise_worker_error(error: tuple[int, type, str, str], what: str = "vector-en
 
 
 def _worker(remote, index: int, env_id: str, n_envs: int, env_kwargs: dict) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the learner's to handle; it closes us cleanly
+    # Ctrl-C and SIGTERM (systemd stops the whole group) are the learner's to handle: it saves, then closes us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         envs = [make_env(env_id, **env_kwargs) for _ in range(n_envs)]
     except Exception as exc:  # report instead of dying silently

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 import traceback
 
@@ -25,6 +26,7 @@ COMMANDS = (
     "train",
     "sweep",
     "eval",
+    "stress",
     "plot",
     "export",
     "flash",
@@ -66,9 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
-        signum = getattr(exc, "signum", 2)  # policies.train.TrainingStopped says which signal; Ctrl-C is SIGINT
-        print(f"s2r {args.command}: {'interrupted' if signum == 2 else 'stopped by signal ' + str(signum)}",
-              file=sys.stderr)  # fmt: skip
+        signum = getattr(exc, "signum", signal.SIGINT)  # policies.train.TrainingStopped says which; Ctrl-C: SIGINT
+        print(f"s2r {args.command}: stopped by {signal.Signals(signum).name}", file=sys.stderr)
         return 128 + signum
     except Exception as exc:
         if not is_user_error(exc):

@@ -32,7 +32,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from s2r.hil import HilConfig, run_hil
+from s2r.hil import HilConfig, format_table, per_joint_panels, run_hil
 from sim.errors import UserError
 from sim.files import check_output_dir, make_dir_beside, replace_dir
 
@@ -40,6 +40,7 @@ HELDOUT_PLANT = {"biped": "worst_case", "knob": "worst_case"}  # every held-out 
 QUICK_STEPS = 150  # control steps per HIL run with --quick (3 s of robot time)
 GIF_EVERY = 5  # render every 5th control step: 10 frames per second of robot time at 50 Hz
 REPORT_FILE = "report.json"
+TORQUE_WINDOW_S = 5.0  # robot time shown in the dashboard's torque and joint panels (a whole episode is a blur)
 PARITY_TOL_NM = 1e-3  # replay vs HIL torque; float32 on both sides, so any real mismatch is far larger
 
 
@@ -243,7 +244,19 @@ def plot_dashboard(
     robot: str,
     path: Path,
 ) -> Path:
-    """One PNG: torques and joint angles (nominal), cumulative reward and latency (both plants), held-out
+    """:func:`dashboard_figure` → PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = dashboard_figure(logs, runs, replay, robot)
+    fig.savefig(path, dpi=72)
+    plt.close(fig)
+    return path
+
+
+def dashboard_figure(
+    logs: dict[str, list[dict[str, Any]]], runs: dict[str, dict[str, Any]], replay: Replay, robot: str
+) -> Any:
+    """One figure: torques and joint angles (nominal), cumulative reward and latency (both plants), held-out
     torques, and a lidar scan (biped) or the knob angle against its goal (knob)."""
     import matplotlib
 
@@ -258,17 +271,17 @@ def plot_dashboard(
     period = spec.control_period_s
     fig, ax = plt.subplots(2, 3, figsize=(16, 8))
 
-    def series(ax_, name: str, key: str, title: str) -> None:
-        s = steps[name]
-        t = np.arange(len(s)) * period
-        if s:
-            lines = ax_.plot(t, np.array([r[key] for r in s]), lw=0.8)
-            ax_.legend(lines, spec.action.names, fontsize=7, loc="upper right")
-        ax_.set(title=f"{title} — plant {name}", xlabel="robot time, s")
-
-    series(ax[0, 0], names[0], "tau", "applied torque, N·m")
-    series(ax[0, 1], names[0], "q", "joint angle, rad")
-    series(ax[1, 0], names[1], "tau", "applied torque, N·m")
+    window = int(round(TORQUE_WINDOW_S / period))
+    for cell, name in ((ax[0, 0], names[0]), (ax[1, 0], names[1])):  # one panel per joint, the first seconds
+        n = min(len(steps[name]), window)
+        tau = np.array([r["tau"] for r in steps[name][:n]]).reshape(n, len(spec.action.names))
+        per_joint_panels(fig, cell, np.arange(n) * period, tau, spec.action.names,
+                         f"applied torque, N·m — plant {name}, first {n * period:.0f} s", "robot time, s")  # fmt: skip
+    q = np.array([r["q"] for r in steps[names[0]][:window]])
+    if len(q):
+        lines = ax[0, 1].plot(np.arange(len(q)) * period, q, lw=0.8)
+        ax[0, 1].legend(lines, spec.action.names, fontsize=7, loc="upper right")
+    ax[0, 1].set(title=f"joint angle, rad — plant {names[0]}, first {len(q) * period:.0f} s", xlabel="robot time, s")
     for name in names:  # return so far, restarting at each episode
         s = steps[name]
         rewards, ep = np.array([r["r"] for r in s]), np.array([r["ep"] for r in s])
@@ -300,9 +313,7 @@ def plot_dashboard(
     ax[1, 2].legend(fontsize=8)
     fig.suptitle(f"s2r demo — {robot}: lockstep HIL over a pty", fontsize=12)
     fig.tight_layout()
-    fig.savefig(path, dpi=72)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _lidar_scan(
@@ -322,46 +333,14 @@ def _lidar_scan(
            ylabel="up, m", aspect="equal")  # fmt: skip
 
 
-def _columns(robot: str) -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
-    """(header, cell) pairs of the report table; the outcome columns depend on the robot."""
-
-    def opt(x: float | None, fmt: str = ".1f") -> str:
-        return "-" if x is None else format(x, fmt)
-
-    outcome: list[tuple[str, Callable[[dict[str, Any]], str]]] = (
-        [("dist m", lambda r: opt(float(np.mean(r["distance_m"])) if r["distance_m"] else None, ".2f")),
-         ("falls", lambda r: str(r["falls"]))]
-        if robot == "biped"
-        else [("successes", lambda r: str(r["successes"]))]
-    )  # fmt: skip
-    return [
-        ("steps", lambda r: str(r["steps"])),
-        ("episodes", lambda r: str(len(r["episodes"]) + bool(r["partial_episode"]["length"]))),
-        ("return/ep", lambda r: opt(r["return_mean"])),
-        *outcome,
-        ("rate Hz", lambda r: f"{r['control_rate_hz']:.0f}"),
-        ("latency p50/p99 ms", lambda r: f"{opt(r['latency_ms']['p50'])}/{opt(r['latency_ms']['p99'])}"),
-        ("watchdog", lambda r: str(r["watchdog_trips"])),
-        ("CRC err", lambda r: str(r["crc_errors"]["board_rx"] + r["crc_errors"]["host_rx"])),
-        ("safety", lambda r: "OK" if r["safety"]["ok"] else "FAILED"),
-    ]
-
-
 def format_report(r: dict[str, Any]) -> str:
     """The short table ``s2r demo`` prints."""
-    cols = _columns(r["robot"])
-    rows = [["plant", *(h for h, _ in cols)]] + [
-        [name, *(c(run) for _, c in cols)] for name, run in r["runs"].items()
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    table = ["  ".join(x.ljust(w) if i == 0 else x.rjust(w) for i, (x, w) in enumerate(zip(row, widths, strict=True)))
-             for row in rows]  # fmt: skip
     b, rp = r["bundle"], r["replay"]
     where = "" if rp["distance_m"] is None else f", distance {rp['distance_m']:.2f} m"
     return "\n".join([
         f"s2r demo — {r['robot']} ({r['env_id']}): bundle {b['path']} (sha256 {b['sha256'][:12]}) flashed to slot "
         f"{b['slot']} of a temporary model store; lockstep HIL over a pty, seed {r['seed']}",
-        *table,
+        format_table(r["runs"]),
         f"sim replay of the nominal episode: {rp['steps']} steps, return {rp['return']:.1f}{where}; torques vs HIL "
         f"max |Δ| {rp['max_torque_diff_nm']:.2g} N·m over {rp['compared_steps']} steps "
         f"({'match' if rp['matches_hil'] else 'MISMATCH'}: tolerance {PARITY_TOL_NM:g} N·m)",

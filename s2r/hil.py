@@ -26,6 +26,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -333,34 +334,144 @@ def build_report(
     }  # fmt: skip
 
 
+# ------------------------------------------------------------------------------------------------- output
+def _opt(x: float | None, fmt: str = ".1f") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def _columns(robot: str) -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
+    """(header, cell) pairs of the report table; the outcome columns depend on the robot."""
+    outcome: list[tuple[str, Callable[[dict[str, Any]], str]]] = (
+        [("dist m", lambda r: _opt(float(np.mean(r["distance_m"])) if r["distance_m"] else None, ".2f")),
+         ("falls", lambda r: str(r["falls"]))]
+        if robot == "biped"
+        else [("successes", lambda r: str(r["successes"]))]
+    )  # fmt: skip
+    return [
+        ("steps", lambda r: str(r["steps"])),
+        ("episodes", lambda r: str(len(r["episodes"]) + bool(r["partial_episode"]["length"]))),
+        ("return/ep", lambda r: _opt(r["return_mean"])),
+        *outcome,
+        ("rate Hz", lambda r: f"{r['control_rate_hz']:.0f}"),
+        ("latency p50/p99 ms", lambda r: f"{_opt(r['latency_ms']['p50'])}/{_opt(r['latency_ms']['p99'])}"),
+        ("watchdog", lambda r: str(r["watchdog_trips"])),
+        ("CRC err", lambda r: str(r["crc_errors"]["board_rx"] + r["crc_errors"]["host_rx"])),
+        ("safety", lambda r: "OK" if r["safety"]["ok"] else "FAILED"),
+    ]
+
+
+def format_table(runs: dict[str, dict[str, Any]]) -> str:
+    """One row per HIL report (keyed by plant): the table that ``s2r hil`` and ``s2r demo`` print."""
+    cols = _columns(next(iter(runs.values()))["robot"])
+    rows = [["plant", *(h for h, _ in cols)]] + [[name, *(c(run) for _, c in cols)] for name, run in runs.items()]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(x.ljust(w) if i == 0 else x.rjust(w) for i, (x, w) in enumerate(zip(row, widths, strict=True)))
+        for row in rows
+    )
+
+
+def format_report(r: dict[str, Any]) -> str:
+    """What ``s2r hil`` prints: the run, the table row, link details and the safety checks in words."""
+    f, s, lat = r["faults"], r["safety"], r["latency_ms"]
+    injected = [f"{k}={v:g}" for k, v in f.items() if k != "disconnect_s" and v] + (
+        [f"disconnect_s={f['disconnect_s']:g}"] if f.get("disconnect_at") is not None else []
+    )
+    counts = {k: r[k]["board_rx"] + r[k]["host_rx"] for k in ("crc_errors", "resyncs", "seq_gaps")}
+    safety = (
+        f"safety {'OK' if s['ok'] else 'FAILED'}: {s['nonfinite_commands']} non-finite and {s['overlimit_commands']} "
+        f"over-limit torque commands reached the board, {s['watchdog_late']} late watchdog trips"
+    )
+    if s.get("disconnect_reached") is False:
+        safety += f"; the run ended before the link cut at {s['disconnect_at_s']:g} s (not tested)"
+    elif "disconnect_at_s" in s:
+        zero = s["zero_torque_after_s"]
+        safety += (
+            f"; link cut at {s['disconnect_at_s']:g} s: zero torque "
+            + ("never" if zero is None else f"{1000 * zero:.0f} ms later")
+            + f", control {'resumed' if s['resumed_after_reconnect'] else 'did NOT resume'} after reconnect"
+        )
+    lines = [
+        f"HIL {r['robot']}, {'lockstep' if r['lockstep'] else 'real-time'}, seed {r['seed']}, faults "
+        f"{', '.join(injected) or 'none'}: {r['steps']} control steps (target {r['control_hz_target']:g} Hz) "
+        f"in {r['wall_s']:.1f} s" + (f" ({r['stopped_by']})" if r.get("stopped_by") else ""),
+        format_table({r["plant"]: r}),
+        f"latency max {_opt(lat['max'])} ms, deadline misses {r['deadline_misses']}; link (board + host side): "
+        f"CRC errors {counts['crc_errors']}, resyncs {counts['resyncs']}, sequence gaps {counts['seq_gaps']}, "
+        f"lockstep resends {r['lockstep_resends']}",
+        safety,
+    ]
+    if r.get("plot"):
+        lines.append(f"plot: {r['plot']}")
+    return "\n".join(lines)
+
+
+def per_joint_panels(fig: Any, ax: Any, t: np.ndarray, values: np.ndarray, joints: tuple[str, ...] | list[str],
+                     title: str, xlabel: str) -> list[Any]:
+    """Replace ``ax`` by one thin panel per joint (shared time axis): square-wave torques of several joints
+    drawn on one axis hide each other."""
+    cell = ax.get_subplotspec().subgridspec(len(joints), 1, hspace=0.1)
+    ax.remove()
+    panels: list[Any] = []
+    for i, name in enumerate(joints):
+        a = fig.add_subplot(cell[i], sharex=panels[0] if panels else None)
+        a.plot(t, values[:, i], lw=0.8, color=f"C{i}")
+        a.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+        a.tick_params(labelsize=7)
+        a.grid(alpha=0.3)
+        if i < len(joints) - 1:
+            a.tick_params(labelbottom=False)
+        panels.append(a)
+    panels[0].set_title(title)
+    panels[-1].set_xlabel(xlabel)
+    return panels
+
+
 def plot_run(records: list[dict[str, Any]], path: Path) -> Path:
-    """Torques, joint angles, lidar and the latency histogram of a run, as one PNG."""
+    """:func:`run_figure` → PNG, written atomically."""
+    import matplotlib.pyplot as plt
+
+    fig = run_figure(records)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=80)
+    plt.close(fig)
+    return path
+
+
+def run_figure(records: list[dict[str, Any]]) -> Any:
+    """Torques and joint angles (one line per named joint), lidar (robots that have one) and the latency
+    histogram of a run, as one PNG. Lockstep runs are drawn against robot time (step × control period), since
+    their wall time says only how fast the two processes took turns."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from sim.robots import get_robot
+
     steps = [r for r in records if r["ev"] == "step"]
     summary = next(r for r in records if r["ev"] == "summary")
-    t = np.array([s["t"] for s in steps]) - (steps[0]["t"] if steps else 0.0)
-    fig, ax = plt.subplots(2, 2, figsize=(12, 7))
-    for name, a, key in (("applied torque, N·m", ax[0, 0], "tau"), ("joint angle, rad", ax[0, 1], "q")):
-        if steps:
-            a.plot(t, np.array([s[key] for s in steps]), lw=0.8)
-        a.set(title=name, xlabel="time, s")
+    joints = get_robot(summary["robot"]).action.names
+    if summary["lockstep"]:
+        t, t_label = np.arange(len(steps)) / float(summary["control_hz"]), "robot time, s"
+    else:
+        t = np.array([s["t"] for s in steps]) - (steps[0]["t"] if steps else 0.0)
+        t_label = "time since the first step, s"
     lidar = np.array([s["lidar"] for s in steps]) if steps else np.zeros((0, 0))
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7)) if lidar.size else plt.subplots(1, 3, figsize=(16, 4))
+    ax = list(axes.ravel())
+    tau = np.array([s["tau"] for s in steps]).reshape(len(steps), len(joints))
+    per_joint_panels(fig, ax[0], t, tau, joints, f"applied torque, N·m — plant {summary['plant']}", t_label)
+    if steps:
+        lines = ax[1].plot(t, np.array([s["q"] for s in steps]), lw=0.8)
+        ax[1].legend(lines, joints, fontsize=7, loc="upper right")
+    ax[1].set(title=f"joint angle, rad — plant {summary['plant']}", xlabel=t_label)
     if lidar.size:
-        im = ax[1, 0].imshow(
-            lidar.T, aspect="auto", origin="lower", extent=(0, t[-1] if len(t) else 1, 0, lidar.shape[1])
-        )
-        fig.colorbar(im, ax=ax[1, 0], label="range, m")
-    ax[1, 0].set(
-        title="lidar rays" if lidar.size else "lidar (no rays on this robot)", xlabel="time, s", ylabel="ray"
-    )
-    ax[1, 1].hist(summary["latency_ms"] or [0.0], bins=50)
-    ax[1, 1].set(title="sensor → command latency at the board", xlabel="ms", ylabel="count")
+        im = ax[2].imshow(lidar.T, aspect="auto", origin="lower", extent=(0, t[-1] if len(t) else 1, 0, lidar.shape[1]))
+        fig.colorbar(im, ax=ax[2], label="range, m")
+        ax[2].set(title="lidar rays", xlabel=t_label, ylabel="ray")
+    ax[-1].hist(summary["latency_ms"] or [0.0], bins=50)
+    ax[-1].set(title="sensor → command latency at the board", xlabel="ms", ylabel="count")
+    fig.suptitle(f"HIL {summary['robot']}, {'lockstep' if summary['lockstep'] else 'real-time'}")
     fig.tight_layout()
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=80)
-    plt.close(fig)
-    return path
+    return fig

@@ -1,9 +1,10 @@
 """Command lines that start ``s2r emulate`` (the board) and ``s2r run`` (the controller) as child processes, for
 HIL, built from the config dataclasses those commands fill (``EmulatorConfig``, ``RuntimeConfig``).
 
-Each table maps a config field to its flag, the one place that knows both names. ``tests/s2r/test_spawn.py``
-parses every command line with the command's own parser and checks that every field is either mapped or named
-flagless, so renaming a flag or adding a field breaks a test, never a HIL run.
+Each table maps a config field to its flag, the one place that knows both names; the ``*_FLAGLESS`` sets name
+the fields that deliberately have none. ``tests/s2r/test_spawn.py`` parses every command line with the
+command's own parser and checks that every field is mapped or flagless, so renaming a flag or adding a field
+breaks a test, not a HIL run.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ EMULATE_FLAGS: dict[str, Flag] = {
     "seed": ("--seed", str),
     "lockstep": ("--lockstep", None),
     "watchdog_ms": ("--watchdog-ms", str),
+    "ramp_ms": ("--ramp-ms", repr),
 }
 EMULATE_FLAGLESS = frozenset({"fw_version"})  # fixed by the emulated firmware, not chosen per run
 
@@ -45,21 +47,23 @@ RUN_FLAGS: dict[str, Flag] = {
     "telemetry": ("--telemetry", str),
     "handshake_timeout_s": ("--handshake-timeout", repr),
     "quiet": ("--quiet", None),
+    "ramp_s": ("--ramp-ms", _seconds_as_ms),
+    "fault_frames": ("--fault-frames", str),
 }
 RUN_FLAGLESS = frozenset({"status_period_s"})  # only matters with status lines, which HIL turns off
 
 
-def _argv(command: str, cfg: Any, table: Mapping[str, Flag], flagless: frozenset[str]) -> list[str]:
-    """``python -m s2r COMMAND`` with one flag per field that differs from "off" (None or False)."""
+def _argv(command: str, cfg: Any, table: Mapping[str, Flag]) -> list[str]:
+    """``python -m s2r COMMAND`` with one flag per mapped field that is not "off" (None or False). A field
+    without a flag may only hold its default, which the child's config then has too; any other value is a bug
+    (TypeError), never silently dropped."""
     argv = [sys.executable, "-m", "s2r", command]
     for f in fields(cfg):
         value = getattr(cfg, f.name)
-        if f.name in flagless:
+        if f.name not in table:
             if value != f.default:
                 raise TypeError(f"`s2r {command}` has no flag for {type(cfg).__name__}.{f.name}={value!r}")
             continue
-        if f.name not in table:
-            raise TypeError(f"{type(cfg).__name__}.{f.name} has no `s2r {command}` flag in s2r/spawn.py")
         flag, text = table[f.name]
         if value is None or value is False:
             continue
@@ -69,10 +73,10 @@ def _argv(command: str, cfg: Any, table: Mapping[str, Flag], flagless: frozenset
 
 def emulate_argv(cfg: EmulatorConfig, log: Path | None = None) -> list[str]:
     """``s2r emulate`` for this board; ``log``: its JSON-lines log of steps and events."""
-    argv = _argv("emulate", cfg, EMULATE_FLAGS, EMULATE_FLAGLESS)
+    argv = _argv("emulate", cfg, EMULATE_FLAGS)
     return [*argv, "--log", str(log)] if log is not None else argv
 
 
 def run_argv(cfg: RuntimeConfig, bundle: str | Path) -> list[str]:
     """``s2r run`` of ``bundle`` with this config, printing its summary as JSON on stdout."""
-    return [*_argv("run", cfg, RUN_FLAGS, RUN_FLAGLESS), "--bundle", str(bundle), "--json"]
+    return [*_argv("run", cfg, RUN_FLAGS), "--bundle", str(bundle), "--json"]

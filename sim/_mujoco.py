@@ -13,6 +13,8 @@ import numpy as np
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless: no display on a training box or in CI
 import mujoco  # noqa: E402
 
+from sim.errors import UserError
+
 # Contact, joint-limit and friction-loss constraints: critically damped (damping ratio 1) with a time constant of
 # two physics steps at 250 Hz, the stiffest MuJoCo integrates stably (its documented rule: timeconst >= 2·dt).
 # PyBullet's constraints are rigid (ERP-corrected); these are the nearest MuJoCo gets to them.
@@ -51,7 +53,7 @@ class OffscreenRenderer:
             try:
                 self._renderer = mujoco.Renderer(self._model, *self._size)
             except Exception as exc:  # no EGL/OSMesa on this machine: say how to get a picture
-                raise RuntimeError(
+                raise UserError(
                     f"MuJoCo cannot render here ({type(exc).__name__}: {exc}); install EGL or OSMesa and set "
                     "MUJOCO_GL=egl or osmesa, or render with --engine pybullet"
                 ) from exc

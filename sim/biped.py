@@ -59,8 +59,9 @@ import numpy as np
 
 from sim.engines import DEFAULT_ENGINE, check_engine
 from sim.motor import MotorModel, MotorParams
-from sim.params import ParamSpace, PhysParam, motor_params
+from sim.params import ParamSpace, PhysParam, motor_params, motor_params_from
 from sim.robots import BIPED_SPEC
+from sim.sensors import DelayLine, Encoder, child_rng, split_delay, spurious_returns
 from sim.spec import SensorFrame
 
 PHYSICS_HZ = 250.0
@@ -83,6 +84,8 @@ PITCH_LIMIT_RAD = 1.0
 MIN_HULL_HEIGHT_M = 0.5
 PROGRESS_REWARD_PER_M = 300.0 / COURSE_LENGTH_M
 FALL_REWARD = -100.0
+SUCCESS_DISTANCE_M = 15.0  # task success (domain_rand/success.py): walked this far without a fall, m
+PUSH_DURATION_S = 0.1  # each random push lasts this long
 TERRAINS = ("flat", "rough", "obstacles")
 
 # link indices of the multibody
@@ -102,6 +105,11 @@ BIPED_PARAMS = ParamSpace(
         PhysParam("lidar_noise", "m", 0.0, 0.0, 0.5, "std of lidar range noise"),
         PhysParam("lidar_dropout", "1", 0.0, 0.0, 0.9, "probability that a ray returns max range"),
         PhysParam("terrain_roughness", "m", 0.0, 0.0, 0.15, "extra bump amplitude added to any terrain"),
+        PhysParam("lidar_spurious", "1", 0.0, 0.0, 0.5,
+                  "probability that a ray returns a spurious short range (uniform below the true one)"),
+        PhysParam("push_force", "N", 0.0, 0.0, 400.0,
+                  f"horizontal push on the hull, {PUSH_DURATION_S} s long, forward or backward at random"),
+        PhysParam("push_interval", "s", 3.0, 0.5, 30.0, "mean time between pushes (Poisson; the first after 1 s)"),
     ),
 )
 
@@ -141,6 +149,10 @@ class BipedPlant(Protocol):
 
     def substep(self, torques_nm: list[float]) -> None:
         """Apply the motor torques (N·m) and advance one physics substep."""
+
+    def push_hull(self, force_x_n: float) -> None:
+        """Apply a horizontal force (N, + = forward) at the hull's centre of mass during the next substep (the env
+        calls it before every substep while pushes are on, with 0 N between pushes)."""
 
     def read_state(self) -> BipedState:
         """Noise-free state now, with the robot links touching the ground."""
@@ -200,7 +212,17 @@ class BipedEnv(gym.Env):
         self._heights: np.ndarray | None = None  # terrain heights (m) on the 0.1 m grid; None on the flat plane
         self._clearance_ground: list[float] = []  # see _ground_height; filled with the heightfield
         self._jittered = False  # whether control jitter changed the physics step since the last reset
-        self._motor = MotorModel(BIPED_SPEC.action, 1.0 / PHYSICS_HZ)
+        self._motor = MotorModel(BIPED_SPEC.action, 1.0 / PHYSICS_HZ, SUBSTEPS)
+        # sensor/disturbance effects of the episode (None / -1 when off: see _setup_effects)
+        self._encoder: Encoder | None = None
+        self._delay: DelayLine[SensorFrame] | None = None
+        self._capture_substep = -1  # substep after which a delayed reading is taken (-1: at the period's end)
+        self._fx_rng: np.random.Generator | None = None
+        self._push_force_n = 0.0  # force of the push in progress, N (+ = forward)
+        self._next_push_step = -1
+        self._push_left = 0  # control steps left in the push in progress
+        self._steps = 0
+        self._slow_loop = False  # whether a substep needs more than torques and a physics step
         self._limits_nm = [float(v) for v in BIPED_SPEC.action.limits_nm]
         self.params = BIPED_PARAMS.nominal()
         self._frame: SensorFrame | None = None
@@ -259,15 +281,8 @@ class BipedEnv(gym.Env):
         if self._jittered:  # control jitter changed the physics step during the last episode
             self._plant.set_substep(1.0 / PHYSICS_HZ)
             self._jittered = False
-        self._motor.reset(
-            MotorParams(
-                strength=P["motor_strength"],
-                torque_limit_scale=P["torque_limit_scale"],
-                damping_nms_rad=P["joint_damping"],
-                friction_nm=P["joint_friction"],
-                latency_s=P["action_latency"],
-            )
-        )
+        self._motor.reset(self._motor_params(P))
+        self._setup_effects(P)
         rng = self.np_random
         hip0 = rng.uniform(-0.05, 0.05, 2)
         q0 = [START_X_M, STAND_HEIGHT_M + 0.02 + self._ground_height(START_X_M), 0.0,
@@ -277,7 +292,7 @@ class BipedEnv(gym.Env):
         self._state = state = self._plant.read_state()
         self._x0 = self._last_x = state.x
         self._prev_shaping = self._shaping(state)
-        self._frame = self._measure(state)
+        self._frame = self._delayed(self._measure(state))
         obs = BIPED_SPEC.build_obs(self._frame)
         return obs, {"params": dict(self.params), "distance_m": 0.0}
 
@@ -306,10 +321,14 @@ class BipedEnv(gym.Env):
         motor_torque = motor.torque
         # the joint speeds for the first substep are those read at the end of the last step: nothing moved since
         joint_vel = self._state.dq
-        for i in range(SUBSTEPS):
-            if i:
-                joint_vel = motor_speeds()
-            substep(motor_torque(joint_vel))
+        if self._slow_loop:
+            captured = self._substeps_with_effects(joint_vel)
+        else:
+            for i in range(SUBSTEPS):
+                if i:
+                    joint_vel = motor_speeds()
+                substep(motor_torque(joint_vel))
+            captured = None
         self._state = state = self._plant.read_state()
         x, links = state.x, state.contact_links
         shaping = self._shaping(state)
@@ -330,7 +349,7 @@ class BipedEnv(gym.Env):
         }
         self._prev_shaping = shaping
         finished = x - self._x0 >= self.course_length_m
-        self._frame = self._measure(state)
+        self._frame = self._delayed(captured if captured is not None else self._measure(state))
         obs = BIPED_SPEC.build_obs(self._frame)
         info = {
             "reward_terms": terms,
@@ -339,6 +358,7 @@ class BipedEnv(gym.Env):
             "distance_m": x - self._x0,
             "is_success": finished and not fell,
             "applied_torque_nm": np.array(motor.last_applied_nm, dtype=np.float32),
+            "motor_temp_c": motor.temperature_c,
         }
         reward = terms["progress"] + terms["posture"] + terms["torque"] + terms["fall"]
         return obs, reward, fell or finished, False, info
@@ -348,6 +368,57 @@ class BipedEnv(gym.Env):
         if self._frame is None:
             raise RuntimeError("call reset() first")
         return self._frame
+
+    # -------------------------------------------------------------------------------------- effects
+    def _motor_params(self, P: dict[str, float]) -> MotorParams:
+        """The motor parameters of table ``P`` (the last episode's object when unchanged: resets stay cheap)."""
+        kwargs = motor_params_from(P)
+        if kwargs != getattr(self, "_motor_kwargs", None):
+            self._motor_kwargs, self._motor_params_obj = kwargs, MotorParams(**kwargs)
+        return self._motor_params_obj
+
+    def _setup_effects(self, P: dict[str, float]) -> None:
+        """Sensor and disturbance effects of the episode; all off (and no draws) at their nominal values."""
+        self._encoder = Encoder(P["encoder_resolution"], BIPED_SPEC.control_period_s) if P["encoder_resolution"] else None
+        periods, substeps = split_delay(P["sensor_delay"], BIPED_SPEC.control_period_s, SUBSTEPS)
+        self._delay = DelayLine(periods) if periods else None
+        self._capture_substep = SUBSTEPS - 1 - substeps if substeps else -1
+        stochastic = P["lidar_spurious"] > 0 or P["push_force"] > 0
+        self._fx_rng = child_rng(self.np_random) if stochastic else None  # np_random itself does not advance
+        self._push_force_n, self._push_left, self._steps = 0.0, 0, 0
+        self._next_push_step = self._draw_push_gap(1.0) if P["push_force"] > 0 else -1
+        self._slow_loop = self._capture_substep >= 0 or P["push_force"] > 0
+
+    def _draw_push_gap(self, after_s: float) -> int:
+        assert self._fx_rng is not None
+        gap_s = after_s + float(self._fx_rng.exponential(self.params["push_interval"]))
+        return self._steps + max(1, int(round(gap_s * BIPED_SPEC.control_hz)))
+
+    def _substeps_with_effects(self, joint_vel: list[float]) -> SensorFrame | None:
+        """The substep loop with a push and/or a mid-period sensor reading; returns that reading (or None)."""
+        if self._next_push_step >= 0:
+            if self._push_left == 0 and self._steps >= self._next_push_step:
+                assert self._fx_rng is not None
+                direction = 1.0 if self._fx_rng.random() < 0.5 else -1.0
+                self._push_force_n = direction * self.params["push_force"]
+                self._push_left = int(round(PUSH_DURATION_S * BIPED_SPEC.control_hz))
+                self._next_push_step = self._draw_push_gap(PUSH_DURATION_S)
+            self._steps += 1
+        push = self._push_force_n if self._push_left > 0 else 0.0
+        self._push_left = max(self._push_left - 1, 0)
+        captured, plant, pushes = None, self._plant, self._next_push_step >= 0
+        for i in range(SUBSTEPS):
+            if i:
+                joint_vel = plant.motor_speeds()
+            if pushes:
+                plant.push_hull(push)  # also 0 N between pushes: an engine may keep an applied force
+            plant.substep(self._motor.torque(joint_vel))
+            if i == self._capture_substep:
+                captured = self._measure(plant.read_state())
+        return captured
+
+    def _delayed(self, frame: SensorFrame) -> SensorFrame:
+        return frame if self._delay is None else self._delay.push(frame)
 
     # -------------------------------------------------------------------------------------- internals
     def _ground_height(self, x: float) -> float:
@@ -370,8 +441,11 @@ class BipedEnv(gym.Env):
         # conversion at the end rounds exactly as the float64 arrays' astype would
         P, rng = self.params, self.np_random
         bias = self._encoder_bias
-        q: list[float] | np.ndarray = [v + bias for v in state.q]
+        q_true = [v + bias for v in state.q]
+        q: list[float] | np.ndarray = q_true
         dq: list[float] | np.ndarray = state.dq
+        if self._encoder is not None:
+            q, dq = self._encoder.read(q_true)
         if P["encoder_noise"] > 0:
             q = np.array(q) + rng.normal(0.0, P["encoder_noise"], 4)
             dq = np.array(dq) + rng.normal(0.0, 10 * P["encoder_noise"], 4)
@@ -388,6 +462,8 @@ class BipedEnv(gym.Env):
             lidar = np.clip(np.array(lidar) + rng.normal(0.0, P["lidar_noise"], 10), 0.0, max_range)
         if P["lidar_dropout"] > 0:
             lidar = np.where(rng.random(10) < P["lidar_dropout"], max_range, lidar)
+        if self._fx_rng is not None and P["lidar_spurious"] > 0:
+            lidar = spurious_returns(np.asarray(lidar), P["lidar_spurious"], self._fx_rng)
         links = state.contact_links
         f32 = np.float32
         return SensorFrame(

@@ -199,6 +199,9 @@ class MujocoBiped:
         d.qfrc_applied[3:7] = torques_nm
         self._step(self.model, d)
 
+    def push_hull(self, force_x_n: float) -> None:
+        self.data.xfrc_applied[self._hull_body, 0] = force_x_n  # world frame, at the body's centre of mass
+
     def read_state(self) -> BipedState:
         d = self.data
         q, v = d.qpos.tolist(), d.qvel.tolist()

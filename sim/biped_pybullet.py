@@ -55,7 +55,7 @@ class BulletBiped:
         self._mass_scales = (1.0, 1.0)  # (hull, legs) scales applied to the masses above
         self._friction = -1.0  # ground friction coefficient in force; -1 = not set yet
         cid, robot = self._bc._client, self._robot
-        # pybullet functions bound to this client and robot: the BulletClient proxy costs a few µs per call, and
+        # pybullet functions bound to this client and robot: the BulletClient proxy adds a cost to every call, and
         # these run every control step (the first three every physics substep)
         motor_ids = list(MOTOR_JOINTS)
         self._get_motor_states = functools.partial(p.getJointStates, robot, motor_ids, cid)
@@ -138,7 +138,7 @@ class BulletBiped:
 
     def set_ground(self, heights: np.ndarray | None, cell_m: float, friction: float) -> None:
         """Flat plane (``heights`` None), or a heightfield along x from x = −3 m (updated in place: rebuilding the
-        body costs ~6 ms); ``friction`` is the ground's lateral friction coefficient."""
+        body is far slower, BENCHMARKS.md, Simulation speed); ``friction`` is the ground's lateral friction coefficient."""
         bc = self._bc
         if heights is None:
             if self._ground_key != "plane":
@@ -178,7 +178,7 @@ class BulletBiped:
     def set_mass_scales(self, hull_scale: float, leg_scale: float) -> None:
         """Scale the hull's and the legs' masses and inertias from their nominal values."""
         scales = (hull_scale, leg_scale)
-        if scales != self._mass_scales:  # bullet calls cost µs each, and random-action episodes are short
+        if scales != self._mass_scales:  # skip the bullet calls: random-action episodes are short
             for link, m0 in self._base_masses.items():
                 scale = scales[0] if link == HULL else scales[1]
                 self._bc.changeDynamics(self._robot, link, mass=m0 * scale,
@@ -203,6 +203,10 @@ class BulletBiped:
         """Apply the motor torques (N·m) and advance one physics substep."""
         self._set_torques(forces=torques_nm)
         self._step_sim()
+
+    def push_hull(self, force_x_n: float) -> None:
+        pos = self._bc.getLinkState(self._robot, HULL)[0]
+        self._bc.applyExternalForce(self._robot, HULL, [force_x_n, 0.0, 0.0], pos, p.WORLD_FRAME)
 
     def read_state(self) -> BipedState:
         js = self._get_all_states()

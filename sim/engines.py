@@ -7,6 +7,8 @@ render — in ``sim/<robot>_<engine>.py`` behind the small plant contract docume
 
 from __future__ import annotations
 
+from sim.errors import UserError
+
 ENGINES = ("pybullet", "mujoco")
 DEFAULT_ENGINE = "pybullet"
 
@@ -14,5 +16,5 @@ DEFAULT_ENGINE = "pybullet"
 def check_engine(engine: str) -> str:
     """``engine`` if s2r knows it, else ValueError naming the choices."""
     if engine not in ENGINES:
-        raise ValueError(f"unknown physics engine '{engine}'; use one of {', '.join(ENGINES)}")
+        raise UserError(f"unknown physics engine '{engine}'; use one of {', '.join(ENGINES)}")
     return engine

@@ -79,8 +79,9 @@ import numpy as np
 from sim.engines import DEFAULT_ENGINE, check_engine
 from sim.errors import UserError
 from sim.motor import MotorModel, MotorParams
-from sim.params import ParamSpace, PhysParam, motor_params
+from sim.params import ParamSpace, PhysParam, motor_params, motor_params_from
 from sim.robots import KNOB_SPEC
+from sim.sensors import DelayLine, Encoder, split_delay
 from sim.spec import SensorFrame
 
 PHYSICS_HZ = 250.0
@@ -256,7 +257,10 @@ class KnobEnv(gym.Env):
 
         self.engine = engine
         self._plant = make_plant(engine)
-        self._motor = MotorModel(KNOB_SPEC.action, 1.0 / PHYSICS_HZ)
+        self._motor = MotorModel(KNOB_SPEC.action, 1.0 / PHYSICS_HZ, SUBSTEPS)
+        self._encoder: Encoder | None = None  # sensor effects of the episode (None / -1 when off)
+        self._delay: DelayLine[SensorFrame] | None = None
+        self._capture_substep = -1
         self._limits_nm = KNOB_SPEC.action.limits_nm
         self.params = KNOB_PARAMS.nominal()
         self._frame: SensorFrame | None = None
@@ -269,15 +273,14 @@ class KnobEnv(gym.Env):
     # ------------------------------------------------------------------------------------------ model
     def _apply_params(self, P: dict[str, float]) -> None:
         self._plant.apply_params(P)
-        self._motor.reset(
-            MotorParams(
-                strength=P["motor_strength"],
-                torque_limit_scale=P["torque_limit_scale"],
-                damping_nms_rad=P["joint_damping"],
-                friction_nm=P["joint_friction"],
-                latency_s=P["action_latency"],
-            )
-        )
+        kwargs = motor_params_from(P)
+        if kwargs != getattr(self, "_motor_kwargs", None):  # the last episode's object when unchanged
+            self._motor_kwargs, self._motor_params = kwargs, MotorParams(**kwargs)
+        self._motor.reset(self._motor_params)
+        self._encoder = Encoder(P["encoder_resolution"], KNOB_SPEC.control_period_s) if P["encoder_resolution"] else None
+        periods, substeps = split_delay(P["sensor_delay"], KNOB_SPEC.control_period_s, SUBSTEPS)
+        self._delay = DelayLine(periods) if periods else None
+        self._capture_substep = SUBSTEPS - 1 - substeps if substeps else -1
 
     # ------------------------------------------------------------------------------------------- api
     @property
@@ -302,7 +305,7 @@ class KnobEnv(gym.Env):
         self._set_goal(pinned["goal_angle"] if "goal_angle" in pinned else self._draw_goal(start))
         self._successes = 0
         self._prev_action = np.zeros(4, dtype=np.float32)
-        self._frame = self._measure(*self._plant.read_state())
+        self._frame = self._delayed(self._measure(*self._plant.read_state()))
         obs = KNOB_SPEC.build_obs(self._frame, self._prev_action)
         return obs, {"params": dict(self.params), "is_success": False, "consecutive_successes": 0}
 
@@ -332,8 +335,11 @@ class KnobEnv(gym.Env):
             )
             self._plant.set_substep(period / SUBSTEPS)
         motor_speeds, substep, motor_torque = self._plant.motor_speeds, self._plant.substep, self._motor.torque
-        for _ in range(SUBSTEPS):
+        captured, capture_at = None, self._capture_substep
+        for i in range(SUBSTEPS):
             substep(motor_torque(motor_speeds()))
+            if i == capture_at:  # a sensor delay that is not a whole number of periods: read mid-period
+                captured = self._measure(*self._plant.read_state())
 
         state = self._plant.read_state()
         error = abs(_wrap(self._goal - state[2]))
@@ -353,7 +359,7 @@ class KnobEnv(gym.Env):
             if self.continuous_goals:
                 self._set_goal(self._draw_goal(state[2]))
         self._prev_action = a_norm
-        self._frame = self._measure(*state)
+        self._frame = self._delayed(captured if captured is not None else self._measure(*state))
         obs = KNOB_SPEC.build_obs(self._frame, self._prev_action)
         info = {
             "reward_terms": terms,
@@ -363,6 +369,7 @@ class KnobEnv(gym.Env):
             "consecutive_successes": self._successes,
             "angle_error_rad": _wrap(self._goal - state[2]),
             "applied_torque_nm": np.asarray(self._motor.last_applied_nm, dtype=np.float32),
+            "motor_temp_c": self._motor.temperature_c,
         }
         terminated = achieved and not self.continuous_goals
         return obs, float(sum(terms.values())), terminated, False, info
@@ -383,12 +390,18 @@ class KnobEnv(gym.Env):
         self._near_paid = False
         self._plant.set_goal_marker(goal_rad)
 
+    def _delayed(self, frame: SensorFrame) -> SensorFrame:
+        return frame if self._delay is None else self._delay.push(frame)
+
     def _measure(
         self, q: np.ndarray, dq: np.ndarray, knob_q: float, knob_dq: float, contacts: np.ndarray
     ) -> SensorFrame:
         """Sensor readings with the noise of the parameters in force (randomness from ``self.np_random``)."""
         P, rng = self.params, self.np_random
         q = q + P["encoder_bias"]
+        if self._encoder is not None:
+            q_list, dq_list = self._encoder.read(q.tolist())
+            q, dq = np.array(q_list), np.array(dq_list)
         if P["encoder_noise"] > 0:
             q = q + rng.normal(0.0, P["encoder_noise"], 4)
             dq = dq + rng.normal(0.0, 10 * P["encoder_noise"], 4)

@@ -53,7 +53,7 @@ class BulletKnob:
         self._goal_marker = self._build_scenery()
         self._knob_friction_nm = 0.0
         cid = self._bc._client
-        # bound pybullet functions: the BulletClient proxy costs a few µs per call in the substep loop
+        # bound pybullet functions: the BulletClient proxy adds a cost to every call in the substep loop
         motor_ids = MOTOR_JOINTS
         self._get_states = functools.partial(p.getJointStates, self._hand, motor_ids, physicsClientId=cid)
         self._set_torques = functools.partial(

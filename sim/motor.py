@@ -1,17 +1,22 @@
-"""Motor model shared by every robot: latency, strength, torque–speed curve, damping and friction.
+"""Motor model shared by every robot: latency, strength, torque–speed curve, damping and friction, and the
+actuator effects of :mod:`sim.actuator` (torque lag, backlash, supply sag, I²t heating and derating).
 
-Pure numpy; the env calls :meth:`MotorModel.command` once per control step and :meth:`MotorModel.torque`
-once per physics substep with the measured joint speeds, then applies the returned torques.
+Pure Python/numpy and engine-independent; the env calls :meth:`MotorModel.command` once per control step and
+:meth:`MotorModel.torque` once per physics substep with the measured joint speeds, then applies the returned
+torques. With every actuator effect at its nominal value the substep path is the ideal model, operation for
+operation (episodes stay bit-identical to those before the effects existed).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from sim.actuator import Backlash, Thermal, lag_gain, supply_fraction
 from sim.spec import ActionSpec
 
 
@@ -24,30 +29,44 @@ class MotorParams:
     damping_nms_rad: float = 0.05  # viscous damping, N·m·s/rad
     friction_nm: float = 0.02  # Coulomb friction, N·m
     latency_s: float = 0.0  # command → torque delay, s
+    torque_lag_s: float = 0.0  # first-order lag time constant of the produced torque, s (0 = none)
+    backlash_rad: float = 0.0  # total gear free play, rad (0 = none)
+    supply_sag: float = 0.0  # fractional bus-voltage drop at stall current on every motor (0 = stiff supply)
+    continuous_torque_ratio: float = 1.0  # continuous rating / stall torque (1 = never derated)
+    thermal_time_constant_s: float = 60.0  # winding thermal time constant, s
 
 
 class MotorModel:
     """Four (or n) DC motors with a linear torque–speed curve behind a command latency.
 
-    * The commanded torque is clipped to the firmware limit (``torque_limit_nm * torque_limit_scale``).
-    * It takes effect ``latency_s`` later (resolution: one physics substep).
-    * The motor can deliver at most ``strength * stall * (1 - |w|/w0)`` when driving in the direction of motion
-      (back-EMF) and the full stall torque when braking: the classic linear DC-motor envelope.
-    * Joint damping and Coulomb friction (smoothed over ±0.05 rad/s) oppose motion.
+    * The commanded torque is clipped to the firmware limit (``torque_limit_nm * torque_limit_scale``), lowered
+      to the continuous rating while the I²t model says a motor is too hot.
+    * It takes effect ``latency_s`` later (resolution: one physics substep), through a first-order lag.
+    * The motor can deliver at most ``v * strength * stall * (1 - |w|/(v * w0))`` when driving in the direction of
+      motion (back-EMF) and ``v * strength * stall`` when braking: the classic linear DC-motor envelope, with
+      ``v`` the bus voltage fraction (supply sag).
+    * Backlash then decides how much of it reaches the joint; joint damping and Coulomb friction (smoothed over
+      ±0.05 rad/s) oppose motion.
 
     :meth:`torque` runs once per physics substep, so it works on plain Python floats: for four motors numpy's
     per-call overhead would outweigh the arithmetic (BENCHMARKS.md, Simulation speed).
     """
 
-    def __init__(self, spec: ActionSpec, substep_s: float) -> None:
+    # torque(joint_vel_rad_s) → torque (N·m) per motor to apply during the next physics substep, given the joint
+    # speeds (rad/s); reset() binds the ideal path or, when an actuator effect is active, the full one
+    torque: Callable[[list[float] | np.ndarray], list[float]]
+
+    def __init__(self, spec: ActionSpec, substep_s: float, substeps_per_command: int = 5) -> None:
         self.spec = spec
         self.substep_s = substep_s
+        self.period_s = substep_s * substeps_per_command  # nominal control period, for the thermal model
         self.stall_nm = [float(m.torque_limit_nm) for m in spec.motors]
         self.no_load_rad_s = [float(m.no_load_speed_rad_s) for m in spec.motors]
+        self.rotor_inertia_kgm2 = [float(m.rotor_inertia_kgm2) for m in spec.motors]
         self.reset(MotorParams())
 
     def reset(self, params: MotorParams) -> None:
-        """Start an episode with zero torque in the pipeline."""
+        """Start an episode with zero torque in the pipeline and cold windings."""
         self.params = params
         n = self.spec.n
         self._delay_substeps = int(round(params.latency_s / self.substep_s))
@@ -56,19 +75,41 @@ class MotorModel:
         self._peak = [params.strength * s for s in self.stall_nm]
         self._limit = [params.torque_limit_scale * s for s in self.stall_nm]
         self._damping, self._friction = params.damping_nms_rad, params.friction_nm
-        self.last_applied_nm: list[float] = [0.0] * n
+        self.last_applied_nm: list[float] = [0.0] * n  # joint torque of the last substep (after damping/friction)
+        self.last_motor_nm: list[float] = [0.0] * n  # motor torque of the last substep (∝ current)
+        self._thermal = Thermal(
+            [params.continuous_torque_ratio * pk for pk in self._peak], params.thermal_time_constant_s, self.period_s,
+            derates=params.continuous_torque_ratio < 1.0,
+        )  # fmt: skip
+        self._lag = lag_gain(params.torque_lag_s, self.substep_s)
+        self._lagged = [0.0] * n
+        self._backlash = (
+            Backlash(params.backlash_rad, self.rotor_inertia_kgm2, self.substep_s) if params.backlash_rad > 0 else None
+        )
+        ideal = params.torque_lag_s <= 0 and params.backlash_rad <= 0 and params.supply_sag <= 0
+        self.torque = self._torque_ideal if ideal else self._torque_full
+
+    @property
+    def temperature_c(self) -> list[float]:
+        """Winding temperature per motor, °C (I²t model; telemetry)."""
+        return self._thermal.temperature_c
 
     def command(self, torque_nm: np.ndarray | list[float]) -> None:
-        """Latch a new torque command (N·m) for the coming control period, clipped to the firmware limit."""
-        self._pending = [min(max(float(t), -lim), lim) for t, lim in zip(torque_nm, self._limit, strict=True)]
+        """Latch a new torque command (N·m) for the coming control period, clipped to the firmware limit.
 
-    def torque(self, joint_vel_rad_s: list[float] | np.ndarray) -> list[float]:
-        """Torque (N·m) per motor to apply during the next physics substep, given joint speeds (rad/s)."""
+        Also closes the last period in the thermal model (heat ∝ the motor torque of its last substep).
+        """
+        thermal = self._thermal
+        thermal.update(self.last_motor_nm)
+        limit = thermal.limits(self._limit) if thermal.derates else self._limit
+        self._pending = [min(max(float(t), -lim), lim) for t, lim in zip(torque_nm, limit, strict=True)]
+
+    def _torque_ideal(self, joint_vel_rad_s: list[float] | np.ndarray) -> list[float]:
         queue = self._queue
         queue.append(self._pending)
         active = queue.popleft()
         damping, friction, tanh = self._damping, self._friction, math.tanh
-        out = []
+        out, motor = [], []
         # strict=False: strict zips cost time in this per-substep loop, and a wrong-length speed list already fails
         # when the simulator applies the returned torques
         for cmd, w, peak, w0 in zip(active, joint_vel_rad_s, self._peak, self.no_load_rad_s, strict=False):
@@ -79,6 +120,32 @@ class MotorModel:
             else:
                 env = peak
             tau = env if cmd > env else (-env if cmd < -env else cmd)
+            motor.append(tau)
             out.append(tau - damping * w - friction * tanh(w * 20.0))  # Coulomb friction smoothed over ±0.05 rad/s
-        self.last_applied_nm = out
+        self.last_applied_nm, self.last_motor_nm = out, motor
+        return out
+
+    def _torque_full(self, joint_vel_rad_s: list[float] | np.ndarray) -> list[float]:
+        """The ideal path plus torque lag, supply sag and backlash (only runs when one of them is active)."""
+        queue = self._queue
+        queue.append(self._pending)
+        active = queue.popleft()
+        damping, friction, tanh = self._damping, self._friction, math.tanh
+        volts = supply_fraction(self.params.supply_sag, self.last_motor_nm, self.stall_nm)
+        lag, lagged, backlash = self._lag, self._lagged, self._backlash
+        out, motor = [], []
+        for i, (cmd, w, peak, w0) in enumerate(zip(active, joint_vel_rad_s, self._peak, self.no_load_rad_s, strict=False)):
+            cmd = lagged[i] = lagged[i] + lag * (cmd - lagged[i])
+            peak, w0 = peak * volts, w0 * volts
+            if cmd * w > 0:
+                frac = 1.0 - (w if w > 0 else -w) / w0 if w0 > 0 else 0.0
+                env = peak * frac if frac > 0.0 else 0.0
+            else:
+                env = peak
+            tau = env if cmd > env else (-env if cmd < -env else cmd)
+            motor.append(tau)
+            if backlash is not None:
+                tau = backlash.transmit(i, tau)
+            out.append(tau - damping * w - friction * tanh(w * 20.0))
+        self.last_applied_nm, self.last_motor_nm = out, motor
         return out

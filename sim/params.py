@@ -8,6 +8,7 @@ python/numpy: domain_rand and the firmware emulator read the same tables.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -70,6 +71,10 @@ class ParamSpace:
 
     def nominal(self) -> dict[str, float]:
         """All parameters at their nominal values."""
+        return dict(self._nominal)
+
+    @functools.cached_property
+    def _nominal(self) -> dict[str, float]:  # every env reset starts from it
         return {p.name: float(p.nominal) for p in self.params}
 
     def validate(self, values: Mapping[str, float] | None) -> dict[str, float]:
@@ -107,4 +112,36 @@ def motor_params(prefix_doc: str = "") -> tuple[PhysParam, ...]:
         PhysParam("control_jitter", "s", 0.0, 0.0, 0.01, "std of the control period jitter"),
         PhysParam("encoder_noise", "rad", 0.0, 0.0, 0.1, "std of joint angle noise (speed noise is 10x in rad/s)"),
         PhysParam("encoder_bias", "rad", 0.0, -0.2, 0.2, "constant offset on every joint angle reading"),
+        # actuator and sensor effects (sim/actuator.py, sim/sensors.py): each is exactly off at its nominal value
+        PhysParam("torque_lag", "s", 0.0, 0.0, 0.05,
+                  "time constant of the first-order lag from commanded to produced torque (current-loop bandwidth)"),
+        PhysParam("backlash", "rad", 0.0, 0.0, 0.1, "gear backlash: total free play between rotor and joint"),
+        PhysParam("encoder_resolution", "counts/rev", 0.0, 0.0, 2.0**20,
+                  "joint encoder counts per revolution (0 = ideal); joint speed is then the board's finite "
+                  "difference of the counts over one control period"),
+        PhysParam("sensor_delay", "s", 0.0, 0.0, 0.1,
+                  "age of every sensor reading when the policy gets it, apart from action_latency (step: 1 substep)"),
+        PhysParam("supply_sag", "1", 0.0, 0.0, 0.5,
+                  "fractional bus-voltage drop with every motor at stall current; stall torque and no-load speed "
+                  "scale with the voltage"),
+        PhysParam("continuous_torque_ratio", "1", 1.0, 0.1, 1.0,
+                  "continuous torque rating / stall torque (I²t model); while a winding is above its rated "
+                  "temperature the firmware derates the limit to it (1 = never derated)"),
+        PhysParam("thermal_time_constant", "s", 60.0, 1.0, 1200.0, "winding thermal time constant (I²t model)"),
     )
+
+
+def motor_params_from(P: Mapping[str, float]) -> dict[str, float]:
+    """The ``sim.motor.MotorParams`` keyword arguments for a validated parameter table (every robot's)."""
+    return {
+        "strength": P["motor_strength"],
+        "torque_limit_scale": P["torque_limit_scale"],
+        "damping_nms_rad": P["joint_damping"],
+        "friction_nm": P["joint_friction"],
+        "latency_s": P["action_latency"],
+        "torque_lag_s": P["torque_lag"],
+        "backlash_rad": P["backlash"],
+        "supply_sag": P["supply_sag"],
+        "continuous_torque_ratio": P["continuous_torque_ratio"],
+        "thermal_time_constant_s": P["thermal_time_constant"],
+    }

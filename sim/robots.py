@@ -16,6 +16,7 @@ CONTROL_HZ = 50.0  # both robots: 50 Hz control, as BipedalWalker
 # ----------------------------------------------------------------------------------------------- biped
 BIPED_LIDAR_ANGLES_RAD = tuple(float(a) for a in np.linspace(0.0, 1.5, 10))  # below horizontal, forward
 BIPED_LIDAR_RANGE_M = 2.5
+BIPED_LIDAR_RESOLUTION_M = 0.05  # range change the policy should resolve: 5x a cheap lidar's 1 cm noise
 
 BIPED_MOTORS = (
     MotorSpec("hip_left", torque_limit_nm=30.0, no_load_speed_rad_s=14.0, joint_low_rad=-1.2, joint_high_rad=1.6),
@@ -27,23 +28,24 @@ BIPED_MOTORS = (
 
 def _leg_fields(side: str) -> tuple[ObsField, ...]:
     return (
-        ObsField(f"hip_{side}_angle", "rad", -1.2, 1.6, f"{side} hip angle, thigh vs hull normal, + = forward"),
-        ObsField(f"hip_{side}_speed", "rad/s", -14.0, 14.0, f"{side} hip angular speed"),
-        ObsField(f"knee_{side}_angle", "rad", -2.4, 0.0, f"{side} knee angle, 0 = straight, - = flexed"),
-        ObsField(f"knee_{side}_speed", "rad/s", -14.0, 14.0, f"{side} knee angular speed"),
-        ObsField(f"contact_{side}", "bool", 0.0, 1.0, f"{side} foot touches the ground (0/1)"),
+        ObsField(f"hip_{side}_angle", "rad", -1.2, 1.6, f"{side} hip angle, thigh vs hull normal, + = forward", 0.01),
+        ObsField(f"hip_{side}_speed", "rad/s", -14.0, 14.0, f"{side} hip angular speed", 0.1),
+        ObsField(f"knee_{side}_angle", "rad", -2.4, 0.0, f"{side} knee angle, 0 = straight, - = flexed", 0.01),
+        ObsField(f"knee_{side}_speed", "rad/s", -14.0, 14.0, f"{side} knee angular speed", 0.1),
+        ObsField(f"contact_{side}", "bool", 0.0, 1.0, f"{side} foot touches the ground (0/1)", 0.25),
     )
 
 
 BIPED_OBS_FIELDS: tuple[ObsField, ...] = (
-    ObsField("hull_pitch", "rad", -1.0, 1.0, "hull pitch from the IMU, + = nose down (leaning forward)"),
-    ObsField("hull_pitch_rate", "rad/s", -5.0, 5.0, "hull pitch rate from the IMU gyro"),
-    ObsField("vx", "m/s", -2.0, 2.0, "forward velocity of the hull, from the board's state estimator"),
-    ObsField("vy", "m/s", -2.0, 2.0, "vertical velocity of the hull (BipedalWalker's vy), state estimator"),
+    ObsField("hull_pitch", "rad", -1.0, 1.0, "hull pitch from the IMU, + = nose down (leaning forward)", 0.01),
+    ObsField("hull_pitch_rate", "rad/s", -5.0, 5.0, "hull pitch rate from the IMU gyro", 0.05),
+    ObsField("vx", "m/s", -2.0, 2.0, "forward velocity of the hull, from the board's state estimator", 0.02),
+    ObsField("vy", "m/s", -2.0, 2.0, "vertical velocity of the hull (BipedalWalker's vy), state estimator", 0.02),
     *_leg_fields("left"),
     *_leg_fields("right"),
     *(
-        ObsField(f"lidar_{i}", "fraction", 0.0, 1.0, f"range at {a:.3f} rad below horizontal / {BIPED_LIDAR_RANGE_M} m")
+        ObsField(f"lidar_{i}", "fraction", 0.0, 1.0, f"range at {a:.3f} rad below horizontal / {BIPED_LIDAR_RANGE_M} m",
+                 BIPED_LIDAR_RESOLUTION_M / BIPED_LIDAR_RANGE_M)
         for i, a in enumerate(BIPED_LIDAR_ANGLES_RAD)
     ),
 )
@@ -83,24 +85,30 @@ BIPED_SPEC = RobotSpec(
 
 # ------------------------------------------------------------------------------------------------ knob
 KNOB_MOTORS = (
-    MotorSpec("finger0_base", torque_limit_nm=0.6, no_load_speed_rad_s=12.0, joint_low_rad=-1.6, joint_high_rad=1.6),
-    MotorSpec("finger0_distal", torque_limit_nm=0.6, no_load_speed_rad_s=12.0, joint_low_rad=-1.6, joint_high_rad=1.6),
-    MotorSpec("finger1_base", torque_limit_nm=0.6, no_load_speed_rad_s=12.0, joint_low_rad=-1.6, joint_high_rad=1.6),
-    MotorSpec("finger1_distal", torque_limit_nm=0.6, no_load_speed_rad_s=12.0, joint_low_rad=-1.6, joint_high_rad=1.6),
+    MotorSpec("finger0_base", torque_limit_nm=0.6, no_load_speed_rad_s=12.0, joint_low_rad=-1.6, joint_high_rad=1.6,
+              rotor_inertia_kgm2=2e-3),
+    MotorSpec("finger0_distal", torque_limit_nm=0.6, no_load_speed_rad_s=12.0, joint_low_rad=-1.6, joint_high_rad=1.6,
+              rotor_inertia_kgm2=2e-3),
+    MotorSpec("finger1_base", torque_limit_nm=0.6, no_load_speed_rad_s=12.0, joint_low_rad=-1.6, joint_high_rad=1.6,
+              rotor_inertia_kgm2=2e-3),
+    MotorSpec("finger1_distal", torque_limit_nm=0.6, no_load_speed_rad_s=12.0, joint_low_rad=-1.6, joint_high_rad=1.6,
+              rotor_inertia_kgm2=2e-3),
 )
 
 KNOB_OBS_FIELDS: tuple[ObsField, ...] = (
-    *(ObsField(f"{m.name}_angle", "rad", m.joint_low_rad, m.joint_high_rad, f"{m.name} joint angle") for m in KNOB_MOTORS),
-    *(ObsField(f"{m.name}_speed", "rad/s", -12.0, 12.0, f"{m.name} joint speed") for m in KNOB_MOTORS),
-    ObsField("knob_sin", "1", -1.0, 1.0, "sin of the knob angle"),
-    ObsField("knob_cos", "1", -1.0, 1.0, "cos of the knob angle"),
-    ObsField("knob_speed", "rad/s", -10.0, 10.0, "knob angular speed"),
-    ObsField("target_sin", "1", -1.0, 1.0, "sin of the target knob angle"),
-    ObsField("target_cos", "1", -1.0, 1.0, "cos of the target knob angle"),
-    ObsField("angle_error", "rad", -np.pi, np.pi, "target − knob angle, wrapped to [−π, π)"),
-    ObsField("contact_finger0", "bool", 0.0, 1.0, "fingertip 0 touches the knob (0/1)"),
-    ObsField("contact_finger1", "bool", 0.0, 1.0, "fingertip 1 touches the knob (0/1)"),
-    *(ObsField(f"prev_action_{m.name}", "1", -1.0, 1.0, f"previous normalized action of {m.name}") for m in KNOB_MOTORS),
+    *(ObsField(f"{m.name}_angle", "rad", m.joint_low_rad, m.joint_high_rad, f"{m.name} joint angle", 0.01)
+      for m in KNOB_MOTORS),
+    *(ObsField(f"{m.name}_speed", "rad/s", -12.0, 12.0, f"{m.name} joint speed", 0.1) for m in KNOB_MOTORS),
+    ObsField("knob_sin", "1", -1.0, 1.0, "sin of the knob angle", 0.01),
+    ObsField("knob_cos", "1", -1.0, 1.0, "cos of the knob angle", 0.01),
+    ObsField("knob_speed", "rad/s", -10.0, 10.0, "knob angular speed", 0.1),
+    ObsField("target_sin", "1", -1.0, 1.0, "sin of the target knob angle", 0.01),
+    ObsField("target_cos", "1", -1.0, 1.0, "cos of the target knob angle", 0.01),
+    ObsField("angle_error", "rad", -np.pi, np.pi, "target − knob angle, wrapped to [−π, π)", 0.01),
+    ObsField("contact_finger0", "bool", 0.0, 1.0, "fingertip 0 touches the knob (0/1)", 0.25),
+    ObsField("contact_finger1", "bool", 0.0, 1.0, "fingertip 1 touches the knob (0/1)", 0.25),
+    *(ObsField(f"prev_action_{m.name}", "1", -1.0, 1.0, f"previous normalized action of {m.name}", 0.05)
+      for m in KNOB_MOTORS),
 )
 
 KNOB_AUX = ("knob_angle", "knob_speed", "goal_angle")

@@ -9,7 +9,7 @@ import numpy as np
 
 import sim
 from sim.errors import UserError
-from sim.video import write_gif
+from sim.video import check_video_path, write_video
 
 
 @dataclass
@@ -43,8 +43,11 @@ class RolloutReport:
 def rollout_report(env_name: str, episodes: int = 3, policy: str = "random", seed: int = 0,
                    params: dict[str, float] | None = None, max_steps: int | None = None,
                    gif_path: str | None = None) -> RolloutReport:
-    """Run ``episodes`` episodes with a random or zero policy; render the first one to ``gif_path`` if given."""
+    """Run ``episodes`` episodes with a random or zero policy; render the first one to ``gif_path`` (a .gif or an
+    .mp4) if given."""
     env_id = sim.resolve_env_id(env_name)
+    if gif_path:
+        check_video_path(gif_path)  # .gif or .mp4 (with imageio-ffmpeg): before the episodes, not after
     env = gym.make(env_id, render_mode="rgb_array" if gif_path else None)
     space = env.action_space
     if not isinstance(space, gym.spaces.Box):
@@ -77,5 +80,5 @@ def rollout_report(env_name: str, episodes: int = 3, policy: str = "random", see
     finally:
         env.close()
     if gif_path:
-        write_gif(frames, gif_path, fps=25.0)
+        write_video(frames, gif_path, fps=25.0)
     return report

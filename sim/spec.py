@@ -29,6 +29,10 @@ class ObsField:
     low: float  # typical lower bound (documentation; the observation space itself is unbounded)
     high: float
     doc: str
+    # smallest change of this field (in its unit) that a policy should resolve: sensor noise/quantization scale.
+    # The observation normalizer's std is floored at it and export refuses a larger input gain (1/resolution),
+    # so no input can be blown up by a field that hardly varied in training.
+    resolution: float
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class MotorSpec:
     no_load_speed_rad_s: float  # speed where the linear torque–speed curve reaches zero torque, rad/s
     joint_low_rad: float = -np.pi
     joint_high_rad: float = np.pi
+    rotor_inertia_kgm2: float = 0.02  # rotor inertia reflected through the gear, kg·m² (backlash model)
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,11 @@ class RobotSpec:
     @property
     def obs_dim(self) -> int:
         return len(self.obs_fields)
+
+    @property
+    def obs_resolution(self) -> np.ndarray:
+        """Per-field resolution (the normalizer's std floor), float64 ``(obs_dim,)``."""
+        return np.array([f.resolution for f in self.obs_fields], dtype=np.float64)
 
     @property
     def control_period_s(self) -> float:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from sim.errors import UserError, require_positive
 from sim.files import check_output_file
@@ -22,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "training, --eval-every; else latest.pt), or a checkpoint file")
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=10_000, help="seed of the first episode (then +1 per episode)")
-    p.add_argument("--gif", default=None, metavar="OUT.gif", help="record the first episode")
+    p.add_argument("--gif", "--video", dest="gif", default=None, metavar="OUT.gif|OUT.mp4",
+                   help="record the first episode (.mp4 needs imageio-ffmpeg)")
     p.add_argument("--plants", default=None, metavar="SUITE", help="evaluate on every plant of a suite (heldout)")
     p.set_defaults(func=run)
 
@@ -48,6 +53,22 @@ def _table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+@contextmanager
+def _bar(name: str, episodes: int) -> Iterator[Callable[[Any], None]]:
+    """A tqdm bar on stderr for one plant's episodes (redrawn every few seconds when stderr is no terminal)."""
+    from tqdm import tqdm
+
+    tty = sys.stderr.isatty()
+    with tqdm(total=episodes, desc=name, unit="ep", file=sys.stderr, mininterval=0.1 if tty else 5.0,
+              dynamic_ncols=True) as bar:  # fmt: skip
+
+        def step(result: Any) -> None:
+            bar.set_postfix_str(f"return {sum(result.returns) / len(result.returns):.1f}", refresh=False)
+            bar.update(1)
+
+        yield step
+
+
 def run(args: argparse.Namespace) -> int:
     from policies.checkpoint import load_policy
     from policies.evaluate import evaluate
@@ -55,11 +76,16 @@ def run(args: argparse.Namespace) -> int:
     require_positive("--episodes", args.episodes)
     require_positive("--seed", args.seed, allow_zero=True)
     if args.gif:
+        from sim.video import check_video_path
+
         check_output_file(args.gif)
+        check_video_path(args.gif)
     policy, used = load_policy(args.checkpoint, args.which)
     print(f"evaluating {used}", flush=True)
     if args.plants is None:
-        print(_line(policy.env_id, evaluate(policy, args.episodes, args.seed, gif=args.gif).summary()))
+        with _bar(policy.env_id, args.episodes) as step:
+            result = evaluate(policy, args.episodes, args.seed, gif=args.gif, on_episode=step)
+        print(_line(policy.env_id, result.summary()))
         if args.gif:
             print(f"wrote {args.gif}")
         return 0
@@ -67,8 +93,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--plants needs an s2r robot env; this policy was trained on {policy.env_id}")
     from domain_rand.plants import get_plants
 
-    rows = {name: evaluate(policy, args.episodes, args.seed, params=params).summary()
-            for name, params in get_plants(policy.robot_id, args.plants).items()}  # fmt: skip
+    rows = {}
+    for name, params in get_plants(policy.robot_id, args.plants).items():
+        with _bar(name, args.episodes) as step:
+            rows[name] = evaluate(policy, args.episodes, args.seed, params=params, on_episode=step).summary()
     print(f"{policy.env_id}, {args.episodes} deterministic episodes per plant ({args.plants} suite)")
     print(_table(rows))
     return 0

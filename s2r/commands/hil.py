@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from deploy.bundle import load_bundle
-    from s2r.hil import FaultSpec, HilConfig, run_hil
+    from s2r.hil import FaultSpec, HilConfig, format_report, run_hil
 
     for flag, value in (("--duration", args.duration), ("--max-steps", args.max_steps)):
         if value is not None:
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     report["stopped_by"] = _stopped_by(report, cfg)
     if args.report:
         atomic_write(args.report, json.dumps(report, indent=1) + "\n")
-    print(_format(report))
+    print(format_report(report))
     if report["safety"].get("disconnect_reached") is False:
         raise UserError(f"the link was never cut: the run ended ({report['stopped_by']}) before disconnect_at="
                         f"{faults.disconnect_at:g} s; the disconnect was not tested: give a longer run or an "
@@ -89,28 +89,3 @@ def _stopped_by(report: dict, cfg: Any) -> str:
     if cfg.max_steps is not None:
         line += f" after {steps} of --max-steps {cfg.max_steps} steps"
     return line
-
-
-def _format(r: dict) -> str:
-    lat, s = r["latency_ms"], r["safety"]
-
-    def ms(x):
-        return "n/a" if x is None else f"{x:.2f}"
-
-    outcome = (
-        f"{len(r['episodes'])} episodes done, return {r['return_mean']}, falls {r['falls']}, "
-        f"successes {r['successes']}, distance {r['distance_m']}"
-    )
-    lines = [
-        f"HIL {r['robot']} plant={r['plant']} {'lockstep' if r['lockstep'] else 'real-time'}: {r['steps']} steps "
-        f"in {r['wall_s']} s ({r['stopped_by']})" if r.get("stopped_by") else f"in {r['wall_s']} s",
-        f"  outcome: {outcome}",
-        f"  control rate {r['control_rate_hz']} Hz (target {r['control_hz_target']}), latency p50 {ms(lat['p50'])} "
-        f"p99 {ms(lat['p99'])} max {ms(lat['max'])} ms, deadline misses {r['deadline_misses']}",
-        f"  link: CRC errors {r['crc_errors']}, resyncs {r['resyncs']}, seq gaps {r['seq_gaps']}, "
-        f"watchdog trips {r['watchdog_trips']}",
-        f"  safety: {'OK' if s['ok'] else 'FAILED'} {s}",
-    ]
-    if r.get("plot"):
-        lines.append(f"  plots: {r['plot']}")
-    return "\n".join(lines)

@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", choices=("random", "zero"), default="random", help="action source (default: random)")
     p.add_argument("--seed", type=int, default=0, help="seed for env and policy (default: 0)")
     p.add_argument("--params", default=None, help='physical parameters as JSON, e.g. \'{"ground_friction": 0.5}\'')
-    p.add_argument("--gif", default=None, help="write the first episode as an animated GIF here")
+    p.add_argument("--gif", "--video", dest="gif", default=None, metavar="OUT.gif|OUT.mp4",
+                   help="record the first episode here (.mp4 needs imageio-ffmpeg)")
     p.set_defaults(func=run)
 
 

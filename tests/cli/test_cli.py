@@ -72,3 +72,18 @@ def test_demo_quick_never_fails(tmp_path):
     r = s2r("demo", "--quick", "--out", str(tmp_path / "demo_out"), timeout=300)
     assert r.returncode == 0, r.stderr
     assert "safety OK" in r.stdout and (tmp_path / "demo_out" / "episode.gif").is_file()
+
+
+def test_stress_on_the_shipped_knob_bundle_writes_json_and_png(tmp_path):
+    """`s2r stress` on a bundle: onnxruntime policy in a process pool, JSON report and PNG (tiny sizes here)."""
+    import json
+
+    out = s2r("stress", "deploy/pretrained/knob", "--plants", "2", "--episodes", "1", "--params", "backlash",
+              "--workers", "2", "--json", str(tmp_path / "k.json"), "--plot", str(tmp_path / "k.png"), timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = json.loads((tmp_path / "k.json").read_text())
+    assert report["robot"] == "knob" and list(report["sweep"]) == ["backlash"] and report["reality_box"]["plants"] == 2
+    assert report["input_gain_problem"] is None and (tmp_path / "k.png").stat().st_size > 1000
+    assert "reality box:" in out.stdout and "stress [" in out.stderr
+    bad = s2r("stress", str(tmp_path / "nothing"))
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "neither a bundle" in bad.stderr

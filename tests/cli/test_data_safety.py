@@ -133,7 +133,7 @@ def test_store_and_checkpoint_readable_by_another_user(tmp_path, make_tiny_bundl
 
 
 # ------------------------------------------------------------------ 3. zero and negative counts
-@pytest.mark.parametrize("args, needle", [
+ZERO_COUNTS = [
     (["train", "--steps", "0"], "--steps must be > 0, got 0"),
     (["train", "--steps", "-5"], "--steps must be > 0"),
     (["train", "--checkpoint-every", "0", "--steps", "10"], "--checkpoint-every must be > 0"),
@@ -142,9 +142,20 @@ def test_store_and_checkpoint_readable_by_another_user(tmp_path, make_tiny_bundl
     (["rollout", "--episodes", "0"], "--episodes must be > 0"),
     (["hil", "--bundle", str(PRETRAINED), "--max-steps", "0"], "--max-steps must be > 0"),
     (["demo", "--steps", "0"], "--steps must be in 1.."),
-])  # fmt: skip
-def test_zero_counts_are_errors(tmp_path, args, needle):
-    one_line_error(s2r(*args, cwd=tmp_path), needle)
+]
+
+
+def test_zero_counts_are_errors(tmp_path, monkeypatch, capsys):
+    """Three through a subprocess, all through the CLI's main() (each subprocess pays torch's import)."""
+    for args, needle in ZERO_COUNTS[:1] + ZERO_COUNTS[4:5] + ZERO_COUNTS[6:7]:
+        one_line_error(s2r(*args, cwd=tmp_path), needle)
+    from s2r.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for args, needle in ZERO_COUNTS:
+        assert main(args) == 1, args
+        err = capsys.readouterr().err
+        assert needle in err and err.strip().count("\n") == 0, err
     assert not (tmp_path / "runs").exists()  # nothing was trained
 
 
@@ -254,15 +265,26 @@ def test_eval_and_export_name_the_checkpoint_and_best_comes_from_evaluation(tmp_
 
 
 # ------------------------------------------------------------------ 7. flags that would be ignored
-def test_ignored_flags_are_refused(tmp_path):
+def test_ignored_flags_are_refused(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text("{}")
-    for flag in (["--seed", "3"], ["--algo", "ppo"], ["--td3-gamma", "0.9"], ["--eval-every", "100"]):
-        one_line_error(s2r("train", "--resume", str(run), "--steps", "10", *flag), f"{flag[0]} does not apply to --resume")
-    for algo, flag in (("td3", "--ppo-clip-range"), ("ddpg", "--ppo-n-steps"), ("ppo", "--td3-policy-delay")):
-        one_line_error(s2r("train", "--algo", algo, flag, "1", "--steps", "10", "--run-dir", str(tmp_path / "x")),
-                       f"{flag} does not apply to --algo {algo}")  # fmt: skip
+    resume = [(["--seed", "3"]), (["--algo", "ppo"]), (["--td3-gamma", "0.9"]), (["--eval-every", "100"])]
+    algos = [("td3", "--ppo-clip-range"), ("ddpg", "--ppo-n-steps"), ("ppo", "--td3-policy-delay")]
+    one_line_error(s2r("train", "--resume", str(run), "--steps", "10", "--seed", "3"),
+                   "--seed does not apply to --resume")  # fmt: skip
+    one_line_error(s2r("train", "--algo", "td3", "--ppo-clip-range", "1", "--steps", "10", "--run-dir", str(tmp_path / "x")),
+                   "--ppo-clip-range does not apply to --algo td3")  # fmt: skip
+    from s2r.cli import main
+
+    cases = [(["train", "--resume", str(run), "--steps", "10", *flag], f"{flag[0]} does not apply to --resume")
+             for flag in resume]  # fmt: skip
+    cases += [(["train", "--algo", algo, flag, "1", "--steps", "10", "--run-dir", str(tmp_path / "x")],
+               f"{flag} does not apply to --algo {algo}") for algo, flag in algos]  # fmt: skip
+    for argv, needle in cases:
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert needle in err and err.strip().count("\n") == 0, err
     assert not (tmp_path / "x").exists()
 
 
@@ -281,7 +303,7 @@ def test_user_mistakes_are_one_line(tmp_path):
     try:
         r = s2r("run", "--bundle", str(PRETRAINED), "--port", os.ttyname(slave), "--baud", str(10**12), "--duration",
                 "1")  # fmt: skip
-        one_line_error(r, "cannot open port")
+        one_line_error(r, "--baud must be")  # refused before the port is opened
     finally:
         os.close(master)
         os.close(slave)

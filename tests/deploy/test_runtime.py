@@ -328,6 +328,8 @@ def test_estop_release_keeps_the_robot_disarmed_until_the_operator_rearms(
         proc, key = _tty_run(store, path, "--ramp-ms", "200")
         try:
             assert _wait_for(lambda: emu.enabled and emu.c["commands"] > 20), "the controller never armed"
+            proc.send_signal(signal.SIGUSR1)  # a re-arm while nothing is latched is ignored, not kept for later
+            time.sleep(0.3)
             for rearm in ("SIGUSR1", "key"):
                 emu.set_estop(True)
                 assert _wait_for(lambda: not emu.enabled, 2.0)
@@ -350,6 +352,7 @@ def test_estop_release_keeps_the_robot_disarmed_until_the_operator_rearms(
             os.close(key)
         assert proc.returncode == 0, err
         assert err.count("ESTOP: the board reports its E-stop") == 2 and "operator re-arm" in err
+        assert "re-arm ignored: state is running" in err
         assert not emu.enabled
 
 

@@ -246,3 +246,17 @@ def test_safety_config_refuses_nonsense():
                 {"max_consecutive_bad": 0}, {"bad_budget": 100}):  # fmt: skip
         with pytest.raises(ValueError):
             SafetyConfig(**bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.lists(st.floats(-1e6, 1e6, width=32), min_size=4, max_size=4))
+def test_fast_clamps_equal_numpy_clip_bit_for_bit(raw):
+    """safe_command and the runtime's prev_action use minimum/maximum instead of np.clip: same bits."""
+    x = np.asarray(raw, dtype=np.float32)
+    torque, _, clamped = safe_command(x, LIMITS, 1.0)
+    ref = np.clip(x, -LIMITS, LIMITS)
+    assert torque.dtype == ref.dtype == np.float32 and torque.tobytes() == ref.tobytes()
+    assert clamped == bool(np.any(ref != x))
+    prev = np.minimum(np.maximum(torque / BIPED_SPEC.action.limits_nm, -1.0), 1.0)
+    ref_prev = BIPED_SPEC.action.to_normalized(torque)
+    assert prev.dtype == ref_prev.dtype and prev.tobytes() == ref_prev.tobytes()

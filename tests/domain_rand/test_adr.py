@@ -27,7 +27,7 @@ def make_adr(seed: int = 0, **kw) -> ADR:
         "params",
         (ADRParam("friction", 0.1), ADRParam("mass_scale", 0.25, init=(0.9, 1.1)), ADRParam("latency", 0.01)),
     )
-    cfg = dict(t_low=1.0, t_high=5.0, buffer_size=3, p_boundary=0.5) | kw
+    cfg = dict(t_low=1.0, t_high=5.0, buffer_size=3, p_boundary=0.5, performance="return") | kw
     return ADR(SPACE, ADRConfig(params=params, **cfg), seed=seed)
 
 
@@ -230,7 +230,7 @@ def test_bad_configs_give_clear_errors(kwargs, match):
 
 
 def test_config_file_overrides_defaults_and_rejects_unknown_keys(tmp_path):
-    base = ADRConfig(params=(ADRParam("friction", 0.1),), t_low=1.0, t_high=5.0, buffer_size=4)
+    base = ADRConfig(params=(ADRParam("friction", 0.1),), t_low=1.0, t_high=5.0, buffer_size=4, performance="return")
     path = tmp_path / "adr.json"
     path.write_text(json.dumps({"t_high": 7, "params": {"latency": {"delta": 0.005, "init": [0.0, 0.01]}}}))
     cfg = load_adr_config(str(path), base)

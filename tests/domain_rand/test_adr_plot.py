@@ -47,3 +47,50 @@ def test_plot_without_adr_columns_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="trained with --adr"):
         plot_adr_ranges(str(src), str(tmp_path / "x.png"))
     assert not (tmp_path / "x.png").exists()
+
+
+def _shown_ticks(axis) -> list:
+    """The tick labels drawn: visible, non-empty, inside the view (matplotlib also keeps some outside it)."""
+    lo, hi = sorted(axis.get_view_interval())
+    return [t.label1 for t in axis.get_major_ticks()
+            if t.label1.get_visible() and t.label1.get_text() and lo <= t.get_loc() <= hi]  # fmt: skip
+
+
+def _texts_overlap(fig) -> list[tuple[str, str]]:
+    """Pairs of visible texts (tick labels, titles, axis labels, legend) whose drawn boxes overlap."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = []
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        texts += _shown_ticks(ax.xaxis) + _shown_ticks(ax.yaxis)
+        texts += [t for t in (ax.title, ax.xaxis.label, ax.yaxis.label, ax.xaxis.get_offset_text()) if t.get_text()]
+    texts += [t for leg in fig.legends for t in leg.get_texts()]
+    texts += [t for t in (fig._supxlabel,) if t is not None]
+    boxes = [(t.get_text(), t.get_window_extent(renderer).padded(-1)) for t in texts]
+    return [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1 :] if ba.overlaps(bb)]
+
+
+def test_adr_figure_is_readable(tmp_path):
+    """A biped-sized run (9 parameters, 1.5M steps): a legend names the band and lines, step ticks are short
+    (500k, 1M) and no two labels overlap."""
+    from domain_rand.plotting import adr_figure
+
+    names = ["ground_friction", "hull_mass_scale", "leg_mass_scale", "motor_strength", "action_latency",
+             "encoder_noise", "encoder_bias", "imu_noise", "lidar_dropout"]  # fmt: skip
+    rows = []
+    for i in range(300):
+        row = {"global_step": 5003 * i, "return_mean": 1.0}
+        for k, name in enumerate(names):
+            row[f"adr/{name}/low"] = 1.0 - 0.0011 * i * (k % 3)
+            row[f"adr/{name}/high"] = 1.0 + 0.0013 * i * (k + 1)
+        rows.append({**row, "adr/npd": -7.0 + 0.02 * i})
+    src = tmp_path / "progress.csv"
+    write_csv(src, rows)
+    fig = adr_figure(str(src))
+    assert fig.legends and {t.get_text() for t in fig.legends[0].get_texts()} >= {
+        "sampled range [low, high]", "upper bound", "lower bound"}  # fmt: skip
+    labels = [t.get_text() for t in _shown_ticks(fig.axes[len(names)].xaxis)]
+    assert labels and all(len(x) <= 4 for x in labels), labels  # 0, 500k, 1M, 1.5M
+    assert _texts_overlap(fig) == []

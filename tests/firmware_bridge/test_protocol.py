@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from firmware_bridge import framing
 from firmware_bridge import protocol as p
 from firmware_bridge.link import Link
 from firmware_bridge.vectors import message_from_json
@@ -153,9 +154,9 @@ def test_cobs_decode_of_arbitrary_bytes_matches_textbook(enc):
 
 
 # both COBS implementations, whichever protocol.py runs: the C build (where it was compiled) and the Python reference
-COBS_IMPLS = {"python": (lambda d, delim=b"": p._py_cobs_encode(d, delim), p._py_cobs_decode)}
-if p._c_encode is not None:
-    COBS_IMPLS["c"] = (lambda d, delim=b"": p._c_encode(d, bool(delim)), p._c_decode)
+COBS_IMPLS = {"python": (lambda d, delim=b"": framing._py_cobs_encode(d, delim), framing._py_cobs_decode)}
+if framing._c_encode is not None:
+    COBS_IMPLS["c"] = (lambda d, delim=b"": framing._c_encode(d, bool(delim)), framing._c_decode)
 
 
 @pytest.mark.parametrize("impl", ["python", "c"])
@@ -187,7 +188,7 @@ def test_c_cobs_is_built_where_a_compiler_is():
 
     if shutil.which("cc") is None or not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
         pytest.skip("no C compiler or Python headers here: the pure-Python COBS runs")
-    assert p._c_encode is not None, "firmware_bridge._cobs is missing: reinstall with `pip install -e .`"
+    assert framing._c_encode is not None, "firmware_bridge._cobs is missing: reinstall with `pip install -e .`"
 
 
 def _sensor(i: int) -> p.Sensor:
@@ -308,7 +309,7 @@ def test_decoder_fast_path_edges():
     assert dec.feed(wire[:4]) == []
     assert dec.feed(wire[4:]) == [p.Frame(1, MESSAGES[0])]  # one delimiter, but it completes a buffered frame
     assert dec.feed(bytearray(wire)) == [p.Frame(1, MESSAGES[0])]  # any bytes-like chunk
-    assert dec.stats.frames == 2 and len(dec._buf) == 0
+    assert dec.stats.frames == 2 and len(dec.framer._buf) == 0
 
 
 def test_decoded_sensor_is_the_same_object_init_builds():
@@ -356,7 +357,7 @@ def test_counters_for_each_kind_of_error():
     assert (s.unknown_types, s.version_errors, s.payload_errors, s.crc_errors) == (1, 1, 1, 1)
     assert s.length_errors == 1 and s.last_bad_major == 2  # the 3000-byte run overflowed, never buffered
     assert s.seq_gaps == 5  # seq 1 (other major), 3 (bad CRC), 5, 6, 7 never arrived intact
-    assert len(dec._buf) == 0
+    assert len(dec.framer._buf) == 0
 
 
 def test_sensor_roundtrip_rebuilds_the_simulators_observation():
@@ -413,6 +414,11 @@ def test_negative_vector_is_counted_and_the_next_frame_recovered(vec):
     counters = {k: getattr(dec.stats, k) for k in ("crc_errors", "length_errors", "version_errors",
                                                     "unknown_types", "payload_errors")}  # fmt: skip
     assert counters == {k: int(k == vec["counter"]) for k in counters}
+    raw = bytes.fromhex(vec["wire_hex"])[:-1]  # one validation path: decode_frame raises for the same counter
+    if vec["counter"] != "length_errors" or len(raw) <= p.MAX_ENCODED:  # (the decoder drops an oversize unread)
+        with pytest.raises(p.FrameError) as info:
+            p.decode_frame(raw)
+        assert info.value.counter == vec["counter"]
 
 
 def test_negative_vectors_cover_the_spec_checks():

@@ -50,7 +50,7 @@ def _action_error(run_dir) -> float:
     return float((policy(obs) - obs).abs().mean())
 
 
-@pytest.mark.slow  # ~3-10 s each on an idle 2-core box
+@pytest.mark.slow  # a real learning run each
 @pytest.mark.parametrize(
     ("algo", "algo_config", "steps"),
     [

@@ -24,6 +24,17 @@ from policies.lstm_td3 import (
 )
 from policies.normalizer import ObsNormalizer
 
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread, as training runs TD3 updates: on a loaded 2-core box a second OpenMP thread made these
+    tiny updates many times slower (BENCHMARKS.md, Learners)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 SMALL = LSTMTD3Config(history_len=3, mem_hidden=8, cur_hidden=8, hidden=(16,), learning_starts=20, batch_size=16,
                       buffer_size=500, normalize_obs=True)  # fmt: skip
 
@@ -142,6 +153,7 @@ def run(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_cli_trains_resumes_and_the_policy_is_stateful(run):
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["algo"] == "lstm-td3" and cfg["algo_config"]["history_len"] == 3

@@ -175,3 +175,12 @@ def test_controller_and_train_imports_do_not_load_ray():
             "import deploy, policies.train, policies.vec_env; print('ray' in sys.modules)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_an_unreachable_or_malformed_address_is_a_one_line_error():
+    from policies.ray_vec import _check_reachable
+
+    with pytest.raises(ValueError, match="cannot reach a Ray cluster at 127.0.0.1:1.*ray start --head"):
+        _check_reachable("127.0.0.1:1")
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        _check_reachable("nonsense")

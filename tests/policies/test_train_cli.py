@@ -32,6 +32,7 @@ def test_train_eval_plot_smoke(tmp_path):
     r = s2r("eval", str(run), "--episodes", "2")
     assert r.returncode == 0, r.stderr
     assert "Pendulum-v1: return" in r.stdout and "over 2 episodes" in r.stdout
+    assert "Pendulum-v1: 100%" in r.stderr and "2/2" in r.stderr and "return" in r.stderr, r.stderr  # the bar
     r = s2r("plot", str(run))
     assert r.returncode == 0, r.stderr
     assert (run / "plots" / "return.png").stat().st_size > 1000
@@ -44,7 +45,7 @@ def test_user_errors_are_one_line(tmp_path, capsys):
         (["train", "--algo", "td3", "--ppo-gamma", "0.9", "--steps", "10", "--run-dir", str(tmp_path / "x")],
          "--ppo-gamma does not apply"),
         (["train", "--td3-hidden", "a,b", "--steps", "10", "--run-dir", str(tmp_path / "y")], "--td3-hidden"),
-        (["eval", str(tmp_path / "nope")], "no checkpoint"),
+        (["eval", str(tmp_path / "nope")], "does not exist"),
         (["train", "--env", "NoSuchEnv-v9", "--steps", "10"], "unknown env"),
         (["train", "--resume", str(tmp_path / "nope")], "config.json not found"),
         (["train", "--env", "biped", "--update-threads", "-1", "--steps", "10", "--run-dir", str(tmp_path / "x")],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -51,7 +52,11 @@ def test_lockstep_hil_cli_matches_direct_evaluation(biped_bundle, tmp_path):
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    assert "safety: OK" in out.stdout
+    # the demo's table and plain words: no Python reprs, no 16-digit floats
+    assert "safety OK: 0 non-finite and 0 over-limit torque commands" in out.stdout, out.stdout
+    header, row = out.stdout.splitlines()[1:3]
+    assert header.split()[:4] == ["plant", "steps", "episodes", "return/ep"] and row.split()[:2] == ["nominal", "80"]
+    assert "{" not in out.stdout and "[" not in out.stdout and not re.search(r"\d\.\d{4,}", out.stdout), out.stdout
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["steps"] == n and report["crc_errors"] == {"board_rx": 0, "host_rx": 0}
     assert report["watchdog_trips"] == 0 and report["seq_gaps"]["host_rx"] == 0

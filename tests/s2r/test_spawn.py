@@ -32,10 +32,10 @@ def test_every_config_field_is_mapped_or_flagless(config, table, flagless):
 
 
 def test_emulate_command_line_parses_back_to_its_config(tmp_path):
-    cfg = EmulatorConfig(env="knob", plant="heavy_knob", seed=7, lockstep=True, watchdog_ms=250)
+    cfg = EmulatorConfig(env="knob", plant="heavy_knob", seed=7, lockstep=True, watchdog_ms=250, ramp_ms=40.0)
     ns = _parse(emulate_argv(cfg, log=tmp_path / "emu.jsonl"))
-    assert (ns.command, ns.robot, ns.plant, ns.seed, ns.lockstep, ns.watchdog_ms, ns.log) == (
-        "emulate", "knob", "heavy_knob", 7, True, 250, str(tmp_path / "emu.jsonl"),
+    assert (ns.command, ns.robot, ns.plant, ns.seed, ns.lockstep, ns.watchdog_ms, ns.ramp_ms, ns.log) == (
+        "emulate", "knob", "heavy_knob", 7, True, 250, 40.0, str(tmp_path / "emu.jsonl"),
     )  # fmt: skip
     default = _parse(emulate_argv(EmulatorConfig()))
     assert (default.robot, default.lockstep, default.log) == (EmulatorConfig.env, False, None)
@@ -43,14 +43,17 @@ def test_emulate_command_line_parses_back_to_its_config(tmp_path):
 
 def test_run_command_line_parses_back_to_its_config(tmp_path):
     cfg = RuntimeConfig(port="/dev/pts/9", baud=115_200, watchdog_s=0.25, max_steps=30, duration_s=2.5,
-                        telemetry=tmp_path / "t.csv", handshake_timeout_s=3.0, quiet=True)  # fmt: skip
+                        telemetry=tmp_path / "t.csv", handshake_timeout_s=3.0, quiet=True, ramp_s=0.25,
+                        fault_frames=5)  # fmt: skip
     ns = _parse(run_argv(cfg, tmp_path / "bundle"))
     assert ns.command == "run" and ns.bundle == str(tmp_path / "bundle") and ns.json
     assert (ns.port, ns.baud, ns.watchdog_ms * 1e-3) == ("/dev/pts/9", 115_200, 0.25)
     assert (ns.max_steps, ns.duration) == (30, 2.5)
     assert (Path(ns.telemetry), ns.handshake_timeout, ns.quiet) == (cfg.telemetry, 3.0, True)
+    assert (ns.ramp_ms * 1e-3, ns.fault_frames) == (0.25, 5)
     default = _parse(run_argv(RuntimeConfig(port="loop://"), "b"))
     assert default.max_steps is None and default.duration is None and default.telemetry is None
+    assert default.ramp_ms is None  # the controller picks the ramp from the board's mode
     assert not default.quiet
 
 

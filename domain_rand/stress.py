@@ -1,0 +1,423 @@
+"""``s2r stress``: how far from nominal a policy keeps working — the robustness report to read before hardware.
+
+Three parts, all from the one episode loop and success definition of :mod:`domain_rand.evaluate` (biped: walked
+≥ 15 m without a fall; knob: reached its target), with deterministic actions:
+
+1. **One-at-a-time sweep.** Every parameter of :data:`SWEEPS` goes from nominal outward (both ways for two-sided
+   ones), everything else nominal, ``episodes`` episodes per value. The **cliff** of a series is the first value
+   (walking outward) where success falls below :data:`CLIFF_SUCCESS`; ``None`` if it never does on the grid.
+2. **Reality box.** ``plants`` random plants, every parameter of ``domain_rand.plants.REALITY_BOX[robot]`` drawn at
+   once (log-uniform for scale factors): moderate ranges standing for an uncalibrated real robot. One episode per
+   plant; the success rate with a Wilson 95 % interval.
+3. **Torque-signal metrics** on the nominal plant (the sweep's nominal episodes, recorded): steps at the torque
+   limit, step-to-step change, share of the signal's power above 5 Hz, RMS commanded and delivered torque, cost
+   of transport (biped), peak joint speed over the motor's no-load speed.
+
+Common random numbers: episode k of every sweep value (and of the nominal point) is reset with seed ``seed + k``,
+so values differ only in their physics; plant i of the box uses seed ``seed + 10_000 + i`` and parameters drawn
+from ``np.random.default_rng(seed)``. The new effects draw from a child of the env's generator, so switching one on
+leaves the initial state and the other noise unchanged. Episodes end at success (the biped at 15 m: the outcome
+cannot change after that), at a fall or at the time limit.
+
+Episodes run in a process pool (one env and one policy per worker, built by ``policy_factory`` in the worker), so
+the policy can be an onnxruntime bundle with no torch installed.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from domain_rand.evaluate import Policy, run_episode
+from domain_rand.plants import REALITY_BOX
+from domain_rand.samplers import check_ranges, sample_ranges
+from domain_rand.success import robot_of_env
+from sim.errors import UserError
+from sim.params import ParamSpace
+from sim.robots import get_robot
+from sim.spec import RobotSpec
+
+CLIFF_SUCCESS = 0.8  # a sweep value is past the cliff when fewer than 80 % of its episodes succeed
+HIGH_FREQ_HZ = 5.0  # torque-signal power above this counts as high-frequency (the control rate is 50 Hz)
+AT_LIMIT = 0.99  # |command| >= 99 % of the limit counts as "at the limit"
+BOX_SEED_OFFSET = 10_000
+
+# actuator and sensor sweeps shared by every robot: (parameter, values from nominal outward)
+_MOTOR_SWEEPS: tuple[tuple[str, tuple[float, ...]], ...] = (
+    ("action_latency", (0.004, 0.008, 0.012, 0.02, 0.03, 0.04, 0.06)),
+    ("sensor_delay", (0.004, 0.008, 0.012, 0.02, 0.04)),
+    ("control_jitter", (0.001, 0.002, 0.004, 0.008)),
+    ("torque_lag", (0.002, 0.005, 0.01, 0.02, 0.04)),
+    ("backlash", (0.005, 0.0175, 0.035, 0.07)),
+    ("encoder_resolution", (16384.0, 4096.0, 1024.0, 256.0)),
+    ("encoder_noise", (0.002, 0.005, 0.01, 0.02, 0.05)),
+    ("encoder_bias", (-0.02, -0.05, -0.1, -0.2)),
+    ("encoder_bias", (0.02, 0.05, 0.1, 0.2)),
+    ("motor_strength", (0.85, 0.7, 0.5, 0.3)),
+    ("motor_strength", (1.15, 1.3, 1.5)),
+    ("torque_limit_scale", (0.85, 0.7, 0.5, 0.3)),
+    ("supply_sag", (0.05, 0.1, 0.2, 0.4)),
+    ("continuous_torque_ratio", (0.8, 0.6, 0.4, 0.2)),
+)
+SWEEPS: dict[str, tuple[tuple[str, tuple[float, ...]], ...]] = {
+    "biped": (
+        ("ground_friction", (0.7, 0.5, 0.3, 0.2, 0.1)),
+        ("ground_friction", (1.5, 2.0)),
+        ("hull_mass_scale", (0.8, 0.65, 0.5)),
+        ("hull_mass_scale", (1.2, 1.4, 1.7, 2.0)),
+        ("leg_mass_scale", (0.85, 0.7, 0.5)),
+        ("leg_mass_scale", (1.15, 1.3, 1.6, 2.0)),
+        ("joint_damping", (0.1, 0.2, 0.5, 1.0)),
+        ("joint_friction", (0.05, 0.1, 0.3, 1.0)),
+        *_MOTOR_SWEEPS,
+        ("imu_noise", (0.005, 0.01, 0.02, 0.05)),
+        ("velocity_noise", (0.02, 0.05, 0.1, 0.2)),
+        ("lidar_noise", (0.002, 0.005, 0.01, 0.02, 0.05)),
+        ("lidar_dropout", (0.05, 0.1, 0.2, 0.4, 0.8)),
+        ("lidar_spurious", (0.01, 0.03, 0.1, 0.3)),
+        ("terrain_roughness", (0.005, 0.01, 0.02, 0.04)),
+        ("push_force", (25.0, 50.0, 100.0, 200.0)),
+    ),
+    "knob": (
+        ("knob_friction", (0.03, 0.045, 0.07, 0.1, 0.2)),
+        ("knob_friction", (0.01, 0.0)),
+        ("knob_damping", (0.02, 0.03)),
+        ("knob_inertia_scale", (0.7, 0.5, 0.3)),
+        ("knob_inertia_scale", (1.5, 2.0, 3.0)),
+        ("fingertip_friction", (0.7, 0.5, 0.3, 0.1)),
+        ("fingertip_friction", (1.5, 2.0)),
+        ("finger_mass_scale", (0.7, 0.5, 0.3)),
+        ("finger_mass_scale", (1.5, 2.0, 3.0)),
+        ("joint_damping", (0.1, 0.2, 0.5)),
+        ("joint_friction", (0.04, 0.07, 0.1)),
+        *_MOTOR_SWEEPS,
+        ("knob_encoder_noise", (0.005, 0.01, 0.02, 0.05)),
+    ),
+}
+# not swept: push_interval and thermal_time_constant only act with a push / a continuous rating below the peak
+
+
+@dataclass(frozen=True)
+class Series:
+    """One sweep direction of one parameter."""
+
+    name: str  # the parameter, with ":low" / ":high" when it is swept both ways
+    param: str
+    values: tuple[float, ...]  # from nominal outward
+
+
+def sweep_series(robot: str, space: ParamSpace, only: Sequence[str] | None = None) -> list[Series]:
+    """The sweep grid of a robot (optionally only the parameters in ``only``), checked against its hard limits."""
+    table = SWEEPS.get(robot)
+    if table is None:
+        raise UserError(f"no stress sweeps for robot '{robot}'; robots: {', '.join(SWEEPS)}")
+    if only:
+        unknown = sorted(set(only) - {p for p, _ in table})
+        if unknown:
+            raise UserError(f"--params: no sweep for {unknown} on {robot}; swept: {', '.join(dict(table))}")
+    out = []
+    for param, values in table:
+        if only and param not in only:
+            continue
+        p = space[param]
+        two_way = sum(1 for q, _ in table if q == param) > 1
+        side = "high" if values[0] > p.nominal else "low"
+        check_ranges(space, {param: (min(values), max(values))}, f"stress sweep of {param}")
+        out.append(Series(f"{param}:{side}" if two_way else param, param, tuple(values)))
+    return out
+
+
+@dataclass(frozen=True)
+class Job:
+    """One episode to run: which part of the report it belongs to, its physics and its seed."""
+
+    kind: str  # "sweep" (the nominal point is the sweep's value None) or "box"
+    key: str  # series name, "nominal" or the plant index
+    value: float | None
+    params: dict[str, float]
+    seed: int
+    record: bool = False
+
+
+@dataclass
+class StressConfig:
+    """What to run; the CLI flags of ``s2r stress``."""
+
+    episodes: int = 10  # episodes per sweep value (and on the nominal plant)
+    plants: int = 100  # random plants from the reality box
+    seed: int = 0
+    workers: int = 0  # processes; 0 = one per core
+    params: tuple[str, ...] = field(default_factory=tuple)  # sweep only these parameters (empty: all)
+
+
+def plan(robot: str, space: ParamSpace, cfg: StressConfig) -> tuple[list[Series], list[Job], list[dict[str, float]]]:
+    """The sweep series, every episode job (nominal first, then the box and the sweep interleaved) and the box."""
+    if cfg.episodes < 1 or cfg.plants < 0:
+        raise UserError(f"need --episodes >= 1 and --plants >= 0, got {cfg.episodes} and {cfg.plants}")
+    series = sweep_series(robot, space, cfg.params)
+    jobs = [Job("sweep", "nominal", None, {}, cfg.seed + k, record=True) for k in range(cfg.episodes)]
+    box_ranges = check_ranges(space, REALITY_BOX[robot], f"reality box of {robot}")
+    rng = np.random.default_rng(cfg.seed)
+    box = [sample_ranges(space, box_ranges, rng) for _ in range(cfg.plants)]
+    sweep_jobs = [
+        Job("sweep", s.name, v, {s.param: v}, cfg.seed + k) for s in series for v in s.values for k in range(cfg.episodes)
+    ]
+    box_jobs = [Job("box", str(i), None, params, cfg.seed + BOX_SEED_OFFSET + i) for i, params in enumerate(box)]
+    # interleave so that a partial run (or the progress bar) covers both parts evenly
+    step = max(1, len(sweep_jobs) // max(1, len(box_jobs)))
+    mixed: list[Job] = []
+    for i in range(max(len(sweep_jobs), len(box_jobs) * step)):
+        if i % step == 0 and i // step < len(box_jobs):
+            mixed.append(box_jobs[i // step])
+        if i < len(sweep_jobs):
+            mixed.append(sweep_jobs[i])
+    return series, jobs + mixed, box
+
+
+# ------------------------------------------------------------------------------------------------- workers
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(env_id: str, policy_factory: Callable[[], Policy]) -> None:
+    import gymnasium as gym
+
+    import sim
+
+    sim.register_envs()
+    _WORKER["env"] = gym.make(sim.resolve_env_id(env_id))
+    _WORKER["policy"] = policy_factory()
+
+
+def _run_job(job: Job) -> dict[str, Any]:
+    t0 = time.process_time()
+    ep = run_episode(_WORKER["env"], _WORKER["policy"], job.seed, job.params, stop_at_success=True, record=job.record)
+    out: dict[str, Any] = {"success": ep.success, "fell": ep.fell, "length": ep.length, "distance_m": ep.distance_m,
+                           "cpu_s": time.process_time() - t0}  # fmt: skip
+    if job.record:
+        out.update(action=ep.action, applied=ep.applied_torque_nm, obs=ep.obs)
+    return out
+
+
+def run_jobs(
+    env_id: str,
+    policy_factory: Callable[[], Policy],
+    jobs: Sequence[Job],
+    workers: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run every job (in a process pool when ``workers`` > 1); results in job order. Worker errors re-raise."""
+    results: list[dict[str, Any] | None] = [None] * len(jobs)
+    if workers <= 1:
+        _init_worker(env_id, policy_factory)
+        try:
+            for i, job in enumerate(jobs):
+                results[i] = _run_job(job)
+                if progress:
+                    progress(i + 1, len(jobs))
+        finally:
+            _WORKER.pop("env").close()
+        return [r for r in results if r is not None]
+    ctx = mp.get_context("forkserver")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(env_id, policy_factory)) as ex:
+        pending = {ex.submit(_run_job, job): i for i, job in enumerate(jobs)}
+        done_n = 0
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                results[pending.pop(fut)] = fut.result()  # a worker's exception re-raises here, with its type
+                done_n += 1
+            if progress:
+                progress(done_n, len(jobs))
+    return [r for r in results if r is not None]
+
+
+# ------------------------------------------------------------------------------------------------- statistics
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (95 % by default); (0, 1) when n = 0."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def cliff(values: Sequence[float], success: Sequence[float], threshold: float = CLIFF_SUCCESS) -> float | None:
+    """The first value (in sweep order, nominal outward) whose success rate is below ``threshold``."""
+    return next((v for v, s in zip(values, success, strict=True) if s < threshold), None)
+
+
+def high_freq_share(signal: np.ndarray, rate_hz: float, cutoff_hz: float = HIGH_FREQ_HZ) -> float:
+    """Share of a signal's power (mean removed) above ``cutoff_hz``; per column, averaged. NaN if it is constant."""
+    x = np.asarray(signal, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    power = np.abs(np.fft.rfft(x, axis=0)) ** 2
+    freqs = np.fft.rfftfreq(x.shape[0], d=1.0 / rate_hz)
+    total = power[1:].sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = power[freqs > cutoff_hz].sum(axis=0) / total
+    return float(np.nanmean(shares)) if np.any(total > 0) else math.nan
+
+
+def torque_metrics(spec: RobotSpec, recorded: Sequence[Mapping[str, Any]], mass_kg: float | None) -> dict[str, Any]:
+    """Torque-signal metrics over recorded nominal episodes (see the module docstring); each a mean over motors."""
+    limits = spec.action.limits_nm.astype(np.float64)
+    no_load = np.array([m.no_load_speed_rad_s for m in spec.action.motors])
+    names = [f.name for f in spec.obs_fields]
+    speed_idx = [names.index(f"{m}_speed") for m in spec.action.names]
+    dt = spec.control_period_s
+    cmd = [np.asarray(r["action"], dtype=np.float64) * limits for r in recorded if len(r["action"]) > 1]
+    if not cmd:
+        return {}
+    applied = [np.asarray(r["applied"], dtype=np.float64) for r in recorded if len(r["action"]) > 1]
+    speeds = [np.asarray(r["obs"], dtype=np.float64)[1:, speed_idx] for r in recorded if len(r["action"]) > 1]
+    all_cmd, all_applied, all_speed = np.concatenate(cmd), np.concatenate(applied), np.concatenate(speeds)
+    out: dict[str, Any] = {
+        "steps": int(all_cmd.shape[0]),
+        "at_limit_pct": float(100 * np.mean(np.abs(all_cmd) >= AT_LIMIT * limits)),
+        "at_limit_pct_per_motor": [float(100 * v) for v in np.mean(np.abs(all_cmd) >= AT_LIMIT * limits, axis=0)],
+        "mean_abs_delta_per_limit": float(np.mean(np.concatenate([np.abs(np.diff(c, axis=0)) / limits for c in cmd]))),
+        "power_above_5hz_pct": float(100 * np.nanmean([high_freq_share(c, spec.control_hz) for c in cmd])),
+        "rms_commanded_per_limit": float(np.mean(np.sqrt(np.mean(all_cmd**2, axis=0)) / limits)),
+        "rms_delivered_per_limit": float(np.mean(np.sqrt(np.mean(all_applied**2, axis=0)) / limits)),
+        "peak_speed_per_no_load": float(np.max(np.abs(all_speed) / no_load)),
+    }
+    distance = sum(float(r["distance_m"] or 0.0) for r in recorded)
+    if mass_kg is not None and distance > 0:
+        work_j = sum(float(np.sum(np.abs(a * w)) * dt) for a, w in zip(applied, speeds, strict=True))
+        out["cost_of_transport"] = work_j / (mass_kg * 9.81 * distance)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- the report
+def run_stress(
+    env_id: str,
+    policy_factory: Callable[[], Policy],
+    cfg: StressConfig,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Run the sweep, the reality box and the nominal metrics; return the JSON-able report."""
+    import sim
+
+    gym_id = sim.resolve_env_id(env_id)
+    robot = robot_of_env(gym_id)
+    if robot is None:
+        raise UserError(f"s2r stress needs an s2r robot env (biped, knob), not {env_id}")
+    spec = get_robot(robot)
+    space = _param_space(gym_id)
+    series, jobs, box = plan(robot, space, cfg)
+    workers = cfg.workers or os.cpu_count() or 1
+    t0 = time.monotonic()
+    results = run_jobs(gym_id, policy_factory, jobs, min(workers, len(jobs)), progress)
+    wall_s = time.monotonic() - t0
+
+    by_point: dict[tuple[str, float | None], list[dict[str, Any]]] = {}
+    box_results: list[dict[str, Any]] = []
+    for job, res in zip(jobs, results, strict=True):
+        if job.kind == "box":
+            box_results.append(res)
+        else:
+            by_point.setdefault((job.key, job.value), []).append(res)
+    nominal = by_point[("nominal", None)]
+    nominal_rate = float(np.mean([r["success"] for r in nominal]))
+    sweep: dict[str, Any] = {}
+    for s in series:
+        rates = [float(np.mean([r["success"] for r in by_point[(s.name, v)]])) for v in s.values]
+        p = space[s.param]
+        sweep[s.name] = {
+            "param": s.param, "unit": p.unit, "nominal": p.nominal, "values": list(s.values),
+            "success": rates, "cliff": cliff(s.values, rates) if nominal_rate >= CLIFF_SUCCESS else p.nominal,
+        }  # fmt: skip
+    wins = sum(bool(r["success"]) for r in box_results)
+    lo, hi = wilson_interval(wins, len(box_results))
+    mass = _walking_mass_kg(robot)
+    return {
+        "robot": robot,
+        "env_id": gym_id,
+        "success_definition": _SUCCESS_TEXT[robot],
+        "cliff_definition": f"first value (nominal outward) with success < {CLIFF_SUCCESS:.0%}",
+        "seed": cfg.seed,
+        "episodes_per_point": cfg.episodes,
+        "nominal": {
+            "success_rate": nominal_rate,
+            "episodes": len(nominal),
+            "falls": int(sum(r["fell"] for r in nominal)),
+            "torque_metrics": torque_metrics(spec, nominal, mass),
+        },
+        "sweep": sweep,
+        "reality_box": {
+            "ranges": {k: list(v) for k, v in REALITY_BOX[robot].items()},
+            "plants": len(box_results),
+            "successes": wins,
+            "success_rate": wins / len(box_results) if box_results else math.nan,
+            "wilson95": [lo, hi],
+            "falls": int(sum(r["fell"] for r in box_results)),
+        },
+        "episodes": len(jobs),
+        "steps": int(sum(r["length"] for r in results)),
+        "workers": min(workers, len(jobs)),
+        "wall_s": wall_s,
+        # CPU seconds the episodes took in the workers (the cost on an idle box, whatever the load was)
+        "episode_cpu_s": float(sum(r["cpu_s"] for r in results)),
+    }
+
+
+_SUCCESS_TEXT = {
+    "biped": "walked >= 15 m of the course without a fall (episode ends there)",
+    "knob": "turned the knob to its target (|error| < 0.1 rad held 10 steps) within 400 steps",
+}
+
+
+def _param_space(gym_id: str) -> ParamSpace:
+    import gymnasium as gym
+
+    env = gym.make(gym_id)
+    try:
+        return env.unwrapped.param_space  # type: ignore[attr-defined]
+    finally:
+        env.close()
+
+
+def _walking_mass_kg(robot: str) -> float | None:
+    if robot != "biped":
+        return None  # the knob hand does not travel: no cost of transport
+    from sim.biped import HULL_MASS_KG, SHANK_MASS_KG, THIGH_MASS_KG
+
+    return HULL_MASS_KG + 2 * (THIGH_MASS_KG + SHANK_MASS_KG)
+
+
+def format_report(report: Mapping[str, Any]) -> str:
+    """The report as text: nominal line, reality box, torque metrics, one line per sweep series."""
+    nom, box, tm = report["nominal"], report["reality_box"], report["nominal"]["torque_metrics"]
+    lines = [
+        f"{report['env_id']}: success = {report['success_definition']}; cliff = {report['cliff_definition']}",
+        f"nominal plant: {nom['success_rate']:.0%} of {nom['episodes']} episodes",
+        f"reality box: {box['success_rate']:.0%} of {box['plants']} random plants "
+        f"(95 % CI {box['wilson95'][0]:.0%}-{box['wilson95'][1]:.0%}; {len(box['ranges'])} parameters at once)",
+    ]
+    if tm:
+        lines.append(
+            f"torque on the nominal plant: {tm['at_limit_pct']:.0f} % of steps at the limit, mean |Δτ| "
+            f"{tm['mean_abs_delta_per_limit']:.2f} of the limit, {tm['power_above_5hz_pct']:.0f} % of power above "
+            f"5 Hz, RMS {tm['rms_commanded_per_limit']:.2f} (commanded) / {tm['rms_delivered_per_limit']:.2f} "
+            f"(delivered) of the limit, peak joint speed {tm['peak_speed_per_no_load']:.2f}x no-load"
+            + (f", cost of transport {tm['cost_of_transport']:.2f}" if "cost_of_transport" in tm else "")
+        )
+    width = max((len(n) for n in report["sweep"]), default=10)
+    lines.append(f"{'parameter'.ljust(width)}  {'unit':<10} {'cliff':>10}   success per value (nominal outward)")
+    for name, s in report["sweep"].items():
+        c = "none" if s["cliff"] is None else f"{s['cliff']:g}"
+        pts = "  ".join(f"{v:g}:{r:.0%}" for v, r in zip(s["values"], s["success"], strict=True))
+        lines.append(f"{name.ljust(width)}  {s['unit']:<10} {c:>10}   {pts}")
+    lines.append(f"{report['episodes']} episodes, {report['steps']} steps, {report['workers']} workers, "
+                 f"{report['wall_s']:.0f} s wall, {report['episode_cpu_s']:.0f} CPU-s in the episodes")  # fmt: skip
+    return "\n".join(lines)

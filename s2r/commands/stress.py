@@ -1,0 +1,133 @@
+"""`s2r stress`: the robustness report to read before touching hardware (domain_rand/stress.py does the work)."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sim.errors import UserError
+from sim.files import atomic_write, check_output_file
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "stress",
+        help="Robustness report: parameter sweeps, cliffs, random real-robot plants, torque metrics",
+        description="Run a bundle (onnxruntime, no torch needed) or a training run through a one-at-a-time sweep "
+        "of every physical parameter from nominal outward (the cliff: first value with success < 80 %%), N random "
+        "plants from the robot's reality box (success rate with a Wilson 95 %% CI) and torque-signal metrics on "
+        "the nominal plant. Seeded, common random numbers across parameters, all cores. Writes JSON and a PNG.",
+    )
+    p.add_argument("target", metavar="BUNDLE_OR_RUN", help="bundle folder (manifest.json) or run folder / checkpoint")
+    p.add_argument("--robot", default=None, help="expected robot (biped, knob); default: the target's")
+    p.add_argument("--plants", type=int, default=100, help="random reality-box plants (one episode each)")
+    p.add_argument("--episodes", type=int, default=10, help="episodes per sweep value and on the nominal plant")
+    p.add_argument("--seed", type=int, default=0, help="seed of the episodes and of the box's plants")
+    p.add_argument("--workers", type=int, default=0, help="worker processes (0: one per core)")
+    p.add_argument("--params", default="", help="comma list: sweep only these parameters (default: all)")
+    p.add_argument("--json", default=None, metavar="F", help="report file (default: stress_out/<robot>.json)")
+    p.add_argument("--plot", default=None, metavar="F", help="success-vs-value PNG (default: stress_out/<robot>.png)")
+    p.set_defaults(func=run)
+
+
+# policy factories: module-level, so the process pool can pickle them; each worker builds its own policy
+def bundle_policy(bundle_dir: str) -> Any:
+    """The bundle's ONNX policy as ``obs → normalized action`` (what the board's torques are, over the limit)."""
+    from deploy.bundle import Policy, load_bundle
+    from sim.robots import get_robot
+
+    bundle = load_bundle(bundle_dir)
+    policy, action = Policy(bundle), get_robot(bundle.robot).action
+    return lambda obs: action.to_normalized(policy(obs))
+
+
+def run_policy(path: str) -> Any:
+    """A run folder's (or checkpoint's) policy, in torch, as ``obs → normalized action``."""
+    import torch
+
+    from policies.checkpoint import load_inference_policy
+
+    torch.set_num_threads(1)
+    policy = load_inference_policy(path)
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+
+    return act
+
+
+def _target(path: str) -> tuple[str, str, Any, str | None]:
+    """(robot, env id, policy factory, input-gain problem) of a bundle or run."""
+    if (Path(path) / "manifest.json").is_file():
+        from deploy.bundle import bundle_obs_std, load_bundle
+        from deploy.manifest import input_gain_problem
+        from sim.robots import get_robot
+
+        bundle = load_bundle(path)
+        std = bundle_obs_std(path)
+        problem = input_gain_problem(std, get_robot(bundle.robot)) if std is not None else None
+        return bundle.robot, bundle.manifest["env_id"], functools.partial(bundle_policy, path), problem
+    if not Path(path).exists():
+        raise UserError(f"'{path}' is neither a bundle folder nor a run folder/checkpoint")
+    from policies.checkpoint import load_inference_policy
+
+    policy = load_inference_policy(path)
+    if policy.robot_id is None:
+        raise UserError(f"s2r stress needs an s2r robot policy; {path} was trained on {policy.env_id}")
+    return policy.robot_id, policy.env_id, functools.partial(run_policy, path), None
+
+
+class _Progress:
+    """A one-line progress bar on stderr (a line per 10 % when stderr is not a terminal)."""
+
+    def __init__(self) -> None:
+        self.t0, self.tty, self.shown = time.monotonic(), sys.stderr.isatty(), -1
+
+    def __call__(self, done: int, total: int) -> None:
+        frac = done / total
+        elapsed = time.monotonic() - self.t0
+        eta = elapsed / frac - elapsed if frac > 0 else 0.0
+        bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
+        line = f"stress [{bar}] {done}/{total} episodes, {elapsed:.0f} s, ~{eta:.0f} s left"
+        if self.tty:
+            print("\r" + line, end="\n" if done == total else "", file=sys.stderr, flush=True)
+        elif int(10 * frac) > self.shown:
+            self.shown = int(10 * frac)
+            print(line, file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from domain_rand.plotting import plot_stress
+    from domain_rand.stress import StressConfig, format_report, run_stress
+
+    robot, env_id, factory, gain_problem = _target(args.target)
+    if args.robot is not None and args.robot != robot:
+        raise UserError(f"{args.target} is a {robot} policy, not {args.robot}")
+    if args.workers < 0:
+        raise UserError(f"--workers must be >= 0 (0: one per core), got {args.workers}")
+    cfg = StressConfig(args.episodes, args.plants, args.seed, args.workers,
+                       tuple(p for p in args.params.split(",") if p))  # fmt: skip
+    json_path = Path(args.json or f"stress_out/{robot}.json")
+    plot_path = Path(args.plot or f"stress_out/{robot}.png")
+    check_output_file(json_path)
+    check_output_file(plot_path)
+    report = run_stress(env_id, factory, cfg, progress=_Progress())
+    report["target"] = str(args.target)
+    report["input_gain_problem"] = gain_problem
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    plot_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(json_path, json.dumps(report, indent=2) + "\n")
+    plot_stress(report, str(plot_path))
+    print(format_report(report))
+    if gain_problem:
+        print(f"input gain: {gain_problem} (export would refuse this bundle's normalizer)")
+    print(f"wrote {json_path} and {plot_path}")
+    return 0

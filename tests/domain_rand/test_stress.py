@@ -1,0 +1,93 @@
+"""`s2r stress`'s pieces: statistics, the plan (common random numbers), torque metrics, a real tiny run."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from domain_rand.plants import REALITY_BOX
+from domain_rand.stress import (
+    SWEEPS,
+    StressConfig,
+    cliff,
+    high_freq_share,
+    plan,
+    run_stress,
+    sweep_series,
+    wilson_interval,
+)
+from sim.biped import BIPED_PARAMS
+from sim.knob import KNOB_PARAMS
+
+
+def test_wilson_interval_matches_the_textbook():
+    lo, hi = wilson_interval(4, 100)  # the issue's 4 % of 100 plants: 95 % CI 1.6-9.8 %
+    assert lo == pytest.approx(0.0157, abs=5e-4) and hi == pytest.approx(0.0984, abs=5e-4)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == pytest.approx(1.0)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_cliff_is_the_first_value_below_80_percent():
+    assert cliff([1, 2, 3, 4], [1.0, 0.8, 0.7, 0.9]) == 3
+    assert cliff([1, 2], [1.0, 0.9]) is None
+
+
+def test_high_freq_share():
+    t = np.arange(500) / 50.0
+    slow, fast = np.sin(2 * np.pi * 1.0 * t), np.sign(np.sin(2 * np.pi * 12.0 * t))
+    assert high_freq_share(slow[:, None], 50.0) < 0.01
+    assert high_freq_share(fast[:, None], 50.0) > 0.95
+
+
+@pytest.mark.parametrize("robot,space", [("biped", BIPED_PARAMS), ("knob", KNOB_PARAMS)])
+def test_sweeps_and_box_fit_the_hard_limits_and_go_outward(robot, space):
+    series = sweep_series(robot, space)  # raises on a value outside the hard limits
+    for s in series:
+        nominal = space[s.param].nominal
+        dist = [abs(v - nominal) for v in s.values]
+        if s.param != "encoder_resolution":  # 0 = ideal: coarser is outward
+            assert dist == sorted(dist), s.name
+    assert len(REALITY_BOX[robot]) >= 16
+    assert {p for p, _ in SWEEPS[robot]} >= {"action_latency", "sensor_delay", "torque_lag", "backlash",
+                                             "encoder_resolution", "motor_strength", "control_jitter"}  # fmt: skip
+
+
+def test_plan_uses_common_random_numbers():
+    series, jobs, box = plan("biped", BIPED_PARAMS, StressConfig(episodes=3, plants=5, seed=7))
+    seeds = {}
+    for j in jobs:
+        if j.kind == "sweep":
+            seeds.setdefault((j.key, j.value), []).append(j.seed)
+    assert all(sorted(s) == [7, 8, 9] for s in seeds.values())
+    assert len(box) == 5 and sorted(j.seed for j in jobs if j.kind == "box") == list(range(10_007, 10_012))
+    _, _, box2 = plan("biped", BIPED_PARAMS, StressConfig(episodes=3, plants=5, seed=7))
+    assert box == box2  # seeded plants
+    assert len(jobs) == 3 + 5 + 3 * sum(len(s.values) for s in series)
+
+
+def _knob_expert():
+    from sim.knob_gait import gait_action
+
+    return gait_action
+
+
+def test_a_tiny_stress_run_of_the_scripted_knob_expert():
+    cfg = StressConfig(episodes=2, plants=3, seed=0, workers=1, params=("action_latency",))
+    report = run_stress("knob", _knob_expert, cfg)
+    sweep = report["sweep"]["action_latency"]
+    assert sweep["values"][0] == 0.004 and len(sweep["success"]) == len(sweep["values"])
+    assert report["nominal"]["success_rate"] == 1.0  # the expert turns the knob on the nominal plant
+    assert sweep["success"][-1] < 0.8 and sweep["cliff"] is not None  # 60 ms of latency defeats it
+    box = report["reality_box"]
+    assert box["plants"] == 3 and 0 <= box["wilson95"][0] <= box["success_rate"] <= box["wilson95"][1] <= 1
+    tm = report["nominal"]["torque_metrics"]
+    assert 0 <= tm["at_limit_pct"] <= 100 and 0 < tm["rms_commanded_per_limit"] <= 1 and "cost_of_transport" not in tm
+    assert not math.isnan(tm["power_above_5hz_pct"])
+    assert run_stress("knob", _knob_expert, cfg)["sweep"] == report["sweep"]  # seeded: reproducible
+
+
+def test_unknown_sweep_parameter_is_a_one_line_error():
+    with pytest.raises(ValueError, match="no sweep for"):
+        sweep_series("biped", BIPED_PARAMS, ["gravity"])
