@@ -42,6 +42,8 @@ N_RANDOM_STREAM = 2_000  # random observations fed as one stream
 class RecurrentTorquePolicy(nn.Module):
     """RecurrentInferencePolicy followed by clip and per-motor scaling to N·m; the state passes through."""
 
+    policy: Any  # a RecurrentInferencePolicy (initial_state, state_shapes, STATE_NAMES)
+
     def __init__(self, policy: nn.Module, limits_nm: np.ndarray) -> None:
         super().__init__()
         self.policy = policy
@@ -70,7 +72,7 @@ def onnx_bytes_recurrent(model: RecurrentTorquePolicy, obs_dim: int, opset: int)
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy TorchScript exporter's deprecation and LSTM batch warnings
-        torch.onnx.export(model.eval(), (torch.zeros(1, obs_dim), *policy.initial_state(1)), buf,  # type: ignore[arg-type]
+        torch.onnx.export(model.eval(), (torch.zeros(1, obs_dim), *policy.initial_state(1)), buf,  # type: ignore[arg-type,unused-ignore]
                           input_names=inputs, output_names=outputs, opset_version=opset, do_constant_folding=True,
                           dynamic_axes={n: {0: "batch"} for n in inputs + outputs}, dynamo=False)  # fmt: skip
     proto = onnx.load_from_string(buf.getvalue())

@@ -174,3 +174,14 @@ def test_lstm_flags_are_refused_for_other_algos(tmp_path):
     out = subprocess.run([sys.executable, "-m", "s2r", "train", "--env", "Pendulum-v1", "--algo", "td3",
                           "--lstm-history-len", "4", "--run-dir", str(tmp_path / "r")], capture_output=True, text=True)  # fmt: skip
     assert out.returncode != 0 and "--lstm-history-len does not apply to --algo td3" in out.stderr
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "s2r/Biped-v0", "s2r/Knob-v0", "BipedalWalker-v3"])
+def test_presets_are_the_td3_presets_with_a_memory(env_id):
+    from policies.lstm_td3 import lstm_td3_preset
+    from policies.td3 import td3_preset
+
+    cfg, td3 = lstm_td3_preset(env_id), td3_preset(env_id)
+    assert isinstance(cfg, LSTMTD3Config) and cfg.history_len == 5 and cfg.mem_hidden == 128
+    same = ("gamma", "buffer_size", "learning_starts", "normalize_obs", "batch_size", "policy_delay")
+    assert all(getattr(cfg, k) == getattr(td3, k) for k in same)
