@@ -19,8 +19,9 @@ from ``np.random.default_rng(seed)``. The new effects draw from a child of the e
 leaves the initial state and the other noise unchanged. Episodes end at success (the biped at 15 m: the outcome
 cannot change after that), at a fall or at the time limit.
 
-Episodes run in a process pool (one env and one policy per worker, built by ``policy_factory`` in the worker), so
-the policy can be an onnxruntime bundle with no torch installed.
+Episodes run in a process pool (one policy per worker, built by ``policy_factory`` in the worker, so the policy can
+be an onnxruntime bundle with no torch installed; a fresh env per episode, so that no episode depends on what its
+worker ran before and the report is the same for any number of workers).
 """
 
 from __future__ import annotations
@@ -182,23 +183,36 @@ def plan(robot: str, space: ParamSpace, cfg: StressConfig) -> tuple[list[Series]
     return series, jobs + mixed, box
 
 
+def scripted_expert(name: str, env_id: str) -> Policy:
+    """A scripted expert of ``sim.EXPERTS`` as the policy (a picklable factory: ``partial(scripted_expert, ...)``)."""
+    import sim
+
+    return sim.get_expert(name, env_id)
+
+
 # ------------------------------------------------------------------------------------------------- workers
 _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(env_id: str, policy_factory: Callable[[], Policy]) -> None:
-    import gymnasium as gym
-
     import sim
 
     sim.register_envs()
-    _WORKER["env"] = gym.make(sim.resolve_env_id(env_id))
+    _WORKER["env_id"] = sim.resolve_env_id(env_id)
     _WORKER["policy"] = policy_factory()
 
 
 def _run_job(job: Job) -> dict[str, Any]:
+    import gymnasium as gym
+
     t0 = time.process_time()
-    ep = run_episode(_WORKER["env"], _WORKER["policy"], job.seed, job.params, stop_at_success=True, record=job.record)
+    # a fresh env per episode: a PyBullet world's solver state carries over from the previous episode, so a
+    # reused env would make each outcome depend on which jobs its worker ran before (and on the worker count)
+    env = gym.make(_WORKER["env_id"])
+    try:
+        ep = run_episode(env, _WORKER["policy"], job.seed, job.params, stop_at_success=True, record=job.record)
+    finally:
+        env.close()
     out: dict[str, Any] = {"success": ep.success, "fell": ep.fell, "length": ep.length, "distance_m": ep.distance_m,
                            "cpu_s": time.process_time() - t0}  # fmt: skip
     if job.record:
@@ -217,13 +231,10 @@ def run_jobs(
     results: list[dict[str, Any] | None] = [None] * len(jobs)
     if workers <= 1:
         _init_worker(env_id, policy_factory)
-        try:
-            for i, job in enumerate(jobs):
-                results[i] = _run_job(job)
-                if progress:
-                    progress(i + 1, len(jobs))
-        finally:
-            _WORKER.pop("env").close()
+        for i, job in enumerate(jobs):
+            results[i] = _run_job(job)
+            if progress:
+                progress(i + 1, len(jobs))
         return [r for r in results if r is not None]
     ctx = mp.get_context("forkserver")
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(env_id, policy_factory)) as ex:

@@ -54,6 +54,7 @@ REPLAY = "replay.pt"
 LOCK = ".lock"
 EVAL_SEED = 1_000_000  # eval episodes during training use seeds EVAL_SEED + seed * 1000 + k: never the seeds
 # `s2r eval` starts from (10_000), so the reported evaluation is not the one best.pt was selected on
+
 # the agents' training phases (``agent.phase``; progress.csv's ``phase`` column writes ``learn`` as the algo name):
 # what the progress line says, and whose episodes its numbers are
 PHASES = {
@@ -462,7 +463,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
     def run_eval() -> tuple[dict[str, float], dict[str, Any] | None]:
         """Deterministic episodes on the nominal plant; returns the eval row and, if best so far, the selection."""
         nonlocal best_eval
-        _note(progress, f"s2r: evaluating the policy at step {counters['global_step']:,} ({cfg.eval_episodes} "
+        progress.note(f"evaluating the policy at step {counters['global_step']:,} ({cfg.eval_episodes} "
               "deterministic episodes on the nominal plant)...")  # fmt: skip
         policy = inference_policy_from_checkpoint({**meta, "actor": agent.actor.state_dict(),
                                                    "normalizer": norm.state_dict()})  # fmt: skip
@@ -472,7 +473,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
             random.setstate(py_state)
         eval_row = {f"eval_{k}": v for k, v in summary.items() if k != "episodes"}
         is_best = summary["return_mean"] > best_eval
-        _note(progress, f"s2r: eval at step {counters['global_step']:,}: return {summary['return_mean']:.1f} ± "
+        progress.note(f"eval at step {counters['global_step']:,}: return {summary['return_mean']:.1f} ± "
               f"{summary['return_std']:.1f} over {cfg.eval_episodes} deterministic episodes"
               + (" (best so far: saved as best.pt)" if is_best else f" (best {best_eval:.1f})"))  # fmt: skip
         if not is_best:
@@ -608,15 +609,6 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
             "best_eval": best_eval}  # fmt: skip
 
 
-def _note(progress: Progress, text: str) -> None:
-    """A line on stderr that does not tear the progress bar."""
-    bar = getattr(progress, "bar", None)
-    if bar is not None:
-        bar.write(text, file=sys.stderr)
-    else:
-        print(text, file=sys.stderr, flush=True)
-
-
 def _record_video(cfg: TrainConfig, agent, norm: ObsNormalizer, meta: dict, folder: Path, step: int,
                   tb: TensorBoard) -> tuple[Path, float]:
     """One deterministic episode of the current policy → ``folder/step_NNNNNNNNN.mp4`` (.gif without
@@ -630,11 +622,14 @@ def _record_video(cfg: TrainConfig, agent, norm: ObsNormalizer, meta: dict, fold
     env = make_env(cfg.env, render_mode="rgb_array")
     frames: list[np.ndarray] = []
     result = EvalResult()
+    py_state = random.getstate()
     try:
-        fps = float(env.metadata.get("render_fps") or 50) / VIDEO_FRAME_EVERY
-        run_policy_episode(env, policy, VIDEO_SEED, None, result, frames, VIDEO_FRAME_EVERY, VIDEO_MAX_STEPS)
+        with torch.random.fork_rng():  # like run_eval: a video must not shift the training's random streams
+            fps = float(env.metadata.get("render_fps") or 50) / VIDEO_FRAME_EVERY
+            run_policy_episode(env, policy, VIDEO_SEED, None, result, frames, VIDEO_FRAME_EVERY, VIDEO_MAX_STEPS)
     finally:
         env.close()
+        random.setstate(py_state)
     path = write_video(frames, folder / f"step_{step:09d}.{'mp4' if mp4_available() else 'gif'}", fps=fps)
     tb.frames("video/episode", frames, step, note=f"{path} (return {result.returns[0]:.1f})")
     return path, result.returns[0]

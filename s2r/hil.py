@@ -393,7 +393,7 @@ def format_report(r: dict[str, Any]) -> str:
         )
     lines = [
         f"HIL {r['robot']}, {'lockstep' if r['lockstep'] else 'real-time'}, seed {r['seed']}, faults "
-        f"{', '.join(injected) or 'none'}: {r['steps']} control steps (target {r['control_hz_target']:g} Hz) "
+        f"{', '.join(injected) or 'none'}: {r['steps']} steps (control rate target {r['control_hz_target']:g} Hz) "
         f"in {r['wall_s']:.1f} s" + (f" ({r['stopped_by']})" if r.get("stopped_by") else ""),
         format_table({r["plant"]: r}),
         f"latency max {_opt(lat['max'])} ms, deadline misses {r['deadline_misses']}; link (board + host side): "

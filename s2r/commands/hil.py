@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from deploy.bundle import load_bundle
+    from firmware_bridge.emulator import plant_params
     from s2r.hil import FaultSpec, HilConfig, format_report, run_hil
 
     for flag, value in (("--duration", args.duration), ("--max-steps", args.max_steps)):
@@ -55,9 +56,11 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.bundle):
         raise FileNotFoundError(f"bundle folder '{args.bundle}' not found; export one with `s2r export`")
     faults = FaultSpec.parse(args.fault)
+    bundle = load_bundle(args.bundle)
+    plant_params(bundle.robot, args.plant)  # an unknown plant is one line here, not a failed emulator start
     duration = args.duration
     if duration is None:  # --max-steps alone runs until those steps are done, whatever the box's speed
-        hz = float(load_bundle(args.bundle).manifest["control_hz"])
+        hz = float(bundle.manifest["control_hz"])
         duration = DEFAULT_DURATION_S if args.max_steps is None else max(DEFAULT_DURATION_S, 20 * args.max_steps / hz)
     if faults.disconnect_at is not None and faults.disconnect_at >= duration:
         raise UserError(f"--fault disconnect_at={faults.disconnect_at:g} is after the run ends (--duration "

@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sim
     from sim.rollout import rollout_report
 
     require_positive("--episodes", args.episodes)
@@ -36,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
         params = json.loads(args.params) if args.params else None
     except json.JSONDecodeError as exc:
         raise UserError(f"--params is not valid JSON ({exc.msg}); example: '{{\"ground_friction\": 0.5}}'") from None
+    if params is not None and not isinstance(params, dict):
+        raise UserError(f"--params must be a JSON object of parameter values, e.g. '{{\"ground_friction\": 0.5}}', "
+                        f"not {type(params).__name__}")  # fmt: skip
+    if params and not sim.resolve_env_id(args.env).startswith("s2r/"):
+        raise UserError(f"--params sets an s2r robot's physical parameters; {args.env} has none (`s2r envs` lists them)")
     report = rollout_report(args.env, episodes=args.episodes, policy=args.policy, seed=args.seed,
                             params=params, max_steps=args.max_steps, gif_path=args.gif)
     print(report.table())

@@ -77,9 +77,10 @@ def _target(path: str) -> tuple[str, str, Any, str | None]:
         return bundle.robot, bundle.manifest["env_id"], functools.partial(bundle_policy, path), problem
     if not Path(path).exists():
         raise UserError(f"'{path}' is neither a bundle folder nor a run folder/checkpoint")
-    from policies.checkpoint import load_inference_policy
+    from policies.checkpoint import load_policy
 
-    policy = load_inference_policy(path)
+    policy, used = load_policy(path)
+    print(f"stressing {used}", file=sys.stderr, flush=True)  # which checkpoint of a run (best.pt or latest.pt)
     if policy.robot_id is None:
         raise UserError(f"s2r stress needs an s2r robot policy; {path} was trained on {policy.env_id}")
     return policy.robot_id, policy.env_id, functools.partial(run_policy, path), None
