@@ -157,6 +157,7 @@ class StressConfig:
     seed: int = 0
     workers: int = 0  # processes; 0 = one per core
     params: tuple[str, ...] = field(default_factory=tuple)  # sweep only these parameters (empty: all)
+    engine: str = "pybullet"  # physics engine of every plant: pybullet or mujoco (sim.engines)
 
 
 def plan(robot: str, space: ParamSpace, cfg: StressConfig) -> tuple[list[Series], list[Job], list[dict[str, float]]]:
@@ -194,11 +195,13 @@ def scripted_expert(name: str, env_id: str) -> Policy:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(env_id: str, policy_factory: Callable[[], Policy]) -> None:
+def _init_worker(env_id: str, policy_factory: Callable[[], Policy], engine: str = "pybullet") -> None:
     import sim
+    from sim.engines import env_kwargs
 
     sim.register_envs()
     _WORKER["env_id"] = sim.resolve_env_id(env_id)
+    _WORKER["env_kwargs"] = env_kwargs(env_id, engine)
     _WORKER["policy"] = policy_factory()
 
 
@@ -208,7 +211,7 @@ def _run_job(job: Job) -> dict[str, Any]:
     t0 = time.process_time()
     # a fresh env per episode: a PyBullet world's solver state carries over from the previous episode, so a
     # reused env would make each outcome depend on which jobs its worker ran before (and on the worker count)
-    env = gym.make(_WORKER["env_id"])
+    env = gym.make(_WORKER["env_id"], **_WORKER["env_kwargs"])
     try:
         ep = run_episode(env, _WORKER["policy"], job.seed, job.params, stop_at_success=True, record=job.record)
     finally:
@@ -226,18 +229,21 @@ def run_jobs(
     jobs: Sequence[Job],
     workers: int,
     progress: Callable[[int, int], None] | None = None,
+    engine: str = "pybullet",
 ) -> list[dict[str, Any]]:
-    """Run every job (in a process pool when ``workers`` > 1); results in job order. Worker errors re-raise."""
+    """Run every job (in a process pool when ``workers`` > 1) in the physics ``engine``; results in job order.
+    Worker errors re-raise."""
     results: list[dict[str, Any] | None] = [None] * len(jobs)
     if workers <= 1:
-        _init_worker(env_id, policy_factory)
+        _init_worker(env_id, policy_factory, engine)
         for i, job in enumerate(jobs):
             results[i] = _run_job(job)
             if progress:
                 progress(i + 1, len(jobs))
         return [r for r in results if r is not None]
     ctx = mp.get_context("forkserver")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(env_id, policy_factory)) as ex:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(env_id, policy_factory, engine)) as ex:
         pending = {ex.submit(_run_job, job): i for i, job in enumerate(jobs)}
         done_n = 0
         while pending:
@@ -328,7 +334,7 @@ def run_stress(
     series, jobs, box = plan(robot, space, cfg)
     workers = cfg.workers or os.cpu_count() or 1
     t0 = time.monotonic()
-    results = run_jobs(gym_id, policy_factory, jobs, min(workers, len(jobs)), progress)
+    results = run_jobs(gym_id, policy_factory, jobs, min(workers, len(jobs)), progress, cfg.engine)
     wall_s = time.monotonic() - t0
 
     by_point: dict[tuple[str, float | None], list[dict[str, Any]]] = {}
@@ -354,6 +360,7 @@ def run_stress(
     return {
         "robot": robot,
         "env_id": gym_id,
+        "engine": cfg.engine,
         "success_definition": _SUCCESS_TEXT[robot],
         "cliff_definition": f"first value (nominal outward) with success < {CLIFF_SUCCESS:.0%}",
         "seed": cfg.seed,
@@ -410,7 +417,8 @@ def format_report(report: Mapping[str, Any]) -> str:
     """The report as text: nominal line, reality box, torque metrics, one line per sweep series."""
     nom, box, tm = report["nominal"], report["reality_box"], report["nominal"]["torque_metrics"]
     lines = [
-        f"{report['env_id']}: success = {report['success_definition']}; cliff = {report['cliff_definition']}",
+        f"{report['env_id']} ({report.get('engine', 'pybullet')}): success = {report['success_definition']}; "
+        f"cliff = {report['cliff_definition']}",
         f"nominal plant: {nom['success_rate']:.0%} of {nom['episodes']} episodes",
         f"reality box: {box['success_rate']:.0%} of {box['plants']} random plants "
         f"(95 % CI {box['wilson95'][0]:.0%}-{box['wilson95'][1]:.0%}; {len(box['ranges'])} parameters at once)",

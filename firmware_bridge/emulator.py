@@ -49,6 +49,7 @@ class EmulatorConfig:
     seed: int = 0  # episode i is reset with seed + i (the same seeds a direct evaluation uses)
     lockstep: bool = False  # one control period per TORQUE instead of the wall clock
     watchdog_ms: int = 100  # zero torque when no TORQUE arrives for this long while enabled
+    engine: str = "pybullet"  # physics engine of the simulated plant: pybullet or mujoco (sim.engines)
     ramp_ms: float = 0.0  # after ENABLE the board's torque clamp ramps from 0 to the limits over this long
     fw_version: tuple[int, int, int] = (0, 1, 0)
 
@@ -72,8 +73,11 @@ def plant_params(robot_id: str, plant: str) -> dict[str, float]:
 
 
 def make_plant(cfg: EmulatorConfig) -> gym.Env:
-    """The simulated robot the board drives (its physics construction, in one place)."""
-    return gym.make(sim.resolve_env_id(cfg.env))
+    """The simulated robot the board drives (its physics construction, in one place): env ``cfg.env`` in the
+    physics engine ``cfg.engine``."""
+    from sim.engines import env_kwargs
+
+    return gym.make(sim.resolve_env_id(cfg.env), **env_kwargs(cfg.env, cfg.engine))
 
 
 class BoardSim(Protocol):

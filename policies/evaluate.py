@@ -65,9 +65,11 @@ def evaluate(
     gif: str | Path | None = None,
     gif_every: int = 2,
     on_episode: Callable[[EvalResult], None] | None = None,
+    engine: str = "pybullet",
 ) -> EvalResult:
     """Run ``episodes`` deterministic episodes (seeds ``seed, seed+1...``; the first is recorded to ``gif``, a
-    .gif or .mp4); ``on_episode(result so far)`` is called after each one (a progress bar).
+    .gif or .mp4) in the physics ``engine`` (``sim.engines``); ``on_episode(result so far)`` is called after
+    each one (a progress bar).
 
     The episode loop, success and falls are :func:`domain_rand.evaluate.run_episode`'s, shared with the held-out
     table and ``s2r stress``.
@@ -78,7 +80,9 @@ def evaluate(
         from sim.video import check_video_path
 
         check_video_path(gif)  # before the episodes, not after them
-    env = make_env(policy.env_id, **({"render_mode": "rgb_array"} if gif else {}))
+    from sim.engines import env_kwargs
+
+    env = make_env(policy.env_id, **({"render_mode": "rgb_array"} if gif else {}), **env_kwargs(policy.env_id, engine))
     result = EvalResult()
     frames: list[np.ndarray] = []  # RGB arrays of the first episode
     try:

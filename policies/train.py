@@ -46,6 +46,7 @@ from policies.normalizer import ObsNormalizer
 from policies.ppo import PPOAgent, PPOConfig, ppo_preset
 from policies.td3 import TD3Agent, TD3Config, td3_preset
 from policies.vec_env import make_env, make_vec_env
+from sim.engines import env_kwargs
 from sim.errors import UserError, require_positive
 from sim.files import atomic_write
 
@@ -73,6 +74,7 @@ VIDEO_SEED = 10_000  # every video shows the same episode (s2r eval's first seed
 @dataclass(frozen=True)
 class TrainConfig:
     env: str = "biped"  # short name (biped, knob, biped-rough...) or a Gymnasium id
+    engine: str = "pybullet"  # physics engine of the training envs and evaluations: pybullet or mujoco
     algo: str = "td3"  # td3 | ddpg | ppo | lstm-td3 (TD3 with an LSTM memory: policies.lstm_td3)
     steps: int = 1_000_000  # total env steps (summed over sub-envs)
     seed: int = 0
@@ -103,6 +105,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
             raise UserError(f"unknown algo '{self.algo}'; use one of {', '.join(ALGOS)}")
+        env_kwargs(self.env, self.engine)  # an unknown engine, or --engine mujoco on a non-s2r env: UserError
         for name in ("steps", "checkpoint_every", "eval_episodes", "stats_window", "torch_threads"):
             require_positive(f"--{name.replace('_', '-')}", getattr(self, name))
         for name in ("seed", "num_envs", "update_threads", "log_every", "eval_every", "video_every"):  # 0: auto/off
@@ -387,6 +390,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
     assert algo_cfg is not None
     expert = _expert(cfg)
     ckpt_dir = run_dir / "checkpoints"
+    engine_kwargs = env_kwargs(cfg.env, cfg.engine)  # {} in PyBullet (checked in TrainConfig)
     _prepare_run_dir(run_dir, resume)
     torch_threads = max(1, cfg.torch_threads)
     update_threads = cfg.update_threads  # resolved: >= 1
@@ -394,7 +398,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
-    probe = make_env(cfg.env)  # spaces, robot spec, param space: the same env the workers build
+    probe = make_env(cfg.env, **engine_kwargs)  # spaces, robot spec, param space: the same env the workers build
     obs_shape, act_shape = probe.observation_space.shape, probe.action_space.shape
     assert obs_shape is not None and act_shape is not None  # Box spaces (make_env checks the action space)
     obs_dim, act_dim = int(obs_shape[0]), int(act_shape[0])
@@ -469,7 +473,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
                                                    "normalizer": norm.state_dict()})  # fmt: skip
         with torch.random.fork_rng():  # evaluation must not shift the training's random streams
             py_state = random.getstate()
-            summary = evaluate(policy, cfg.eval_episodes, seed=EVAL_SEED + cfg.seed * 1000).summary()
+            summary = evaluate(policy, cfg.eval_episodes, seed=EVAL_SEED + cfg.seed * 1000, engine=cfg.engine).summary()
             random.setstate(py_state)
         eval_row = {f"eval_{k}": v for k, v in summary.items() if k != "episodes"}
         is_best = summary["return_mean"] > best_eval
@@ -483,7 +487,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
                           "episodes": cfg.eval_episodes, "step": counters["global_step"]}  # fmt: skip
 
     saved_at = [counters["global_step"] if resume else -1]  # step of the newest checkpoint on disk
-    venv = make_vec_env(cfg.env, cfg.num_envs, cfg.vec, ray=cfg.ray)
+    venv = make_vec_env(cfg.env, cfg.num_envs, cfg.vec, env_kwargs=engine_kwargs, ray=cfg.ray)
     n = cfg.num_envs
     tags: list[Any] = [None] * n
     ep_ret, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)

@@ -57,6 +57,7 @@ class DemoConfig:
     steps: int | None = None  # control steps per HIL run; None: one full episode (QUICK_STEPS with quick)
     watchdog_ms: int = 500  # board watchdog (lockstep: guards against a dead host only)
     host_watchdog_ms: float = 1000.0  # controller: no SENSOR for this long → DISABLE and re-handshake
+    engine: str = "pybullet"  # physics engine of the plants and the replay; the sim-to-sim row runs the other one
 
 
 @dataclass
@@ -95,12 +96,14 @@ def run_demo(cfg: DemoConfig, progress: Callable[[str], None] = print) -> dict[s
     import sim
     from deploy.store import ModelStore
     from firmware_bridge.emulator import plant_params
+    from sim.engines import ENGINES, check_engine
 
     t0 = time.monotonic()
     robot, bundle_dir = resolve_bundle(cfg)
     plant = cfg.plant or HELDOUT_PLANT[robot]
     plant_params(robot, plant)  # unknown plant → one-line error before anything runs
     env_id = sim.resolve_env_id(robot)
+    twin = next(e for e in ENGINES if e != check_engine(cfg.engine))  # the sim-to-sim row's engine
     steps = cfg.steps or (QUICK_STEPS if cfg.quick else int(gym.spec(env_id).max_episode_steps or 1000))
     if steps < 1:
         raise UserError(f"steps must be ≥ 1, got {steps}")
@@ -112,9 +115,11 @@ def run_demo(cfg: DemoConfig, progress: Callable[[str], None] = print) -> dict[s
         progress(
             f"flashed {bundle_dir} into slot {slot} of a temporary model store (sha256 {flashed.sha256[:12]})"
         )
-        plants = ("nominal", plant)
-        progress(f"HIL, lockstep over a pty, {steps} control steps on plants {' and '.join(plants)}...")
-        with ThreadPoolExecutor(max_workers=len(plants)) as pool:
+        # table row → (plant, engine): nominal and held-out in the chosen engine, then the bundle on the nominal
+        # plant of the other engine (sim-to-sim: what the policy learned that is not physics of one engine)
+        rows = {"nominal": ("nominal", cfg.engine), plant: (plant, cfg.engine), f"nominal@{twin}": ("nominal", twin)}
+        progress(f"HIL, lockstep over a pty, {steps} control steps on plants {', '.join(rows)}...")
+        with ThreadPoolExecutor(max_workers=len(rows)) as pool:
             futures = {
                 name: pool.submit(
                     run_hil,
@@ -123,7 +128,8 @@ def run_demo(cfg: DemoConfig, progress: Callable[[str], None] = print) -> dict[s
                         duration_s=30.0 + 4.0 * steps / flashed.manifest["control_hz"],
                         max_steps=steps,
                         lockstep=True,
-                        plant=name,
+                        plant=rows[name][0],
+                        engine=rows[name][1],
                         seed=cfg.seed,
                         watchdog_ms=cfg.watchdog_ms,
                         host_watchdog_ms=cfg.host_watchdog_ms,
@@ -132,11 +138,11 @@ def run_demo(cfg: DemoConfig, progress: Callable[[str], None] = print) -> dict[s
                         plots=False,
                     ),
                 )  # fmt: skip
-                for name in plants
+                for name in rows
             }
-            replay = replay_episode(flashed.path, env_id, steps, cfg.seed)  # meanwhile, in this process
+            replay = replay_episode(flashed.path, env_id, steps, cfg.seed, cfg.engine)  # meanwhile, in this process
             runs = {name: f.result() for name, f in futures.items()}
-        logs = {name: read_log(tmp / f"hil-{name}" / "emulator.jsonl") for name in plants}
+        logs = {name: read_log(tmp / f"hil-{name}" / "emulator.jsonl") for name in rows}
         hil_tau = np.array([s["tau"] for s in logs["nominal"] if s["ev"] == "step" and s["ep"] == 0])
         n = min(len(hil_tau), len(replay.torque_nm))
         parity_nm = float(np.max(np.abs(hil_tau[:n] - replay.torque_nm[:n]))) if n else float("nan")
@@ -145,7 +151,7 @@ def run_demo(cfg: DemoConfig, progress: Callable[[str], None] = print) -> dict[s
         write_gif(replay.frames, tmp / "episode.gif", fps=flashed.manifest["control_hz"] / GIF_EVERY)
         plot_dashboard(logs, runs, replay, robot, tmp / "dashboard.png")
         report = {
-            "robot": robot, "env_id": env_id, "quick": cfg.quick, "seed": cfg.seed, "steps": steps,
+            "robot": robot, "env_id": env_id, "engine": cfg.engine, "quick": cfg.quick, "seed": cfg.seed, "steps": steps,
             "bundle": {"path": str(bundle_dir), "sha256": flashed.sha256, "slot": slot,
                        "created_utc": flashed.manifest["created_utc"],
                        "git_commit": flashed.manifest["training"]["git_commit"]},
@@ -199,17 +205,18 @@ def _trim(run: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------- replay
-def replay_episode(bundle_dir: Path, env_id: str, steps: int, seed: int) -> Replay:
-    """Episode ``seed`` on the nominal plant, driven directly by the bundle's ONNX policy, rendered.
+def replay_episode(bundle_dir: Path, env_id: str, steps: int, seed: int, engine: str = "pybullet") -> Replay:
+    """Episode ``seed`` on the nominal plant of ``engine``, driven directly by the bundle's ONNX policy, rendered.
 
     Same seed, same policy, same clamp as the emulator: the torques must match the nominal HIL run's episode 0.
     """
     import gymnasium as gym
 
     from deploy.bundle import Policy, load_bundle
+    from sim.engines import env_kwargs
 
     policy = Policy(load_bundle(bundle_dir))
-    env = gym.make(env_id, render_mode="rgb_array")
+    env = gym.make(env_id, render_mode="rgb_array", **env_kwargs(env_id, engine))
     try:
         base: Any = env.unwrapped  # the s2r env API (step_torque, sensor_frame) beyond gymnasium.Env
         limits = base.robot_spec.action.limits_nm
@@ -338,7 +345,7 @@ def format_report(r: dict[str, Any]) -> str:
     b, rp = r["bundle"], r["replay"]
     where = "" if rp["distance_m"] is None else f", distance {rp['distance_m']:.2f} m"
     return "\n".join([
-        f"s2r demo — {r['robot']} ({r['env_id']}): bundle {b['path']} (sha256 {b['sha256'][:12]}) flashed to slot "
+        f"s2r demo — {r['robot']} ({r['env_id']}, {r['engine']}): bundle {b['path']} (sha256 {b['sha256'][:12]}) flashed to slot "
         f"{b['slot']} of a temporary model store; lockstep HIL over a pty, seed {r['seed']}",
         format_table(r["runs"]),
         f"sim replay of the nominal episode: {rp['steps']} steps, return {rp['return']:.1f}{where}; torques vs HIL "

@@ -153,6 +153,7 @@ class HilConfig:
     faults: FaultSpec = FaultSpec()
     plant: str = "nominal"
     env: str | None = None  # emulator env (default: the bundle's env)
+    engine: str = "pybullet"  # physics engine of the emulated plant: pybullet or mujoco (sim.engines)
     seed: int = 0
     watchdog_ms: int = 100  # board watchdog
     host_watchdog_ms: float = 100.0  # controller: no SENSOR for this long → DISABLE and re-handshake
@@ -216,7 +217,7 @@ def run_hil(cfg: HilConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     emu_log = out / "emulator.jsonl"
     board = EmulatorConfig(env=env, plant=cfg.plant, seed=cfg.seed, lockstep=cfg.lockstep,
-                           watchdog_ms=cfg.watchdog_ms)  # fmt: skip
+                           watchdog_ms=cfg.watchdog_ms, engine=cfg.engine)  # fmt: skip
     emu_cmd = emulate_argv(board, log=emu_log)
     emu = subprocess.Popen(emu_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proxy = None
@@ -312,7 +313,8 @@ def build_report(
     link = summary["link"]
     hl = host.get("link", {})
     return {
-        "robot": summary["robot"], "plant": summary["plant"], "lockstep": summary["lockstep"], "seed": cfg.seed,
+        "robot": summary["robot"], "plant": summary["plant"], "engine": cfg.engine, "lockstep": summary["lockstep"],
+        "seed": cfg.seed,
         "faults": asdict(cfg.faults), "wall_s": round(wall_s, 3), "steps": len(steps),
         "episodes": [{k: e[k] for k in ("ret", "length", "fell", "distance_m", "is_success")} for e in episodes],
         "return_mean": float(np.mean(rets)) if rets else None,
@@ -392,7 +394,8 @@ def format_report(r: dict[str, Any]) -> str:
             + f", control {'resumed' if s['resumed_after_reconnect'] else 'did NOT resume'} after reconnect"
         )
     lines = [
-        f"HIL {r['robot']}, {'lockstep' if r['lockstep'] else 'real-time'}, seed {r['seed']}, faults "
+        f"HIL {r['robot']}, {r.get('engine', 'pybullet')}, {'lockstep' if r['lockstep'] else 'real-time'}, seed "
+        f"{r['seed']}, faults "
         f"{', '.join(injected) or 'none'}: {r['steps']} steps (control rate target {r['control_hz_target']:g} Hz) "
         f"in {r['wall_s']:.1f} s" + (f" ({r['stopped_by']})" if r.get("stopped_by") else ""),
         format_table({r["plant"]: r}),

@@ -33,6 +33,7 @@ EMULATE_FLAGS: dict[str, Flag] = {
     "seed": ("--seed", str),
     "lockstep": ("--lockstep", None),
     "watchdog_ms": ("--watchdog-ms", str),
+    "engine": ("--engine", str),
     "ramp_ms": ("--ramp-ms", repr),
 }
 EMULATE_FLAGLESS = frozenset({"fw_version"})  # fixed by the emulated firmware, not chosen per run

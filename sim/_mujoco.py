@@ -20,6 +20,7 @@ from sim.errors import UserError
 # PyBullet's constraints are rigid (ERP-corrected); these are the nearest MuJoCo gets to them.
 SOLREF = "0.008 1"
 SOLIMP = "0.95 0.99 0.001"
+CONTACT_OPTIONS = 'cone="pyramidal"'
 
 
 def aabb_box_inertia(mass_kg: float, half_extents_m: Sequence[float]) -> list[float]:
@@ -40,7 +41,7 @@ def fmt(values: Sequence[float] | np.ndarray) -> str:
 
 
 class OffscreenRenderer:
-    """An RGB camera on a model, created at the first frame (the GL context costs ~100 ms and needs EGL)."""
+    """An RGB camera on a model, created at the first frame (the GL context is slow to create and needs EGL)."""
 
     def __init__(self, model: mujoco.MjModel, width: int, height: int) -> None:
         self._model, self._size = model, (height, width)

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from sim._mujoco import (
+    CONTACT_OPTIONS,
     SOLIMP,
     SOLREF,
     OffscreenRenderer,
@@ -44,7 +45,7 @@ from sim.robots import BIPED_SPEC
 # mj_geomDistance (a sensor only: no force). PyBullet's flags come from its persistent contact points, which outlive
 # the touch by a little; this is the distance whose flags agree best with PyBullet's along the shipped policy's
 # episodes (docs/mujoco.md).
-CONTACT_SENSE_M = 0.005
+CONTACT_SENSE_M = 0.004
 FOOT_FRICTION = 1.0  # the feet's own coefficient, as in PyBullet (which multiplies it with the ground's)
 TERRAIN_Y_HALF_M = 0.7  # the heightfield is 8 samples 0.2 m apart across the course, as in PyBullet
 TERRAIN_Z_RANGE_M = (-1.0, 1.0)  # heights the heightfield can hold (its geometry is fixed when compiled)
@@ -81,7 +82,7 @@ def biped_mjcf(course_length_m: float = COURSE_LENGTH_M) -> str:
     motors = BIPED_SPEC.action.motors
     return f"""<mujoco model="s2r_biped">
   <compiler angle="radian" autolimits="true"/>
-  <option timestep="{1.0 / PHYSICS_HZ!r}" gravity="0 0 -9.81" integrator="Euler" cone="pyramidal"
+  <option timestep="{1.0 / PHYSICS_HZ!r}" gravity="0 0 -9.81" integrator="Euler" {CONTACT_OPTIONS}
           solver="Newton" iterations="50"/>
   <visual><global offwidth="640" offheight="480"/></visual>
   <default>
@@ -90,6 +91,7 @@ def biped_mjcf(course_length_m: float = COURSE_LENGTH_M) -> str:
     <joint solreflimit="{SOLREF}" solimplimit="{SOLIMP}" damping="0" armature="0"/>
   </default>
   <asset>
+    <texture name="sky" type="skybox" builtin="gradient" rgb1="0.75 0.85 0.95" rgb2="1 1 1" width="32" height="256"/>
     <hfield name="terrain" nrow="8" ncol="{n_x}" size="{x_half!r} {TERRAIN_Y_HALF_M!r} {z_hi - z_lo!r} 0.1"/>
     <texture name="grid" type="2d" builtin="checker" width="256" height="256" rgb1="0.82 0.82 0.78" rgb2="0.7 0.7 0.66"/>
     <material name="grid" texture="grid" texrepeat="4 4" texuniform="true"/>
@@ -153,6 +155,9 @@ class MujocoBiped:
         self._n_rays = len(angles)
         self._renderer: OffscreenRenderer | None = None
         self._step = mujoco.mj_step
+        # views on the motor dofs (3..6): element writes and tolist() on a view beat slicing per substep
+        self._motor_qvel, self._motor_qfrc = self.data.qvel[3:7], self.data.qfrc_applied[3:7]
+        self._ray_origin = np.zeros(3)
 
     # --------------------------------------------------------------------------------------- contract
     def set_ground(self, heights: np.ndarray | None, cell_m: float, friction: float) -> None:
@@ -192,12 +197,12 @@ class MujocoBiped:
         mujoco.mj_forward(m, d)
 
     def motor_speeds(self) -> list[float]:
-        return self.data.qvel[3:7].tolist()
+        return self._motor_qvel.tolist()
 
     def substep(self, torques_nm: list[float]) -> None:
-        d = self.data
-        d.qfrc_applied[3:7] = torques_nm
-        self._step(self.model, d)
+        f = self._motor_qfrc
+        f[0], f[1], f[2], f[3] = torques_nm
+        self._step(self.model, self.data)
 
     def push_hull(self, force_x_n: float) -> None:
         self.data.xfrc_applied[self._hull_body, 0] = force_x_n  # world frame, at the body's centre of mass
@@ -221,7 +226,9 @@ class MujocoBiped:
         return BipedState(q[0], q[1], q[2], v[0], v[1], v[2], q[3:7], v[3:7], links)
 
     def lidar(self, x: float, z: float) -> list[float]:
-        mujoco.mj_multiRay(self.model, self.data, np.array([x, 0.0, z]), self._ray_vec, self._ray_geomgroup, True, -1,
+        origin = self._ray_origin
+        origin[0], origin[2] = x, z
+        mujoco.mj_multiRay(self.model, self.data, origin, self._ray_vec, self._ray_geomgroup, True, -1,
                            self._ray_geom, self._ray_dist, None, self._n_rays, self._r_max)  # fmt: skip
         r_max = self._r_max
         return [r if 0.0 <= r < r_max else r_max for r in self._ray_dist.tolist()]

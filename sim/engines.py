@@ -7,6 +7,8 @@ render — in ``sim/<robot>_<engine>.py`` behind the small plant contract docume
 
 from __future__ import annotations
 
+from typing import Any
+
 from sim.errors import UserError
 
 ENGINES = ("pybullet", "mujoco")
@@ -14,7 +16,25 @@ DEFAULT_ENGINE = "pybullet"
 
 
 def check_engine(engine: str) -> str:
-    """``engine`` if s2r knows it, else ValueError naming the choices."""
+    """``engine`` if s2r knows it, else UserError naming the choices."""
     if engine not in ENGINES:
         raise UserError(f"unknown physics engine '{engine}'; use one of {', '.join(ENGINES)}")
     return engine
+
+
+ENGINE_HELP = "physics engine of the simulated robot: pybullet (the training engine) or mujoco (its twin)"
+
+
+def env_kwargs(env: str, engine: str) -> dict[str, Any]:
+    """``gym.make`` keyword arguments that put env ``env`` (short name or id) in ``engine``: what every command's
+    ``--engine`` goes through. The default engine adds nothing, so any Gymnasium env keeps working; another engine
+    needs an s2r env (UserError naming the problem otherwise)."""
+    check_engine(engine)
+    if engine == DEFAULT_ENGINE:
+        return {}
+    import sim  # lazy: resolving an id loads gymnasium's registry
+
+    env_id = sim.resolve_env_id(env)
+    if not env_id.startswith("s2r/"):
+        raise UserError(f"--engine {engine} needs an s2r env (biped, knob...); {env} only runs in its own engine")
+    return {"engine": engine}

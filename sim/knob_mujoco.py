@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from sim._mujoco import SOLIMP, SOLREF, OffscreenRenderer, fmt, mujoco
+from sim._mujoco import CONTACT_OPTIONS, SOLIMP, SOLREF, OffscreenRenderer, fmt, mujoco
 from sim.knob import (
     ARMATURE_KGM2,
     DIST_LENGTH_M,
@@ -38,7 +38,7 @@ from sim.robots import KNOB_SPEC
 # mj_geomDistance (a sensor only: no force). PyBullet's flags come from its persistent contact points, which outlive
 # the touch by a little; this is the distance whose flags agree best with PyBullet's along the shipped policy's
 # episodes (docs/mujoco.md).
-CONTACT_SENSE_M = 0.001
+CONTACT_SENSE_M = 0.0005
 FIN_FRICTION = 1.0  # the fins' own coefficient, as in PyBullet (which multiplies it with the fingertips')
 FINGER_BODIES = ("f0_base", "f0_distal", "f1_base", "f1_distal")  # order of MOTOR_JOINTS
 
@@ -76,9 +76,12 @@ def knob_mjcf() -> str:
     i_knob = KNOB_INERTIA_KGM2
     return f"""<mujoco model="s2r_knob">
   <compiler angle="radian" autolimits="true"/>
-  <option timestep="{1.0 / PHYSICS_HZ!r}" gravity="0 0 -9.81" integrator="Euler" cone="pyramidal"
+  <option timestep="{1.0 / PHYSICS_HZ!r}" gravity="0 0 -9.81" integrator="Euler" {CONTACT_OPTIONS}
           solver="Newton" iterations="50"/>
   <visual><global offwidth="640" offheight="640"/></visual>
+  <asset>
+    <texture name="sky" type="skybox" builtin="gradient" rgb1="0.75 0.85 0.95" rgb2="1 1 1" width="32" height="256"/>
+  </asset>
   <default>
     <!-- the fingers' friction wins every finger-knob contact (priority), as PyBullet's product with the fins' 1.0 -->
     <geom contype="1" conaffinity="0" condim="3" priority="1" friction="1 0 0" solref="{SOLREF}" solimp="{SOLIMP}"/>

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
 from sim.errors import UserError, require_positive
 from sim.files import check_output_dir
 
@@ -33,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, metavar="N", help="control steps per HIL run "
                    f"(default: one full episode; 150 with --quick; at most {MAX_STEPS})")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
+    p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE, help=ENGINE_HELP + "; the sim-to-sim row "
+                   "runs the bundle on the nominal plant of the other engine")  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out)
 
     cfg = DemoConfig(robot=args.robot, quick=args.quick, out_dir=args.out, bundle=args.bundle, plant=args.plant,
-                     seed=args.seed, steps=args.steps)  # fmt: skip
+                     seed=args.seed, steps=args.steps, engine=args.engine)  # fmt: skip
     report = run_demo(cfg, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
     print(report["table"])
     return 0 if report["safety_ok"] else SAFETY_FAILED

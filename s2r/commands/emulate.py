@@ -9,6 +9,7 @@ import math
 import signal
 import sys
 
+from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
 from sim.errors import UserError
 
 
@@ -32,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--lockstep", action="store_true", help="one control period per TORQUE (deterministic HIL)"
     )
     p.add_argument("--seed", type=int, default=0, help="episode i resets the env with seed + i")
+    p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE, help=ENGINE_HELP)
     p.add_argument(
         "--watchdog-ms", type=int, default=100, help="zero torque after this long without TORQUE, 1..65535 ms"
     )
@@ -63,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--seed must be ≥ 0, got {args.seed}")
     cfg = EmulatorConfig(
         env=args.robot, plant=args.plant, seed=args.seed, lockstep=args.lockstep, watchdog_ms=args.watchdog_ms,
+        engine=args.engine,
         ramp_ms=args.ramp_ms,
     )  # fmt: skip
     if args.port is None:
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         mode = "lockstep" if args.lockstep else "real-time"
         print(f"port: {path}", flush=True)
         print(
-            f"s2r emulate: {cfg.env} board ({mode}, plant {cfg.plant}, watchdog {cfg.watchdog_ms} ms)",
+            f"s2r emulate: {cfg.env} board ({mode}, plant {cfg.plant}, {cfg.engine}, watchdog {cfg.watchdog_ms} ms)",
             flush=True,
         )
         try:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
 from sim.errors import UserError, require_positive
 from sim.files import check_output_file
 
@@ -20,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(knob), distance and falls (biped). A run dir uses best.pt if training chose one by evaluation "
         "(--eval-every), else latest.pt; --checkpoint picks another. The first line names the checkpoint used.",
     )
-    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", nargs="?", help="training run folder or checkpoint file")
+    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", nargs="?", help="training run folder, checkpoint file or exported bundle folder "
+                   "(its ONNX policy runs in onnxruntime, as on the robot)")
     p.add_argument("--checkpoint", dest="which", default="auto", metavar="latest|best|previous|PATH",
                    help="which checkpoint of the run (default: best.pt if the run chose one by evaluation during "
                    "training, --eval-every; else latest.pt), or a checkpoint file")
@@ -29,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gif", "--video", dest="gif", default=None, metavar="OUT.gif|OUT.mp4",
                    help="record the first episode (.mp4 needs imageio-ffmpeg)")
     p.add_argument("--plants", default=None, metavar="SUITE", help="evaluate on every plant of a suite (heldout)")
+    p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE, help=ENGINE_HELP)
     p.set_defaults(func=run)
 
 
@@ -53,6 +56,34 @@ def _table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def _name(env_id: str, engine: str) -> str:
+    return env_id if engine == DEFAULT_ENGINE else f"{env_id} ({engine})"
+
+
+class _BundlePolicy:
+    """An exported bundle behind the interface ``evaluate`` calls (a batch of raw observations → normalized
+    actions), so a bundle is evaluated exactly as the controller runs it: onnxruntime, N·m out."""
+
+    def __init__(self, path: str) -> None:
+        from deploy.bundle import Policy, load_bundle
+        from sim.robots import get_robot
+
+        bundle = load_bundle(path)
+        self._policy, self._action = Policy(bundle), get_robot(bundle.robot).action
+        self.env_id, self.robot_id = bundle.manifest.get("env_id") or bundle.robot, bundle.robot
+
+    def initial_state(self, batch: int = 1) -> tuple:
+        """An episode starts: a bundle with memory goes back to its manifest's initial state (its state lives in
+        the onnxruntime Policy, as on the controller, so there is nothing to pass around)."""
+        self._policy.reset_state()
+        return ()
+
+    def __call__(self, obs: Any) -> Any:
+        import torch
+
+        return torch.as_tensor(self._action.to_normalized(self._policy(obs[0].numpy())))[None]
+
+
 @contextmanager
 def _bar(name: str, episodes: int) -> Iterator[Callable[[Any], None]]:
     """A tqdm bar on stderr for one plant's episodes (redrawn every few seconds when stderr is no terminal)."""
@@ -70,6 +101,8 @@ def _bar(name: str, episodes: int) -> Iterator[Callable[[Any], None]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from policies.checkpoint import load_policy
     from policies.evaluate import evaluate
 
@@ -80,12 +113,16 @@ def run(args: argparse.Namespace) -> int:
 
         check_output_file(args.gif)
         check_video_path(args.gif)
-    policy, used = load_policy(args.checkpoint, args.which)
+    policy: Any
+    if args.checkpoint is not None and (Path(args.checkpoint) / "manifest.json").is_file():
+        policy, used = _BundlePolicy(args.checkpoint), f"bundle {args.checkpoint} (ONNX, onnxruntime)"
+    else:
+        policy, used = load_policy(args.checkpoint, args.which)
     print(f"evaluating {used}", flush=True)
     if args.plants is None:
         with _bar(policy.env_id, args.episodes) as step:
-            result = evaluate(policy, args.episodes, args.seed, gif=args.gif, on_episode=step)
-        print(_line(policy.env_id, result.summary()))
+            result = evaluate(policy, args.episodes, args.seed, gif=args.gif, on_episode=step, engine=args.engine)
+        print(_line(_name(policy.env_id, args.engine), result.summary()))
         if args.gif:
             print(f"wrote {args.gif}")
         return 0
@@ -96,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     rows = {}
     for name, params in get_plants(policy.robot_id, args.plants).items():
         with _bar(name, args.episodes) as step:
-            rows[name] = evaluate(policy, args.episodes, args.seed, params=params, on_episode=step).summary()
-    print(f"{policy.env_id}, {args.episodes} deterministic episodes per plant ({args.plants} suite)")
+            rows[name] = evaluate(policy, args.episodes, args.seed, params=params, on_episode=step,
+                                  engine=args.engine).summary()  # fmt: skip
+    print(f"{_name(policy.env_id, args.engine)}, {args.episodes} deterministic episodes per plant ({args.plants} suite)")
     print(_table(rows))
     return 0

@@ -7,6 +7,7 @@ import json
 import os
 from typing import Any
 
+from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
 from sim.errors import UserError, require_positive
 from sim.files import atomic_write, check_output_file
 
@@ -34,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--plant", default="nominal", help="held-out physics variant for the emulator")
     p.add_argument("--seed", type=int, default=0, help="emulator episode seed (episode i: seed + i)")
+    p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE, help=ENGINE_HELP)
     p.add_argument("--watchdog-ms", type=int, default=100, help="board watchdog timeout (default 100)")
     p.add_argument("--report", default=None, metavar="FILE", help="also write the report as JSON here")
     p.add_argument("--out", default="hil_out", metavar="DIR", help="logs and plots (default hil_out/)")
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = HilConfig(
         bundle=args.bundle, duration_s=duration, max_steps=args.max_steps, lockstep=args.lockstep,
         faults=faults, plant=args.plant, seed=args.seed, watchdog_ms=args.watchdog_ms,
-        out_dir=args.out, plots=not args.no_plots,
+        out_dir=args.out, plots=not args.no_plots, engine=args.engine,
     )  # fmt: skip
     report = run_hil(cfg)
     report["stopped_by"] = _stopped_by(report, cfg)

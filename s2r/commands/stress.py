@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
 from sim.errors import UserError
 from sim.files import atomic_write, check_output_file
 
@@ -32,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the episodes and of the box's plants")
     p.add_argument("--workers", type=int, default=0, help="worker processes (0: one per core)")
     p.add_argument("--params", default="", help="comma list: sweep only these parameters (default: all)")
+    p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE, help=ENGINE_HELP)
     p.add_argument("--json", default=None, metavar="F", help="report file (default: stress_out/<robot>.json)")
     p.add_argument("--plot", default=None, metavar="F", help="success-vs-value PNG (default: stress_out/<robot>.png)")
     p.set_defaults(func=run)
@@ -115,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 0:
         raise UserError(f"--workers must be >= 0 (0: one per core), got {args.workers}")
     cfg = StressConfig(args.episodes, args.plants, args.seed, args.workers,
-                       tuple(p for p in args.params.split(",") if p))  # fmt: skip
+                       tuple(p for p in args.params.split(",") if p), engine=args.engine)  # fmt: skip
     json_path = Path(args.json or f"stress_out/{robot}.json")
     plot_path = Path(args.plot or f"stress_out/{robot}.png")
     check_output_file(json_path)

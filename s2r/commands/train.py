@@ -17,6 +17,7 @@ from policies.lstm_td3 import LSTMTD3Config
 from policies.ppo import PPOConfig
 from policies.td3 import TD3Config
 from policies.train import TrainConfig
+from sim.engines import ENGINE_HELP, ENGINES
 from sim.errors import UserError
 
 # hyper-parameter flags: --td3-<field> (also DDPG and LSTM-TD3), --lstm-<field> (the memory fields LSTMTD3Config
@@ -39,7 +40,7 @@ def flag_group(algo: str, name: str) -> str:
     return "lstm" if name not in _TD3_NAMES else "td3"
 # TrainConfig fields that are flags of their own (--env, --num-envs...); their argparse default is None so a
 # --config file's value is kept unless the flag is given
-TRAIN_FLAGS = ("env", "algo", "steps", "seed", "num_envs", "vec", "ray", "torch_threads", "update_threads",
+TRAIN_FLAGS = ("env", "engine", "algo", "steps", "seed", "num_envs", "vec", "ray", "torch_threads", "update_threads",
                "checkpoint_every", "eval_every", "eval_episodes", "video_every", "dr", "adr_config")  # fmt: skip
 
 
@@ -103,6 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help=f"(default {d.seed})")
     p.add_argument("--num-envs", type=int, default=None, help="sub-envs (default: the preset's; TD3 1, PPO several)")
     p.add_argument("--vec", default=None, choices=("auto", "split", "subproc", "sync"), help=f"vector env kind (default {d.vec})")
+    p.add_argument("--engine", default=None, choices=ENGINES, help=f"{ENGINE_HELP} (default {d.engine})")
     p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="auto|ADDRESS|local",
                    help="step the envs in Ray actors: on the cluster this machine joined (auto, the default), "
                    "at a cluster ADDRESS, or on a private cluster on this machine (local); needs .[ray]")  # fmt: skip

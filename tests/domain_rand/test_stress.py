@@ -14,6 +14,7 @@ from domain_rand.stress import (
     SWEEPS,
     StressConfig,
     cliff,
+    format_report,
     high_freq_share,
     plan,
     run_stress,
@@ -95,3 +96,10 @@ def test_a_tiny_stress_run_of_the_scripted_knob_expert():
 def test_unknown_sweep_parameter_is_a_one_line_error():
     with pytest.raises(ValueError, match="no sweep for"):
         sweep_series("biped", BIPED_PARAMS, ["gravity"])
+
+
+def test_a_tiny_stress_run_in_the_mujoco_twin():
+    cfg = StressConfig(episodes=2, plants=2, seed=0, workers=1, params=("knob_friction",), engine="mujoco")
+    report = run_stress("knob", _knob_expert, cfg)
+    assert report["engine"] == "mujoco" and "(mujoco)" in format_report(report).splitlines()[0]
+    assert report["nominal"]["success_rate"] == 1.0  # the scripted gait turns the MuJoCo knob too

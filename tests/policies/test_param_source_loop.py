@@ -52,7 +52,8 @@ def test_adr_source_is_sampled_per_episode_and_checkpointed(tmp_path, monkeypatc
     assert len(src.reports) >= 2, "random biped episodes fall within 256 steps"
     assert len(src.samples) == len(src.reports) + 2  # + the first episode of each of the 2 sub-envs
     assert any(src.samples)  # ADR hands out real parameter values
-    assert all(-5.0 < p < 5.0 for p in src.reports) and any(p != 0 for p in src.reports)  # distance walked, m
+    # ADR's performance is task success by default (walked >= 15 m without a fall): random episodes all fail
+    assert all(p == 0.0 for p in src.reports)
     with open(tmp_path / "run" / "progress.csv") as f:
         header = next(csv.reader(f))
     assert "adr/npd" in header

@@ -26,13 +26,18 @@ def _s2r(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_demo_runs_hil_on_two_plants_and_writes_its_outputs(bundle, tmp_path):
+def test_demo_runs_hil_on_two_plants_and_the_twin_and_writes_its_outputs(bundle, tmp_path):
     out = tmp_path / "demo_out"
     r = _s2r("--quick", "--steps", "40", "--bundle", str(bundle), "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert "nominal" in r.stdout and "worst_case" in r.stdout and "(match: tolerance" in r.stdout
     report = json.loads((out / REPORT_FILE).read_text())
-    assert set(report["runs"]) == {"nominal", "worst_case"} and report["safety_ok"]
+    # the third row is sim-to-sim: the same bundle over the pty against the MuJoCo twin's nominal plant
+    assert set(report["runs"]) == {"nominal", "worst_case", "nominal@mujoco"} and report["safety_ok"]
+    assert "nominal@mujoco" in r.stdout and report["engine"] == "pybullet"
+    assert [report["runs"][k]["engine"] for k in ("nominal", "worst_case", "nominal@mujoco")] == [
+        "pybullet", "pybullet", "mujoco"
+    ]
     for run in report["runs"].values():  # every command answered, nothing lost on the pty
         # the host sent 40 commands; the board may be stopped (SIGTERM) before it reads the very last one
         assert run["host"]["steps"] == 40 and run["steps"] == 40 and run["lockstep"]

@@ -83,7 +83,7 @@ def test_masses_and_inertias_match_pybullet():
             mass, _, inertia = bullet._bc.getDynamicsInfo(bullet._robot, link)[:3]
             b = _body(mj.model, LINK_BODIES[link])
             assert mj.model.body_mass[b] == mass
-            # bullet stores shape sizes in single precision: its inertias carry float32 rounding (~4e-8 relative)
+            # bullet stores shape sizes in single precision: its inertias carry float32 rounding
             np.testing.assert_allclose(mj.model.body_inertia[b], inertia, rtol=1e-6)
     finally:
         bullet.close()
