@@ -20,6 +20,9 @@ methods on a loaded box where the wall-clock percentiles move with the load. Row
 * the runtime's :class:`deploy.bundle.Policy` (the controller's path);
 * the same path with the biped policy the package ships (``deploy/pretrained/biped``: PPO, 24 → 128 → 128 → 4
   tanh, 18 k weights in L1/L2 instead of the TD3 actor's 524 KB);
+* the runtime's :class:`deploy.bundle.Policy` with an LSTM-TD3 policy (the biped preset's actor: K = 5
+  (observation, action) pairs through a 128-unit LSTM beside a 128-unit current-observation layer, 256-256
+  head), its state carried from call to call as the controller does;
 * the floor: a 1-node Identity graph called exactly as ``Policy.__call__`` calls the policy, i.e. what
   onnxruntime and the Python call cost with no model at all.
 """
@@ -55,6 +58,19 @@ def biped_policy() -> InferencePolicy:
     actor = DeterministicActor(24, 4, [400, 300], "relu")
     meta = {"env_id": "s2r/Biped-v0", "robot_id": "biped", "obs_dim": 24, "act_dim": 4, "config": {}}
     return InferencePolicy(actor, rng.normal(0, 0.2, 24), rng.uniform(0.1, 4, 24), 10.0, 1e-8, meta)
+
+
+def lstm_biped_policy():
+    from policies.lstm_td3 import LSTMActor, RecurrentInferencePolicy, lstm_td3_preset
+
+    cfg = lstm_td3_preset("s2r/Biped-v0")
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    arch = {"kind": "lstm-td3", "obs_dim": 24, "act_dim": 4, "hidden": list(cfg.hidden), "activation": cfg.activation,
+            "history_len": cfg.history_len, "mem_hidden": cfg.mem_hidden, "cur_hidden": cfg.cur_hidden}  # fmt: skip
+    meta = {"env_id": "s2r/Biped-v0", "robot_id": "biped", "obs_dim": 24, "act_dim": 4, "config": {}, "actor_arch": arch}
+    actor = LSTMActor(24, 4, cfg)
+    return RecurrentInferencePolicy(actor, rng.normal(0, 0.2, 24), rng.uniform(0.1, 4, 24), 10.0, 1e-8, meta).eval()
 
 
 def identity_model(obs_dim: int) -> bytes:
@@ -121,6 +137,7 @@ def main() -> None:
     policy = biped_policy()
     export_bundle(policy, tmp / "bundle", recorded_obs=random_observations(spec, 64, 1))
     bundle = load_bundle(tmp / "bundle")
+    export_bundle(lstm_biped_policy(), tmp / "lstm", recorded_obs=random_observations(spec, 64, 1), n_random=500)
     model = TorquePolicy(policy, spec.action.limits_nm).eval()
 
     iob = Policy(bundle)  # the runtime's path: IOBinding on preallocated buffers
@@ -148,6 +165,7 @@ def main() -> None:
         "Policy, prepacked weights": Policy(bundle, prepacked),
         "Policy (the runtime's path)": iob,
         "Policy, shipped biped bundle": Policy(load_bundle(bundle_path("biped"))),
+        "Policy, LSTM-TD3 bundle": Policy(load_bundle(tmp / "lstm")),
         "floor: Identity graph": floor_call(spec.obs_dim),
     }
     obs = random_observations(spec, args.calls, 2)

@@ -135,6 +135,7 @@ class Policy:
 
         self.bundle = bundle
         self.session = session if session is not None else make_session(bundle.model_path)
+        self.state_spec: list[dict[str, Any]] = list(bundle.manifest["model"].get("state", []))
         obs_dim, n = bundle.manifest["observation"]["dim"], bundle.manifest["action"]["n"]
         self.obs_buf = np.zeros((1, obs_dim), dtype=np.float32)
         self.out_buf = np.zeros((1, n), dtype=np.float32)
@@ -142,6 +143,14 @@ class Policy:
         binding = self.session.io_binding()
         binding.bind_ortvalue_input(INPUT_NAME, ort.OrtValue.ortvalue_from_numpy(self.obs_buf))
         binding.bind_ortvalue_output(OUTPUT_NAME, ort.OrtValue.ortvalue_from_numpy(self.out_buf))
+        # a policy with memory: each state tensor has a fixed input buffer (this step's state) and output buffer
+        # (the next state), copied over the input after every step
+        self.initial_state = [np.asarray(st["initial"], dtype=np.float32)[None] for st in self.state_spec]
+        self.state_in = [x.copy() for x in self.initial_state]
+        self.state_out = [x.copy() for x in self.initial_state]
+        for st, x_in, x_out in zip(self.state_spec, self.state_in, self.state_out, strict=True):
+            binding.bind_ortvalue_input(st["input"], ort.OrtValue.ortvalue_from_numpy(x_in))
+            binding.bind_ortvalue_output(st["output"], ort.OrtValue.ortvalue_from_numpy(x_out))
         self._binding = binding
         # InferenceSession.run_with_iobinding is a Python wrapper that checks for WebGPU graph capture on every
         # call; call the C++ method under it when this onnxruntime has one. The wrapper's other check
@@ -156,14 +165,35 @@ class Policy:
             self._run, self._run_arg = self.session.run_with_iobinding, binding
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """Torque in N·m (a view of the output buffer: copy it to keep it past the next call)."""
+        """Torque in N·m (a view of the output buffer: copy it to keep it past the next call). A policy with
+        memory advances its state by this step (:attr:`stateful`)."""
         self._obs_row[...] = obs
         self._run(self._run_arg, self._run_options)
+        for x_in, x_out in zip(self.state_in, self.state_out, strict=True):
+            np.copyto(x_in, x_out)
         return self._out_row
 
+    @property
+    def stateful(self) -> bool:
+        """Whether the policy carries a state (memory) from one step to the next."""
+        return bool(self.state_spec)
+
+    def reset_state(self) -> None:
+        """Back to the manifest's initial state (an episode's start, every ENABLE, after a bad state)."""
+        for x_in, x0 in zip(self.state_in, self.initial_state, strict=True):
+            np.copyto(x_in, x0)
+
+    def state_finite(self) -> bool:
+        """Whether every number of the current state is finite (a feed-forward policy's always is)."""
+        return all(bool(np.isfinite(x).all()) for x in self.state_in)
+
     def batch(self, obs: np.ndarray) -> np.ndarray:
-        """Torques for a batch [B, obs_dim] (allocating; for checks, not the control loop)."""
-        return self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(obs, dtype=np.float32)})[0]
+        """Torques for a batch [B, obs_dim] (allocating; for checks, not the control loop); a policy with memory
+        answers each row from its initial state."""
+        feeds = {INPUT_NAME: np.ascontiguousarray(obs, dtype=np.float32)}
+        for st, x0 in zip(self.state_spec, self.initial_state, strict=True):
+            feeds[st["input"]] = np.repeat(x0, len(obs), axis=0)
+        return self.session.run([OUTPUT_NAME], feeds)[0]
 
 
 def self_test(bundle: Bundle, policy: Policy | None = None) -> float:
@@ -178,7 +208,9 @@ def self_test(bundle: Bundle, policy: Policy | None = None) -> float:
     n = bundle.manifest["action"]["n"]
     if obs.ndim != 2 or obs.shape[1] != policy.obs_buf.shape[1] or expected.shape != (obs.shape[0], n):
         raise UserError(f"bundle '{bundle.path}': sample files have shapes {obs.shape}, {expected.shape}")
+    policy.reset_state()  # a policy with memory: the samples are one stream from the initial state
     got = np.stack([policy(o).copy() for o in obs]) if len(obs) else expected
+    policy.reset_state()
     if not np.all(np.isfinite(got)):
         raise UserError(f"bundle '{bundle.path}': policy outputs NaN/inf on its recorded observations")
     if np.any(np.abs(got) > bundle.limits_nm() * (1 + 1e-6)):

@@ -250,6 +250,12 @@ def export_bundle(
     out = Path(out_dir)
     _check_target(out)
     env_id = str(getattr(policy, "env_id", spec.robot_id))
+    if hasattr(policy, "initial_state"):  # a policy with memory: state inputs/outputs, parity over episodes
+        from deploy.export_recurrent import export_recurrent_bundle
+
+        rec = None if recorded_obs is None else (recorded_obs, np.arange(len(recorded_obs)) == 0)
+        return export_recurrent_bundle(policy, out, spec, env_id, seed=seed, opset=opset, n_random=n_random,
+                                       recorded=rec)  # fmt: skip
     if recorded_obs is None:
         recorded_obs = record_observations(policy, env_id, seed=seed)
     recorded = spec.check_obs(recorded_obs).reshape(-1, spec.obs_dim)
@@ -294,6 +300,10 @@ def verify_bundle(
 ) -> dict[str, float]:
     """Re-check an existing bundle against the torch policy on fresh random + its recorded observations."""
     spec = robot_of(policy.eval())
+    if hasattr(policy, "initial_state"):
+        from deploy.export_recurrent import verify_recurrent_bundle
+
+        return verify_recurrent_bundle(policy, bundle_dir, spec, n_random, seed)
     bundle = load_bundle(bundle_dir)
     if bundle.robot != spec.robot_id:
         raise UserError(f"bundle '{bundle_dir}' is for robot '{bundle.robot}', the policy for '{spec.robot_id}'")

@@ -7,6 +7,11 @@ A bundle is a folder::
     sample_torque_nm.npy   the torch policy's torques on them, float32 [n, n_motors] (the expected answers)
     manifest.json          this module's schema (below)
 
+A policy with memory (LSTM-TD3) has more inputs and outputs: ``model.state`` lists them, one entry per state
+tensor ``{"input", "output", "dtype", "shape": ["batch", ...], "initial": <one row, nested lists>}``. The
+graph maps (obs, state) to (torque_nm, next state); the controller feeds each step's next state back as the
+following step's state and starts from ``initial`` (on every ENABLE). A feed-forward bundle has no ``state``.
+
 The manifest is self-describing (robot, observation fields with units, motors with torque limits, sensor layout,
 control rate, training config and commit, sha256 of every file), so a controller can refuse a bundle that does not
 fit the board it talks to without importing any training code. Pure python: no torch, no onnxruntime.
@@ -168,10 +173,11 @@ def build_manifest(
     git_commit: str,
     parity: dict[str, Any],
     created_utc: str,
+    state: list[dict[str, Any]] | None = None,
     adr: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble a manifest for ``spec`` (the robot the policy was trained on); see the module docstring."""
-    manifest = {
+    manifest: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "s2r_version": s2r_version(),
         "robot": spec.robot_id,
@@ -204,10 +210,31 @@ def build_manifest(
         "training": {"config": training_config, "git_commit": git_commit},
         "parity": parity,
     }
+    if state:
+        manifest["model"]["state"] = state
     if adr is not None:
         manifest["adr"] = adr
     validate_manifest(manifest)
     return manifest
+
+
+def _state_ok(model: dict[str, Any]) -> bool:
+    """``model.state`` (if any): distinct names, shapes that start with the batch axis, initial values of the
+    row shape."""
+    state = model.get("state", [])
+    if not isinstance(state, list):
+        return False
+    names = [INPUT_NAME, OUTPUT_NAME]
+    for s in state:
+        names += [s["input"], s["output"]]
+        rows, dims = s["initial"], [int(d) for d in s["shape"][1:]]
+        for d in dims:  # nested lists of exactly the row shape
+            if not isinstance(rows, list) or len(rows) != d:
+                return False
+            rows = rows[0] if d else []
+        if s["dtype"] != "float32" or s["shape"][0] != "batch":
+            return False
+    return len(set(names)) == len(names) and all(isinstance(n, str) for n in names)
 
 
 def validate_manifest(manifest: Any) -> dict[str, Any]:
@@ -234,8 +261,11 @@ def validate_manifest(manifest: Any) -> dict[str, Any]:
         io_ok = model["input"]["name"] == INPUT_NAME and model["output"]["name"] == OUTPUT_NAME
         shapes_ok = model["input"]["shape"][1] == len(fields) and model["output"]["shape"][1] == len(motors)
         files_ok = all(isinstance(manifest["files"][n], str) for n in BUNDLE_FILES)
+        state_ok = _state_ok(model)
     except (KeyError, TypeError, IndexError, ValueError) as exc:
         raise UserError(f"manifest.json is malformed ({type(exc).__name__}: {exc}); re-export the bundle") from None
+    if not state_ok:
+        raise UserError("manifest.json: model.state is malformed (names, shapes or initial values); re-export")
     if not (names_ok and io_ok and shapes_ok and files_ok and obs.get("dim") == len(fields)):
         raise UserError("manifest.json: observation/action/model/files sections are inconsistent; re-export")
     if model.get("sha256") != manifest["files"][MODEL_FILE]:

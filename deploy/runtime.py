@@ -21,6 +21,9 @@ shell that feeds it frames and time and carries out its decisions:
   motors safe, and a latched board fault or E-stop still blocks the re-arm);
 * a non-finite policy output → a zero-torque command and a logged fault; the bad value is never sent. Finite
   torques are clamped to the smaller of the manifest's and the board's limits;
+* a policy with memory (its bundle's ``model.state``) carries its state from step to step
+  (:func:`policy_step`); the state goes back to the manifest's initial state on every ENABLE, and a non-finite
+  state is a fault like a non-finite output: the state is reset and the step commands zero torque;
 * a PING from the board is answered with PONG;
 * SIGINT/SIGTERM → DISABLE, flush the telemetry, return normally (``s2r run`` exits 0).
 
@@ -51,6 +54,18 @@ from firmware_bridge import protocol as p
 from firmware_bridge.link import DEFAULT_BAUD, Link
 from sim.errors import UserError
 from sim.robots import get_robot
+
+
+def policy_step(policy: Policy, obs: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Run the policy on one observation; returns (torque in N·m, whether its state is still finite). With a
+    non-finite state the state is reset to the manifest's initial one and the torque must not be used (it is
+    computed from, or next to, the bad state); a feed-forward policy's state is always fine."""
+    raw = policy(obs)
+    if policy.stateful and not policy.state_finite():
+        policy.reset_state()
+        return raw, False
+    return raw, True
+
 
 DEFAULT_RAMP_S = 0.5  # torque ramp after ENABLE on a real-time board, s (RuntimeConfig.ramp_s)
 
@@ -316,10 +331,14 @@ class Controller:
         torque = self.zero
         if obs is not None and d.torque_scale > 0.0:
             t = time.perf_counter_ns()
-            raw = self.policy(obs)
+            raw, state_ok = policy_step(self.policy, obs)
             infer_us = (time.perf_counter_ns() - t) * 1e-3
             torque, nonfinite_out, clamped = safe_command(raw, self.limits_nm, d.torque_scale)
-            if nonfinite_out:
+            if not state_ok:
+                torque = self.zero
+                faults |= HostFault.NONFINITE_OUTPUT
+                self._fault(HostFault.NONFINITE_OUTPUT, "policy state NaN/inf; state reset, commanding 0 N·m")
+            elif nonfinite_out:
                 faults |= HostFault.NONFINITE_OUTPUT
                 self._fault(HostFault.NONFINITE_OUTPUT, "policy output NaN/inf; commanding 0 N·m")
             elif clamped:
@@ -350,6 +369,7 @@ class Controller:
             self.link.send(p.Torque(sensor_seq=0, torque_nm=tuple(self.zero.tolist())))
         for name in d.send:
             if name == "ENABLE":
+                self.policy.reset_state()  # a policy with memory starts over: the motors were off
                 self.link.send(p.Enable())
                 self.counts["reenabled"] += 1
                 bits |= HostFault.REENABLED

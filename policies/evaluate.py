@@ -39,6 +39,24 @@ class EvalResult:
         return out
 
 
+def policy_initial_state(policy: InferencePolicy) -> tuple[torch.Tensor, ...]:
+    """The state a policy starts an episode from: empty for a feed-forward policy, its memory's initial state
+    for a recurrent one (``initial_state()``)."""
+    init = getattr(policy, "initial_state", None)
+    return tuple(init(1)) if init is not None else ()
+
+
+def policy_step(
+    policy: InferencePolicy, obs: np.ndarray, state: tuple[torch.Tensor, ...]
+) -> tuple[np.ndarray, tuple[torch.Tensor, ...]]:
+    """One deterministic action for one raw observation, and the policy's next state."""
+    with torch.no_grad():
+        out = policy(torch.as_tensor(np.asarray(obs), dtype=torch.float32)[None], *state)
+    if isinstance(out, tuple):
+        return out[0][0].numpy(), tuple(out[1:])
+    return out[0].numpy(), state
+
+
 def evaluate(
     policy: InferencePolicy,
     episodes: int = 10,
@@ -94,9 +112,12 @@ def run_policy_episode(
     """One deterministic episode (:func:`domain_rand.evaluate.run_episode`), its outcome appended to ``result``;
     every ``frame_every``-th step rendered into ``frames`` if given; cut after ``max_steps`` (a video) if given."""
 
+    state = policy_initial_state(policy)  # a policy with memory starts every episode from its initial state
+
     def act(obs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+        nonlocal state
+        action, state = policy_step(policy, obs, state)
+        return action
 
     def frame(step: int) -> None:
         if frames is not None and step % frame_every == 0:

@@ -41,6 +41,7 @@ from policies.checkpoint import (
 )
 from policies.evaluate import evaluate
 from policies.logger import CsvLog, Progress, TensorBoard
+from policies.lstm_td3 import LSTMTD3Agent, LSTMTD3Config, lstm_td3_preset
 from policies.normalizer import ObsNormalizer
 from policies.ppo import PPOAgent, PPOConfig, ppo_preset
 from policies.td3 import TD3Agent, TD3Config, td3_preset
@@ -49,7 +50,7 @@ from sim.engines import env_kwargs
 from sim.errors import UserError, require_positive
 from sim.files import atomic_write
 
-ALGOS = ("td3", "ddpg", "ppo")
+ALGOS = ("td3", "ddpg", "ppo", "lstm-td3")
 REPLAY = "replay.pt"
 LOCK = ".lock"
 EVAL_SEED = 1_000_000  # eval episodes during training use seeds EVAL_SEED + seed * 1000 + k: never the seeds
@@ -73,7 +74,7 @@ VIDEO_SEED = 10_000  # every video shows the same episode (s2r eval's first seed
 @dataclass(frozen=True)
 class TrainConfig:
     env: str = "biped"  # short name (biped, knob, biped-rough...) or a Gymnasium id
-    algo: str = "td3"  # td3 | ddpg | ppo
+    algo: str = "td3"  # td3 | ddpg | ppo | lstm-td3 (TD3 with an LSTM memory: policies.lstm_td3)
     engine: str = "pybullet"  # physics engine of the training envs and evaluations: pybullet or mujoco
     steps: int = 1_000_000  # total env steps (summed over sub-envs)
     seed: int = 0
@@ -118,7 +119,8 @@ class TrainConfig:
         env_id = sim.resolve_env_id(self.env)
         algo_cfg = self.algo_config
         if algo_cfg is None:
-            algo_cfg = ppo_preset(env_id) if self.algo == "ppo" else td3_preset(env_id, self.algo)
+            algo_cfg = (ppo_preset(env_id) if self.algo == "ppo" else lstm_td3_preset(env_id)
+                        if self.algo == "lstm-td3" else td3_preset(env_id, self.algo))  # fmt: skip
         num_envs = self.num_envs or (algo_cfg.num_envs if isinstance(algo_cfg, PPOConfig) else 1)
         # TD3 updates after every env step: on a box shared with anything a second thread slows it
         # (BENCHMARKS.md, Learners), so it only gets more threads when asked for
@@ -138,7 +140,7 @@ def config_from_dict(d: dict) -> TrainConfig:
     d = dict(d)
     algo_d = d.pop("algo_config", None)
     if algo_d is not None:
-        cls = PPOConfig if d.get("algo") == "ppo" else TD3Config
+        cls = {"ppo": PPOConfig, "lstm-td3": LSTMTD3Config}.get(d.get("algo", ""), TD3Config)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(algo_d) - names
         if unknown:
@@ -175,6 +177,8 @@ def _make_agent(cfg: TrainConfig, obs_dim: int, act_dim: int, norm: ObsNormalize
         return PPOAgent(cfg.algo_config, obs_dim, act_dim, norm, cfg.num_envs, cfg.steps, seed=cfg.seed,
                         expert=expert)  # fmt: skip
     assert isinstance(cfg.algo_config, TD3Config), "train() resolves the config first"
+    if isinstance(cfg.algo_config, LSTMTD3Config):
+        return LSTMTD3Agent(cfg.algo_config, obs_dim, act_dim, norm, seed=cfg.seed)
     return TD3Agent(cfg.algo_config, obs_dim, act_dim, norm, seed=cfg.seed)
 
 

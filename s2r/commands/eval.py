@@ -72,6 +72,12 @@ class _BundlePolicy:
         self._policy, self._action = Policy(bundle), get_robot(bundle.robot).action
         self.env_id, self.robot_id = bundle.manifest.get("env_id") or bundle.robot, bundle.robot
 
+    def initial_state(self, batch: int = 1) -> tuple:
+        """An episode starts: a bundle with memory goes back to its manifest's initial state (its state lives in
+        the onnxruntime Policy, as on the controller, so there is nothing to pass around)."""
+        self._policy.reset_state()
+        return ()
+
     def __call__(self, obs: Any) -> Any:
         import torch
 

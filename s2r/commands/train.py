@@ -13,14 +13,31 @@ import typing
 from typing import Any
 
 from policies.hparams import PRESET_DIR, build, parse_value, preset_values, read_file
+from policies.lstm_td3 import LSTMTD3Config
 from policies.ppo import PPOConfig
 from policies.td3 import TD3Config
 from policies.train import TrainConfig
 from sim.engines import ENGINE_HELP, ENGINES
 from sim.errors import UserError
 
-# hyper-parameter flags: --td3-<field> (also DDPG) and --ppo-<field>, defaults from the (algo, env) preset
-GROUPS = (("td3", TD3Config, "TD3/DDPG"), ("ppo", PPOConfig, "PPO"))
+# hyper-parameter flags: --td3-<field> (also DDPG and LSTM-TD3), --lstm-<field> (the memory fields LSTMTD3Config
+# adds to TD3Config) and --ppo-<field>, defaults from the (algo, env) preset
+GROUPS = (("td3", TD3Config, "TD3/DDPG/LSTM-TD3"), ("lstm", LSTMTD3Config, "LSTM-TD3 memory"), ("ppo", PPOConfig, "PPO"))
+_TD3_NAMES = {f.name for f in dataclasses.fields(TD3Config)}
+LSTM_FIELDS = tuple(f for f in dataclasses.fields(LSTMTD3Config) if f.name not in _TD3_NAMES)
+PRESET_ALGO = {"td3": "td3", "lstm": "lstm-td3", "ppo": "ppo"}  # flag group → the presets it shows
+
+
+def group_fields(prefix: str, cls: type) -> tuple[dataclasses.Field, ...]:
+    """The fields a flag group has: the LSTM group only those LSTM-TD3 adds to TD3."""
+    return LSTM_FIELDS if prefix == "lstm" else dataclasses.fields(cls)
+
+
+def flag_group(algo: str, name: str) -> str:
+    """The flag group (prefix) of config field ``name`` for ``algo``."""
+    if algo == "ppo":
+        return "ppo"
+    return "lstm" if name not in _TD3_NAMES else "td3"
 # TrainConfig fields that are flags of their own (--env, --num-envs...); their argparse default is None so a
 # --config file's value is kept unless the flag is given
 TRAIN_FLAGS = ("env", "engine", "algo", "steps", "seed", "num_envs", "vec", "ray", "torch_threads", "update_threads",
@@ -48,10 +65,11 @@ def _short_names() -> dict[str, str]:
 def preset_help(prefix: str, cls: type) -> dict[str, str]:
     """Per field: "default D; preset V1: env, env; V2: env" — the presets that differ from the generic default."""
     short = _short_names()
-    order = [*short, *sorted(set(preset_values(prefix)) - set(short))]  # s2r robots first
-    presets = {e: build(cls, preset_values(prefix)[e], e) for e in order if e in preset_values(prefix)}
+    values = preset_values(PRESET_ALGO[prefix])
+    order = [*short, *sorted(set(values) - set(short))]  # s2r robots first
+    presets = {e: build(cls, values[e], e) for e in order if e in values}
     out = {}
-    for f in dataclasses.fields(cls):
+    for f in group_fields(prefix, cls):
         groups: dict[str, list[str]] = {}
         for env_id, cfg in presets.items():
             value = getattr(cfg, f.name)
@@ -80,7 +98,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="hyper-parameter file (.yaml, .json, .toml): any TrainConfig field, algo fields under "
                    "algo_config; flags given override it")  # fmt: skip
     p.add_argument("--env", default=None, help=f"biped, biped-rough, biped-hardcore, knob or a Gymnasium id (default {d.env})")
-    p.add_argument("--algo", default=None, choices=("td3", "ddpg", "ppo"), help=f"(default {d.algo})")
+    p.add_argument("--algo", default=None, choices=("td3", "ddpg", "ppo", "lstm-td3"),
+                   help=f"lstm-td3: TD3 with an LSTM memory of the last K (observation, action) pairs (default {d.algo})")
     p.add_argument("--steps", type=int, default=None, help=f"total env steps (default {d.steps}; with --resume: keep)")
     p.add_argument("--seed", type=int, default=None, help=f"(default {d.seed})")
     p.add_argument("--num-envs", type=int, default=None, help="sub-envs (default: the preset's; TD3 1, PPO several)")
@@ -113,7 +132,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         )  # fmt: skip
         hints = {k: str(v) for k, v in typing.get_type_hints(cls).items()}
         helps = preset_help(prefix, cls)
-        for f in dataclasses.fields(cls):
+        for f in group_fields(prefix, cls):
             optional = ("NAME" if "str" in hints[f.name] else "FLOAT") + "|none"
             g.add_argument(f"--{prefix}-{f.name.replace('_', '-')}", dest=f"{prefix}__{f.name}", default=None,
                            metavar=optional if f.default is None else type(f.default).__name__.upper(),
@@ -138,20 +157,21 @@ def refuse_flags_on_resume(args: argparse.Namespace) -> None:
 
 
 def refuse_other_algo_flags(args: argparse.Namespace, algo: str) -> None:
-    """--ppo-* flags with --algo td3/ddpg (or --td3-* with ppo) are an error, not silently dropped."""
-    other = "td3" if algo == "ppo" else "ppo"
+    """--ppo-* flags with --algo td3/ddpg (or --td3-* with ppo, --lstm-* with anything but lstm-td3) are an error,
+    not silently dropped."""
+    others = ("td3", "lstm") if algo == "ppo" else ("ppo",) if algo == "lstm-td3" else ("ppo", "lstm")
     for key, value in vars(args).items():
-        if key.startswith(f"{other}__") and value is not None:
+        if "__" in key and key.split("__")[0] in others and value is not None:
             raise UserError(f"--{key.replace('__', '-').replace('_', '-')} does not apply to --algo {algo}")
 
 
 def _algo_flags(args: argparse.Namespace, algo: str, base: TD3Config | PPOConfig) -> TD3Config | PPOConfig:
     """``base`` with the --td3-*/--ppo-* flags given for ``algo``; the other algorithm's flags are an error."""
     refuse_other_algo_flags(args, algo)
-    prefix = "ppo" if isinstance(base, PPOConfig) else "td3"
     hints = {k: str(v) for k, v in typing.get_type_hints(type(base)).items()}
     changes: dict[str, typing.Any] = {}
     for f in dataclasses.fields(base):
+        prefix = flag_group(algo, f.name)
         text = getattr(args, f"{prefix}__{f.name}")
         if text is not None:
             try:
