@@ -29,7 +29,7 @@ from torch import nn
 
 from policies.checkpoint import InferencePolicy
 from policies.hparams import build, preset_values
-from policies.networks import ACTIVATIONS, mlp, polyak_update
+from policies.networks import ACTIVATIONS, mlp
 from policies.normalizer import ObsNormalizer
 from policies.td3 import ReplayBuffer, TD3Agent, TD3Config, smoothed_target_action, td3_target
 from sim.errors import UserError
@@ -273,17 +273,9 @@ class LSTMTD3Agent(TD3Agent):
         self.n_updates += 1
         out = {"loss/critic": critic_loss.item(), "q/mean": qs[0].detach().mean().item()}
         if self.n_updates % cfg.policy_delay == 0:
-            for p in self.critics[0].parameters():
-                p.requires_grad_(False)
-            actor_loss = -self.critics[0](n_obs, self.actor(n_obs, n_hist, h_act, h_len), n_hist, h_act, h_len).mean()
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            self.actor_opt.step()
-            for p in self.critics[0].parameters():
-                p.requires_grad_(True)
-            polyak_update(self.actor_target, self.actor, cfg.tau)
-            polyak_update(self.critics_target, self.critics, cfg.tau)
-            out["loss/actor"] = actor_loss.item()
+            out["loss/actor"] = self.delayed_actor_update(
+                lambda: -self.critics[0](n_obs, self.actor(n_obs, n_hist, h_act, h_len), n_hist, h_act, h_len).mean()
+            )
         return out
 
 

@@ -9,6 +9,7 @@ the normalizer can keep moving without stale entries.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -240,18 +241,24 @@ class TD3Agent:
         self.n_updates += 1
         out = {"loss/critic": critic_loss.item(), "q/mean": qs[0].detach().mean().item()}
         if self.n_updates % cfg.policy_delay == 0:
-            for p in self.critics[0].parameters():  # the actor's loss must not build critic gradients
-                p.requires_grad_(False)
-            actor_loss = -self.critics[0](obs, self.actor(obs)).mean()
-            self.actor_opt.zero_grad(set_to_none=True)
-            actor_loss.backward()
-            self.actor_opt.step()
-            for p in self.critics[0].parameters():
-                p.requires_grad_(True)
-            polyak_update(self.actor_target, self.actor, cfg.tau)
-            polyak_update(self.critics_target, self.critics, cfg.tau)
-            out["loss/actor"] = actor_loss.item()
+            out["loss/actor"] = self.delayed_actor_update(lambda: -self.critics[0](obs, self.actor(obs)).mean())
         return out
+
+    def delayed_actor_update(self, actor_loss: Callable[[], torch.Tensor]) -> float:
+        """One actor step on ``actor_loss()`` (built with the first critic frozen, so it makes no critic
+        gradients), then the polyak step of every target net; returns the loss. TD3 and LSTM-TD3 share it."""
+        critic = self.critics[0]
+        for p in critic.parameters():
+            p.requires_grad_(False)
+        loss = actor_loss()
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.actor_opt.step()
+        for p in critic.parameters():
+            p.requires_grad_(True)
+        polyak_update(self.actor_target, self.actor, self.cfg.tau)
+        polyak_update(self.critics_target, self.critics, self.cfg.tau)
+        return loss.item()
 
     def state_dict(self) -> dict:
         """Networks, optimizers, RNGs and counters (the replay buffer is saved separately: it is large)."""
