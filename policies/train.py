@@ -74,8 +74,8 @@ VIDEO_SEED = 10_000  # every video shows the same episode (s2r eval's first seed
 @dataclass(frozen=True)
 class TrainConfig:
     env: str = "biped"  # short name (biped, knob, biped-rough...) or a Gymnasium id
-    algo: str = "td3"  # td3 | ddpg | ppo | lstm-td3 (TD3 with an LSTM memory: policies.lstm_td3)
     engine: str = "pybullet"  # physics engine of the training envs and evaluations: pybullet or mujoco
+    algo: str = "td3"  # td3 | ddpg | ppo | lstm-td3 (TD3 with an LSTM memory: policies.lstm_td3)
     steps: int = 1_000_000  # total env steps (summed over sub-envs)
     seed: int = 0
     num_envs: int = 0  # 0: the preset's (TD3: 1, PPO: PPOConfig.num_envs)
@@ -276,7 +276,8 @@ class _StopSignals:
     """SIGINT and SIGTERM raise :class:`TrainingStopped`, except while a checkpoint is being written: then the
     signal is noted, the write finishes, and the stop comes right after it (a kill mid-``torch.save`` used to give
     a cryptic torch error and lose the save). Once a stop has begun, further signals are only noted: the final
-    save and the clean-up run to the end. Installed only in the main thread (``signal`` allows no other)."""
+    save and the clean-up run to the end, and the handlers stay installed after a stop (the process is exiting).
+    Installed only in the main thread (``signal`` allows no other)."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -292,6 +293,11 @@ class _StopSignals:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.stopping:
+            # the process is on its way out: a further SIGTERM must not kill it by the default action after the
+            # checkpoint and the stop line (a second `kill` a few ms after the first would), so the handler
+            # that only notes signals stays installed
+            return
         for s, handler in self._old.items():
             signal.signal(s, handler)
 
