@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # the reader went away (`s2r envs | head`): stop quietly, as a shell tool does; stdout goes to /dev/null so
+        # the interpreter's final flush cannot raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)  # policies.train.TrainingStopped says which; Ctrl-C: SIGINT
         print(f"s2r {args.command}: stopped by {signal.Signals(signum).name}", file=sys.stderr)

@@ -87,3 +87,15 @@ def test_stress_on_the_shipped_knob_bundle_writes_json_and_png(tmp_path):
     assert "reality box:" in out.stdout and "stress [" in out.stderr
     bad = s2r("stress", str(tmp_path / "nothing"))
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "neither a bundle" in bad.stderr
+
+
+def test_a_closed_pipe_is_not_an_error():
+    """`s2r envs | head`: the reader leaves early; s2r stops quietly (no error line, no traceback)."""
+    proc = subprocess.Popen([sys.executable, "-m", "s2r", "envs", "biped", "knob"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # like `head -1`
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "error" not in err and "Traceback" not in err, err
