@@ -16,6 +16,7 @@ import io
 import json
 import shutil
 import warnings
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -282,17 +283,27 @@ def export_bundle(
             created_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             adr=adr_summary(getattr(policy, "param_source", None)),
         )
-        _write_manifest(tmp, manifest)
-        result = parity(model, Policy(load_bundle(tmp)), np.concatenate([recorded, random]))
-        _check_parity(result)
-        manifest["parity"].update(result)
-        _write_manifest(tmp, manifest)
-        self_test(load_bundle(tmp))
-        replace_dir(tmp, out)
+        finish_bundle(tmp, out, manifest, lambda ort: parity(model, ort, np.concatenate([recorded, random])))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+
+def finish_bundle(
+    tmp: Path, out: Path, manifest: dict[str, Any], check: Callable[[Policy], dict[str, float]]
+) -> None:
+    """The last steps of every export: write the manifest, run ``check`` (torch vs onnxruntime parity) on the
+    bundle as onnxruntime loads it, refuse it over the tolerance, record the figures, self-test, and only then
+    move ``tmp`` into place as ``out``."""
+    _write_manifest(tmp, manifest)
+    result = check(Policy(load_bundle(tmp)))
+    _check_parity(result)
+    manifest["parity"].update(result)
+    _write_manifest(tmp, manifest)
+    self_test(load_bundle(tmp))
+    replace_dir(tmp, out)
 
 
 def verify_bundle(

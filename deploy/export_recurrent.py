@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deploy.bundle import Policy, load_bundle, self_test, write_file_durable
+from deploy.bundle import Policy, load_bundle, write_file_durable
 from deploy.manifest import (
     INPUT_NAME,
     MODEL_FILE,
@@ -33,7 +33,7 @@ from deploy.manifest import (
     sha256_file,
 )
 from sim.errors import UserError
-from sim.files import make_dir_beside, replace_dir
+from sim.files import make_dir_beside
 
 N_EPISODE_STEPS = 600  # simulator steps of seeded episodes for parity (several episodes where they are short)
 N_RANDOM_STREAM = 2_000  # random observations fed as one stream
@@ -146,10 +146,10 @@ def export_recurrent_bundle(policy: nn.Module, out: Path, spec: Any, env_id: str
     from deploy.export import (
         N_SAMPLES,
         PARITY_TOL,
-        _check_parity,
         _jsonable,
         _save_npy,
-        _write_manifest,
+        adr_summary,
+        finish_bundle,
         random_observations,
     )
 
@@ -177,16 +177,15 @@ def export_recurrent_bundle(policy: nn.Module, out: Path, spec: Any, env_id: str
             parity={"n_random": len(rand), "n_recorded": len(ep_obs), "episodes": int(ep_starts.sum()),
                     "tolerance": PARITY_TOL, "mode": "streams: seeded episodes, state reset at each start"},
             created_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), state=state,
+            adr=adr_summary(getattr(policy, "param_source", None)),
         )  # fmt: skip
-        _write_manifest(tmp, manifest)
-        ort_policy = Policy(load_bundle(tmp))
-        results = [stream_parity(model, ort_policy, ep_obs, ep_starts), stream_parity(model, ort_policy, rand, rand_starts)]
-        result = {k: max(r[k] for r in results) for k in results[0]}
-        _check_parity(result)
-        manifest["parity"].update(result)
-        _write_manifest(tmp, manifest)
-        self_test(load_bundle(tmp))
-        replace_dir(tmp, out)
+
+        def check(ort_policy: Policy) -> dict[str, float]:
+            results = [stream_parity(model, ort_policy, ep_obs, ep_starts),
+                       stream_parity(model, ort_policy, rand, rand_starts)]  # fmt: skip
+            return {k: max(r[k] for r in results) for k in results[0]}
+
+        finish_bundle(tmp, out, manifest, check)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
