@@ -1,5 +1,6 @@
 """Ray scale-out on s2r/Biped-v0: env throughput against the number of Ray actors (1, 2 on this box), the
-overhead of ``s2r train --ray local`` against ``--vec split`` (the PPO preset, same seed, interleaved runs), and
+overhead of ``s2r train --ray local`` (lockstep, and ``--ray-mode segments``: the actors collect rollout segments
+with a copy of the policy) against ``--vec split`` (the PPO preset, same seed, interleaved runs), and
 a projection to N actors on a cluster from the measured costs: the physics per env step, Ray's round trip per
 actor call, the driver's CPU per actor call, the learner's action and update times.
 
@@ -113,7 +114,9 @@ def training_overhead(steps: int, repeats: int) -> dict[str, list[float]]:
 
     base = TrainConfig(env=ENV, algo="ppo", steps=steps, seed=0, vec="split", update_threads=1,
                        tensorboard=False, progress=False, checkpoint_every=10**9)  # fmt: skip
-    runs = {"--vec split": base, "--ray local": dataclasses.replace(base, vec="auto", ray="local")}
+    ray = dataclasses.replace(base, vec="auto", ray="local")
+    runs = {"--vec split": base, "--ray local": ray, "--ray local --ray-mode segments":
+            dataclasses.replace(ray, ray_mode="segments")}  # fmt: skip
     rates: dict[str, list[float]] = {k: [] for k in runs}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):
@@ -168,9 +171,10 @@ def main() -> None:
         rates = training_overhead(args.train_steps, args.repeats)
         print(f"\nPPO preset training, {args.train_steps} steps, env steps/s per run (interleaved):")
         for name, v in rates.items():
-            print(f"  {name:12s} " + " ".join(f"{x:.0f}" for x in v) + f"  median {np.median(v):.0f}")
-        ratio = np.median(rates["--vec split"]) / np.median(rates["--ray local"])
-        print(f"  time ratio --ray local / --vec split (medians): {ratio:.2f}x")
+            print(f"  {name:32s} " + " ".join(f"{x:.0f}" for x in v) + f"  median {np.median(v):.0f}")
+        for name in ("--ray local", "--ray local --ray-mode segments"):
+            ratio = np.median(rates["--vec split"]) / np.median(rates[name])
+            print(f"  time ratio {name} / --vec split (medians): {ratio:.2f}x")
         c = call_costs(2000)
         lc8, lc64 = learner_costs(args.envs), learner_costs(64)
         t_act_row = max(0.0, (lc64["t_act"] - lc8["t_act"]) / (64 - args.envs))
