@@ -146,6 +146,27 @@ def projection(c: dict[str, float], envs_per_actor: int, actors: list[int]) -> l
     return out
 
 
+def projection_segments(c: dict[str, float], e: int, actors: list[int], episode_len: int) -> list[tuple[int, float, str]]:
+    """Steps/s of PPO with ``--ray-mode segments``: A actors of E envs collect a rollout of n vector steps alone.
+
+    The actors need ``n·E·t_env`` plus a round trip ``t_rtt`` at each step where one of their envs ended (about
+    ``n·E / episode_len`` of them); the driver replays the rollout through the loop (``n·t_act(A·E)``), makes
+    one reset call (``t_drv``) per episode end (``n·A·E / episode_len``) and then updates (``A·E·n·u``). The
+    driver's replay overlaps the actors' stepping; the update does not.
+    """
+    out = []
+    n = c["n_steps"]
+    for a in actors:
+        ends = n * e / episode_len
+        actor_side = n * e * c["t_env"] + min(n, ends) * c["t_rtt"]
+        driver_side = n * (c["t_act_row"] * a * e + c["t_act_fixed"]) + ends * a * c["t_drv"]
+        update = a * e * n * c["u_update"]
+        rate = a * e * n / (max(actor_side, driver_side) + update)
+        bound = "actors" if actor_side >= driver_side and actor_side >= update else "learner (driver)"
+        out.append((a, rate, bound))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--envs", type=int, default=8, help="sub-envs (the biped PPO preset's 8)")
@@ -189,6 +210,10 @@ def main() -> None:
             knee = (e * c["t_env"] + c["t_rtt"] - c["t_act_fixed"]) / (c["t_drv"] + e * c["t_act_row"])
             print(f"  the driver's per-step work passes the actors' at A = {knee:.1f} actors; ceiling as A grows "
                   f"(update + driver per transition): {ceiling:.0f} steps/s")
+            for ep in (100, 1000):
+                print(f"  --ray-mode segments, episodes of {ep} steps:")
+                for a, rate, bound in projection_segments(c, e, [1, 2, 4, 8, 16, 32, 64, 128, 256], ep):
+                    print(f"    {a:4d} actors ({a * e:5d} envs): {rate:8.0f} steps/s, bound by the {bound}")
     finally:
         ray.shutdown()
 

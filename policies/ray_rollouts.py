@@ -7,8 +7,8 @@ rewards, terminated/truncated, the final observation and info at episode ends) a
 the same training loop as a local run: the learner, ParamSource/ADR, episode stats, run folder, checkpoints,
 resume, progress.csv and TensorBoard are untouched (the loop's one hook: ``action = venv.act(agent, obs)``).
 
-``segments`` (PPO). At each rollout start the driver broadcasts, once, the actor weights, the observation
-normalizer's statistics and the rollout's Gaussian noise, drawn from the driver's own torch stream exactly as
+``segments`` (PPO). At each rollout start the driver broadcasts, once, the actor weights and the observation
+normalizer's statistics, and sends each actor its rows of the rollout's Gaussian noise, drawn from the driver's own torch stream exactly as
 the local rollout would draw it (then that stream is left where it was, so the driver's ``agent.act`` draws the
 same numbers again). Each actor then runs its envs until one of them ends an episode or the rollout is full.
 An episode end is the only round trip: the driver's loop reaches that step, reports the result to ADR, samples
@@ -69,20 +69,22 @@ class _SegmentPolicy:
     """PPO's Gaussian policy with the rollout's pre-drawn noise: row r of step v is ``eps[v - v0, r]·std + mean``,
     computed on a batch of the vector env's shape (see the module docstring)."""
 
-    def __init__(self, spec: dict, rows: slice, num_envs: int) -> None:
+    def __init__(self, spec: dict, eps: torch.Tensor, rows: slice, num_envs: int) -> None:
         actor = build_actor(spec["arch"])
         assert isinstance(actor, GaussianActor)  # the driver sends segments only for it
         actor.load_state_dict(spec["actor"])
         self.actor = actor
         self.norm = _normalizer(spec["norm"])
-        self.eps, self.v0, self.rows = spec["eps"], int(spec["v"]), rows
+        self.eps, self.v0, self.rows = eps, int(spec["v"]), rows  # eps: this shard's rows (T, rows, act_dim)
         self.full = np.zeros((num_envs, int(spec["arch"]["obs_dim"])), dtype=np.float32)
+        self.full_eps = torch.zeros(num_envs, int(spec["arch"]["act_dim"]))  # other rows: any number will do
 
     def act(self, v: int, obs: np.ndarray) -> np.ndarray:
         self.full[self.rows] = self.norm(obs)
+        self.full_eps[self.rows] = self.eps[v - self.v0]
         with torch.inference_mode():
             mean = mlp_forward(self.actor.net, torch.from_numpy(self.full))
-            raw = self.eps[v - self.v0].mul(self.actor.log_std.exp().expand_as(mean)).add(mean)  # = torch.normal
+            raw = self.full_eps.mul(self.actor.log_std.exp().expand_as(mean)).add(mean)  # = torch.normal's ops
             return self.actor.to_env(raw)[self.rows].numpy()
 
     def episode_end(self, j: int) -> None:
@@ -144,11 +146,17 @@ class RolloutShard(EnvShard):
         torch.set_num_threads(torch_threads)
         torch.set_flush_denormal(True)  # as train() sets it for the learner: the same float results
 
-    def load(self, spec: dict) -> None:
+    def load(self, spec: dict, eps: torch.Tensor | None) -> None:
+        """A new copy of the policy: ``spec`` (weights, normalizer statistics...) and, for a PPO rollout, this
+        shard's rows of its noise."""
         if spec["kind"] == "segments":
-            self.policy = _SegmentPolicy(spec, self.rows, self.num_envs)
+            assert eps is not None
+            self.policy = _SegmentPolicy(spec, eps, self.rows, self.num_envs)
         else:
+            ou = getattr(self.policy, "ou", None)
             self.policy = _ExplorationPolicy(spec, self.rng, len(self.envs))
+            if ou is not None:  # an OU process goes on across weight updates (it restarts at episode ends)
+                self.policy.ou = ou
 
     def step(self, actions: np.ndarray) -> list[tuple]:
         out = super().step(actions)
@@ -209,6 +217,7 @@ class RayRolloutVecEnv(RayVecEnv):
         self.spec_ref: Any = None
         self.spec_id = -1
         self.spec_v = -1  # the consumed step its spec was made at (async: weights refresh when this moved on)
+        self.eps = torch.zeros(0)  # segments: the rollout's Gaussian noise (T, num_envs, act_dim)
         self.end_v: float = 0  # the actors run up to this vector step (a rollout's end; async: no end)
         self.agent: Any = None
         self.live_norm: ObsNormalizer | None = None  # segments: the loop's normalizer, while the agent acts
@@ -245,9 +254,9 @@ class RayRolloutVecEnv(RayVecEnv):
         snapshot.frozen = True
         agent.normalizer = snapshot  # the rollout buffer holds what the actors' policy saw
         with torch.random.fork_rng(devices=[]):  # the draws agent.act will make again, step by step
-            eps = torch.stack([torch.empty(self.num_envs, agent.act_dim).normal_() for _ in range(n_steps)])
+            self.eps = torch.stack([torch.empty(self.num_envs, agent.act_dim).normal_() for _ in range(n_steps)])
         self._new_spec({"kind": "segments", "arch": agent.actor_arch, "actor": _weights(agent.actor),
-                        "norm": snapshot.state_dict(), "eps": eps, "v": self.v})  # fmt: skip
+                        "norm": snapshot.state_dict(), "v": self.v})  # fmt: skip
         self.end_v = self.v + n_steps
         for k in range(len(self.actors)):
             self.next_v[k] = self.v
@@ -313,7 +322,8 @@ class RayRolloutVecEnv(RayVecEnv):
                             "expl_noise": a.cfg.expl_noise, "noise_type": a.cfg.noise_type,
                             "ou_theta": a.cfg.ou_theta})  # fmt: skip
         if self.loaded[k] != self.spec_id:
-            self.actors[k].load.remote(self.spec_ref)  # an actor runs its calls in order: before the run
+            eps = self.eps[:, self.bounds[k] : self.bounds[k + 1]].clone() if self.mode == "segments" else None
+            self.actors[k].load.remote(self.spec_ref, eps)  # an actor runs its calls in order: before the run
             self.loaded[k] = self.spec_id
         n = self.sync_every if self.mode == "async" else int(self.end_v - self.next_v[k])
         return self.actors[k].run.remote(self.next_v[k], n)
