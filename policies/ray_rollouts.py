@@ -10,7 +10,8 @@ resume, progress.csv and TensorBoard are untouched (the loop's one hook: ``actio
 ``segments`` (PPO). At each rollout start the driver broadcasts, once, the actor weights and the observation
 normalizer's statistics, and sends each actor its rows of the rollout's Gaussian noise, drawn from the driver's own torch stream exactly as
 the local rollout would draw it (then that stream is left where it was, so the driver's ``agent.act`` draws the
-same numbers again). Each actor then runs its envs until one of them ends an episode or the rollout is full.
+same numbers again). Each actor then runs its envs until one of them ends an episode or the rollout is full,
+returning its steps in pieces of ``PIECE_STEPS`` (it runs the next piece while the driver consumes this one).
 An episode end is the only round trip: the driver's loop reaches that step, reports the result to ADR, samples
 the next episode's parameters and resets the env in the actor (``reset_one``), which then goes on. ADR thus
 stays exact, in the driver, and in the same order as a local run. The actors compute their rows on a batch of
@@ -63,6 +64,8 @@ from policies.vec_env import _collate, _step
 from sim.errors import UserError
 
 MODES = ("lockstep", "segments", "async")
+PIECE_STEPS = 16  # segments: vector steps an actor returns per call at most; it runs the next piece while the
+# driver replays this one (a whole segment per call would make the two take turns instead of overlapping)
 
 
 class _SegmentPolicy:
@@ -325,7 +328,7 @@ class RayRolloutVecEnv(RayVecEnv):
             eps = self.eps[:, self.bounds[k] : self.bounds[k + 1]].clone() if self.mode == "segments" else None
             self.actors[k].load.remote(self.spec_ref, eps)  # an actor runs its calls in order: before the run
             self.loaded[k] = self.spec_id
-        n = self.sync_every if self.mode == "async" else int(self.end_v - self.next_v[k])
+        n = self.sync_every if self.mode == "async" else int(min(PIECE_STEPS, self.end_v - self.next_v[k]))
         return self.actors[k].run.remote(self.next_v[k], n)
 
     def _submit(self, k: int) -> None:
@@ -344,7 +347,7 @@ class RayRolloutVecEnv(RayVecEnv):
             self.next_v[k] += len(results)
             self.queue[k].extend(zip(results, actions, strict=True))
             ended = any(r[2] or r[3] for r in results[-1])
-            if self.mode == "async" and not ended:
+            if not ended and self.next_v[k] < self.end_v:
                 self._submit(k)  # the next chunk steps while the learner works through this one
 
     def _recover(self, k: int, cause: Exception) -> None:
