@@ -18,7 +18,15 @@ import numpy as np
 import torch
 
 from policies.hparams import build, preset_values
-from policies.imitation import DAggerData, Expert, bc_loss, expert_actions, first_linear, ignore_inputs_
+from policies.imitation import (
+    DAggerData,
+    Expert,
+    bc_loss,
+    expert_actions,
+    first_linear,
+    ignore_inputs_,
+    obs_indices,
+)
 from policies.networks import BetaActor, GaussianActor, mlp
 from policies.normalizer import ObsNormalizer
 from sim.errors import UserError
@@ -54,7 +62,9 @@ class PPOConfig:
     imitation_epochs: int = 15  # passes over the aggregate data per refit (twice that for the last one)
     imitation_lr: float = 1e-3
     bc_coef: float = 0.0  # weight of the behaviour-cloning MSE to the expert's action in the PPO loss
-    actor_ignores: tuple[int, ...] = ()  # observation indices the actor does not see (zero input weights)
+    # observation fields the actor does not see (zero input weights): names of the env's observation layout
+    # (sim.spec.ObsField.name), or integer indices (older configs)
+    actor_ignores: tuple[str | int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.distribution not in ("gaussian", "beta"):
@@ -179,6 +189,7 @@ class PPOAgent:
         total_steps: int,
         seed: int = 0,
         expert: Expert | None = None,
+        obs_names: Sequence[str] | None = None,
     ) -> None:
         if (cfg.expert is None) != (expert is None):
             raise ValueError(f"config names expert {cfg.expert!r} but the agent got {'one' if expert else 'none'}")
@@ -191,9 +202,7 @@ class PPOAgent:
         else:
             self.actor = GaussianActor(obs_dim, act_dim, hidden, cfg.activation, cfg.log_std_init)
         self.critic = mlp([obs_dim, *hidden, 1], cfg.activation, out_gain=1.0)
-        if any(not 0 <= i < obs_dim for i in cfg.actor_ignores):
-            raise UserError(f"actor_ignores {cfg.actor_ignores} must be observation indices in [0, {obs_dim})")
-        self.ignore = torch.tensor(cfg.actor_ignores, dtype=torch.long)
+        self.ignore = torch.tensor(obs_indices(cfg.actor_ignores, obs_names, obs_dim), dtype=torch.long)
         self.input_layer = first_linear(self.actor.net)
         ignore_inputs_(self.input_layer, self.ignore)
         self.expert = expert

@@ -172,10 +172,10 @@ def _expert(cfg: TrainConfig):
     return None
 
 
-def _make_agent(cfg: TrainConfig, obs_dim: int, act_dim: int, norm: ObsNormalizer, expert=None):
+def _make_agent(cfg: TrainConfig, obs_dim: int, act_dim: int, norm: ObsNormalizer, expert=None, obs_names=None):
     if isinstance(cfg.algo_config, PPOConfig):
         return PPOAgent(cfg.algo_config, obs_dim, act_dim, norm, cfg.num_envs, cfg.steps, seed=cfg.seed,
-                        expert=expert)  # fmt: skip
+                        expert=expert, obs_names=obs_names)  # fmt: skip
     assert isinstance(cfg.algo_config, TD3Config), "train() resolves the config first"
     if isinstance(cfg.algo_config, LSTMTD3Config):
         return LSTMTD3Agent(cfg.algo_config, obs_dim, act_dim, norm, seed=cfg.seed)
@@ -212,21 +212,26 @@ def _set_rng_state(state: dict) -> None:
 
 
 class EpisodeStats:
-    """Rolling window of finished episodes: return, length, and the task metrics found in the final info."""
+    """Rolling window of finished episodes: return, length, and every task metric of the final
+    ``info["metrics"]`` (domain_rand.success.episode_metrics), whatever the task reports. Columns: the mean of
+    each metric under its own name, ``success`` as ``success_rate`` and ``fell`` as ``fall_rate``."""
 
-    KEYS = ("return", "length", "distance_m", "fell", "is_success")
+    COLUMNS = {"success": "success_rate", "fell": "fall_rate"}  # metric → column, where the names differ
+    OLD_KEYS = {"is_success": "success"}  # window keys of checkpoints written before info["metrics"]
 
     def __init__(self, window: int) -> None:
-        self.window: dict[str, deque[float]] = {k: deque(maxlen=window) for k in self.KEYS}
+        self.window: dict[str, deque[float]] = {k: deque(maxlen=window) for k in ("return", "length")}
+        self.size = window
         self.episodes = 0
 
     def add(self, ep_return: float, length: int, info: dict) -> None:
+        from domain_rand.success import episode_metrics
+
         self.episodes += 1
         self.window["return"].append(ep_return)
         self.window["length"].append(length)
-        for k in ("distance_m", "fell", "is_success"):
-            if k in info:
-                self.window[k].append(float(info[k]))
+        for k, v in episode_metrics(info).items():
+            self.window.setdefault(k, deque(maxlen=self.size)).append(v)
 
     def row(self) -> dict[str, float]:
         w = self.window
@@ -234,9 +239,9 @@ class EpisodeStats:
         if w["return"]:
             out.update(return_mean=float(np.mean(w["return"])), return_std=float(np.std(w["return"])),
                        length_mean=float(np.mean(w["length"])))  # fmt: skip
-        for k, name in (("distance_m", "distance_m"), ("fell", "fall_rate"), ("is_success", "success_rate")):
-            if w[k]:
-                out[name] = float(np.mean(w[k]))
+        for k, values in w.items():
+            if k not in ("return", "length") and values:
+                out[self.COLUMNS.get(k, k)] = float(np.mean(values))
         return out
 
     def clear_window(self) -> None:
@@ -251,8 +256,8 @@ class EpisodeStats:
             parts.append(f"return {r['return_mean']:.1f}")
         if "success_rate" in r:
             parts.append(f"success {100 * r['success_rate']:.0f}%")
-        if "distance_m" in r:
-            parts.append(f"dist {r['distance_m']:.2f} m")
+        basic = {"episodes", "return_mean", "return_std", "length_mean", "success_rate"}
+        parts += [f"{name} {value:.2f}" for name, value in r.items() if name not in basic]
         return " | ".join(parts)
 
     def state_dict(self) -> dict:
@@ -260,8 +265,9 @@ class EpisodeStats:
 
     def load_state_dict(self, state: dict) -> None:
         self.episodes = int(state["episodes"])
-        for k in self.KEYS:
-            self.window[k].extend(state[k])
+        for k, values in state.items():
+            if k != "episodes":
+                self.window.setdefault(self.OLD_KEYS.get(k, k), deque(maxlen=self.size)).extend(values)
 
 
 class TrainingStopped(KeyboardInterrupt):
@@ -426,7 +432,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
     # s2r robots: every field's std is floored at the resolution its spec declares (no input gain above 1/res.)
     floor = spec.obs_resolution if spec is not None else None
     norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs, std_floor=floor)
-    agent = _make_agent(cfg, obs_dim, act_dim, norm, expert)
+    agent = _make_agent(cfg, obs_dim, act_dim, norm, expert, [f.name for f in spec.obs_fields] if spec else None)
     stats = EpisodeStats(cfg.stats_window)
     counters: dict[str, Any] = {"global_step": 0, "resumes": 0, "time_s": 0.0}
     best_return = -math.inf  # highest rolling training return seen (reported, not used to choose best.pt)
