@@ -5,6 +5,11 @@ Gaussian policy (state-independent log-std, actions clipped to [-1, 1] by :meth:
 policy (bounded, mapped to [-1, 1]). Observations are normalized when acted on; rewards are optionally scaled
 by the running std of the discounted return (as SB3's VecNormalize, which rl-zoo uses for BipedalWalker).
 
+With ``privileged_critic`` (an asymmetric actor-critic, as OpenAI's Dactyl), the critic reads the observation
+joined with the env's privileged state (``info["privileged"]``, layout in ``sim.robots``; normalized by its own
+running normalizer, saved with the agent) while the actor sees the observation alone: only the actor is
+checkpointed as the policy and exported.
+
 With ``expert`` set (the knob preset), PPO starts from a DAgger warm start on a scripted expert and keeps a
 behaviour-cloning term in its loss (``policies.imitation``).
 """
@@ -20,7 +25,7 @@ import torch
 from policies.hparams import build, preset_values
 from policies.imitation import DAggerData, Expert, bc_loss, expert_actions, first_linear, ignore_inputs_
 from policies.networks import BetaActor, GaussianActor, mlp
-from policies.normalizer import ObsNormalizer
+from policies.normalizer import ObsNormalizer, privileged_normalizer
 from sim.errors import UserError
 
 
@@ -55,6 +60,7 @@ class PPOConfig:
     imitation_lr: float = 1e-3
     bc_coef: float = 0.0  # weight of the behaviour-cloning MSE to the expert's action in the PPO loss
     actor_ignores: tuple[int, ...] = ()  # observation indices the actor does not see (zero input weights)
+    privileged_critic: bool = False  # asymmetric actor-critic: the critic also reads info["privileged"]
 
     def __post_init__(self) -> None:
         if self.distribution not in ("gaussian", "beta"):
@@ -144,6 +150,15 @@ def clip_grad_norm_(params: Sequence[torch.Tensor], max_norm: float) -> None:
         torch._foreach_mul_(grads, torch.clamp(max_norm / (total_norm + 1e-6), max=1.0))
 
 
+def store_privileged(norm: ObsNormalizer, privileged, next_privileged) -> tuple[np.ndarray, np.ndarray]:
+    """The privileged states of a step's observations and next observations (both ``(N, dim)``), normalized after
+    folding the next ones into the statistics: the inputs an on-policy critic is trained on."""
+    if privileged is None or next_privileged is None:
+        raise ValueError("an agent with privileged_critic needs observe(..., privileged=, next_privileged=)")
+    norm.update(next_privileged)
+    return norm(privileged), norm(next_privileged)
+
+
 class RewardScaler:
     """Divides rewards by the running std of the discounted return (per sub-env return, pooled variance)."""
 
@@ -179,6 +194,7 @@ class PPOAgent:
         total_steps: int,
         seed: int = 0,
         expert: Expert | None = None,
+        privileged_floor: np.ndarray | None = None,
     ) -> None:
         if (cfg.expert is None) != (expert is None):
             raise ValueError(f"config names expert {cfg.expert!r} but the agent got {'one' if expert else 'none'}")
@@ -190,7 +206,11 @@ class PPOAgent:
             self.actor: GaussianActor | BetaActor = BetaActor(obs_dim, act_dim, hidden, cfg.activation)
         else:
             self.actor = GaussianActor(obs_dim, act_dim, hidden, cfg.activation, cfg.log_std_init)
-        self.critic = mlp([obs_dim, *hidden, 1], cfg.activation, out_gain=1.0)
+        # asymmetric: the critic's extra inputs and their normalizer (``privileged_floor``: the per-field
+        # resolutions of the env's privileged layout; its length is the privileged dimension)
+        self.priv_norm = privileged_normalizer(cfg.privileged_critic, privileged_floor)
+        priv_dim = self.priv_norm.mean.shape[0] if self.priv_norm is not None else 0
+        self.critic = mlp([obs_dim + priv_dim, *hidden, 1], cfg.activation, out_gain=1.0)
         if any(not 0 <= i < obs_dim for i in cfg.actor_ignores):
             raise UserError(f"actor_ignores {cfg.actor_ignores} must be observation indices in [0, {obs_dim})")
         self.ignore = torch.tensor(cfg.actor_ignores, dtype=torch.long)
@@ -218,6 +238,8 @@ class PPOAgent:
             "raw_act": torch.zeros(T, N, act_dim), "reward": torch.zeros(T, N), "term": torch.zeros(T, N),
             "end": torch.zeros(T, N),
         }  # fmt: skip
+        if priv_dim:  # the critic's inputs: normalized observation ⊕ normalized privileged state
+            self.buf["priv"], self.buf["next_priv"] = torch.zeros(T, N, priv_dim), torch.zeros(T, N, priv_dim)
         if cfg.bc_coef > 0:
             self.buf["expert_act"] = torch.zeros(T, N, act_dim)
         # numpy views of the same memory: the rollout writes through these (a numpy row assignment costs a
@@ -265,9 +287,13 @@ class PPOAgent:
             self.np_buf["raw_act"][self.t] = raw.numpy()
             return self.actor.to_env(raw).numpy()
 
-    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
-        """Store the outcome of the last :meth:`act` (``next_obs`` = final obs where an episode ended)."""
+    def observe(self, obs, action, reward, next_obs, terminated, truncated, privileged=None, next_privileged=None):
+        """Store the outcome of the last :meth:`act` (``next_obs`` = final obs where an episode ended; with
+        ``privileged_critic``, ``privileged`` / ``next_privileged`` are ``info["privileged"]`` of both)."""
         del obs, action  # recorded by act(), normalized as the policy saw them
+        if self.priv_norm is not None and not self.imitating:
+            self.np_buf["priv"][self.t], self.np_buf["next_priv"][self.t] = store_privileged(
+                self.priv_norm, privileged, next_privileged)
         if self.imitating:
             self.steps_seen += len(reward)
             return
@@ -310,14 +336,19 @@ class PPOAgent:
         if self.t < self.cfg.n_steps:
             return None
         self.t = 0
-        keys: tuple[str, ...] = ("obs", "raw_act", "logp", "value", "adv", "ret")
+        keys: tuple[str, ...] = ("obs", "raw_act", "logp", "value", "adv", "ret", "critic_obs")
         if cfg.bc_coef > 0:
             keys += ("expert_act",)
-        flat = {k: b[k].flatten(0, 1) for k in ("obs", "raw_act", *keys[6:])}
+        critic_obs, next_critic_obs = b["obs"], b["next_obs"]
+        if "priv" in b:  # asymmetric: the critic reads the observation ⊕ the privileged state
+            critic_obs = torch.cat([b["obs"], b["priv"]], dim=-1)
+            next_critic_obs = torch.cat([b["next_obs"], b["next_priv"]], dim=-1)
+        flat = {k: b[k].flatten(0, 1) for k in ("obs", "raw_act", *keys[7:])}
+        flat["critic_obs"] = critic_obs.flatten(0, 1)
         with torch.no_grad():  # the rollout policy's numbers (see __init__), then GAE
             flat["logp"] = self.actor.log_prob_entropy(flat["obs"], flat["raw_act"])[0]
-            values = self.critic(b["obs"]).squeeze(-1)
-            next_values = self.critic(b["next_obs"]).squeeze(-1)
+            values = self.critic(critic_obs).squeeze(-1)
+            next_values = self.critic(next_critic_obs).squeeze(-1)
             adv, ret = gae(b["reward"], values, next_values, b["term"], b["end"], cfg.gamma, cfg.gae_lambda)
         flat["value"], flat["adv"], flat["ret"] = values.flatten(), adv.flatten(), ret.flatten()
         if cfg.anneal_lr:
@@ -333,7 +364,7 @@ class PPOAgent:
             # rows as indexing with perm[i * batch_size : (i + 1) * batch_size]
             shuffled = [flat[k][perm] for k in keys]
             for start in range(0, n, cfg.batch_size):
-                obs, raw_act, old_logp, old_v, mb_adv, mb_ret, *mb_expert = (
+                obs, raw_act, old_logp, old_v, mb_adv, mb_ret, mb_critic_obs, *mb_expert = (
                     x[start : start + cfg.batch_size] for x in shuffled
                 )
                 if cfg.normalize_advantage and len(mb_adv) > 1:
@@ -341,7 +372,7 @@ class PPOAgent:
                 new_logp, entropy = self.actor.log_prob_entropy(obs, raw_act)
                 if cfg.ent_coef == 0.0:  # logged only: skip the backward pass through a zero-weighted term
                     entropy = entropy.detach()
-                new_v = self.critic(obs).squeeze(-1)
+                new_v = self.critic(mb_critic_obs).squeeze(-1)
                 loss, terms = ppo_loss(new_logp, old_logp, mb_adv, new_v, old_v, mb_ret, entropy, cfg.clip_range,
                                        cfg.clip_range_vf, cfg.ent_coef, cfg.vf_coef)  # fmt: skip
                 if mb_expert:
@@ -375,6 +406,7 @@ class PPOAgent:
             "reward_scaler": self.reward_scaler.state_dict() if self.reward_scaler else None,
             "counters": {"n_updates": self.n_updates, "steps_seen": self.steps_seen, "next_fit": self.next_fit},
             "dagger": self.dagger.state_dict() if self.dagger is not None else None,
+            "priv_norm": self.priv_norm.state_dict() if self.priv_norm is not None else None,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -394,4 +426,6 @@ class PPOAgent:
             self.normalizer.frozen = self.cfg.imitation_steps > 0
         elif self.dagger is not None:
             self.dagger.load_state_dict(state["dagger"])
+        if self.priv_norm is not None:
+            self.priv_norm.load_state_dict(state["priv_norm"])
         self.t = 0

@@ -172,14 +172,15 @@ def _expert(cfg: TrainConfig):
     return None
 
 
-def _make_agent(cfg: TrainConfig, obs_dim: int, act_dim: int, norm: ObsNormalizer, expert=None):
+def _make_agent(cfg: TrainConfig, obs_dim: int, act_dim: int, norm: ObsNormalizer, expert=None, priv_floor=None):
+    """The learner; ``priv_floor``: per-field resolutions of the env's privileged layout (None: it has none)."""
     if isinstance(cfg.algo_config, PPOConfig):
         return PPOAgent(cfg.algo_config, obs_dim, act_dim, norm, cfg.num_envs, cfg.steps, seed=cfg.seed,
-                        expert=expert)  # fmt: skip
+                        expert=expert, privileged_floor=priv_floor)  # fmt: skip
     assert isinstance(cfg.algo_config, TD3Config), "train() resolves the config first"
     if isinstance(cfg.algo_config, LSTMTD3Config):
-        return LSTMTD3Agent(cfg.algo_config, obs_dim, act_dim, norm, seed=cfg.seed)
-    return TD3Agent(cfg.algo_config, obs_dim, act_dim, norm, seed=cfg.seed)
+        return LSTMTD3Agent(cfg.algo_config, obs_dim, act_dim, norm, seed=cfg.seed, privileged_floor=priv_floor)
+    return TD3Agent(cfg.algo_config, obs_dim, act_dim, norm, seed=cfg.seed, privileged_floor=priv_floor)
 
 
 def _make_source(cfg: TrainConfig, env):
@@ -421,12 +422,16 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
     source = _make_source(cfg, probe)
     # what the source's thresholds apply to: ADR says (task success by default); fixed DR and nominal ignore it
     perf_kind = str(getattr(getattr(source, "config", None), "performance", "success"))
+    # an asymmetric critic's extra inputs: the env's privileged layout (sim.robots), info["privileged"] every step
+    asymmetric = bool(getattr(algo_cfg, "privileged_critic", False))
+    priv_fields = getattr(probe.unwrapped, "privileged_fields", None)
+    priv_floor = np.array([f.resolution for f in priv_fields]) if priv_fields else None
     probe.close()
 
     # s2r robots: every field's std is floored at the resolution its spec declares (no input gain above 1/res.)
     floor = spec.obs_resolution if spec is not None else None
     norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs, std_floor=floor)
-    agent = _make_agent(cfg, obs_dim, act_dim, norm, expert)
+    agent = _make_agent(cfg, obs_dim, act_dim, norm, expert, priv_floor)
     stats = EpisodeStats(cfg.stats_window)
     counters: dict[str, Any] = {"global_step": 0, "resumes": 0, "time_s": 0.0}
     best_return = -math.inf  # highest rolling training return seen (reported, not used to choose best.pt)
@@ -501,15 +506,19 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
                           "episodes": cfg.eval_episodes, "step": counters["global_step"]}  # fmt: skip
 
     saved_at = [counters["global_step"] if resume else -1]  # step of the newest checkpoint on disk
-    venv = make_vec_env(cfg.env, cfg.num_envs, cfg.vec, env_kwargs=engine_kwargs, ray=cfg.ray)
+    venv = make_vec_env(cfg.env, cfg.num_envs, cfg.vec, env_kwargs=engine_kwargs, ray=cfg.ray,
+                        info_keys=("privileged",) if asymmetric else ())  # fmt: skip
     n = cfg.num_envs
     tags: list[Any] = [None] * n
     ep_ret, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
+    priv = np.zeros((n, len(priv_floor) if asymmetric and priv_floor is not None else 0), dtype=np.float32)
 
     def reset_env(i: int, seed: int | None) -> np.ndarray:
         params, tags[i] = source.sample()
-        o, _ = venv.reset_one(i, seed=seed, options={"params": params} if params else None)
+        o, info = venv.reset_one(i, seed=seed, options={"params": params} if params else None)
         ep_ret[i], ep_len[i] = 0.0, 0
+        if asymmetric:
+            priv[i] = info["privileged"]
         return o
 
     # env states cannot be checkpointed: a resumed run starts fresh episodes, seeded by (seed, resume count)
@@ -561,7 +570,12 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
             next_obs, reward, terminated, truncated, infos = venv.step(action)
             ep_ret += reward
             ep_len += 1
-            agent.observe(obs, action, reward, next_obs, terminated, truncated)
+            if asymmetric:  # the critic's privileged inputs of obs and next_obs (the final state's where one ended)
+                next_priv = np.stack([info["privileged"] for info in infos])
+                agent.observe(obs, action, reward, next_obs, terminated, truncated, priv, next_priv)
+                priv[:] = next_priv  # then overwritten by reset_env for the envs that start a new episode
+            else:
+                agent.observe(obs, action, reward, next_obs, terminated, truncated)
             for i in np.flatnonzero(np.logical_or(terminated, truncated)):
                 info = infos[i] or {}
                 stats.add(float(ep_ret[i]), int(ep_len[i]), info)

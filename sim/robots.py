@@ -51,6 +51,29 @@ BIPED_OBS_FIELDS: tuple[ObsField, ...] = (
 )
 
 
+# Privileged state (``info["privileged"]``, float32): what the simulator knows and the robot's sensors do not —
+# the critic of an asymmetric actor-critic reads it (``privileged_critic``), the actor and the export never do.
+# The vector is these state fields, then ``sim.params.param_fields(param_space)``: the episode's physical
+# parameters in table order (``env.unwrapped.privileged_fields`` is the whole layout; `s2r envs` prints it).
+BIPED_PRIVILEGED_FIELDS: tuple[ObsField, ...] = (
+    ObsField("true_hull_height", "m", 0.0, 1.0, "hull height above the highest ground within ±0.3 m", 0.01),
+    ObsField("true_hull_pitch", "rad", -1.0, 1.0, "hull pitch without IMU noise or delay, + = nose down", 0.01),
+    ObsField("true_hull_pitch_rate", "rad/s", -5.0, 5.0, "hull pitch rate without noise or delay", 0.05),
+    ObsField("true_vx", "m/s", -2.0, 2.0, "forward hull velocity, exact", 0.02),
+    ObsField("true_vz", "m/s", -2.0, 2.0, "vertical hull velocity, exact", 0.02),
+    *(ObsField(f"true_{m.name}_angle", "rad", m.joint_low_rad, m.joint_high_rad,
+               f"{m.name} joint angle without encoder bias, noise or delay", 0.01) for m in BIPED_MOTORS),
+    *(ObsField(f"true_{m.name}_speed", "rad/s", -14.0, 14.0, f"{m.name} joint speed, exact", 0.1)
+      for m in BIPED_MOTORS),
+    *(ObsField(f"contact_{link}", "bool", 0.0, 1.0, f"{link} touches the ground (0/1)", 0.25)
+      for link in ("hull", "thigh_left", "shank_left", "thigh_right", "shank_right")),
+    *(ObsField(f"applied_torque_{m.name}", "N·m", -m.torque_limit_nm, m.torque_limit_nm,
+               f"joint torque of {m.name} in the last physics substep (after latency, strength, friction)", 0.3)
+      for m in BIPED_MOTORS),
+    ObsField("push_force", "N", -400.0, 400.0, "horizontal push on the hull in progress (+ = forward)", 4.0),
+)  # fmt: skip
+
+
 # index arrays, not lists: numpy converts a list index on every use, and this runs every control step
 _BIPED_Q, _BIPED_DQ, _BIPED_CONTACT = (np.array(i, dtype=np.intp) for i in ([4, 6, 9, 11], [5, 7, 10, 12], [8, 13]))
 
@@ -110,6 +133,24 @@ KNOB_OBS_FIELDS: tuple[ObsField, ...] = (
     *(ObsField(f"prev_action_{m.name}", "1", -1.0, 1.0, f"previous normalized action of {m.name}", 0.05)
       for m in KNOB_MOTORS),
 )
+
+# privileged state of the knob (see BIPED_PRIVILEGED_FIELDS; the episode's parameters follow these fields)
+KNOB_PRIVILEGED_FIELDS: tuple[ObsField, ...] = (
+    *(ObsField(f"true_{m.name}_angle", "rad", m.joint_low_rad, m.joint_high_rad,
+               f"{m.name} joint angle without encoder bias, noise or delay", 0.01) for m in KNOB_MOTORS),
+    *(ObsField(f"true_{m.name}_speed", "rad/s", -12.0, 12.0, f"{m.name} joint speed, exact", 0.1)
+      for m in KNOB_MOTORS),
+    ObsField("true_knob_sin", "1", -1.0, 1.0, "sin of the knob angle, exact", 0.01),
+    ObsField("true_knob_cos", "1", -1.0, 1.0, "cos of the knob angle, exact", 0.01),
+    ObsField("true_knob_speed", "rad/s", -10.0, 10.0, "knob angular speed, exact", 0.1),
+    ObsField("true_angle_error", "rad", -np.pi, np.pi, "target − knob angle, exact, wrapped to [−π, π)", 0.01),
+    ObsField("true_contact_finger0", "bool", 0.0, 1.0, "fingertip 0 touches the knob, undelayed (0/1)", 0.25),
+    ObsField("true_contact_finger1", "bool", 0.0, 1.0, "fingertip 1 touches the knob, undelayed (0/1)", 0.25),
+    *(ObsField(f"applied_torque_{m.name}", "N·m", -m.torque_limit_nm, m.torque_limit_nm,
+               f"joint torque of {m.name} in the last physics substep (after latency, strength, friction)", 0.006)
+      for m in KNOB_MOTORS),
+    ObsField("hold_fraction", "1", 0.0, 1.0, "steps held within the success tolerance / steps required", 0.1),
+)  # fmt: skip
 
 KNOB_AUX = ("knob_angle", "knob_speed", "goal_angle")
 
