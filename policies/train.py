@@ -44,13 +44,14 @@ from policies.logger import CsvLog, Progress, TensorBoard
 from policies.lstm_td3 import LSTMTD3Agent, LSTMTD3Config, lstm_td3_preset
 from policies.normalizer import ObsNormalizer
 from policies.ppo import PPOAgent, PPOConfig, ppo_preset
+from policies.recurrent_ppo import RecurrentPPOAgent, RecurrentPPOConfig, rppo_preset
 from policies.td3 import TD3Agent, TD3Config, td3_preset
 from policies.vec_env import make_env, make_vec_env
 from sim.engines import env_kwargs
 from sim.errors import UserError, require_positive
 from sim.files import atomic_write
 
-ALGOS = ("td3", "ddpg", "ppo", "lstm-td3")
+ALGOS = ("td3", "ddpg", "ppo", "lstm-td3", "rppo")
 REPLAY = "replay.pt"
 LOCK = ".lock"
 EVAL_SEED = 1_000_000  # eval episodes during training use seeds EVAL_SEED + seed * 1000 + k: never the seeds
@@ -75,7 +76,8 @@ VIDEO_SEED = 10_000  # every video shows the same episode (s2r eval's first seed
 class TrainConfig:
     env: str = "biped"  # short name (biped, knob, biped-rough...) or a Gymnasium id
     engine: str = "pybullet"  # physics engine of the training envs and evaluations: pybullet or mujoco
-    algo: str = "td3"  # td3 | ddpg | ppo | lstm-td3 (TD3 with an LSTM memory: policies.lstm_td3)
+    algo: str = "td3"  # td3 | ddpg | ppo | lstm-td3 (TD3 with an LSTM memory: policies.lstm_td3) | rppo (PPO with
+    # an LSTM policy: policies.recurrent_ppo)
     steps: int = 1_000_000  # total env steps (summed over sub-envs)
     seed: int = 0
     num_envs: int = 0  # 0: the preset's (TD3: 1, PPO: PPOConfig.num_envs)
@@ -120,11 +122,12 @@ class TrainConfig:
         algo_cfg = self.algo_config
         if algo_cfg is None:
             algo_cfg = (ppo_preset(env_id) if self.algo == "ppo" else lstm_td3_preset(env_id)
-                        if self.algo == "lstm-td3" else td3_preset(env_id, self.algo))  # fmt: skip
+                        if self.algo == "lstm-td3" else rppo_preset(env_id) if self.algo == "rppo"
+                        else td3_preset(env_id, self.algo))  # fmt: skip
         num_envs = self.num_envs or (algo_cfg.num_envs if isinstance(algo_cfg, PPOConfig) else 1)
         # TD3 updates after every env step: on a box shared with anything a second thread slows it
         # (BENCHMARKS.md, Learners), so it only gets more threads when asked for
-        auto_threads = (os.cpu_count() or 1) if self.algo == "ppo" else 1
+        auto_threads = (os.cpu_count() or 1) if self.algo in ("ppo", "rppo") else 1
         update_threads = self.update_threads if self.update_threads > 0 else auto_threads
         return dataclasses.replace(
             self, env=env_id, algo_config=algo_cfg, num_envs=num_envs, update_threads=update_threads
@@ -140,7 +143,7 @@ def config_from_dict(d: dict) -> TrainConfig:
     d = dict(d)
     algo_d = d.pop("algo_config", None)
     if algo_d is not None:
-        cls = {"ppo": PPOConfig, "lstm-td3": LSTMTD3Config}.get(d.get("algo", ""), TD3Config)
+        cls = {"ppo": PPOConfig, "lstm-td3": LSTMTD3Config, "rppo": RecurrentPPOConfig}.get(d.get("algo", ""), TD3Config)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(algo_d) - names
         if unknown:
@@ -174,6 +177,9 @@ def _expert(cfg: TrainConfig):
 
 def _make_agent(cfg: TrainConfig, obs_dim: int, act_dim: int, norm: ObsNormalizer, expert=None, priv_floor=None):
     """The learner; ``priv_floor``: per-field resolutions of the env's privileged layout (None: it has none)."""
+    if isinstance(cfg.algo_config, RecurrentPPOConfig):
+        return RecurrentPPOAgent(cfg.algo_config, obs_dim, act_dim, norm, cfg.num_envs, cfg.steps, seed=cfg.seed,
+                                 privileged_floor=priv_floor)  # fmt: skip
     if isinstance(cfg.algo_config, PPOConfig):
         return PPOAgent(cfg.algo_config, obs_dim, act_dim, norm, cfg.num_envs, cfg.steps, seed=cfg.seed,
                         expert=expert, privileged_floor=priv_floor)  # fmt: skip
@@ -441,6 +447,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
     if resume:
         ckpt, path = load_checkpoint(run_dir)
         agent.load_state_dict(ckpt["agent"])
+        if hasattr(agent, "reset_memory"):  # a recurrent learner: the resumed run starts new episodes
+            agent.reset_memory()
         norm.load_state_dict(ckpt["normalizer"])
         source.load_state_dict(ckpt["param_source"])
         stats.load_state_dict(ckpt["episode_stats"])
@@ -598,7 +606,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
             for k, v in (out or {}).items():
                 losses.setdefault(k, []).append(v)
             # PPO: evaluate and checkpoint only between rollouts, so no transitions are lost on resume
-            boundary = not isinstance(agent, PPOAgent) or agent.t == 0
+            boundary = not isinstance(agent, (PPOAgent, RecurrentPPOAgent)) or agent.t == 0
             eval_row, selection = None, None
             if boundary and step >= next_eval:
                 next_eval = (step // cfg.eval_every + 1) * cfg.eval_every
