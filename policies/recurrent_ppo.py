@@ -129,7 +129,8 @@ class RecurrentPPOAgent:
     """Recurrent PPO learner, with :class:`policies.ppo.PPOAgent`'s contract: ``act`` samples and records,
     ``observe`` stores (and evaluates the critic), ``update`` trains once a rollout is full."""
 
-    phase = "learn"
+    phase = "learn"  # no warm-up
+    replay = None  # on-policy: nothing is kept across updates
 
     def __init__(self, cfg: RecurrentPPOConfig, obs_dim: int, act_dim: int, normalizer: ObsNormalizer,
                  num_envs: int, total_steps: int, seed: int = 0, privileged_floor: np.ndarray | None = None):  # fmt: skip
@@ -171,15 +172,32 @@ class RecurrentPPOAgent:
     def update_due(self) -> bool:
         return self.t >= self.cfg.n_steps
 
+    @property
+    def at_boundary(self) -> bool:
+        """Between rollouts: a checkpoint then loses no collected transitions."""
+        return self.t == 0
+
+    @property
+    def log_every(self) -> int:
+        return self.cfg.n_steps * self.num_envs
+
+    def forget_replay(self) -> None:
+        """Nothing to refill: no replay buffer."""
+
     def reset_memory(self) -> None:
         """Every sub-env starts a new episode (a resumed run's fresh resets): zero states."""
         n, H = self.num_envs, self.cfg.lstm_hidden
         self.actor_state, self.critic_state, self.starts = zero_state(n, H), zero_state(n, H), torch.ones(n)
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        """Sample actions for raw observations ``(N, obs_dim)``, carrying the actor's LSTM state."""
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Sample actions for raw observations ``(N, obs_dim)``, carrying the actor's LSTM state; with
+        ``deterministic`` the mean action (the memory advances alike, nothing is recorded)."""
         b, t = self.buf, self.t
         o = torch.from_numpy(self.normalizer(obs))
+        if deterministic:
+            with torch.no_grad():
+                mean, self.actor_state = self.actor.body.step(o, self.actor_state)
+            return mean.clamp(-1.0, 1.0).numpy()
         b["obs"][t], b["start"][t] = o, self.starts
         b["actor_h"][t], b["actor_c"][t] = self.actor_state
         with torch.no_grad():

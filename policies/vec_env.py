@@ -7,7 +7,7 @@ in this process, stepped while the workers step theirs (``local_envs``: on 2 cor
 half the envs instead of waiting); ``SyncVecEnv`` runs them all in this process (tests, one env, debugging);
 ``policies.ray_vec.RayVecEnv`` (``make_vec_env(..., ray=...)``) runs them in Ray actors, on one machine or a
 cluster. Full infos travel only at episode ends, which is all the loop reads; ``info_keys`` names keys sent every
-step (``("privileged",)`` for an asymmetric critic: ``sim.robots``): a sub-env whose episode goes on then gets
+step (``("privileged",)`` for an asymmetric critic: ``sim.tasks.<robot>``): a sub-env whose episode goes on then gets
 an info dict with just those keys instead of None.
 
 Workers fail loudly, as Gymnasium's async vector env does: a worker that raises sends back
@@ -261,8 +261,9 @@ class SubprocVecEnv:
 
 def _is_s2r_env(env_id: str) -> bool:
     import sim
+    from sim.task import find_env
 
-    return sim.resolve_env_id(env_id).startswith("s2r/")
+    return find_env(sim.resolve_env_id(env_id)) is not None
 
 
 def make_vec_env(
