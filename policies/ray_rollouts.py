@@ -134,8 +134,8 @@ class RolloutShard(EnvShard):
     """Runs in a Ray actor: an :class:`EnvShard` that also holds a copy of the policy and runs many steps per call.
     It keeps each env's current observation (the policy's input)."""
 
-    def __init__(self, index: int, env_id: str, n_envs: int, env_kwargs: dict) -> None:
-        super().__init__(index, env_id, n_envs, env_kwargs)
+    def __init__(self, index: int, env_id: str, n_envs: int, env_kwargs: dict, info_keys: tuple[str, ...] = ()):
+        super().__init__(index, env_id, n_envs, env_kwargs, info_keys)
         self.obs: list[Any] = [None] * len(self.envs)
         self.policy: Any = None
         self.rows, self.num_envs = slice(0, len(self.envs)), len(self.envs)
@@ -183,7 +183,7 @@ class RolloutShard(EnvShard):
         results, actions = [], []
         for v in range(v0, v0 + n):
             a = self.policy.act(v, np.stack(self.obs))
-            res = [_step(env, a_j) for env, a_j in zip(self.envs, a, strict=True)]
+            res = [_step(env, a_j, self.info_keys) for env, a_j in zip(self.envs, a, strict=True)]
             self.obs = [r[0] for r in res]
             results.append(res)
             actions.append(a)
@@ -201,12 +201,14 @@ class RayRolloutVecEnv(RayVecEnv):
 
     def __init__(self, env_id: str, num_envs: int, env_kwargs: dict | None = None, address: str = "local",
                  mode: str = "segments", sync_every: int = 50, seed: int = 0, torch_threads: int = 1,
-                 n_actors: int | None = None, local_envs: int | None = None) -> None:  # fmt: skip
+                 n_actors: int | None = None, local_envs: int | None = None,
+                 info_keys: tuple[str, ...] = ()) -> None:  # fmt: skip
         if mode not in ("segments", "async"):
             raise UserError(f"unknown Ray rollout mode '{mode}'; use segments (PPO) or async (TD3/DDPG)")
         if mode == "async":
             local_envs = 0  # the learner updates while the actors step: it has no time to step envs
-        super().__init__(env_id, num_envs, env_kwargs, address=address, n_actors=n_actors, local_envs=local_envs)
+        super().__init__(env_id, num_envs, env_kwargs, address=address, n_actors=n_actors, local_envs=local_envs,
+                         info_keys=info_keys)  # fmt: skip
         self.mode, self.sync_every, self.seed, self.torch_threads = mode, max(1, sync_every), seed, torch_threads
         n = len(self.actors)
         for k in range(n):
@@ -223,8 +225,8 @@ class RayRolloutVecEnv(RayVecEnv):
         self.eps = torch.zeros(0)  # segments: the rollout's Gaussian noise (T, num_envs, act_dim)
         self.end_v: float = 0  # the actors run up to this vector step (a rollout's end; async: no end)
         self.agent: Any = None
-        self.live_norm: ObsNormalizer | None = None  # segments: the loop's normalizer, while the agent acts
-        # with the rollout's snapshot
+        self.live_norm: ObsNormalizer | None = None  # segments: the loop's normalizer, while the PPO agent
+        self.swapped: Any = None  # (this one) acts with the rollout's snapshot
 
     # ------------------------------------------------------------------------------------------ the hook
     def act(self, agent: Any, obs: np.ndarray) -> np.ndarray:
@@ -239,26 +241,27 @@ class RayRolloutVecEnv(RayVecEnv):
             for k in range(len(self.actors)):
                 self._need(k)
             return np.concatenate([self.queue[k][0][1] for k in range(len(self.actors))])
-        if getattr(agent, "t", None) == 0:  # between PPO rollouts
+        ppo = getattr(agent, "agent", agent)  # PPO itself, or the PPO inside the DAgger warm start
+        if getattr(ppo, "t", None) == 0:  # between PPO rollouts
             self._restore_normalizer()
-            if self._segments_apply(agent):
-                self._start_rollout(agent)
+            if self._segments_apply(agent, ppo):
+                self._start_rollout(ppo)
         return agent.act(obs)
 
     @staticmethod
-    def _segments_apply(agent: Any) -> bool:
+    def _segments_apply(agent: Any, ppo: Any) -> bool:
         """A PPO rollout of the Gaussian policy (the DAgger warm start and the Beta policy step in lockstep)."""
-        return hasattr(agent, "buf") and not agent.imitating and agent.cfg.distribution == "gaussian"
+        return hasattr(ppo, "buf") and not getattr(agent, "imitating", False) and ppo.cfg.distribution == "gaussian"
 
-    def _start_rollout(self, agent: Any) -> None:
-        n_steps = agent.cfg.n_steps
-        self.live_norm = agent.normalizer
-        snapshot = copy.deepcopy(agent.normalizer)
+    def _start_rollout(self, ppo: Any) -> None:
+        n_steps = ppo.cfg.n_steps
+        self.swapped, self.live_norm = ppo, ppo.normalizer
+        snapshot = copy.deepcopy(ppo.normalizer)
         snapshot.frozen = True
-        agent.normalizer = snapshot  # the rollout buffer holds what the actors' policy saw
-        with torch.random.fork_rng(devices=[]):  # the draws agent.act will make again, step by step
-            self.eps = torch.stack([torch.empty(self.num_envs, agent.act_dim).normal_() for _ in range(n_steps)])
-        self._new_spec({"kind": "segments", "arch": agent.actor_arch, "actor": _weights(agent.actor),
+        ppo.normalizer = snapshot  # the rollout buffer holds what the actors' policy saw
+        with torch.random.fork_rng(devices=[]):  # the draws ppo.act will make again, step by step
+            self.eps = torch.stack([torch.empty(self.num_envs, ppo.act_dim).normal_() for _ in range(n_steps)])
+        self._new_spec({"kind": "segments", "arch": ppo.actor_arch, "actor": _weights(ppo.actor),
                         "norm": snapshot.state_dict(), "v": self.v})  # fmt: skip
         self.end_v = self.v + n_steps
         for k in range(len(self.actors)):
@@ -266,15 +269,15 @@ class RayRolloutVecEnv(RayVecEnv):
             self._submit(k)
 
     def _restore_normalizer(self) -> None:
-        if self.live_norm is not None and self.agent is not None:
-            self.agent.normalizer, self.live_norm = self.live_norm, None
+        if self.live_norm is not None:
+            self.swapped.normalizer, self.live_norm = self.live_norm, None
 
     # ---------------------------------------------------------------------------------------- the contract
     def step(self, actions: np.ndarray) -> tuple:
         if self.v >= self.end_v:  # no rollout in the actors: lockstep (DAgger warm start, Beta policy)
             self.v += 1
             return super().step(actions)
-        local = [_step(env, a) for env, a in zip(self.local, actions, strict=False)]  # while the actors run
+        local = [_step(env, a, self.info_keys) for env, a in zip(self.local, actions, strict=False)]  # actors run
         remote: list[tuple] = []
         for k in range(len(self.actors)):
             self._need(k)
@@ -364,9 +367,11 @@ def _weights(module: torch.nn.Module) -> dict:
 
 
 
-def make_rollout_vec_env(cfg: Any, env_kwargs: dict) -> RayRolloutVecEnv:
-    """The vector env of a resolved ``TrainConfig`` with ``ray_mode`` segments or async."""
+def make_rollout_vec_env(cfg: Any, env_kwargs: dict, info_keys: tuple[str, ...] = ()) -> RayRolloutVecEnv:
+    """The vector env of a resolved ``TrainConfig`` with ``ray_mode`` segments or async (``info_keys``: as
+    ``policies.vec_env.make_vec_env``'s)."""
     if cfg.vec != "auto":
         raise UserError(f"--vec {cfg.vec} and --ray both say where the envs step; give one of them")
     return RayRolloutVecEnv(cfg.env, cfg.num_envs, env_kwargs, address=cfg.ray, mode=cfg.ray_mode,
-                            sync_every=cfg.ray_sync_every, seed=cfg.seed, torch_threads=max(1, cfg.torch_threads))
+                            sync_every=cfg.ray_sync_every, seed=cfg.seed, torch_threads=max(1, cfg.torch_threads),
+                            info_keys=info_keys)  # fmt: skip
