@@ -100,6 +100,13 @@ class TrainConfig:
     dr: str | None = None  # fixed domain randomization: preset name or JSON file (domain_rand.make_source)
     adr: bool = False  # automatic domain randomization
     adr_config: str | None = None
+    # keyword arguments of the training envs' constructor, as a JSON object: e.g. '{"reward": "smooth"}' (the
+    # robot's reward-weight preset, sim.biped.BipedReward / sim.knob.KnobReward) or '{"continuous_goals": true}'
+    # (knob); evaluations during training run the env's defaults. None: the defaults
+    env_options: str | None = None
+    # cutoff (Hz) of the first-order low-pass action filter that is part of the policy (policies.action_filter):
+    # it runs in training, evaluation and the exported ONNX graph (as policy state); 0: no filter
+    action_filter_hz: float = 0.0
     algo_config: TD3Config | PPOConfig | None = field(default=None)  # None: the preset for (algo, env)
 
     def __post_init__(self) -> None:
@@ -108,8 +115,12 @@ class TrainConfig:
         env_kwargs(self.env, self.engine)  # an unknown engine, or --engine mujoco on a non-s2r env: UserError
         for name in ("steps", "checkpoint_every", "eval_episodes", "stats_window", "torch_threads"):
             require_positive(f"--{name.replace('_', '-')}", getattr(self, name))
-        for name in ("seed", "num_envs", "update_threads", "log_every", "eval_every", "video_every"):  # 0: auto/off
+        for name in ("seed", "num_envs", "update_threads", "log_every", "eval_every", "video_every",
+                     "action_filter_hz"):  # 0: auto/off  # fmt: skip
             require_positive(f"--{name.replace('_', '-')}", getattr(self, name), allow_zero=True)
+        training_env_kwargs(self)  # a bad --env-options fails here, with its one-line error
+        if self.action_filter_hz and self.algo == "lstm-td3":
+            raise UserError("--action-filter-hz is for feed-forward policies; lstm-td3 has its own memory")
 
     def resolved(self) -> TrainConfig:
         """Gymnasium id in ``env``, preset ``algo_config``, ``num_envs`` and ``update_threads`` filled in (the
@@ -129,6 +140,22 @@ class TrainConfig:
         return dataclasses.replace(
             self, env=env_id, algo_config=algo_cfg, num_envs=num_envs, update_threads=update_threads
         )
+
+
+def training_env_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    """The constructor keyword arguments of the training envs beyond the engine's: ``--env-options`` and the
+    action filter's training half (policies.action_filter)."""
+    out: dict[str, Any] = {}
+    if cfg.env_options:
+        try:
+            out = json.loads(cfg.env_options)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"--env-options is not a JSON object ({exc.msg}): {cfg.env_options!r}") from None
+        if not isinstance(out, dict):
+            raise UserError(f"--env-options must be a JSON object of keyword arguments, got {cfg.env_options!r}")
+    if cfg.action_filter_hz:
+        out["action_filter_hz"] = cfg.action_filter_hz
+    return out
 
 
 def config_to_dict(cfg: TrainConfig) -> dict:
@@ -501,7 +528,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
                           "episodes": cfg.eval_episodes, "step": counters["global_step"]}  # fmt: skip
 
     saved_at = [counters["global_step"] if resume else -1]  # step of the newest checkpoint on disk
-    venv = make_vec_env(cfg.env, cfg.num_envs, cfg.vec, env_kwargs=engine_kwargs, ray=cfg.ray)
+    venv = make_vec_env(cfg.env, cfg.num_envs, cfg.vec, env_kwargs={**engine_kwargs, **training_env_kwargs(cfg)},
+                        ray=cfg.ray)  # fmt: skip
     n = cfg.num_envs
     tags: list[Any] = [None] * n
     ep_ret, ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)

@@ -41,7 +41,8 @@ def flag_group(algo: str, name: str) -> str:
 # TrainConfig fields that are flags of their own (--env, --num-envs...); their argparse default is None so a
 # --config file's value is kept unless the flag is given
 TRAIN_FLAGS = ("env", "engine", "algo", "steps", "seed", "num_envs", "vec", "ray", "torch_threads", "update_threads",
-               "checkpoint_every", "eval_every", "eval_episodes", "video_every", "dr", "adr_config")  # fmt: skip
+               "checkpoint_every", "eval_every", "eval_episodes", "video_every", "dr", "adr_config", "env_options",
+               "action_filter_hz")  # fmt: skip
 
 
 def _show(value: object) -> str:
@@ -123,6 +124,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dr", default=None, metavar="PRESET_OR_JSON", help="fixed domain randomization")
     p.add_argument("--adr", action="store_true", help="automatic domain randomization")
     p.add_argument("--adr-config", default=None, metavar="FILE", help="ADR config JSON (implies --adr)")
+    p.add_argument("--env-options", default=None, metavar="JSON",
+                   help="constructor keyword arguments of the training envs, a JSON object: e.g. "
+                   "'{\"reward\": \"smooth\"}' (the robot's reward-weight preset or fields, sim/rewards.py) or "
+                   "'{\"continuous_goals\": true}' (knob); evaluations run the defaults")  # fmt: skip
+    p.add_argument("--action-filter-hz", type=float, default=None, metavar="HZ",
+                   help="cutoff of a first-order low-pass action filter that is part of the policy: it runs in "
+                   f"training, evaluation and the exported ONNX (as state) (default {d.action_filter_hz:g}: none)")  # fmt: skip
     p.add_argument("--no-tensorboard", action="store_true")  # fmt: skip
     for prefix, cls, title in GROUPS:
         g = p.add_argument_group(
