@@ -107,6 +107,9 @@ class TrainConfig:
     # cutoff (Hz) of the first-order low-pass action filter that is part of the policy (policies.action_filter):
     # it runs in training, evaluation and the exported ONNX graph (as policy state); 0: no filter
     action_filter_hz: float = 0.0
+    # a bundle folder whose feed-forward actor and normalizer start the training (fine-tuning,
+    # policies.warm_start); the normalizer then stays frozen. None: from scratch
+    init_policy: str | None = None
     algo_config: TD3Config | PPOConfig | None = field(default=None)  # None: the preset for (algo, env)
 
     def __post_init__(self) -> None:
@@ -454,6 +457,10 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
     floor = spec.obs_resolution if spec is not None else None
     norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs, std_floor=floor)
     agent = _make_agent(cfg, obs_dim, act_dim, norm, expert)
+    if cfg.init_policy and not resume:  # fine-tuning: actor and (frozen) normalizer from a bundle
+        from policies.warm_start import warm_start
+
+        warm_start(agent.actor, norm, cfg.init_policy)
     stats = EpisodeStats(cfg.stats_window)
     counters: dict[str, Any] = {"global_step": 0, "resumes": 0, "time_s": 0.0}
     best_return = -math.inf  # highest rolling training return seen (reported, not used to choose best.pt)
@@ -464,6 +471,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: _StopSigna
         ckpt, path = load_checkpoint(run_dir)
         agent.load_state_dict(ckpt["agent"])
         norm.load_state_dict(ckpt["normalizer"])
+        norm.frozen = norm.frozen or bool(cfg.init_policy)
         source.load_state_dict(ckpt["param_source"])
         stats.load_state_dict(ckpt["episode_stats"])
         _set_rng_state(ckpt["rng"])

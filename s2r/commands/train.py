@@ -42,7 +42,7 @@ def flag_group(algo: str, name: str) -> str:
 # --config file's value is kept unless the flag is given
 TRAIN_FLAGS = ("env", "engine", "algo", "steps", "seed", "num_envs", "vec", "ray", "torch_threads", "update_threads",
                "checkpoint_every", "eval_every", "eval_episodes", "video_every", "dr", "adr_config", "env_options",
-               "action_filter_hz")  # fmt: skip
+               "action_filter_hz", "init_policy")  # fmt: skip
 
 
 def _show(value: object) -> str:
@@ -131,6 +131,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--action-filter-hz", type=float, default=None, metavar="HZ",
                    help="cutoff of a first-order low-pass action filter that is part of the policy: it runs in "
                    f"training, evaluation and the exported ONNX (as state) (default {d.action_filter_hz:g}: none)")  # fmt: skip
+    p.add_argument("--init-policy", default=None, metavar="BUNDLE",
+                   help="fine-tune: start the actor and the observation normalizer (then frozen) from a bundle's "
+                   "feed-forward ONNX policy of the same shape (policies/warm_start.py); default: from scratch")  # fmt: skip
     p.add_argument("--no-tensorboard", action="store_true")  # fmt: skip
     for prefix, cls, title in GROUPS:
         g = p.add_argument_group(
