@@ -56,7 +56,7 @@ class LowPassAction(gym.Wrapper):
         super().__init__(env)
         self.cutoff_hz = float(cutoff_hz)
         self.alpha = np.float32(lowpass_alpha(cutoff_hz, control_rate_hz(env)))
-        self._y = np.zeros(env.action_space.shape, dtype=np.float32)
+        self._y = np.zeros(tuple(env.action_space.shape or ()), dtype=np.float32)
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict]:
         self._y = np.zeros_like(self._y)
@@ -83,8 +83,9 @@ class FilteredPolicy(nn.Module):
         self.policy = policy
         self.cutoff_hz = float(cutoff_hz)
         self.alpha = lowpass_alpha(cutoff_hz, rate_hz)
-        for name in ("env_id", "robot_id", "obs_dim", "act_dim", "config", "git_commit", "param_source"):
+        for name in ("env_id", "robot_id", "obs_dim", "config", "git_commit", "param_source"):
             setattr(self, name, getattr(policy, name, None))
+        self.act_dim: int = int(getattr(policy, "act_dim"))  # noqa: B009  (nn.Module attribute, typed here)
         self.eval()
 
     @property
@@ -93,10 +94,10 @@ class FilteredPolicy(nn.Module):
         return self.policy.obs_std  # type: ignore[return-value]
 
     def initial_state(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
-        return (torch.zeros(batch, int(self.act_dim)),)  # type: ignore[call-overload]
+        return (torch.zeros(batch, self.act_dim),)
 
     def state_shapes(self) -> dict[str, list[int]]:
-        return {"action_filter": [int(self.act_dim)]}  # type: ignore[call-overload]
+        return {"action_filter": [self.act_dim]}
 
     def forward(self, obs: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if len(state) != 1:
