@@ -34,13 +34,14 @@ from sim.errors import UserError
 log = logging.getLogger(__name__)
 
 
-def make_env(env_id: str, action_filter_hz: float = 0.0, **kwargs: Any) -> gym.Env:
+def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     """``gymnasium.make`` of a short name (biped, knob...) or Gymnasium id, with actions mapped to [-1, 1].
 
     ``action_filter_hz`` > 0: the training half of the policy's action filter wraps the env
     (:class:`policies.action_filter.LowPassAction`)."""
     import sim  # registers s2r/* ids
 
+    action_filter_hz = float(kwargs.pop("action_filter_hz", 0.0) or 0.0)
     env = gym.make(sim.resolve_env_id(env_id), **kwargs)
     if action_filter_hz:
         from policies.action_filter import LowPassAction
@@ -260,8 +261,9 @@ class SubprocVecEnv:
 
 def _is_s2r_env(env_id: str) -> bool:
     import sim
+    from sim.task import find_env
 
-    return sim.resolve_env_id(env_id).startswith("s2r/")
+    return find_env(sim.resolve_env_id(env_id)) is not None
 
 
 def make_vec_env(
