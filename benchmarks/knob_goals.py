@@ -16,10 +16,10 @@ import time
 
 import numpy as np
 
-import sim
 from deploy.bundle import Policy, load_bundle
 from sim.knob import KnobEnv
 from sim.robots import get_robot
+from sim.task import get_task
 
 
 def goals_in_a_row(bundle_dir: str, episodes: int, seed: int, params: dict | None = None) -> list[int]:
@@ -33,7 +33,7 @@ def goals_in_a_row(bundle_dir: str, episodes: int, seed: int, params: dict | Non
             policy.reset_state()
             obs, _ = env.reset(seed=seed + k, options={"params": params} if params else None)
             info: dict = {}
-            for _ in range(sim.ENV_IDS["knob"][3]):  # the registered time limit: 400 steps
+            for _ in range(get_task("knob").envs[0].max_episode_steps):  # the registered time limit: 400 steps
                 obs, _, _, _, info = env.step(action.to_normalized(policy(obs)))
             out.append(int(info.get("consecutive_successes", 0)))
     finally:

@@ -1,5 +1,6 @@
 """Fine-tuning from an exported policy: ``s2r train --init-policy BUNDLE`` starts the actor and the observation
-normalizer from a bundle's ONNX graph instead of from scratch (the critic starts fresh).
+normalizer from a bundle's ONNX graph instead of from scratch (the critic starts fresh); ``--init-policy RUN``
+takes them from a run's latest checkpoint instead.
 
 The bundle must hold a feed-forward MLP policy of the same shape as the training's actor (the initializers
 ``policy.actor.net.<i>.weight/bias``, ``policy.obs_mean`` and ``policy.obs_std`` that ``deploy/export.py``
@@ -44,10 +45,23 @@ def bundle_weights(bundle_dir: str | Path) -> tuple[dict[str, torch.Tensor], np.
     return actor, np.asarray(init["policy.obs_mean"], np.float64), np.asarray(init["policy.obs_std"], np.float64)
 
 
-def warm_start(actor: torch.nn.Module, norm: ObsNormalizer, bundle_dir: str | Path) -> None:
-    """Load the bundle's actor weights into ``actor`` (its parameters that the bundle has; a PPO actor keeps its
-    log-std) and its normalizer statistics into ``norm``, which is frozen."""
-    weights, mean, std = bundle_weights(bundle_dir)
+def checkpoint_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
+    """(actor state dict, obs mean, obs std) of a run folder's latest checkpoint (or a checkpoint file)."""
+    from policies.checkpoint import load_checkpoint
+
+    ckpt, _ = load_checkpoint(Path(path), "latest")
+    norm = ObsNormalizer(len(ckpt["normalizer"]["mean"]))
+    norm.load_state_dict(ckpt["normalizer"])
+    return dict(ckpt["actor"]), norm.mean, norm.std()
+
+
+def warm_start(actor: torch.nn.Module, norm: ObsNormalizer, source: str | Path) -> None:
+    """Load the actor weights of ``source`` — a bundle folder, or a run folder / checkpoint file (its latest
+    checkpoint, log-std included) — into ``actor`` (a PPO actor keeps its own log-std when the source is a
+    bundle) and its normalizer statistics into ``norm``, which is frozen."""
+    bundle_dir = source
+    is_bundle = (Path(source) / "manifest.json").is_file()
+    weights, mean, std = bundle_weights(bundle_dir) if is_bundle else checkpoint_weights(source)
     own: dict[str, Any] = actor.state_dict()
     missing = [k for k in own if k not in weights and k != "log_std"]
     wrong = [k for k, v in weights.items() if k not in own or tuple(own[k].shape) != tuple(v.shape)]
