@@ -73,7 +73,7 @@ GOLDEN = {  # recorded on main at a93bfa3, before the issue #19 models
     "biped_random_old_params": "2ac181f44217c2daabd8e32d1d257ae40336194dd89b0fb829e8139886efd6b1",
     "biped_rough_random_nominal": "59464d252d540fd2e10b42ece1819d96c72f776e6b1d8c875f414f3eb3e40b06",
     # re-recorded when the shipped knob bundle was replaced by the reality-box policy (issue #20, docs/pretrained.md)
-    "knob_bundle_nominal": "c80e87f901487a35121b52e9fed79d6e76bb4ce63e43258fa85898bbe141c105",
+    "knob_bundle_nominal": "a311e6d7cab3b96516c77f6ceacbc45db46066ae0794ac092873c74e4f2f0cf8",
     "knob_random_nominal": "72475d2e63b29d69e68c80d3632aceab0bade188f6d7ceacd2e8c9bbbae2753e",
     "knob_random_old_params": "d0946d3cd39635ccba8605679ca0544e60a37715a112824da725acea4b27b8ad",
 }
