@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from policies.agent import make_agent
@@ -32,6 +33,7 @@ from policies.checkpoint import LATEST, PREVIOUS, git_commit
 from policies.lstm_td3 import LSTMTD3Config, lstm_td3_preset
 from policies.normalizer import ObsNormalizer
 from policies.ppo import PPOConfig, ppo_preset
+from policies.recurrent_ppo import RecurrentPPOConfig, rppo_preset
 from policies.runner import Runner, StopSignals, TrainingStopped
 from policies.td3 import TD3Config, td3_preset
 from policies.vec_env import make_env
@@ -41,7 +43,7 @@ from sim.files import atomic_write
 
 __all__ = ["ALGOS", "TrainConfig", "TrainingStopped", "config_from_dict", "config_to_dict", "resume_config", "train"]
 
-ALGOS = ("td3", "ddpg", "ppo", "lstm-td3")
+ALGOS = ("td3", "ddpg", "ppo", "lstm-td3", "rppo")
 LOCK = ".lock"
 
 
@@ -49,12 +51,18 @@ LOCK = ".lock"
 class TrainConfig:
     env: str = "biped"  # short name (biped, knob, biped-rough...) or a Gymnasium id
     engine: str = "pybullet"  # physics engine of the training envs and evaluations: pybullet or mujoco
-    algo: str = "td3"  # td3 | ddpg | ppo | lstm-td3 (TD3 with an LSTM memory: policies.lstm_td3)
+    algo: str = "td3"  # td3 | ddpg | ppo | lstm-td3 (TD3 with an LSTM memory: policies.lstm_td3) | rppo (PPO with
+    # an LSTM policy: policies.recurrent_ppo)
     steps: int = 1_000_000  # total env steps (summed over sub-envs)
     seed: int = 0
     num_envs: int = 0  # 0: the preset's (TD3: 1, PPO: PPOConfig.num_envs)
     vec: str = "auto"  # auto | split | subproc | sync (see policies.vec_env.make_vec_env)
     ray: str | None = None  # envs in Ray actors: local | auto | a cluster address (policies.ray_vec); None: --vec
+    ray_mode: str = "lockstep"  # with --ray: lockstep (the learner acts every step; bit-equal to --vec sync),
+    # segments (PPO: each actor collects its share of a rollout with a copy of the policy) or async (TD3/DDPG:
+    # actors act with weights broadcast every ray_sync_every steps while the learner updates): policies.ray_rollouts
+    ray_sync_every: int = 50  # --ray-mode async: vector steps an actor runs on one copy of the weights (the
+    # weights it acts with lag the learner's by 1-2x this)
     torch_threads: int = 1  # intra-op threads: >1 helps little for these small nets and, on a loaded or
     # 2-core box, OpenMP spin-waiting against the env workers made updates many times slower (BENCHMARKS.md)
     update_threads: int = 0  # intra-op threads during gradient updates (no env steps then); 0: one per core for
@@ -90,7 +98,8 @@ class TrainConfig:
         if self.algo not in ALGOS:
             raise UserError(f"unknown algo '{self.algo}'; use one of {', '.join(ALGOS)}")
         env_kwargs(self.env, self.engine)  # an unknown engine, or --engine mujoco on a non-s2r env: UserError
-        for name in ("steps", "checkpoint_every", "eval_episodes", "stats_window", "torch_threads"):
+        _check_ray_mode(self)
+        for name in ("steps", "checkpoint_every", "eval_episodes", "stats_window", "torch_threads", "ray_sync_every"):
             require_positive(f"--{name.replace('_', '-')}", getattr(self, name))
         for name in ("seed", "num_envs", "update_threads", "log_every", "eval_every", "video_every",
                      "action_filter_hz"):  # 0: auto/off  # fmt: skip
@@ -123,15 +132,27 @@ class TrainConfig:
         algo_cfg = self.algo_config
         if algo_cfg is None:
             algo_cfg = (ppo_preset(env_id) if self.algo == "ppo" else lstm_td3_preset(env_id)
-                        if self.algo == "lstm-td3" else td3_preset(env_id, self.algo))  # fmt: skip
+                        if self.algo == "lstm-td3" else rppo_preset(env_id) if self.algo == "rppo"
+                        else td3_preset(env_id, self.algo))  # fmt: skip
         num_envs = self.num_envs or (algo_cfg.num_envs if isinstance(algo_cfg, PPOConfig) else 1)
         # TD3 updates after every env step: on a box shared with anything a second thread slows it
         # (BENCHMARKS.md, Learners), so it only gets more threads when asked for
-        auto_threads = (os.cpu_count() or 1) if self.algo == "ppo" else 1
+        auto_threads = (os.cpu_count() or 1) if self.algo in ("ppo", "rppo") else 1
         update_threads = self.update_threads if self.update_threads > 0 else auto_threads
         return dataclasses.replace(
             self, env=env_id, algo_config=algo_cfg, num_envs=num_envs, update_threads=update_threads
         )
+
+
+def _check_ray_mode(cfg: TrainConfig) -> None:
+    modes = {"lockstep": ALGOS, "segments": ("ppo",), "async": ("td3", "ddpg")}
+    if cfg.ray_mode not in modes:
+        raise UserError(f"unknown --ray-mode '{cfg.ray_mode}'; use one of {', '.join(modes)}")
+    if cfg.algo not in modes[cfg.ray_mode]:
+        raise UserError(f"--ray-mode {cfg.ray_mode} is for {' and '.join(modes[cfg.ray_mode])}, not {cfg.algo}; "
+                        "use --ray-mode lockstep")  # fmt: skip
+    if cfg.ray_mode != "lockstep" and not cfg.ray:
+        raise UserError(f"--ray-mode {cfg.ray_mode} needs --ray (local, auto or a cluster address)")
 
 
 def config_to_dict(cfg: TrainConfig) -> dict:
@@ -143,7 +164,7 @@ def config_from_dict(d: dict) -> TrainConfig:
     d = dict(d)
     algo_d = d.pop("algo_config", None)
     if algo_d is not None:
-        cls = {"ppo": PPOConfig, "lstm-td3": LSTMTD3Config}.get(d.get("algo", ""), TD3Config)
+        cls = {"ppo": PPOConfig, "lstm-td3": LSTMTD3Config, "rppo": RecurrentPPOConfig}.get(d.get("algo", ""), TD3Config)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(algo_d) - names
         if unknown:
@@ -277,12 +298,16 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: StopSignal
     source = _make_source(cfg, probe)
     # what the source's thresholds apply to: ADR says (task success by default); fixed DR and nominal ignore it
     perf_kind = str(getattr(getattr(source, "config", None), "performance", "success"))
+    # an asymmetric critic's extra inputs: the env's privileged layout (sim.tasks.<robot>), normalized per field
+    priv_fields = getattr(probe.unwrapped, "privileged_fields", None)
+    priv_floor = np.array([f.resolution for f in priv_fields]) if priv_fields else None
     probe.close()
 
     # s2r robots: every field's std is floored at the resolution its spec declares (no input gain above 1/res.)
     norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs, std_floor=spec.obs_resolution if spec else None)
     agent = make_agent(algo_cfg, obs_dim, act_dim, norm, cfg.num_envs, cfg.steps, seed=cfg.seed, expert=expert,
-                       obs_names=[f.name for f in spec.obs_fields] if spec else None)  # fmt: skip
+                       obs_names=[f.name for f in spec.obs_fields] if spec else None,
+                       privileged_floor=priv_floor)  # fmt: skip
     meta = {"env_id": cfg.env, "robot_id": spec.robot_id if spec is not None else None, "obs_dim": obs_dim,
             "act_dim": act_dim, "config": config_to_dict(cfg), "git_commit": git_commit()}  # fmt: skip
     if cfg.init_policy and not resume:  # fine-tuning: actor and (frozen) normalizer from a bundle
