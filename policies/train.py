@@ -58,6 +58,11 @@ class TrainConfig:
     num_envs: int = 0  # 0: the preset's (TD3: 1, PPO: PPOConfig.num_envs)
     vec: str = "auto"  # auto | split | subproc | sync (see policies.vec_env.make_vec_env)
     ray: str | None = None  # envs in Ray actors: local | auto | a cluster address (policies.ray_vec); None: --vec
+    ray_mode: str = "lockstep"  # with --ray: lockstep (the learner acts every step; bit-equal to --vec sync),
+    # segments (PPO: each actor collects its share of a rollout with a copy of the policy) or async (TD3/DDPG:
+    # actors act with weights broadcast every ray_sync_every steps while the learner updates): policies.ray_rollouts
+    ray_sync_every: int = 50  # --ray-mode async: vector steps an actor runs on one copy of the weights (the
+    # weights it acts with lag the learner's by 1-2x this)
     torch_threads: int = 1  # intra-op threads: >1 helps little for these small nets and, on a loaded or
     # 2-core box, OpenMP spin-waiting against the env workers made updates many times slower (BENCHMARKS.md)
     update_threads: int = 0  # intra-op threads during gradient updates (no env steps then); 0: one per core for
@@ -83,7 +88,8 @@ class TrainConfig:
         if self.algo not in ALGOS:
             raise UserError(f"unknown algo '{self.algo}'; use one of {', '.join(ALGOS)}")
         env_kwargs(self.env, self.engine)  # an unknown engine, or --engine mujoco on a non-s2r env: UserError
-        for name in ("steps", "checkpoint_every", "eval_episodes", "stats_window", "torch_threads"):
+        _check_ray_mode(self)
+        for name in ("steps", "checkpoint_every", "eval_episodes", "stats_window", "torch_threads", "ray_sync_every"):
             require_positive(f"--{name.replace('_', '-')}", getattr(self, name))
         for name in ("seed", "num_envs", "update_threads", "log_every", "eval_every", "video_every"):  # 0: auto/off
             require_positive(f"--{name.replace('_', '-')}", getattr(self, name), allow_zero=True)
@@ -107,6 +113,17 @@ class TrainConfig:
         return dataclasses.replace(
             self, env=env_id, algo_config=algo_cfg, num_envs=num_envs, update_threads=update_threads
         )
+
+
+def _check_ray_mode(cfg: TrainConfig) -> None:
+    modes = {"lockstep": ALGOS, "segments": ("ppo",), "async": ("td3", "ddpg")}
+    if cfg.ray_mode not in modes:
+        raise UserError(f"unknown --ray-mode '{cfg.ray_mode}'; use one of {', '.join(modes)}")
+    if cfg.algo not in modes[cfg.ray_mode]:
+        raise UserError(f"--ray-mode {cfg.ray_mode} is for {' and '.join(modes[cfg.ray_mode])}, not {cfg.algo}; "
+                        "use --ray-mode lockstep")  # fmt: skip
+    if cfg.ray_mode != "lockstep" and not cfg.ray:
+        raise UserError(f"--ray-mode {cfg.ray_mode} needs --ray (local, auto or a cluster address)")
 
 
 def config_to_dict(cfg: TrainConfig) -> dict:

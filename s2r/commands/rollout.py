@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
 from sim.errors import UserError, require_positive
 from sim.files import check_output_file
 
@@ -20,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--params", default=None, help='physical parameters as JSON, e.g. \'{"ground_friction": 0.5}\'')
     p.add_argument("--gif", "--video", dest="gif", default=None, metavar="OUT.gif|OUT.mp4",
                    help="record the first episode here (.mp4 needs imageio-ffmpeg)")
+    p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE, help=ENGINE_HELP)
     p.set_defaults(func=run)
 
 
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if params and find_env(sim.resolve_env_id(args.env)) is None:
         raise UserError(f"--params sets an s2r robot's physical parameters; {args.env} has none (`s2r envs` lists them)")
     report = rollout_report(args.env, episodes=args.episodes, policy=args.policy, seed=args.seed,
-                            params=params, max_steps=args.max_steps, gif_path=args.gif)
+                            params=params, max_steps=args.max_steps, gif_path=args.gif, engine=args.engine)
     print(report.table())
     if args.gif:
         print(f"wrote {args.gif}")

@@ -47,7 +47,8 @@ def flag_group(algo: str, name: str) -> str:
     return "lstm" if name not in _TD3_NAMES else "td3"
 # TrainConfig fields that are flags of their own (--env, --num-envs...); their argparse default is None so a
 # --config file's value is kept unless the flag is given
-TRAIN_FLAGS = ("env", "engine", "algo", "steps", "seed", "num_envs", "vec", "ray", "torch_threads", "update_threads",
+TRAIN_FLAGS = ("env", "engine", "algo", "steps", "seed", "num_envs", "vec", "ray", "ray_mode", "ray_sync_every",
+               "torch_threads", "update_threads",
                "checkpoint_every", "eval_every", "eval_episodes", "video_every", "dr", "adr_config")  # fmt: skip
 
 
@@ -116,6 +117,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="auto|ADDRESS|local",
                    help="step the envs in Ray actors: on the cluster this machine joined (auto, the default), "
                    "at a cluster ADDRESS, or on a private cluster on this machine (local); needs .[ray]")  # fmt: skip
+    p.add_argument("--ray-mode", default=None, choices=("lockstep", "segments", "async"),
+                   help="with --ray: lockstep (the learner acts every step; the same numbers as --vec sync), "
+                   "segments (PPO: each actor collects its share of a rollout with a copy of the policy) or async "
+                   f"(TD3/DDPG: actors act on weights broadcast every --ray-sync-every steps) (default {d.ray_mode})")
+    p.add_argument("--ray-sync-every", type=int, default=None, metavar="N",
+                   help=f"--ray-mode async: vector steps an actor runs on one copy of the weights (default {d.ray_sync_every})")
     p.add_argument("--torch-threads", type=int, default=None, help=f"torch intra-op threads (default {d.torch_threads}, the fastest here)")
     p.add_argument("--update-threads", type=int, default=None, help="torch threads for gradient updates (default 0: one per core for PPO, 1 for TD3/DDPG)")
     p.add_argument("--checkpoint-every", type=int, default=None, help=f"env steps between checkpoints (default {d.checkpoint_every})")
