@@ -139,6 +139,7 @@ TASK = register_task(
     Task(
         spec=BIPED_SPEC,
         params="sim.biped:BIPED_PARAMS",
+        reward_presets="sim.biped:BIPED_REWARD_PRESETS",  # the reward weights live with the env's reward (sim/biped.py)
         envs=(
             _variant("biped", "s2r/Biped-v0", "flat"),
             _variant("biped-rough", "s2r/BipedRough-v0", "rough"),
