@@ -67,12 +67,15 @@ class FaultSpec:
                 values[key] = float(val)
             except ValueError:
                 raise UserError(f"fault '{key}' needs a number, got '{val}'") from None
-            if not np.isfinite(values[key]) or values[key] < 0:
-                raise UserError(f"fault '{key}' must be a finite number ≥ 0, got {val}")
-        spec = cls(**values)
-        if spec.drop > 1 or spec.corrupt > 1:
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and not (np.isfinite(value) and value >= 0):
+                raise UserError(f"fault '{f.name}' must be a finite number ≥ 0, got {value}")
+        if self.drop > 1 or self.corrupt > 1:
             raise UserError("fault probabilities drop and corrupt must be ≤ 1")
-        return spec
 
     def format(self) -> str:
         """The text :meth:`parse` reads back: the fields that differ from the defaults."""

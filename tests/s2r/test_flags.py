@@ -164,3 +164,18 @@ def test_a_direct_python_call_is_checked_like_the_command_line():
         DemoConfig(steps=0)
     with pytest.raises(UserError, match="--seed must be a whole number, got 1.5"):
         TrainConfig(seed=1.5)  # type: ignore[arg-type]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_hil_child_command_lines_parse_back_with_the_commands_own_parsers(data):
+    """Any EmulatorConfig / RuntimeConfig HIL may start a child with comes back whole from `s2r emulate` /
+    `s2r run`'s real parser (s2r/spawn.py writes the command lines with the generator the parsers come from)."""
+    from deploy.runtime import RuntimeConfig
+    from firmware_bridge.emulator import EmulatorConfig
+    from s2r.spawn import emulate_argv, run_argv
+
+    for cls, argv in ((EmulatorConfig, emulate_argv), (RuntimeConfig, lambda c: run_argv(c, "bundle"))):
+        cfg = data.draw(instances(cls))
+        command = argv(cfg)[3:]
+        assert from_args(cls, build_parser(command[0]).parse_args(command)) == cfg, command
