@@ -53,7 +53,8 @@ MAX_STEPS = 100_000  # a demo, not an endurance run (that is `s2r hil --max-step
 class DemoConfig:
     """One demo run (the flags of ``s2r demo``)."""
 
-    robot: str | None = option(None, "which robot (default: the bundle's, else biped)", choices=("biped", "knob"))
+    robot: str | None = option(None, "which robot: biped, knob or another registered one (default: the bundle's, "
+                               "else biped)")
     quick: bool = option(False, "CI-sized variant: a few seconds of robot time per run")
     out_dir: str = option("demo_out", "output folder", flag="--out", metavar="DIR")
     bundle: str | None = option(None, "use this bundle instead of the pretrained one", metavar="DIR")

@@ -24,7 +24,7 @@ KEY = "s2r"  # the metadata key of an option field
 
 
 @dataclasses.dataclass(frozen=True)
-class Spec:
+class Option:
     """What a config field is on the command line and which values it accepts."""
 
     help: str = ""  # one line, with the unit of a physical quantity
@@ -44,14 +44,14 @@ class Spec:
 
 
 def option(default: Any = MISSING, help: str = "", *, factory: Any = MISSING, **spec: Any) -> Any:
-    """A dataclass field with its flag spec (keywords: those of :class:`Spec`)."""
-    meta = {KEY: Spec(help=help, **spec)}
+    """A dataclass field with its flag spec (keywords: those of :class:`Option`)."""
+    meta = {KEY: Option(help=help, **spec)}
     if factory is not MISSING:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
-def spec_of(f: dataclasses.Field) -> Spec | None:
+def spec_of(f: dataclasses.Field) -> Option | None:
     return f.metadata.get(KEY)
 
 
@@ -87,7 +87,7 @@ def validate(cfg: Any) -> None:
         check_value(flag_of(f), spec, kinds[f.name], value)
 
 
-def check_value(name: str, spec: Spec, kind: type, value: Any) -> None:
+def check_value(name: str, spec: Option, kind: type, value: Any) -> None:
     """One-line UserError unless ``value`` is of ``kind`` and within the spec's choices and range."""
     if kind is bool and not isinstance(value, bool):
         raise UserError(f"{name} must be true or false, got {value!r}")
@@ -107,7 +107,7 @@ def _is_number(value: Any, kind: type) -> bool:
     return isinstance(value, int) if kind is int else math.isfinite(value)
 
 
-def in_range(spec: Spec, value: float) -> bool:
+def in_range(spec: Option, value: float) -> bool:
     return not (
         (spec.above is not None and not value > spec.above)
         or (spec.low is not None and not value >= spec.low)
@@ -115,7 +115,7 @@ def in_range(spec: Spec, value: float) -> bool:
     )
 
 
-def range_text(spec: Spec) -> str:
+def range_text(spec: Option) -> str:
     """``> 0``, ``>= 0``, ``in 1..65535``: the valid range as an error message says it."""
     if spec.low is not None and spec.high is not None:
         return f"in {spec.low:g}..{spec.high:g}"
