@@ -24,7 +24,7 @@ from policies.td3 import TD3Config
 from policies.train import TrainConfig
 from s2r.flags import add_flags
 from s2r.flags import given as flags_given
-from sim.config import option
+from sim.config import flag_of, option, spec_of
 from sim.errors import UserError
 
 # hyper-parameter flags: --td3-<field> (also DDPG and LSTM-TD3), --lstm-<field> (the memory fields LSTMTD3Config
@@ -117,9 +117,11 @@ def extend(p: argparse.ArgumentParser) -> None:
         helps = preset_help(prefix, cls)
         for f in group_fields(prefix, cls):
             optional = ("NAME" if "str" in hints[f.name] else "FLOAT") + "|none"
-            g.add_argument(f"--{prefix}-{f.name.replace('_', '-')}", dest=f"{prefix}__{f.name}", default=None,
+            spec = spec_of(f)
+            assert spec is not None and flag_of(f) == f"--{prefix}-{f.name.replace('_', '-')}", f.name
+            g.add_argument(flag_of(f), dest=f"{prefix}__{f.name}", default=None,
                            metavar=optional if f.default is None else type(f.default).__name__.upper(),
-                           help=helps[f.name])  # fmt: skip
+                           help=f"{spec.help} ({helps[f.name]})")  # fmt: skip
 
 
 # flags that --resume accepts: the run keeps everything else from its config.json, so any other flag given with

@@ -15,6 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
+from policies.lstm_td3 import LSTMTD3Config
+from policies.ppo import PPOConfig
+from policies.td3 import TD3Config
 from policies.train import TrainConfig
 from s2r.cli import COMMANDS, build_parser, main
 from s2r.flags import add_flags, from_args, to_argv
@@ -90,7 +93,7 @@ def test_config_to_command_line_and_back(cls, data):
         assert dataclasses.replace(TrainConfig(), **flags_given(cls, _parser(cls, True).parse_args(argv))) == cfg
 
 
-@pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [*CONFIGS, TD3Config, LSTMTD3Config, PPOConfig], ids=lambda c: c.__name__)
 def test_every_flag_has_a_one_line_help_and_out_of_range_values_are_refused(cls):
     kinds = field_types(cls)
     for f in dataclasses.fields(cls):
@@ -143,6 +146,8 @@ def test_every_command_builds_its_parser_and_help(cmd, capsys):
         (["export", "run", "-o", "b", "--n-random", "5"], 1, "--n-random must be >= 10000, got 5; the parity"),
         (["stress", "b", "--workers", "-1"], 1, "--workers must be >= 0, got -1"),
         (["train", "--torch-threads", "0"], 1, "--torch-threads must be > 0, got 0"),
+        (["train", "--algo", "td3", "--td3-gamma", "1.5"], 1, "--td3-gamma must be in 0..1, got 1.5"),
+        (["train", "--algo", "ppo", "--ppo-activation", "gelu"], 1, "--ppo-activation must be one of relu, tanh"),
     ],
 )
 def test_bad_values_are_one_line_errors(argv, code, needle, capsys):
