@@ -235,9 +235,7 @@ class Emulator:
         info = self.last_info
         self._log(
             ev="episode", ep=self.episode, ret=self.ep_return, length=self.ep_len, terminated=terminated,
-            truncated=truncated, fell=bool(info.get("fell", False)), distance_m=info.get("distance_m"),
-            is_success=bool(info.get("is_success", False)),
-            consecutive_successes=int(info.get("consecutive_successes", 0)),
+            truncated=truncated, metrics={k: float(v) for k, v in info.get("metrics", {}).items()},
         )  # fmt: skip
         self.episode += 1
         self.ep_return, self.ep_len = 0.0, 0

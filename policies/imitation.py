@@ -1,11 +1,12 @@
 """Learning from a scripted expert, for tasks PPO does not discover alone (the knob: a re-grasping gait).
 
-Two pieces, both used by :class:`policies.ppo.PPOAgent` when its config names an expert:
+Two plug-ins, composed with :class:`policies.ppo.PPOAgent` by :func:`policies.agent.make_agent` when the PPO
+config names an expert:
 
-* a **DAgger warm start** (Ross et al. 2011): the expert drives first, then the learner drives while the expert
+* :class:`DAggerWarmStart`, a **DAgger warm start** (Ross et al. 2011): the expert drives first, then the learner drives while the expert
   labels every visited observation; the actor's mean is refit (MSE) on everything collected so far. The learner
   visits its own mistakes and learns how the expert recovers from them, which plain behaviour cloning does not.
-* a **behaviour-cloning term** in the PPO loss afterwards (DAPG, Rajeswaran et al. 2018): PPO fine-tunes on the
+* :class:`BCTerm`, a **behaviour-cloning term** in the PPO loss afterwards (DAPG, Rajeswaran et al. 2018): PPO fine-tunes on the
   env reward under domain randomization while the term keeps the policy near the expert's actions on the states
   PPO visits. Without it, PPO fine-tuning of the DAgger policy *lowered* the knob's success rate from 93–98 % to
   66–70 % in 400k steps while the return rose (BENCHMARKS.md, "Learning").
@@ -21,6 +22,7 @@ previous action: with it, it copied its own last action and stalled ("copycat", 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +30,9 @@ from torch import nn
 
 from policies.normalizer import ObsNormalizer
 from sim.errors import UserError
+
+if TYPE_CHECKING:
+    from policies.ppo import PPOAgent, PPOConfig
 
 Expert = Callable[[np.ndarray], np.ndarray]  # one raw observation → normalized action in [-1, 1]
 
@@ -40,6 +45,27 @@ def bc_loss(mean: torch.Tensor, expert_action: torch.Tensor) -> torch.Tensor:
 def expert_actions(expert: Expert, obs: np.ndarray) -> np.ndarray:
     """The expert's actions for a batch of raw observations ``(N, obs_dim)`` → ``(N, act_dim)`` float32."""
     return np.stack([np.asarray(expert(o), dtype=np.float32) for o in obs])
+
+
+def obs_indices(fields: Sequence[int | str], obs_names: Sequence[str] | None, obs_dim: int) -> tuple[int, ...]:
+    """The observation indices of ``fields``: names of the env's observation fields (``ObsField.name`` of its
+    robot spec, e.g. ``prev_action_finger0_base``), or integer indices (configs written before names: they load
+    as they were). A UserError names an unknown field or an index out of range."""
+    out = []
+    for f in fields:
+        if isinstance(f, str) and not f.lstrip("-").isdigit():
+            if obs_names is None:
+                raise UserError(f"actor_ignores names a field '{f}', but this env has no named observation layout; "
+                                "give indices")  # fmt: skip
+            if f not in obs_names:
+                raise UserError(f"actor_ignores: no observation field '{f}'; fields: {', '.join(obs_names)}")
+            out.append(list(obs_names).index(f))
+        else:
+            i = int(f)
+            if not 0 <= i < obs_dim:
+                raise UserError(f"actor_ignores index {i} is not an observation index in [0, {obs_dim})")
+            out.append(i)
+    return tuple(out)
 
 
 def first_linear(net: nn.Module) -> nn.Linear:
@@ -115,3 +141,127 @@ class DAggerData:
             raise UserError(f"checkpoint holds {n} DAgger rows, more than this config's capacity {len(self.obs)}")
         self.obs[:n], self.act[:n], self.size = state["obs"], state["act"], n
         self.opt.load_state_dict(state["opt"])
+
+
+class BCTerm:
+    """The behaviour-cloning term of the PPO loss (a ``policies.ppo.ExtraLoss``): each rollout observation is
+    labelled with the expert's action, and the term is the MSE of the policy's mean to it, weighted ``coef``."""
+
+    name = "loss/bc"
+
+    def __init__(self, expert: Expert, coef: float, n_steps: int, num_envs: int, act_dim: int) -> None:
+        self.expert, self.coef = expert, coef
+        self.labels = torch.zeros(n_steps, num_envs, act_dim)
+        self._np_labels = self.labels.numpy()  # the same memory
+
+    def record(self, t: int, obs: np.ndarray) -> None:
+        self._np_labels[t] = expert_actions(self.expert, obs)
+
+    def loss(self, actor: nn.Module, obs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return bc_loss(actor.net(obs), labels)  # type: ignore[operator]
+
+
+class DAggerWarmStart:
+    """A PPO agent behind a DAgger warm start (an :class:`policies.agent.Agent` itself).
+
+    For the first ``imitation_steps`` env steps (part of ``--steps``) the expert drives, then, after
+    ``imitation_expert_steps``, the learner (its deterministic action); the expert labels every observation and
+    the actor's mean is refit every ``imitation_iter_steps`` on all the data so far, and once more, twice as
+    long, at the end. From then on the wrapped agent acts and learns alone, with the observation normalizer
+    frozen at the statistics its policy was fitted to."""
+
+    def __init__(self, agent: PPOAgent, expert: Expert, cfg: PPOConfig, num_envs: int) -> None:
+        self.agent, self.expert, self.cfg = agent, expert, cfg
+        self.dagger: DAggerData | None = DAggerData(cfg.imitation_steps + num_envs, agent.obs_dim, agent.act_dim,
+                                                    list(agent.actor.net.parameters()), cfg.imitation_lr)  # fmt: skip
+        self.next_fit = cfg.imitation_iter_steps  # steps_seen at the next refit
+        self.replay = agent.replay
+        self.log_every = agent.log_every
+
+    @property
+    def actor(self) -> nn.Module:
+        return self.agent.actor
+
+    @property
+    def actor_arch(self) -> dict:
+        return self.agent.actor_arch
+
+    @property
+    def imitating(self) -> bool:
+        """True during the warm start (the wrapped agent collects nothing then)."""
+        return self.agent.steps_seen < self.cfg.imitation_steps
+
+    @property
+    def phase(self) -> str:
+        """``expert`` (the expert acts), ``dagger`` (the learner acts), ``dagger-fit`` (the longer final refit
+        is due), then the wrapped agent's."""
+        if self.imitating:
+            return "expert" if self.agent.steps_seen < self.cfg.imitation_expert_steps else "dagger"
+        return "dagger-fit" if self.dagger is not None else self.agent.phase
+
+    @property
+    def at_boundary(self) -> bool:
+        return self.agent.at_boundary
+
+    @property
+    def _refit_due(self) -> bool:
+        return self.dagger is not None and (self.agent.steps_seen >= self.next_fit or not self.imitating)
+
+    @property
+    def update_due(self) -> bool:
+        return self._refit_due or (not self.imitating and self.agent.update_due)
+
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        if not self.imitating or deterministic:
+            return self.agent.act(obs, deterministic)
+        assert self.dagger is not None
+        labels = expert_actions(self.expert, obs)
+        self.dagger.add(obs, labels)
+        if self.agent.steps_seen < self.cfg.imitation_expert_steps:
+            return labels
+        return self.agent.act(obs, deterministic=True)  # DAgger: the learner drives
+
+    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+        if self.imitating:  # the warm start's steps count toward the learner's (its LR schedule spans --steps)
+            self.agent.steps_seen += len(reward)
+            return
+        self.agent.observe(obs, action, reward, next_obs, terminated, truncated)
+
+    def update(self) -> dict[str, float] | None:
+        if self._refit_due:
+            return self._refit()
+        return None if self.imitating else self.agent.update()
+
+    def _refit(self) -> dict[str, float]:
+        assert self.dagger is not None
+        last = not self.imitating
+        epochs = self.cfg.imitation_epochs * (2 if last else 1)
+        loss = self.dagger.fit(self.agent.actor.net, self.agent.normalizer, epochs, 256, self.agent.gen,
+                               self.agent.ignore)  # fmt: skip
+        self.next_fit += self.cfg.imitation_iter_steps
+        if last:
+            self.dagger = None  # PPO from here on: the data is not needed again
+            # PPO fine-tunes a policy fitted to these input statistics: a normalizer still drifting with the
+            # states that PPO and ADR's widening ranges visit would shift every input under it (the knob lost
+            # up to half its success that way, with a learning rate too small to follow)
+            self.agent.normalizer.frozen = True
+        return {"loss/imitation": loss}
+
+    def forget_replay(self) -> None:
+        self.agent.forget_replay()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The wrapped agent's, with the refit schedule in its counters and the DAgger data (None once over)."""
+        state = self.agent.state_dict()
+        state["counters"]["next_fit"] = self.next_fit
+        state["dagger"] = self.dagger.state_dict() if self.dagger is not None else None
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.agent.load_state_dict(state)
+        self.next_fit = int(state["counters"].get("next_fit", self.cfg.imitation_iter_steps))
+        if state.get("dagger") is None:
+            self.dagger = None  # the warm start is over
+            self.agent.normalizer.frozen = True
+        elif self.dagger is not None:
+            self.dagger.load_state_dict(state["dagger"])

@@ -227,8 +227,13 @@ class LSTMTD3Agent(TD3Agent):
             self.last_serial = np.full(n, -1, dtype=np.int64)
         return self.window
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Like :meth:`TD3Agent.act`, the actor reading each sub-env's window of its episode so far."""
         h_obs, h_act, h_len = self._window(obs.shape[0])
+        if deterministic:
+            with torch.no_grad():
+                obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+                return self.actor(self._norm(obs_t), self._norm(h_obs), h_act, h_len).numpy()
         if self.steps_seen < self.cfg.learning_starts:
             return self.rng.uniform(-1.0, 1.0, (obs.shape[0], self.act_dim)).astype(np.float32)
         with torch.no_grad():

@@ -37,7 +37,7 @@ def read_phases(progress_csv: str | Path) -> list[tuple[float, str]]:
     return out
 
 
-# warm-up phases, shaded in the curves: whose episodes the numbers there are (policies.train.PHASES)
+# warm-up phases, shaded in the curves: whose episodes the numbers there are (policies.agent.PHASES)
 PHASE_SHADES = {"random": ("0.6", "warm-up: random actions"), "expert": ("tab:orange", "imitation: the expert acts"),
                 "dagger": ("tab:green", "imitation: DAgger, the policy acts"),
                 "dagger-fit": ("tab:green", "imitation: DAgger, the policy acts")}  # fmt: skip

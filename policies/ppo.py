@@ -5,20 +5,22 @@ Gaussian policy (state-independent log-std, actions clipped to [-1, 1] by :meth:
 policy (bounded, mapped to [-1, 1]). Observations are normalized when acted on; rewards are optionally scaled
 by the running std of the discounted return (as SB3's VecNormalize, which rl-zoo uses for BipedalWalker).
 
-With ``expert`` set (the knob preset), PPO starts from a DAgger warm start on a scripted expert and keeps a
-behaviour-cloning term in its loss (``policies.imitation``).
+With ``expert`` set (the knob preset), :func:`policies.agent.make_agent` puts a DAgger warm start on a scripted
+expert around PPO and a behaviour-cloning term into its loss (both plug-ins of ``policies.imitation``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 from policies.hparams import build, preset_values
-from policies.imitation import DAggerData, Expert, bc_loss, expert_actions, first_linear, ignore_inputs_
+from policies.imitation import first_linear, ignore_inputs_, obs_indices
 from policies.networks import ACTIVATIONS, BetaActor, GaussianActor, mlp
 from policies.normalizer import ObsNormalizer
 from sim.config import option, validate
@@ -69,8 +71,9 @@ class PPOConfig:
                                  flag="--ppo-imitation-lr")
     bc_coef: float = option(0.0, "weight of the behaviour-cloning MSE to the expert's action in the PPO loss", low=0,
                             flag="--ppo-bc-coef")
-    actor_ignores: tuple[int, ...] = option((), "observation indices the actor does not see (zero input weights)",
-                                            flag="--ppo-actor-ignores")
+    actor_ignores: tuple[str | int, ...] = option((), "observation fields the actor does not see (zero input "
+                                                  "weights): names of the env's observation layout (or indices, "
+                                                  "older configs)", flag="--ppo-actor-ignores")
 
     def __post_init__(self) -> None:
         validate(self)
@@ -177,8 +180,29 @@ class RewardScaler:
         self.stats.load_state_dict(state["stats"])
 
 
+class ExtraLoss(Protocol):
+    """A further term of the PPO loss, plugged in from outside (``policies.imitation.BCTerm``)."""
+
+    name: str  # its progress.csv column
+    coef: float  # its weight in the loss
+    labels: torch.Tensor  # ``(n_steps, num_envs, ...)``: what ``record`` wrote for each rollout step
+
+    def record(self, t: int, obs: np.ndarray) -> None:
+        """Label the raw observations of rollout step ``t``."""
+        ...
+
+    def loss(self, actor: nn.Module, obs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The term on a minibatch of normalized observations and their labels."""
+        ...
+
+
 class PPOAgent:
-    """PPO learner: ``act`` samples and records, ``observe`` stores, ``update`` trains once a rollout is full."""
+    """PPO learner (an :class:`policies.agent.Agent`): ``act`` samples and records, ``observe`` stores, ``update``
+    trains once a rollout is full. ``extra_losses`` are further terms of the loss (the imitation plug-in's BC
+    term): each labels the rollout's observations in ``act`` and adds ``coef × term`` to every minibatch's loss."""
+
+    phase = "learn"  # PPO has no warm-up of its own (policies.imitation adds one)
+    replay = None  # on-policy: nothing is kept across updates
 
     def __init__(
         self,
@@ -189,10 +213,9 @@ class PPOAgent:
         num_envs: int,
         total_steps: int,
         seed: int = 0,
-        expert: Expert | None = None,
+        extra_losses: Sequence[ExtraLoss] = (),
+        obs_names: Sequence[str] | None = None,
     ) -> None:
-        if (cfg.expert is None) != (expert is None):
-            raise ValueError(f"config names expert {cfg.expert!r} but the agent got {'one' if expert else 'none'}")
         self.cfg, self.obs_dim, self.act_dim, self.normalizer = cfg, obs_dim, act_dim, normalizer
         self.num_envs, self.total_steps = num_envs, total_steps
         self.gen = torch.Generator().manual_seed(seed)
@@ -202,17 +225,10 @@ class PPOAgent:
         else:
             self.actor = GaussianActor(obs_dim, act_dim, hidden, cfg.activation, cfg.log_std_init)
         self.critic = mlp([obs_dim, *hidden, 1], cfg.activation, out_gain=1.0)
-        if any(not 0 <= i < obs_dim for i in cfg.actor_ignores):
-            raise UserError(f"actor_ignores {cfg.actor_ignores} must be observation indices in [0, {obs_dim})")
-        self.ignore = torch.tensor(cfg.actor_ignores, dtype=torch.long)
+        self.ignore = torch.tensor(obs_indices(cfg.actor_ignores, obs_names, obs_dim), dtype=torch.long)
         self.input_layer = first_linear(self.actor.net)
         ignore_inputs_(self.input_layer, self.ignore)
-        self.expert = expert
-        self.dagger = (
-            DAggerData(cfg.imitation_steps + num_envs, obs_dim, act_dim, list(self.actor.net.parameters()),
-                       cfg.imitation_lr) if cfg.imitation_steps > 0 else None
-        )  # fmt: skip
-        self.next_fit = cfg.imitation_iter_steps  # steps_seen at the next DAgger refit
+        self.extra_losses = list(extra_losses)
         self.params = [*self.actor.parameters(), *self.critic.parameters()]
         # fused: one kernel per parameter for the whole Adam step — the same update rule (it rounds differently
         # from the per-op path in the last bit), far cheaper per step than the default per-op loop
@@ -229,8 +245,6 @@ class PPOAgent:
             "raw_act": torch.zeros(T, N, act_dim), "reward": torch.zeros(T, N), "term": torch.zeros(T, N),
             "end": torch.zeros(T, N),
         }  # fmt: skip
-        if cfg.bc_coef > 0:
-            self.buf["expert_act"] = torch.zeros(T, N, act_dim)
         # numpy views of the same memory: the rollout writes through these (a numpy row assignment costs a
         # fraction of a torch __setitem__), the update reads the tensors
         self.np_buf = {k: v.numpy() for k, v in self.buf.items()}
@@ -245,31 +259,25 @@ class PPOAgent:
                 "hidden": list(self.cfg.hidden), "activation": self.cfg.activation}  # fmt: skip
 
     @property
-    def imitating(self) -> bool:
-        """True during the DAgger warm start (no PPO rollouts are collected then)."""
-        return self.steps_seen < self.cfg.imitation_steps
+    def at_boundary(self) -> bool:
+        """Between rollouts: a checkpoint then loses no collected transitions."""
+        return self.t == 0
 
     @property
-    def phase(self) -> str:
-        """``expert`` (DAgger warm start, the expert acts), ``dagger`` (the learner acts deterministically, refits
-        every ``imitation_iter_steps``), ``dagger-fit`` (the longer final refit is due), then ``learn`` (PPO)."""
-        if self.imitating:
-            return "expert" if self.steps_seen < self.cfg.imitation_expert_steps else "dagger"
-        return "dagger-fit" if self.dagger is not None else "learn"
+    def log_every(self) -> int:
+        return self.cfg.n_steps * self.num_envs
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        """Sample actions for raw observations ``(N, obs_dim)``; records what the update needs."""
-        if self.imitating:
-            assert self.dagger is not None and self.expert is not None
-            labels = expert_actions(self.expert, obs)
-            self.dagger.add(obs, labels)
-            if self.steps_seen < self.cfg.imitation_expert_steps:
-                return labels
-            with torch.inference_mode():  # DAgger: the learner drives (its deterministic action)
+    def forget_replay(self) -> None:
+        """Nothing to refill: PPO keeps no replay buffer."""
+
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Sample actions for raw observations ``(N, obs_dim)`` and record what the update needs; with
+        ``deterministic`` the policy's mean action, recording nothing."""
+        if deterministic:
+            with torch.inference_mode():
                 return self.actor.deterministic(torch.as_tensor(self.normalizer(obs))).numpy()
-        if "expert_act" in self.np_buf:  # the BC term's labels; without it the expert is not asked at all
-            assert self.expert is not None
-            self.np_buf["expert_act"][self.t] = expert_actions(self.expert, obs)
+        for term in self.extra_losses:
+            term.record(self.t, obs)
         self.np_buf["obs"][self.t] = self.normalizer(obs)
         with torch.inference_mode():
             raw = self.actor.sample(self.obs_rows[self.t])  # a view of the row just written
@@ -279,9 +287,6 @@ class PPOAgent:
     def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
         """Store the outcome of the last :meth:`act` (``next_obs`` = final obs where an episode ended)."""
         del obs, action  # recorded by act(), normalized as the policy saw them
-        if self.imitating:
-            self.steps_seen += len(reward)
-            return
         b = self.np_buf
         end = np.logical_or(terminated, truncated)
         r = self.reward_scaler(np.asarray(reward, dtype=np.float64), end) if self.reward_scaler else reward
@@ -293,88 +298,86 @@ class PPOAgent:
         self.steps_seen += len(reward)
 
     @property
-    def _refit_due(self) -> bool:
-        return self.dagger is not None and (self.steps_seen >= self.next_fit or not self.imitating)
-
-    @property
     def update_due(self) -> bool:
-        """Whether :meth:`update` would train now (a full rollout or a DAgger refit) rather than return None."""
-        return self._refit_due or self.t >= self.cfg.n_steps
+        """Whether :meth:`update` would train now (a full rollout) rather than return None."""
+        return self.t >= self.cfg.n_steps
 
     def update(self) -> dict[str, float] | None:
-        """When the rollout is full: GAE, then ``n_epochs`` of minibatch updates; during the DAgger warm start,
-        a refit every ``imitation_iter_steps`` (and a longer one at its end). Else None."""
-        cfg, b = self.cfg, self.buf
-        if self._refit_due:
-            assert self.dagger is not None
-            last = not self.imitating
-            epochs = cfg.imitation_epochs * (2 if last else 1)
-            fit_loss = self.dagger.fit(self.actor.net, self.normalizer, epochs, 256, self.gen, self.ignore)
-            self.next_fit += cfg.imitation_iter_steps
-            if last:
-                self.dagger = None  # PPO from here on: the data is not needed again
-                # PPO fine-tunes a policy fitted to these input statistics: a normalizer still drifting with
-                # the states that PPO and ADR's widening ranges visit would shift every input under it (the
-                # knob lost up to half its success that way, with a learning rate too small to follow)
-                self.normalizer.frozen = True
-            return {"loss/imitation": fit_loss}
-        if self.t < self.cfg.n_steps:
+        """When the rollout is full: GAE, then ``n_epochs`` of minibatch updates; else None."""
+        cfg = self.cfg
+        if self.t < cfg.n_steps:
             return None
         self.t = 0
-        keys: tuple[str, ...] = ("obs", "raw_act", "logp", "value", "adv", "ret")
-        if cfg.bc_coef > 0:
-            keys += ("expert_act",)
-        flat = {k: b[k].flatten(0, 1) for k in ("obs", "raw_act", *keys[6:])}
-        with torch.no_grad():  # the rollout policy's numbers (see __init__), then GAE
+        flat = self._rollout_batch()
+        if cfg.anneal_lr:
+            frac = max(0.0, 1.0 - self.steps_seen / max(1, self.total_steps))
+            for g in self.opt.param_groups:
+                g["lr"] = cfg.lr * frac
+        out = self._epochs(flat)
+        self.n_updates += 1
+        var_y = flat["ret"].var()
+        out["explained_var"] = float(1 - (flat["ret"] - flat["value"]).var() / var_y) if var_y > 0 else 0.0
+        out["lr"] = self.opt.param_groups[0]["lr"]
+        if cfg.distribution == "gaussian":
+            out["std"] = self.actor.log_std.detach().exp().mean().item()  # type: ignore[operator]
+        return out
+
+    def _rollout_batch(self) -> dict[str, torch.Tensor]:
+        """The full rollout, flattened to ``(T·N, ...)``: inputs, the rollout policy's log-probabilities and
+        values (see ``__init__``), GAE advantages and returns."""
+        cfg, b = self.cfg, self.buf
+        flat = {k: b[k].flatten(0, 1) for k in ("obs", "raw_act")}
+        with torch.no_grad():
             flat["logp"] = self.actor.log_prob_entropy(flat["obs"], flat["raw_act"])[0]
             values = self.critic(b["obs"]).squeeze(-1)
             next_values = self.critic(b["next_obs"]).squeeze(-1)
             adv, ret = gae(b["reward"], values, next_values, b["term"], b["end"], cfg.gamma, cfg.gae_lambda)
         flat["value"], flat["adv"], flat["ret"] = values.flatten(), adv.flatten(), ret.flatten()
-        if cfg.anneal_lr:
-            frac = max(0.0, 1.0 - self.steps_seen / max(1, self.total_steps))
-            for g in self.opt.param_groups:
-                g["lr"] = cfg.lr * frac
-        n = flat["adv"].shape[0]
+        return flat
+
+    def _epochs(self, flat: dict[str, torch.Tensor]) -> dict[str, float]:
+        """``n_epochs`` passes of shuffled minibatch steps over the rollout (and the extra losses' labels);
+        the mean of each loss term."""
+        cfg = self.cfg
+        columns = [flat[k] for k in ("obs", "raw_act", "logp", "value", "adv", "ret")]
+        columns += [term.labels.flatten(0, 1) for term in self.extra_losses]
+        n = len(columns[0])
         sums: dict[str, float] = {}
         count = 0
         for _ in range(cfg.n_epochs):
             perm = torch.randperm(n, generator=self.gen)
             # one gather per array and epoch; minibatch i is then a contiguous slice (a view) holding the same
             # rows as indexing with perm[i * batch_size : (i + 1) * batch_size]
-            shuffled = [flat[k][perm] for k in keys]
+            shuffled = [c[perm] for c in columns]
             for start in range(0, n, cfg.batch_size):
-                obs, raw_act, old_logp, old_v, mb_adv, mb_ret, *mb_expert = (
-                    x[start : start + cfg.batch_size] for x in shuffled
-                )
-                if cfg.normalize_advantage and len(mb_adv) > 1:
-                    mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
-                new_logp, entropy = self.actor.log_prob_entropy(obs, raw_act)
-                if cfg.ent_coef == 0.0:  # logged only: skip the backward pass through a zero-weighted term
-                    entropy = entropy.detach()
-                new_v = self.critic(obs).squeeze(-1)
-                loss, terms = ppo_loss(new_logp, old_logp, mb_adv, new_v, old_v, mb_ret, entropy, cfg.clip_range,
-                                       cfg.clip_range_vf, cfg.ent_coef, cfg.vf_coef)  # fmt: skip
-                if mb_expert:
-                    terms["loss/bc"] = bc_loss(self.actor.net(obs), mb_expert[0])
-                    loss = loss + cfg.bc_coef * terms["loss/bc"]
-                for p in self.params:  # = opt.zero_grad(set_to_none=True) without its per-call profiler hooks
-                    p.grad = None
-                loss.backward()
-                ignore_inputs_(self.input_layer, self.ignore)
-                clip_grad_norm_(self.params, cfg.max_grad_norm)
-                self.opt.step()
+                terms = self._minibatch_step([x[start : start + cfg.batch_size] for x in shuffled])
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + v.item()
                 count += 1
-        self.n_updates += 1
-        var_y = flat["ret"].var()
-        out = {k: v / count for k, v in sums.items()}
-        out["explained_var"] = float(1 - (flat["ret"] - flat["value"]).var() / var_y) if var_y > 0 else 0.0
-        out["lr"] = self.opt.param_groups[0]["lr"]
-        if cfg.distribution == "gaussian":
-            out["std"] = self.actor.log_std.detach().exp().mean().item()  # type: ignore[operator]
-        return out
+        return {k: v / count for k, v in sums.items()}
+
+    def _minibatch_step(self, mb: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One gradient step on a minibatch (the columns of :meth:`_epochs`); returns the loss terms."""
+        cfg = self.cfg
+        obs, raw_act, old_logp, old_v, mb_adv, mb_ret, *labels = mb
+        if cfg.normalize_advantage and len(mb_adv) > 1:
+            mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+        new_logp, entropy = self.actor.log_prob_entropy(obs, raw_act)
+        if cfg.ent_coef == 0.0:  # logged only: skip the backward pass through a zero-weighted term
+            entropy = entropy.detach()
+        new_v = self.critic(obs).squeeze(-1)
+        loss, terms = ppo_loss(new_logp, old_logp, mb_adv, new_v, old_v, mb_ret, entropy, cfg.clip_range,
+                               cfg.clip_range_vf, cfg.ent_coef, cfg.vf_coef)  # fmt: skip
+        for term, y in zip(self.extra_losses, labels, strict=True):
+            terms[term.name] = term.loss(self.actor, obs, y)
+            loss = loss + term.coef * terms[term.name]
+        for p in self.params:  # = opt.zero_grad(set_to_none=True) without its per-call profiler hooks
+            p.grad = None
+        loss.backward()
+        ignore_inputs_(self.input_layer, self.ignore)
+        clip_grad_norm_(self.params, cfg.max_grad_norm)
+        self.opt.step()
+        return terms
 
     def state_dict(self) -> dict:
         """Networks, optimizer, RNG, counters, reward scaler. A partial rollout is dropped (recollected)."""
@@ -384,8 +387,7 @@ class PPOAgent:
             "opt": self.opt.state_dict(),
             "gen": self.gen.get_state(),
             "reward_scaler": self.reward_scaler.state_dict() if self.reward_scaler else None,
-            "counters": {"n_updates": self.n_updates, "steps_seen": self.steps_seen, "next_fit": self.next_fit},
-            "dagger": self.dagger.state_dict() if self.dagger is not None else None,
+            "counters": {"n_updates": self.n_updates, "steps_seen": self.steps_seen},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -399,10 +401,4 @@ class PPOAgent:
             self.reward_scaler.load_state_dict(state["reward_scaler"])
         self.n_updates = int(state["counters"]["n_updates"])
         self.steps_seen = int(state["counters"]["steps_seen"])
-        self.next_fit = int(state["counters"].get("next_fit", self.cfg.imitation_iter_steps))
-        if state.get("dagger") is None:
-            self.dagger = None  # the warm start is over (or there is none)
-            self.normalizer.frozen = self.cfg.imitation_steps > 0
-        elif self.dagger is not None:
-            self.dagger.load_state_dict(state["dagger"])
         self.t = 0

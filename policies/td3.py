@@ -176,6 +176,17 @@ class TD3Agent:
         """``random`` while the warm-up's uniform-random actions fill the buffer, then ``learn``."""
         return "random" if self.steps_seen < self.cfg.learning_starts else "learn"
 
+    at_boundary = True  # off-policy: every collected transition is in the buffer, any step may be checkpointed
+    log_every = 1000  # env steps between progress rows unless the run says otherwise
+
+    @property
+    def replay(self) -> ReplayBuffer:
+        return self.buffer
+
+    def forget_replay(self) -> None:
+        """The saved buffer is lost: re-run the random warm-up so the empty buffer fills before learning."""
+        self.steps_seen = 0
+
     def _norm(self, obs: torch.Tensor) -> torch.Tensor:
         """Normalize a sampled raw batch with the current statistics (tensors cached until they change)."""
         nm = self.normalizer
@@ -187,9 +198,13 @@ class TD3Agent:
         _, mean, std = self._norm_cache
         return ((obs - mean) / std).clamp(-nm.clip, nm.clip)
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        """Exploration actions in [-1, 1] for a batch ``(N, obs_dim)`` of raw observations."""
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Exploration actions in [-1, 1] for a batch ``(N, obs_dim)`` of raw observations; with
+        ``deterministic`` the actor's own action (no warm-up, no noise)."""
         n = obs.shape[0]
+        if deterministic:
+            with torch.no_grad():
+                return self.actor(torch.as_tensor(self.normalizer(obs))).numpy()
         if self.steps_seen < self.cfg.learning_starts:
             return self.rng.uniform(-1.0, 1.0, (n, self.act_dim)).astype(np.float32)
         with torch.no_grad():

@@ -253,8 +253,9 @@ class SubprocVecEnv:
 
 def _is_s2r_env(env_id: str) -> bool:
     import sim
+    from sim.task import find_env
 
-    return sim.resolve_env_id(env_id).startswith("s2r/")
+    return find_env(sim.resolve_env_id(env_id)) is not None
 
 
 VEC_KINDS = ("auto", "split", "subproc", "sync")  # make_vec_env's kinds

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE
     except KeyboardInterrupt as exc:
-        signum = getattr(exc, "signum", signal.SIGINT)  # policies.train.TrainingStopped says which; Ctrl-C: SIGINT
+        signum = getattr(exc, "signum", signal.SIGINT)  # policies.runner.TrainingStopped says which; Ctrl-C: SIGINT
         print(f"s2r {args.command}: stopped by {signal.Signals(signum).name}", file=sys.stderr)
         return 128 + signum
     except Exception as exc:

@@ -5,7 +5,7 @@ y — so the robot walks in the x–z plane like the research bipeds RABBIT and 
 (the shank's rounded end is the foot); hip and knee of each leg are torque-controlled motors behind
 :class:`sim.motor.MotorModel`. The interface mirrors Gymnasium's ``BipedalWalker-v3``.
 
-Observation (24 × float32; order, names and units are ``sim.robots.BIPED_OBS_FIELDS``):
+Observation (24 × float32; order, names and units are ``sim.tasks.biped.BIPED_OBS_FIELDS``):
 
     ====  ====================  ========  ===============  ==============================================
     idx   name                  unit      typical range    meaning
@@ -32,6 +32,8 @@ Reward (``info["reward_terms"]``), as BipedalWalker:
     fall      = −100 once the robot falls → ``terminated``: the hull or a thigh touches the ground, |pitch| > 1 rad,
                 or the hull sinks below 0.5 m above the ground (crawling and kneeling count as falls)
 Reaching the end of the course also terminates (success); 1600 control steps → ``truncated`` (TimeLimit).
+``info["metrics"]`` (the task's, :mod:`sim.task`): ``success`` (walked ``SUCCESS_DISTANCE_M`` = 15 m without a
+fall), ``fell``, ``distance_m``.
 
 Physical parameters: ``BIPED_PARAMS`` (``env.unwrapped.param_space``); apply with
 ``env.reset(options={"params": {...}})``. 50 Hz control, 250 Hz physics, deterministic.
@@ -72,6 +74,7 @@ HULL_HALF_EXTENTS_M = (0.20, 0.10, 0.06)
 HULL_MASS_KG = 6.0
 THIGH_LENGTH_M, THIGH_RADIUS_M, THIGH_MASS_KG = 0.36, 0.035, 1.2
 SHANK_LENGTH_M, SHANK_RADIUS_M, SHANK_MASS_KG = 0.36, 0.03, 0.6
+WALKING_MASS_KG = HULL_MASS_KG + 2 * (THIGH_MASS_KG + SHANK_MASS_KG)  # moved along the ground (cost of transport)
 LEG_Y_OFFSET_M = 0.09  # legs sit beside the lidar plane (y = 0) so rays never hit them
 BOOM_LINK_MASS_KG = 0.05
 STAND_HEIGHT_M = HULL_HALF_EXTENTS_M[2] + THIGH_LENGTH_M + SHANK_LENGTH_M + SHANK_RADIUS_M
@@ -84,7 +87,7 @@ PITCH_LIMIT_RAD = 1.0
 MIN_HULL_HEIGHT_M = 0.5
 PROGRESS_REWARD_PER_M = 300.0 / COURSE_LENGTH_M
 FALL_REWARD = -100.0
-SUCCESS_DISTANCE_M = 15.0  # task success (domain_rand/success.py): walked this far without a fall, m
+SUCCESS_DISTANCE_M = 15.0  # task success (info["metrics"]["success"]): walked this far without a fall, m
 PUSH_DURATION_S = 0.1  # each random push lasts this long
 TERRAINS = ("flat", "rough", "obstacles")
 
@@ -357,6 +360,9 @@ class BipedEnv(gym.Env):
             "fell": fell,
             "distance_m": x - self._x0,
             "is_success": finished and not fell,
+            # the task's metrics (sim.task): success = walked SUCCESS_DISTANCE_M without a fall
+            "metrics": {"success": float(x - self._x0 >= SUCCESS_DISTANCE_M and not fell), "fell": float(fell),
+                        "distance_m": x - self._x0},  # fmt: skip
             "applied_torque_nm": np.array(motor.last_applied_nm, dtype=np.float32),
             "motor_temp_c": motor.temperature_c,
         }

@@ -15,7 +15,7 @@ Both joints are torque-controlled through :class:`sim.motor.MotorModel` (latency
 damping, friction), like the biped's. The geared servos' reflected rotor inertia is modelled as an armature on
 each joint axis; it also keeps the explicit damping/friction terms of the motor model stable at 250 Hz.
 
-Observation (20 × float32; names and units are ``sim.robots.KNOB_OBS_FIELDS``; built from the raw sensor frame
+Observation (20 × float32; names and units are ``sim.tasks.knob.KNOB_OBS_FIELDS``; built from the raw sensor frame
 by ``KNOB_SPEC.build_obs(env.sensor_frame(), env.prev_action)``):
 
     =====  ======================================  =====  ==========  =========================================
@@ -39,7 +39,8 @@ Task: the knob starts at an angle uniform in ±60°, the target is 180° ± 60°
 Single-goal mode (default): success → ``terminated``. ``continuous_goals=True``: a new target 180° ± 60° away is
 drawn after each success and ``info["consecutive_successes"]`` counts them (Dactyl's metric, ADR's signal).
 ``info["is_success"]`` is True once the episode has reached at least one goal. 400 control steps (8 s at 50 Hz)
-→ ``truncated`` (TimeLimit). Other info keys: ``reward_terms``, ``params``, ``fell`` (always False),
+→ ``truncated`` (TimeLimit). Other info keys: ``metrics`` (the task's: ``success``, ``consecutive_successes``;
+see :mod:`sim.task`), ``reward_terms``, ``params``, ``fell`` (always False),
 ``angle_error_rad`` (to the current target) and ``applied_torque_nm`` (motor output in the last substep).
 
 Reward (``info["reward_terms"]``, summed):
@@ -367,6 +368,7 @@ class KnobEnv(gym.Env):
             "fell": False,
             "is_success": self._successes > 0,
             "consecutive_successes": self._successes,
+            "metrics": {"success": float(self._successes > 0), "consecutive_successes": float(self._successes)},
             "angle_error_rad": _wrap(self._goal - state[2]),
             "applied_torque_nm": np.asarray(self._motor.last_applied_nm, dtype=np.float32),
             "motor_temp_c": self._motor.temperature_c,

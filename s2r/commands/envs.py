@@ -36,13 +36,14 @@ def run(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     import sim
+    from sim.task import env_variants, find_env
 
-    names = from_args(EnvsArgs, args).names or list(sim.ENV_IDS)
+    names = from_args(EnvsArgs, args).names or list(env_variants())
     for name in names:
         env_id = sim.resolve_env_id(name)
-        if not env_id.startswith("s2r/"):
+        if find_env(env_id) is None:
             raise UserError(f"{name} is not an s2r robot env, so it has no observation, motor or parameter tables; "
-                            f"use one of {', '.join(sim.ENV_IDS)}")  # fmt: skip
+                            f"use one of {', '.join(env_variants())}")  # fmt: skip
         env = gym.make(env_id)
         try:
             u: Any = env.unwrapped  # an s2r env: robot_spec and param_space (see sim/)

@@ -60,9 +60,9 @@ def _show(value: object) -> str:
 
 def _short_names() -> dict[str, str]:
     """Gymnasium id → the CLI's short name (``s2r/Knob-v0`` → ``knob``); other ids stay as they are."""
-    import sim
+    from sim.task import env_variants
 
-    return {gym_id: short for short, (gym_id, *_) in sim.ENV_IDS.items()}
+    return {v.gym_id: short for short, v in env_variants().items()}
 
 
 def preset_help(prefix: str, cls: type) -> dict[str, str]:
