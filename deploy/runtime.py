@@ -150,7 +150,7 @@ class Controller:
         self.prev_action = np.zeros(self.spec.action.n, dtype=np.float32)
         self.stop = _Stop()
         self.rearm = _Rearm()
-        self.safety = HostSafety(SafetyConfig(link_timeout_s=config.watchdog_ms * 1e-3, max_consecutive_bad=config.fault_frames))
+        self.safety = HostSafety(SafetyConfig(link_timeout_ms=config.watchdog_ms, max_consecutive_bad=config.fault_frames))
         self.counts = {name: 0 for name in HostFault.NAMES.values()}
         self.end_state = HostState.DISARMED
         self.duplicate_sensors = 0  # lockstep: re-sent SENSORs answered with the previous command
@@ -175,7 +175,7 @@ class Controller:
         ramp_ms = self.config.ramp_ms
         if ramp_ms is None:
             ramp_ms = 0.0 if ident.mode & p.Mode.LOCKSTEP else DEFAULT_RAMP_MS
-        self.safety = HostSafety(replace(self.safety.config, ramp_s=ramp_ms * 1e-3))
+        self.safety = HostSafety(replace(self.safety.config, ramp_ms=ramp_ms))
         return ident
 
     def _check_ident(self, ident: p.Ident) -> None:
@@ -414,7 +414,7 @@ class Controller:
         meta = {
             "robot": m["robot"], "control_hz": m["control_hz"], "model_sha256": self.bundle.sha256,
             "torque_limits_nm": self.limits_nm.tolist(), "port": self.config.port, "states": STATE_CODES,
-            "ramp_s": self.safety.config.ramp_s,
+            "ramp_ms": self.safety.config.ramp_ms,
         }  # fmt: skip
         return TelemetryWriter(path, [f.name for f in self.spec.obs_fields], list(self.spec.action.names), meta)
 
