@@ -221,11 +221,11 @@ class DAggerWarmStart:
             return labels
         return self.agent.act(obs, deterministic=True)  # DAgger: the learner drives
 
-    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+    def observe(self, obs, action, reward, next_obs, terminated, truncated, **privileged) -> None:
         if self.imitating:  # the warm start's steps count toward the learner's (its LR schedule spans --steps)
             self.agent.steps_seen += len(reward)
             return
-        self.agent.observe(obs, action, reward, next_obs, terminated, truncated)
+        self.agent.observe(obs, action, reward, next_obs, terminated, truncated, **privileged)
 
     def update(self) -> dict[str, float] | None:
         if self._refit_due:

@@ -19,10 +19,9 @@ randomness does not all come from ``np_random``) stops the run with a RuntimeErr
 ``s2r train --resume`` from its last checkpoint. A Python exception raised by an env in an actor is not a
 fault: it is re-raised here with its own type after its remote traceback is logged (policies.vec_env).
 
-Not built: actors that collect whole rollout segments (PPO) or act on their own with periodically broadcast
-weights and feed the replay buffer (asynchronous TD3, Ape-X style). Both cut the driver's per-step Ray calls,
-which bound this design on a large cluster (BENCHMARKS.md), at the price of parity with ``--vec sync``: the
-actions would come from a policy copy a few updates old and from the actors' own random streams.
+Actors that act on their own, with a copy of the policy (PPO rollout segments, asynchronous TD3), are
+``policies.ray_rollouts`` (``--ray-mode segments|async``): a subclass of this one, which keeps the lockstep
+mode's fault handling.
 
 Cost: a vector step is one Ray call per actor on top of the physics, hidden in part behind the local envs'
 steps; BENCHMARKS.md (Ray scale-out, benchmarks/ray_scale.py) has the overhead against ``--vec split``.
@@ -95,8 +94,9 @@ class EnvShard:
     """Runs in a Ray actor: a few sub-envs, stepped in turn. Construction errors are kept and reported by
     :meth:`spaces` (an ``__init__`` that raised would make Ray restart the actor ``max_restarts`` times)."""
 
-    def __init__(self, index: int, env_id: str, n_envs: int, env_kwargs: dict) -> None:
+    def __init__(self, index: int, env_id: str, n_envs: int, env_kwargs: dict, info_keys: tuple[str, ...] = ()):
         self.index = index
+        self.info_keys = tuple(info_keys)
         self.error: tuple | None = None
         self.envs = []
         try:
@@ -113,7 +113,7 @@ class EnvShard:
         return os.getpid()
 
     def step(self, actions: np.ndarray) -> list[tuple]:
-        return [_step(env, a) for env, a in zip(self.envs, actions, strict=True)]
+        return [_step(env, a, self.info_keys) for env, a in zip(self.envs, actions, strict=True)]
 
     def reset(self, j: int, seed: int | None, options: dict | None) -> tuple[np.ndarray, dict, Any]:
         """Reset env j; also returns its RNG state just before an unseeded reset (what a replay needs)."""
@@ -145,6 +145,8 @@ class RayVecEnv:
     process's even share, ``num_envs / (n_actors + 1)``, and always fewer than ``num_envs`` (one env, as TD3's:
     it steps in an actor). ``local_envs=0`` puts every env in an actor."""
 
+    SHARD: Any = EnvShard  # the actor class (policies.ray_rollouts gives its actors a copy of the policy)
+
     def __init__(
         self,
         env_id: str,
@@ -154,6 +156,7 @@ class RayVecEnv:
         n_actors: int | None = None,
         cpus_per_actor: float = 1.0,
         local_envs: int | None = None,
+        info_keys: tuple[str, ...] = (),
     ) -> None:
         if local_envs is not None and not 0 <= local_envs < num_envs:
             raise UserError(f"local_envs must be in [0, {num_envs}) so that an actor has an env, got {local_envs}")
@@ -161,6 +164,7 @@ class RayVecEnv:
         import ray
 
         self.num_envs = num_envs
+        self.info_keys = tuple(info_keys)  # info keys returned every step (policies.vec_env)
         if not n_actors:
             cpus = float(ray.cluster_resources().get("CPU", 1.0))
             n_actors = max(1, int((cpus - 1) // cpus_per_actor))
@@ -171,11 +175,12 @@ class RayVecEnv:
         n_actors = max(1, min(remote_envs, n_actors))
         # actor k owns envs [bounds[k], bounds[k + 1]), after the local ones
         self.bounds = [local_envs + round(k * remote_envs / n_actors) for k in range(n_actors + 1)]
-        self.actor_cls = ray.remote(EnvShard).options(
+        self.actor_cls = ray.remote(self.SHARD).options(
             num_cpus=cpus_per_actor, max_restarts=MAX_RESTARTS, max_task_retries=0
         )
         self.actors: list[Any] = [  # Ray actor handles
-            self.actor_cls.remote(k, env_id, self.bounds[k + 1] - self.bounds[k], env_kwargs or {})
+            self.actor_cls.remote(k, env_id, self.bounds[k + 1] - self.bounds[k], env_kwargs or {},
+                                  self.info_keys)
             for k in range(n_actors)
         ]
         replies = ray.get([a.spaces.remote() for a in self.actors])
@@ -207,7 +212,7 @@ class RayVecEnv:
         calls = [self._step_call(k, actions) for k in range(len(self.actors))]
         refs = [call() for call in calls]
         try:  # the local envs step while the actors step theirs
-            local = [_step(env, a) for env, a in zip(self.local, actions, strict=False)]
+            local = [_step(env, a, self.info_keys) for env, a in zip(self.local, actions, strict=False)]
         finally:  # even when a local env raised: the actors' envs stepped, their logs must say so
             remote = self._gather(calls, refs, actions)
         return _collate(local + remote)

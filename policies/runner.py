@@ -78,18 +78,28 @@ class Runner:
         """Run to ``cfg.steps`` env steps; SIGINT/SIGTERM save a checkpoint and raise :class:`TrainingStopped`.
         Returns the run's summary."""
         cfg, agent = self.cfg, self.agent
-        self.venv = make_vec_env(cfg.env, cfg.num_envs, cfg.vec, env_kwargs=env_kwargs(cfg.env, cfg.engine),
-                                 ray=cfg.ray)  # fmt: skip
+        # an asymmetric critic (the config's privileged_critic) reads info["privileged"] of every step
+        self.privileged = bool(getattr(cfg.algo_config, "privileged_critic", False))
+        info_keys = ("privileged",) if self.privileged else ()
+        # --ray-mode segments|async: the Ray actors act with a copy of the policy; the loop asks them for the actions
+        actors_act = cfg.ray is not None and cfg.ray_mode != "lockstep"
+        if actors_act:
+            from policies.ray_rollouts import make_rollout_vec_env
+
+            self.venv = make_rollout_vec_env(cfg, env_kwargs(cfg.env, cfg.engine), info_keys)
+        else:
+            self.venv = make_vec_env(cfg.env, cfg.num_envs, cfg.vec, env_kwargs=env_kwargs(cfg.env, cfg.engine),
+                                     ray=cfg.ray, info_keys=info_keys)  # fmt: skip
         try:
             obs = self._start()  # fresh episodes, clocks, schedules, logs
             try:
                 while self.step < cfg.steps:
                     # ---- rollout: one step of every sub-env
-                    action = agent.act(obs)
+                    action = self.venv.act(agent, obs) if actors_act else agent.act(obs)
                     next_obs, reward, terminated, truncated, infos = self.venv.step(action)
                     self.ep_ret += reward
                     self.ep_len += 1
-                    agent.observe(obs, action, reward, next_obs, terminated, truncated)
+                    agent.observe(obs, action, reward, next_obs, terminated, truncated, **self._privileged(infos))
                     # ---- episode ends: statistics, the parameter source's report, fresh episodes
                     obs = self._end_episodes(next_obs, terminated, truncated, infos)
                     self.counters["global_step"] = self.step + cfg.num_envs
@@ -116,7 +126,10 @@ class Runner:
         self.ep_ret, self.ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
         # env states cannot be checkpointed: a resumed run starts fresh episodes, seeded by (seed, resume count)
         base_seed = cfg.seed * 1_000_003 + self.counters["resumes"] * 10_007
+        self.priv: list[Any] = [None] * n  # info["privileged"] of each sub-env's current observation
         obs = np.stack([self._reset_env(i, base_seed + i) for i in range(n)])
+        if hasattr(self.agent, "reset_memory"):  # every episode starts afresh: so does a memory of them
+            self.agent.reset_memory()
         self.norm.update(obs)
         self.log_every = cfg.log_every or self.agent.log_every
         self.next_at = {"log": self._next(step, self.log_every), "ckpt": self._next(step, cfg.checkpoint_every),
@@ -130,9 +143,19 @@ class Runner:
 
     def _reset_env(self, i: int, seed: int | None) -> np.ndarray:
         params, self.tags[i] = self.source.sample()
-        o, _ = self.venv.reset_one(i, seed=seed, options={"params": params} if params else None)
+        o, info = self.venv.reset_one(i, seed=seed, options={"params": params} if params else None)
         self.ep_ret[i], self.ep_len[i] = 0.0, 0
+        self.priv[i] = info.get("privileged")
         return o
+
+    def _privileged(self, infos: list) -> dict[str, np.ndarray]:
+        """For an asymmetric critic, the privileged states of the step's observations and next observations (the
+        final one where an episode ended; the fresh episode's replaces it in :meth:`_reset_env`); else nothing."""
+        if not self.privileged:
+            return {}
+        before, after = np.stack(self.priv), np.stack([info["privileged"] for info in infos])
+        self.priv = list(after)
+        return {"privileged": before, "next_privileged": after}
 
     def _end_episodes(self, next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
                       infos: list) -> np.ndarray:  # fmt: skip

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from policies.agent import make_agent
@@ -32,6 +33,7 @@ from policies.checkpoint import LATEST, PREVIOUS, git_commit
 from policies.lstm_td3 import LSTMTD3Config, lstm_td3_preset
 from policies.normalizer import ObsNormalizer
 from policies.ppo import PPOConfig, ppo_preset
+from policies.recurrent_ppo import RecurrentPPOConfig, rppo_preset
 from policies.runner import Runner, StopSignals, TrainingStopped
 from policies.td3 import TD3Config, td3_preset
 from policies.vec_env import VEC_KINDS, make_env
@@ -42,7 +44,7 @@ from sim.files import atomic_write
 
 __all__ = ["ALGOS", "TrainConfig", "TrainingStopped", "config_from_dict", "config_to_dict", "resume_config", "train"]
 
-ALGOS = ("td3", "ddpg", "ppo", "lstm-td3")
+ALGOS = ("td3", "ddpg", "ppo", "lstm-td3", "rppo")
 LOCK = ".lock"
 
 
@@ -52,8 +54,8 @@ class TrainConfig:
 
     env: str = option("biped", "biped, biped-rough, biped-hardcore, knob or a Gymnasium id")
     engine: str = option(DEFAULT_ENGINE, ENGINE_HELP, choices=ENGINES)
-    algo: str = option("td3", "lstm-td3: TD3 with an LSTM memory of the last K (observation, action) pairs",
-                       choices=ALGOS)
+    algo: str = option("td3", "lstm-td3: TD3 with an LSTM memory of the last K (observation, action) pairs; rppo: "
+                       "PPO with an LSTM policy and critic trained on sequences", choices=ALGOS)
     steps: int = option(1_000_000, "total env steps, summed over sub-envs (with --resume: the new total)", above=0)
     seed: int = option(0, "seed of the envs, the networks and the exploration", low=0)
     num_envs: int = option(0, "sub-envs (0: the preset's; TD3 1, PPO several)", low=0)
@@ -61,6 +63,13 @@ class TrainConfig:
     ray: str | None = option(None, "step the envs in Ray actors: on the cluster this machine joined (auto, the "
                              "default), at a cluster ADDRESS, or on a private cluster on this machine (local); needs "
                              ".[ray]", const="auto", metavar="auto|ADDRESS|local")
+    ray_mode: str = option("lockstep", "with --ray: lockstep (the learner acts every step; the same numbers as --vec "
+                           "sync), segments (PPO: each actor collects its share of a rollout with a copy of the "
+                           "policy) or async (TD3/DDPG: actors act on weights broadcast every --ray-sync-every steps; "
+                           "policies.ray_rollouts)", choices=("lockstep", "segments", "async"))
+    # the weights an async actor acts with lag the learner's by 1-2x ray_sync_every
+    ray_sync_every: int = option(50, "--ray-mode async: vector steps an actor runs on one copy of the weights",
+                                 above=0, metavar="N")
     # >1 helps little for these small nets and, on a loaded or 2-core box, OpenMP spin-waiting against the env
     # workers made updates many times slower (BENCHMARKS.md)
     torch_threads: int = option(1, "torch intra-op threads (1 is the fastest here)", above=0)
@@ -92,6 +101,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         validate(self)
         env_kwargs(self.env, self.engine)  # --engine mujoco on a non-s2r env: UserError
+        _check_ray_mode(self)
 
     def resolved(self) -> TrainConfig:
         """Gymnasium id in ``env``, preset ``algo_config``, ``num_envs`` and ``update_threads`` filled in (the
@@ -102,15 +112,25 @@ class TrainConfig:
         algo_cfg = self.algo_config
         if algo_cfg is None:
             algo_cfg = (ppo_preset(env_id) if self.algo == "ppo" else lstm_td3_preset(env_id)
-                        if self.algo == "lstm-td3" else td3_preset(env_id, self.algo))  # fmt: skip
+                        if self.algo == "lstm-td3" else rppo_preset(env_id) if self.algo == "rppo"
+                        else td3_preset(env_id, self.algo))  # fmt: skip
         num_envs = self.num_envs or (algo_cfg.num_envs if isinstance(algo_cfg, PPOConfig) else 1)
         # TD3 updates after every env step: on a box shared with anything a second thread slows it
         # (BENCHMARKS.md, Learners), so it only gets more threads when asked for
-        auto_threads = (os.cpu_count() or 1) if self.algo == "ppo" else 1
+        auto_threads = (os.cpu_count() or 1) if self.algo in ("ppo", "rppo") else 1
         update_threads = self.update_threads if self.update_threads > 0 else auto_threads
         return dataclasses.replace(
             self, env=env_id, algo_config=algo_cfg, num_envs=num_envs, update_threads=update_threads
         )
+
+
+def _check_ray_mode(cfg: TrainConfig) -> None:
+    modes = {"lockstep": ALGOS, "segments": ("ppo",), "async": ("td3", "ddpg")}  # validate() checked the name
+    if cfg.algo not in modes[cfg.ray_mode]:
+        raise UserError(f"--ray-mode {cfg.ray_mode} is for {' and '.join(modes[cfg.ray_mode])}, not {cfg.algo}; "
+                        "use --ray-mode lockstep")  # fmt: skip
+    if cfg.ray_mode != "lockstep" and not cfg.ray:
+        raise UserError(f"--ray-mode {cfg.ray_mode} needs --ray (local, auto or a cluster address)")
 
 
 def config_to_dict(cfg: TrainConfig) -> dict:
@@ -122,7 +142,7 @@ def config_from_dict(d: dict) -> TrainConfig:
     d = dict(d)
     algo_d = d.pop("algo_config", None)
     if algo_d is not None:
-        cls = {"ppo": PPOConfig, "lstm-td3": LSTMTD3Config}.get(d.get("algo", ""), TD3Config)
+        cls = {"ppo": PPOConfig, "lstm-td3": LSTMTD3Config, "rppo": RecurrentPPOConfig}.get(d.get("algo", ""), TD3Config)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(algo_d) - names
         if unknown:
@@ -256,12 +276,16 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: StopSignal
     source = _make_source(cfg, probe)
     # what the source's thresholds apply to: ADR says (task success by default); fixed DR and nominal ignore it
     perf_kind = str(getattr(getattr(source, "config", None), "performance", "success"))
+    # an asymmetric critic's extra inputs: the env's privileged layout (sim.tasks.<robot>), normalized per field
+    priv_fields = getattr(probe.unwrapped, "privileged_fields", None)
+    priv_floor = np.array([f.resolution for f in priv_fields]) if priv_fields else None
     probe.close()
 
     # s2r robots: every field's std is floored at the resolution its spec declares (no input gain above 1/res.)
     norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs, std_floor=spec.obs_resolution if spec else None)
     agent = make_agent(algo_cfg, obs_dim, act_dim, norm, cfg.num_envs, cfg.steps, seed=cfg.seed, expert=expert,
-                       obs_names=[f.name for f in spec.obs_fields] if spec else None)  # fmt: skip
+                       obs_names=[f.name for f in spec.obs_fields] if spec else None,
+                       privileged_floor=priv_floor)  # fmt: skip
     meta = {"env_id": cfg.env, "robot_id": spec.robot_id if spec is not None else None, "obs_dim": obs_dim,
             "act_dim": act_dim, "config": config_to_dict(cfg), "git_commit": git_commit()}  # fmt: skip
     runner = Runner(cfg, run_dir, agent, norm, source, meta, signals, perf_kind)

@@ -35,6 +35,10 @@ Reaching the end of the course also terminates (success); 1600 control steps →
 ``info["metrics"]`` (the task's, :mod:`sim.task`): ``success`` (walked ``SUCCESS_DISTANCE_M`` = 15 m without a
 fall), ``fell``, ``distance_m``.
 
+Privileged state: ``info["privileged"]`` (reset and every step), float32, for an asymmetric critic — the exact
+hull state, joint states, link contacts, applied torques and push, then the episode's physical parameters; the
+layout is ``env.unwrapped.privileged_fields`` (``sim.tasks.biped.BIPED_PRIVILEGED_FIELDS`` + the parameter table).
+
 Physical parameters: ``BIPED_PARAMS`` (``env.unwrapped.param_space``); apply with
 ``env.reset(options={"params": {...}})``. 50 Hz control, 250 Hz physics, deterministic.
 
@@ -61,10 +65,11 @@ import numpy as np
 
 from sim.engines import DEFAULT_ENGINE, check_engine
 from sim.motor import MotorModel, MotorParams
-from sim.params import ParamSpace, PhysParam, motor_params, motor_params_from
+from sim.params import ParamSpace, PhysParam, motor_params, motor_params_from, param_fields, param_vector
 from sim.robots import BIPED_SPEC
 from sim.sensors import DelayLine, Encoder, child_rng, split_delay, spurious_returns
 from sim.spec import SensorFrame
+from sim.tasks.biped import BIPED_PRIVILEGED_FIELDS
 
 PHYSICS_HZ = 250.0
 SUBSTEPS = int(round(PHYSICS_HZ / BIPED_SPEC.control_hz))
@@ -190,6 +195,7 @@ class BipedEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": int(BIPED_SPEC.control_hz)}
     robot_spec = BIPED_SPEC
     param_space = BIPED_PARAMS
+    privileged_fields = BIPED_PRIVILEGED_FIELDS + param_fields(BIPED_PARAMS)  # info["privileged"]'s layout
 
     def __init__(
         self,
@@ -297,7 +303,8 @@ class BipedEnv(gym.Env):
         self._prev_shaping = self._shaping(state)
         self._frame = self._delayed(self._measure(state))
         obs = BIPED_SPEC.build_obs(self._frame)
-        return obs, {"params": dict(self.params), "distance_m": 0.0}
+        self._param_vec = param_vector(BIPED_PARAMS, P)
+        return obs, {"params": dict(self.params), "distance_m": 0.0, "privileged": self._privileged(state)}
 
     def step(self, action: np.ndarray):
         return self._advance(BIPED_SPEC.action.torque_list(action))
@@ -365,6 +372,7 @@ class BipedEnv(gym.Env):
                         "distance_m": x - self._x0},  # fmt: skip
             "applied_torque_nm": np.array(motor.last_applied_nm, dtype=np.float32),
             "motor_temp_c": motor.temperature_c,
+            "privileged": self._privileged(state),
         }
         reward = terms["progress"] + terms["posture"] + terms["torque"] + terms["fall"]
         return obs, reward, fell or finished, False, info
@@ -427,6 +435,17 @@ class BipedEnv(gym.Env):
         return frame if self._delay is None else self._delay.push(frame)
 
     # -------------------------------------------------------------------------------------- internals
+    def _privileged(self, s: BipedState) -> np.ndarray:
+        """``info["privileged"]`` now (layout: ``privileged_fields``)."""
+        links = s.contact_links
+        push = self._push_force_n if self._push_left > 0 else 0.0
+        return np.concatenate([
+            np.array([s.z - self._ground_height(s.x), s.pitch, s.pitch_rate, s.vx, s.vz, *s.q, *s.dq,
+                      *(float(link in links) for link in (HULL, THIGH_L, SHANK_L, THIGH_R, SHANK_R)),
+                      *self._motor.last_applied_nm, push], dtype=np.float32),
+            self._param_vec,
+        ])  # fmt: skip
+
     def _ground_height(self, x: float) -> float:
         """Highest ground (m, at least 0) within ±0.3 m of ``x``: what the hull must clear."""
         if self._heights is None:

@@ -159,12 +159,21 @@ def _load_plugins() -> None:
     for entry in filter(None, (e.strip() for e in os.environ.get(TASKS_ENV_VAR, "").split(","))):
         if entry.endswith(".py"):
             spec = importlib.util.spec_from_file_location(f"s2r_task_{Path(entry).stem}", entry)
-            if spec is None or spec.loader is None:
-                raise UserError(f"{TASKS_ENV_VAR}: cannot load {entry}")
+            if spec is None or spec.loader is None or not Path(entry).is_file():
+                raise UserError(f"{TASKS_ENV_VAR}: no robot module file {entry}; give module names or .py paths")
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
+        elif _find_module(entry) is None:
+            raise UserError(f"{TASKS_ENV_VAR}: no module '{entry}'; give module names or .py paths, comma-separated")
         else:
             importlib.import_module(entry)
+
+
+def _find_module(name: str) -> Any:
+    try:
+        return importlib.util.find_spec(name)
+    except ModuleNotFoundError:  # a missing parent package
+        return None
 
 
 def tasks() -> dict[str, Task]:

@@ -1,6 +1,6 @@
-"""`s2r envs`: print each env's observation, action and physical-parameter tables.
+"""`s2r envs`: print each env's observation, action, physical-parameter and privileged-state tables.
 
-Print each s2r env's observation, action and physical-parameter tables.
+Print each s2r env's observation, action, physical-parameter and privileged-state tables.
 """
 
 from __future__ import annotations
@@ -59,6 +59,12 @@ def run(args: argparse.Namespace) -> int:
                           for i, m in enumerate(spec.action.motors)]))
             print("\nphysical parameters (env.reset(options={'params': {...}}))")
             print(_table(("name", "unit", "nominal", "low", "high", "meaning"), params.rows()))
+            priv = getattr(u, "privileged_fields", ())
+            n_state = len(priv) - len(params)
+            print(f"\nprivileged state (info['privileged']: the critic's with --ppo/--td3-privileged-critic; never the "
+                  f"actor's): {n_state} state fields, then the {len(params)} parameters above as param_<name>")
+            print(_table(("idx", "name", "unit", "range", "meaning"),
+                         [(str(i), f.name, f.unit, f"[{f.low:g}, {f.high:g}]", f.doc) for i, f in enumerate(priv[:n_state])]))
         finally:
             env.close()
     return 0

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from s2r.flags import from_args
 from sim.config import option, validate
+from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
 from sim.errors import UserError
 from sim.files import check_output_file
 
@@ -25,6 +26,7 @@ class RolloutConfig:
     params: str | None = option(None, 'physical parameters as JSON, e.g. \'{"ground_friction": 0.5}\'')
     gif: str | None = option(None, "record the first episode here (.mp4 needs imageio-ffmpeg)", aliases=("--video",),
                              metavar="OUT.gif|OUT.mp4")
+    engine: str = option(DEFAULT_ENGINE, ENGINE_HELP, choices=ENGINES)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -53,7 +55,7 @@ def run(ns: argparse.Namespace) -> int:
     if params and find_env(sim.resolve_env_id(args.env)) is None:
         raise UserError(f"--params sets an s2r robot's physical parameters; {args.env} has none (`s2r envs` lists them)")
     report = rollout_report(args.env, episodes=args.episodes, policy=args.policy, seed=args.seed,
-                            params=params, max_steps=args.max_steps, gif_path=args.gif)
+                            params=params, max_steps=args.max_steps, gif_path=args.gif, engine=args.engine)
     print(report.table())
     if args.gif:
         print(f"wrote {args.gif}")

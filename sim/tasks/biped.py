@@ -57,21 +57,46 @@ BIPED_OBS_FIELDS: tuple[ObsField, ...] = (
 )
 
 
-# index arrays, not lists: numpy converts a list index on every use, and this runs every control step
-_BIPED_Q, _BIPED_DQ, _BIPED_CONTACT = (np.array(i, dtype=np.intp) for i in ([4, 6, 9, 11], [5, 7, 10, 12], [8, 13]))
+# Privileged state (``info["privileged"]``, float32): what the simulator knows and the robot's sensors do not —
+# the critic of an asymmetric actor-critic reads it (``privileged_critic``), the actor and the export never do.
+# The vector is these state fields, then ``sim.params.param_fields(param_space)``: the episode's physical
+# parameters in table order (``env.unwrapped.privileged_fields`` is the whole layout; `s2r envs` prints it).
+BIPED_PRIVILEGED_FIELDS: tuple[ObsField, ...] = (
+    ObsField("true_hull_height", "m", 0.0, 1.0, "hull height above the highest ground within ±0.3 m", 0.01),
+    ObsField("true_hull_pitch", "rad", -1.0, 1.0, "hull pitch without IMU noise or delay, + = nose down", 0.01),
+    ObsField("true_hull_pitch_rate", "rad/s", -5.0, 5.0, "hull pitch rate without noise or delay", 0.05),
+    ObsField("true_vx", "m/s", -2.0, 2.0, "forward hull velocity, exact", 0.02),
+    ObsField("true_vz", "m/s", -2.0, 2.0, "vertical hull velocity, exact", 0.02),
+    *(ObsField(f"true_{m.name}_angle", "rad", m.joint_low_rad, m.joint_high_rad,
+               f"{m.name} joint angle without encoder bias, noise or delay", 0.01) for m in BIPED_MOTORS),
+    *(ObsField(f"true_{m.name}_speed", "rad/s", -14.0, 14.0, f"{m.name} joint speed, exact", 0.1)
+      for m in BIPED_MOTORS),
+    *(ObsField(f"contact_{link}", "bool", 0.0, 1.0, f"{link} touches the ground (0/1)", 0.25)
+      for link in ("hull", "thigh_left", "shank_left", "thigh_right", "shank_right")),
+    *(ObsField(f"applied_torque_{m.name}", "N·m", -m.torque_limit_nm, m.torque_limit_nm,
+               f"joint torque of {m.name} in the last physics substep (after latency, strength, friction)", 0.3)
+      for m in BIPED_MOTORS),
+    ObsField("push_force", "N", -400.0, 400.0, "horizontal push on the hull in progress (+ = forward)", 4.0),
+)  # fmt: skip
 
 
 def _biped_obs(spec: RobotSpec, f: SensorFrame, prev_action: np.ndarray) -> np.ndarray:
+    # one float32 array from one list of Python floats: numpy's per-call overhead, not the arithmetic, is what
+    # this costs every control step. Each value rounds to float32 once, as an element write would; a lidar range
+    # is rounded to float32 first and then divided in double, which rounds to the float32 quotient exactly (the
+    # float32 division of the same operands), and the clip commutes with that rounding (it is monotonic).
     del prev_action  # the biped observation does not include it (BipedalWalker layout)
-    obs = np.empty(24, dtype=np.float32)  # slice writes: this runs every control step
-    obs[0], obs[1] = f.imu_pitch_rad, f.imu_pitch_rate_rad_s
-    obs[2:4] = f.vel_mps
-    obs[_BIPED_Q] = f.joint_pos_rad
-    obs[_BIPED_DQ] = f.joint_vel_rad_s
-    obs[_BIPED_CONTACT] = f.contacts
-    np.clip(np.asarray(f.lidar_m, dtype=np.float32) / np.float32(spec.sensors.lidar_max_range_m), 0.0, 1.0,
-            out=obs[14:])  # fmt: skip
-    return obs
+    asarray = np.asarray  # the frame's fields are arrays of any float dtype (or sequences)
+    q, dq = asarray(f.joint_pos_rad).tolist(), asarray(f.joint_vel_rad_s).tolist()
+    c_left, c_right = asarray(f.contacts).tolist()
+    r = float(np.float32(spec.sensors.lidar_max_range_m))
+    lidar = [x / r for x in np.asarray(f.lidar_m, dtype=np.float32).tolist()]
+    return np.array(
+        [f.imu_pitch_rad, f.imu_pitch_rate_rad_s, *asarray(f.vel_mps).tolist(),
+         q[0], dq[0], q[1], dq[1], c_left, q[2], dq[2], q[3], dq[3], c_right,
+         *[0.0 if x < 0.0 else (1.0 if x > 1.0 else x) for x in lidar]],
+        dtype=np.float32,
+    )  # fmt: skip
 
 
 BIPED_SPEC = RobotSpec(
@@ -106,6 +131,7 @@ def _variant(name: str, gym_id: str, terrain: str) -> EnvVariant:
     presets = {"td3": f"{name}_td3.yaml", "ppo": f"{name}_ppo.yaml"}
     if name == "biped":
         presets["lstm-td3"] = "biped_lstm-td3.yaml"
+        presets["rppo"] = "biped_rppo.yaml"
     return EnvVariant(name, gym_id, "sim.biped:BipedEnv", 1600, {"terrain": terrain}, presets)
 
 

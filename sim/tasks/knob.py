@@ -40,6 +40,24 @@ KNOB_OBS_FIELDS: tuple[ObsField, ...] = (
       for m in KNOB_MOTORS),
 )
 
+# privileged state of the knob (see BIPED_PRIVILEGED_FIELDS in sim/tasks/biped.py; the episode's parameters follow)
+KNOB_PRIVILEGED_FIELDS: tuple[ObsField, ...] = (
+    *(ObsField(f"true_{m.name}_angle", "rad", m.joint_low_rad, m.joint_high_rad,
+               f"{m.name} joint angle without encoder bias, noise or delay", 0.01) for m in KNOB_MOTORS),
+    *(ObsField(f"true_{m.name}_speed", "rad/s", -12.0, 12.0, f"{m.name} joint speed, exact", 0.1)
+      for m in KNOB_MOTORS),
+    ObsField("true_knob_sin", "1", -1.0, 1.0, "sin of the knob angle, exact", 0.01),
+    ObsField("true_knob_cos", "1", -1.0, 1.0, "cos of the knob angle, exact", 0.01),
+    ObsField("true_knob_speed", "rad/s", -10.0, 10.0, "knob angular speed, exact", 0.1),
+    ObsField("true_angle_error", "rad", -np.pi, np.pi, "target − knob angle, exact, wrapped to [−π, π)", 0.01),
+    ObsField("true_contact_finger0", "bool", 0.0, 1.0, "fingertip 0 touches the knob, undelayed (0/1)", 0.25),
+    ObsField("true_contact_finger1", "bool", 0.0, 1.0, "fingertip 1 touches the knob, undelayed (0/1)", 0.25),
+    *(ObsField(f"applied_torque_{m.name}", "N·m", -m.torque_limit_nm, m.torque_limit_nm,
+               f"joint torque of {m.name} in the last physics substep (after latency, strength, friction)", 0.006)
+      for m in KNOB_MOTORS),
+    ObsField("hold_fraction", "1", 0.0, 1.0, "steps held within the success tolerance / steps required", 0.1),
+)  # fmt: skip
+
 KNOB_AUX = ("knob_angle", "knob_speed", "goal_angle")
 
 
@@ -96,7 +114,8 @@ TASK = register_task(
         params="sim.knob:KNOB_PARAMS",
         envs=(
             EnvVariant("knob", "s2r/Knob-v0", "sim.knob:KnobEnv", 400, {},
-                       {"td3": "knob_td3.yaml", "ppo": "knob_ppo.yaml", "lstm-td3": "knob_lstm-td3.yaml"}),
+                       {"td3": "knob_td3.yaml", "ppo": "knob_ppo.yaml", "lstm-td3": "knob_lstm-td3.yaml",
+                        "rppo": "knob_rppo.yaml"}),
         ),  # fmt: skip
         success_text="turned the knob to its target (|error| < 0.1 rad held 10 steps) within 400 steps",
         metrics=("success", "consecutive_successes"),

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from policies.lstm_td3 import LSTMTD3Config
 from policies.ppo import PPOConfig
+from policies.recurrent_ppo import RecurrentPPOConfig
 from policies.td3 import TD3Config
 from policies.train import TrainConfig
 from s2r.cli import COMMANDS, build_parser, main
@@ -96,7 +97,7 @@ def test_config_to_command_line_and_back(cls, data):
         assert dataclasses.replace(TrainConfig(), **flags_given(cls, _parser(cls, True).parse_args(argv))) == cfg
 
 
-@pytest.mark.parametrize("cls", [*CONFIGS, TD3Config, LSTMTD3Config, PPOConfig], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [*CONFIGS, TD3Config, LSTMTD3Config, PPOConfig, RecurrentPPOConfig], ids=lambda c: c.__name__)
 def test_every_flag_has_a_one_line_help_and_out_of_range_values_are_refused(cls):
     kinds = field_types(cls)
     for f in dataclasses.fields(cls):
