@@ -174,6 +174,7 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=16384, help="env steps per training run (4 PPO updates)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--envs-per-actor", type=int, nargs="+", default=[4, 32], help="for the projection")
+    ap.add_argument("--training-only", action="store_true", help="only the training overhead (the three modes)")
     args = ap.parse_args()
 
     import os
@@ -184,11 +185,12 @@ def main() -> None:
     ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
     print(f"ray.init (local cluster, {os.cpu_count()} CPUs): {time.perf_counter() - t:.1f} s, paid once per run")
     try:
-        best = env_throughput(args.envs, args.steps, args.repeats)
-        base = best["in-process (sync)"]
-        print(f"\nenv throughput, {args.envs} biped envs, random actions (best of {args.repeats}):")
-        for name, v in best.items():
-            print(f"  {name:42s} {v:7.0f} steps/s  ({v / base:.2f}x in-process)")
+        if not args.training_only:
+            best = env_throughput(args.envs, args.steps, args.repeats)
+            base = best["in-process (sync)"]
+            print(f"\nenv throughput, {args.envs} biped envs, random actions (best of {args.repeats}):")
+            for name, v in best.items():
+                print(f"  {name:42s} {v:7.0f} steps/s  ({v / base:.2f}x in-process)")
         rates = training_overhead(args.train_steps, args.repeats)
         print(f"\nPPO preset training, {args.train_steps} steps, env steps/s per run (interleaved):")
         for name, v in rates.items():
@@ -196,6 +198,8 @@ def main() -> None:
         for name in ("--ray local", "--ray local --ray-mode segments"):
             ratio = np.median(rates["--vec split"]) / np.median(rates[name])
             print(f"  time ratio {name} / --vec split (medians): {ratio:.2f}x")
+        if args.training_only:
+            return
         c = call_costs(2000)
         lc8, lc64 = learner_costs(args.envs), learner_costs(64)
         t_act_row = max(0.0, (lc64["t_act"] - lc8["t_act"]) / (64 - args.envs))

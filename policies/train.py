@@ -95,6 +95,16 @@ class TrainConfig:
                             metavar="PRESET_OR_JSON")
     adr: bool = option(False, "automatic domain randomization")
     adr_config: str | None = option(None, "ADR config JSON (implies --adr)", metavar="FILE")
+    env_options: str | None = option(None, "constructor keyword arguments of the training envs, a JSON object: e.g. "
+                                     "'{\"reward\": \"smooth\"}' (the robot's reward-weight preset or fields, "
+                                     "sim/rewards.py) or '{\"continuous_goals\": true}' (knob); evaluations run the "
+                                     "defaults", metavar="JSON")
+    action_filter_hz: float = option(0.0, "cutoff of a first-order low-pass action filter that is part of the policy "
+                                     "(policies.action_filter): it runs in training, evaluation and the exported "
+                                     "ONNX (as state), Hz (0: none)", low=0, metavar="HZ")
+    init_policy: str | None = option(None, "fine-tune: start the actor and the observation normalizer (then frozen) "
+                                     "from a bundle's feed-forward ONNX policy of the same shape "
+                                     "(policies/warm_start.py); default: from scratch", metavar="BUNDLE")
     # None: the preset for (algo, env); its fields are the --td3-*/--ppo-*/--lstm-* flags (s2r/commands/train.py)
     algo_config: TD3Config | PPOConfig | None = field(default=None)
 
@@ -102,6 +112,24 @@ class TrainConfig:
         validate(self)
         env_kwargs(self.env, self.engine)  # --engine mujoco on a non-s2r env: UserError
         _check_ray_mode(self)
+        self.training_env_kwargs()  # a bad --env-options fails here, with its one-line error
+        if self.action_filter_hz and self.algo == "lstm-td3":
+            raise UserError("--action-filter-hz is for feed-forward policies; lstm-td3 has its own memory")
+
+    def training_env_kwargs(self) -> dict[str, Any]:
+        """The constructor keyword arguments of the training envs beyond the engine's: ``--env-options`` and the
+        action filter's training half (policies.action_filter)."""
+        out: dict[str, Any] = {}
+        if self.env_options:
+            try:
+                out = json.loads(self.env_options)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"--env-options is not a JSON object ({exc.msg}): {self.env_options!r}") from None
+            if not isinstance(out, dict):
+                raise UserError(f"--env-options must be a JSON object of keyword arguments, got {self.env_options!r}")
+        if self.action_filter_hz:
+            out["action_filter_hz"] = self.action_filter_hz
+        return out
 
     def resolved(self) -> TrainConfig:
         """Gymnasium id in ``env``, preset ``algo_config``, ``num_envs`` and ``update_threads`` filled in (the
@@ -288,9 +316,14 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: StopSignal
                        privileged_floor=priv_floor)  # fmt: skip
     meta = {"env_id": cfg.env, "robot_id": spec.robot_id if spec is not None else None, "obs_dim": obs_dim,
             "act_dim": act_dim, "config": config_to_dict(cfg), "git_commit": git_commit()}  # fmt: skip
+    if cfg.init_policy and not resume:  # fine-tuning: actor and (frozen) normalizer from a bundle
+        from policies.warm_start import warm_start
+
+        warm_start(agent.actor, norm, cfg.init_policy)
     runner = Runner(cfg, run_dir, agent, norm, source, meta, signals, perf_kind)
     if resume:
         runner.restore()
+        norm.frozen = norm.frozen or bool(cfg.init_policy)  # a fine-tuning keeps its normalizer frozen
     else:
         atomic_write(run_dir / "config.json", json.dumps(config_to_dict(cfg), indent=2) + "\n")
     return runner.learn()

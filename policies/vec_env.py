@@ -37,10 +37,18 @@ log = logging.getLogger(__name__)
 
 
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
-    """``gymnasium.make`` of a short name (biped, knob...) or Gymnasium id, with actions mapped to [-1, 1]."""
+    """``gymnasium.make`` of a short name (biped, knob...) or Gymnasium id, with actions mapped to [-1, 1].
+
+    ``action_filter_hz`` > 0: the training half of the policy's action filter wraps the env
+    (:class:`policies.action_filter.LowPassAction`)."""
     import sim  # registers s2r/* ids
 
+    action_filter_hz = float(kwargs.pop("action_filter_hz", 0.0) or 0.0)
     env = gym.make(sim.resolve_env_id(env_id), **kwargs)
+    if action_filter_hz:
+        from policies.action_filter import LowPassAction
+
+        env = LowPassAction(env, action_filter_hz)
     space = env.action_space
     if not isinstance(space, gym.spaces.Box):
         raise UserError(f"{env_id} has a {type(space).__name__} action space; s2r's learners need a continuous Box")

@@ -40,6 +40,17 @@ CONFIGS = (StressArgs, StressConfig)
 
 
 # policy factories: module-level, so the process pool can pickle them; each worker builds its own policy
+class _StatefulPolicy:
+    """``obs → normalized action`` with ``reset_state()``: what ``domain_rand.evaluate.run_episode`` calls at
+    every episode start (a policy with memory or an action filter must not carry state across episodes)."""
+
+    def __init__(self, act: Any, reset: Any) -> None:
+        self._act, self.reset_state = act, reset
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self._act(obs)
+
+
 def bundle_policy(bundle_dir: str) -> Any:
     """The bundle's ONNX policy as ``obs → normalized action`` (what the board's torques are, over the limit)."""
     from deploy.bundle import Policy, load_bundle
@@ -47,7 +58,7 @@ def bundle_policy(bundle_dir: str) -> Any:
 
     bundle = load_bundle(bundle_dir)
     policy, action = Policy(bundle), get_robot(bundle.robot).action
-    return lambda obs: action.to_normalized(policy(obs))
+    return _StatefulPolicy(lambda obs: action.to_normalized(policy(obs)), policy.reset_state)
 
 
 def run_policy(path: str) -> Any:
@@ -55,15 +66,20 @@ def run_policy(path: str) -> Any:
     import torch
 
     from policies.checkpoint import load_inference_policy
+    from policies.evaluate import policy_initial_state, policy_step
 
     torch.set_num_threads(1)
     policy = load_inference_policy(path)
+    state = [policy_initial_state(policy)]
 
     def act(obs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+        action, state[0] = policy_step(policy, obs, state[0])
+        return action
 
-    return act
+    def reset() -> None:
+        state[0] = policy_initial_state(policy)
+
+    return _StatefulPolicy(act, reset)
 
 
 def _target(path: str) -> tuple[str, str, Any, str | None]:

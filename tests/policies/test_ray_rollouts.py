@@ -26,16 +26,6 @@ from policies.train import TrainConfig, train  # noqa: E402
 from sim.errors import UserError  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A private local cluster (never another session's: address="local"), shut down after this module."""
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
 def _rows(run_dir: Path) -> dict[str, list[float]]:
     return read_progress(run_dir / "progress.csv")
 
