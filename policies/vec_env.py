@@ -274,6 +274,9 @@ def _is_s2r_env(env_id: str) -> bool:
     return find_env(sim.resolve_env_id(env_id)) is not None
 
 
+VEC_KINDS = ("auto", "split", "subproc", "sync")  # make_vec_env's kinds
+
+
 def make_vec_env(
     env_id: str,
     num_envs: int,
@@ -320,4 +323,4 @@ def make_vec_env(
         return SubprocVecEnv(env_id, num_envs, env_kwargs, n_workers, info_keys=info_keys)
     if kind == "sync":
         return SyncVecEnv(env_id, num_envs, env_kwargs, info_keys)
-    raise UserError(f"unknown vector env kind '{kind}'; use auto, split, subproc or sync")
+    raise UserError(f"unknown vector env kind '{kind}'; use one of {', '.join(VEC_KINDS)}")
