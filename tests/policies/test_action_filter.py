@@ -99,3 +99,24 @@ def test_wrapper_torch_and_onnx_filters_agree_over_a_seeded_episode(tmp_path):
     finally:
         train_env.close()
         eval_env.close()
+
+
+def test_warm_start_from_a_bundle_reproduces_its_actions(tmp_path):
+    """--init-policy BUNDLE: the training's actor and (frozen) normalizer start as the bundle's policy."""
+    from policies.normalizer import ObsNormalizer
+    from policies.warm_start import warm_start
+
+    source = inference_policy_from_checkpoint(_ckpt(seed=3, cutoff_hz=0.0))
+    export_bundle(source, tmp_path / "b", n_random=200)
+    spec = get_robot("biped")
+    actor = GaussianActor(spec.obs_dim, spec.action.n, [32, 32])
+    norm = ObsNormalizer(spec.obs_dim, std_floor=spec.obs_resolution)
+    warm_start(actor, norm, tmp_path / "b")
+    assert norm.frozen
+    obs = np.random.default_rng(0).normal(0, 1, (64, spec.obs_dim)).astype(np.float32)
+    with torch.no_grad():
+        ours = actor.deterministic(torch.as_tensor(norm(obs))).numpy()
+        theirs = source(torch.as_tensor(obs)).numpy()
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    with pytest.raises(UserError, match="does not fit"):
+        warm_start(GaussianActor(spec.obs_dim, spec.action.n, [16]), norm, tmp_path / "b")
