@@ -78,6 +78,7 @@ class Runner:
         """Run to ``cfg.steps`` env steps; SIGINT/SIGTERM save a checkpoint and raise :class:`TrainingStopped`.
         Returns the run's summary."""
         cfg, agent = self.cfg, self.agent
+        kwargs = {**env_kwargs(cfg.env, cfg.engine), **cfg.training_env_kwargs()}  # --env-options, action filter
         # an asymmetric critic (the config's privileged_critic) reads info["privileged"] of every step
         self.privileged = bool(getattr(cfg.algo_config, "privileged_critic", False))
         info_keys = ("privileged",) if self.privileged else ()
@@ -86,9 +87,9 @@ class Runner:
         if actors_act:
             from policies.ray_rollouts import make_rollout_vec_env
 
-            self.venv = make_rollout_vec_env(cfg, env_kwargs(cfg.env, cfg.engine), info_keys)
+            self.venv = make_rollout_vec_env(cfg, kwargs, info_keys)
         else:
-            self.venv = make_vec_env(cfg.env, cfg.num_envs, cfg.vec, env_kwargs=env_kwargs(cfg.env, cfg.engine),
+            self.venv = make_vec_env(cfg.env, cfg.num_envs, cfg.vec, env_kwargs=kwargs,
                                      ray=cfg.ray, info_keys=info_keys)  # fmt: skip
         try:
             obs = self._start()  # fresh episodes, clocks, schedules, logs
