@@ -23,6 +23,8 @@ methods on a loaded box where the wall-clock percentiles move with the load. Row
 * the runtime's :class:`deploy.bundle.Policy` with an LSTM-TD3 policy (the biped preset's actor: K = 5
   (observation, action) pairs through a 128-unit LSTM beside a 128-unit current-observation layer, 256-256
   head), its state carried from call to call as the controller does;
+* the same with a recurrent PPO policy (the biped preset's: one step of a 64-unit LSTM, then 64 → 4 tanh; state
+  ``lstm_h``/``lstm_c`` carried from call to call);
 * the floor: a 1-node Identity graph called exactly as ``Policy.__call__`` calls the policy, i.e. what
   onnxruntime and the Python call cost with no model at all.
 """
@@ -71,6 +73,19 @@ def lstm_biped_policy():
     meta = {"env_id": "s2r/Biped-v0", "robot_id": "biped", "obs_dim": 24, "act_dim": 4, "config": {}, "actor_arch": arch}
     actor = LSTMActor(24, 4, cfg)
     return RecurrentInferencePolicy(actor, rng.normal(0, 0.2, 24), rng.uniform(0.1, 4, 24), 10.0, 1e-8, meta).eval()
+
+
+def rppo_biped_policy():
+    from policies.recurrent_ppo import RecurrentGaussianActor, RecurrentPPOPolicy, rppo_preset
+
+    cfg = rppo_preset("s2r/Biped-v0")
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    arch = {"kind": "rppo", "obs_dim": 24, "act_dim": 4, "hidden": list(cfg.hidden), "activation": cfg.activation,
+            "lstm_hidden": cfg.lstm_hidden}  # fmt: skip
+    meta = {"env_id": "s2r/Biped-v0", "robot_id": "biped", "obs_dim": 24, "act_dim": 4, "config": {}, "actor_arch": arch}
+    actor = RecurrentGaussianActor(24, 4, cfg.lstm_hidden, cfg.hidden, cfg.activation)
+    return RecurrentPPOPolicy(actor, rng.normal(0, 0.2, 24), rng.uniform(0.1, 4, 24), 10.0, 1e-8, meta).eval()
 
 
 def identity_model(obs_dim: int) -> bytes:
@@ -138,6 +153,7 @@ def main() -> None:
     export_bundle(policy, tmp / "bundle", recorded_obs=random_observations(spec, 64, 1))
     bundle = load_bundle(tmp / "bundle")
     export_bundle(lstm_biped_policy(), tmp / "lstm", recorded_obs=random_observations(spec, 64, 1), n_random=500)
+    export_bundle(rppo_biped_policy(), tmp / "rppo", recorded_obs=random_observations(spec, 64, 1), n_random=500)
     model = TorquePolicy(policy, spec.action.limits_nm).eval()
 
     iob = Policy(bundle)  # the runtime's path: IOBinding on preallocated buffers
@@ -166,6 +182,7 @@ def main() -> None:
         "Policy (the runtime's path)": iob,
         "Policy, shipped biped bundle": Policy(load_bundle(bundle_path("biped"))),
         "Policy, LSTM-TD3 bundle": Policy(load_bundle(tmp / "lstm")),
+        "Policy, recurrent PPO bundle": Policy(load_bundle(tmp / "rppo")),
         "floor: Identity graph": floor_call(spec.obs_dim),
     }
     obs = random_observations(spec, args.calls, 2)

@@ -37,6 +37,7 @@ from domain_rand.stress import StressConfig, run_stress
 from policies.checkpoint import inference_policy_from_checkpoint, load_checkpoint
 from policies.train import TrainConfig, train
 from sim.files import atomic_write
+from sim.task import get_task
 
 # The task-level ADR defaults (14 biped parameters, m = 10) suit long runs; in a 200k-step run the biped sees only ~300
 # episodes, so a bound would get a decision every ~300 episodes. The benchmark therefore randomizes the six
@@ -114,6 +115,7 @@ def main() -> int:
 
     gym_id = sim.resolve_env_id(args.env)
     plants = get_plants(robot_of_env(gym_id) or "")
+    task = get_task(robot_of_env(gym_id) or "")
     results: dict[str, dict] = {}
     for name in variants:
         act, steps = final_policy(out / name)
@@ -145,7 +147,7 @@ def main() -> int:
     adr_scalars = _last_adr_row(out / "adr" / "progress.csv")
     plot_adr_ranges(str(out / "adr" / "progress.csv"), str(out / "adr_ranges.png"))
     accept = held["adr"] > base_held and perf["adr"]["nominal"] >= 0.9 * base_nom
-    print(f"performance = {'distance walked, m' if robot_of_env(gym_id) == 'biped' else 'task performance'}; "
+    print(f"performance = info['metrics']['{task.performance}'] ({task.success_text} is a success); "
           f"{args.episodes} episodes per plant, {args.steps} steps per policy, algo {args.algo}")  # fmt: skip
     print(table)
     for n in names:

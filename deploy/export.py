@@ -70,8 +70,8 @@ def robot_of(policy: nn.Module) -> RobotSpec:
     """The robot spec a policy was trained for; ValueError if its dimensions do not fit that robot."""
     if getattr(policy, "robot_id", None) is None:
         raise UserError(
-            f"policy was trained on '{getattr(policy, 'env_id', '?')}', not an s2r robot env; only biped/knob "
-            "policies can be exported to a robot"
+            f"policy was trained on '{getattr(policy, 'env_id', '?')}', not an s2r robot env; only policies of a "
+            "registered robot (biped, knob...) can be exported to a robot"
         )
     spec = get_robot(str(policy.robot_id))
     obs_dim, act_dim = int(getattr(policy, "obs_dim", -1)), int(getattr(policy, "act_dim", -1))

@@ -22,7 +22,9 @@ shell that feeds it frames and time and carries out its decisions:
 * a non-finite policy output → a zero-torque command and a logged fault; the bad value is never sent. Finite
   torques are clamped to the smaller of the manifest's and the board's limits;
 * a policy with memory (its bundle's ``model.state``) carries its state from step to step
-  (:func:`policy_step`); the state goes back to the manifest's initial state on every ENABLE, and a non-finite
+  (:func:`policy_step`); the state goes back to the manifest's initial state on every ENABLE and on every SENSOR
+  whose mode has ``EPISODE_START`` (the emulator reset its plant: the previous action goes back to zeros too,
+  as in the simulator), and a non-finite
   state is a fault like a non-finite output: the state is reset and the step commands zero torque;
 * a PING from the board is answered with PONG;
 * SIGINT/SIGTERM → DISABLE, flush the telemetry, return normally (``s2r run`` exits 0).
@@ -313,6 +315,8 @@ class Controller:
         else:
             problem = self.bounds.check(msg)
             if problem is None:
+                if msg.mode & p.Mode.EPISODE_START:  # the simulator's previous action is zeros after a reset
+                    self.prev_action = np.zeros_like(self.prev_action)
                 obs = self.spec.build_obs(sensor_frame, self.prev_action)
                 if not np.isfinite(obs).all():
                     problem = "non-finite observation"
@@ -331,6 +335,8 @@ class Controller:
         torque = self.zero
         if obs is not None and d.torque_scale > 0.0:
             t = time.perf_counter_ns()
+            if msg.mode & p.Mode.EPISODE_START:  # a new episode on the emulator: memory starts over, as in the sim
+                self.policy.reset_state()
             raw, state_ok = policy_step(self.policy, obs)
             infer_us = (time.perf_counter_ns() - t) * 1e-3
             torque, nonfinite_out, clamped = safe_command(raw, self.limits_nm, d.torque_scale)

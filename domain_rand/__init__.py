@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain_rand.adr import ADR, DEFAULT_ADR, ADRConfig, ADRParam, default_adr_config, load_adr_config
+from domain_rand.adr import ADR, ADRConfig, ADRParam, default_adr_config, load_adr_config
 from domain_rand.base import NominalSource, ParamSource
 from domain_rand.fixed import NOMINAL_NAMES, FixedDRSource, load_ranges
-from domain_rand.success import episode_performance, robot_of_env, task_success
+from domain_rand.success import episode_metrics, episode_performance, robot_of_env, task_success
 from sim.errors import UserError
+from sim.task import get_task
 
 __all__ = [
     "ADR",
@@ -22,6 +23,7 @@ __all__ = [
     "FixedDRSource",
     "NominalSource",
     "ParamSource",
+    "episode_metrics",
     "episode_performance",
     "make_source",
     "robot_of_env",
@@ -50,8 +52,12 @@ def make_source(
         raise UserError("--dr and --adr are exclusive; give ADR initial ranges in --adr-config instead")
     if dr is not None:
         return FixedDRSource(space, load_ranges(space, dr), seed=seed)
+    task = get_task(space.robot_id)
     if adr_config is not None:  # the file may override only some keys; the rest are the robot's defaults
-        config = load_adr_config(adr_config, DEFAULT_ADR.get(space.robot_id))
+        config = load_adr_config(adr_config, default_adr_config(task.name) if task.adr is not None else None)
     else:
-        config = default_adr_config(space.robot_id)
+        config = default_adr_config(task.name)
+    if config.performance not in (*task.metrics, "return"):
+        raise UserError(f"ADR performance '{config.performance}' is not a metric of {task.name}; use one of "
+                        f"{', '.join((*task.metrics, 'return'))}")  # fmt: skip
     return ADR(space, config, seed=seed)

@@ -28,9 +28,9 @@ import numpy as np
 from domain_rand.samplers import check_ranges, rng_from_state, rng_state, sample_value
 from sim.errors import UserError
 from sim.params import ParamSpace
+from sim.task import get_task
 
 BOUNDS = ("low", "high")
-PERFORMANCES = ("success", "distance_m", "consecutive_successes", "return")
 WIDTH_FLOOR = 1e-3  # entropy of a zero-width range would be −inf; floor it (as IsaacGymEnvs' ADR does)
 
 
@@ -53,7 +53,7 @@ class ADRConfig:
     buffer_size: int = 10  # m: results per bound before a decision
     p_boundary: float = 0.5  # p_b: probability that an episode evaluates a bound
     # what an episode's performance is (domain_rand.success.episode_performance): "success" (1/0, so the
-    # thresholds are success rates), "distance_m", "consecutive_successes" or "return"
+    # thresholds are success rates), another metric of the task (Task.metrics: "distance_m"...) or "return"
     performance: str = "success"
 
     def __post_init__(self) -> None:
@@ -73,8 +73,8 @@ class ADRConfig:
         for p in self.params:
             if not (math.isfinite(p.delta) and p.delta > 0):
                 raise UserError(f"ADR parameter '{p.name}': delta must be > 0, got {p.delta:g}")
-        if self.performance not in PERFORMANCES:
-            raise UserError(f"ADR performance '{self.performance}' is not one of {', '.join(PERFORMANCES)}")
+        if not isinstance(self.performance, str) or not self.performance:
+            raise UserError(f"ADR performance must be 'return' or a metric of the task, got {self.performance!r}")
         if self.performance == "success" and not 0.0 <= self.t_low < self.t_high <= 1.0:
             raise UserError(
                 f"ADR thresholds t_low {self.t_low:g} / t_high {self.t_high:g} are success rates and must lie in "
@@ -82,63 +82,14 @@ class ADRConfig:
             )
 
 
-# Defaults per task. Performance: task success (the biped walked >= 15 m without a fall, the knob reached its
-# target), so a bound widens only while the policy succeeds there in >= 80 % of its episodes (the same bar as
-# `s2r stress`'s cliff) and narrows at <= 50 %. Deltas are ~1/20 of the usual DR spans; m is small because CPU
-# training sees hundreds, not OpenAI's millions, of episodes.
-DEFAULT_ADR: dict[str, ADRConfig] = {
-    "biped": ADRConfig(
-        params=(
-            ADRParam("ground_friction", 0.05),
-            ADRParam("hull_mass_scale", 0.05),
-            ADRParam("leg_mass_scale", 0.05),
-            ADRParam("motor_strength", 0.05),
-            ADRParam("action_latency", 0.004),
-            ADRParam("encoder_noise", 0.002),
-            ADRParam("encoder_bias", 0.005),
-            ADRParam("imu_noise", 0.004),
-            ADRParam("lidar_dropout", 0.02),
-            ADRParam("lidar_noise", 0.002),
-            ADRParam("sensor_delay", 0.004),
-            ADRParam("torque_lag", 0.001),
-            ADRParam("backlash", 0.002),
-            ADRParam("terrain_roughness", 0.002),
-        ),
-        t_low=0.5,
-        t_high=0.8,
-        buffer_size=10,
-        performance="success",
-    ),
-    "knob": ADRConfig(
-        params=(
-            ADRParam("knob_friction", 0.002),
-            ADRParam("knob_inertia_scale", 0.05),
-            ADRParam("fingertip_friction", 0.05),
-            ADRParam("motor_strength", 0.05),
-            ADRParam("action_latency", 0.004),
-            ADRParam("encoder_noise", 0.002),
-            ADRParam("encoder_bias", 0.005),
-            ADRParam("sensor_delay", 0.004),
-            ADRParam("torque_lag", 0.001),
-            ADRParam("backlash", 0.002),
-        ),
-        t_low=0.5,
-        t_high=0.8,
-        buffer_size=10,
-        performance="success",
-    ),
-}
-
-
 def default_adr_config(robot_id: str) -> ADRConfig:
-    """The per-task ADR defaults; ValueError for robots without one (use an --adr-config file)."""
-    try:
-        return DEFAULT_ADR[robot_id]
-    except KeyError:
-        raise UserError(
-            f"no default ADR config for robot '{robot_id}'; pass --adr-config FILE (defaults exist for "
-            f"{', '.join(DEFAULT_ADR)})"
-        ) from None
+    """The robot's ADR defaults (its :attr:`sim.task.Task.adr`); UserError for robots without one (use an
+    --adr-config file). Deltas are ~1/20 of the usual DR spans; the buffer is small because CPU training sees
+    hundreds, not OpenAI's millions, of episodes."""
+    task = get_task(robot_id)
+    if task.adr is None:
+        raise UserError(f"no default ADR config for robot '{robot_id}'; pass --adr-config FILE")
+    return adr_config_from_dict(task.adr, what=f"ADR defaults of {robot_id}")
 
 
 def adr_config_from_dict(

@@ -3,10 +3,12 @@
 ``s2r eval`` (``policies/evaluate.py``), the held-out table (:func:`evaluate_plants`), ``s2r stress``
 (:mod:`domain_rand.stress`), ADR's performance signal and the transfer benchmark all score episodes here:
 
-* **success** (:func:`domain_rand.success.task_success`): biped — walked at least ``sim.biped.SUCCESS_DISTANCE_M`` (15 m) of the
-  course without a fall; knob — the knob reached its target (held 10 steps); any other env — ``info["is_success"]``.
-* **fall**: the env's ``info["fell"]`` (the biped's hull or a thigh touched the ground, it tipped or collapsed);
-  the knob never falls.
+* **metrics**: the env's ``info["metrics"]`` at the last step (:mod:`sim.task`'s contract), averaged key by key;
+* **success**: ``metrics["success"]`` (biped — walked 15 m of the course without a fall; knob — the knob reached
+  its target, held 10 steps; any other env — ``info["is_success"]``), the task's own
+  :attr:`~sim.task.Task.success_text`;
+* **fall**: the task's failure metric (:attr:`sim.task.Task.failure`: the biped's ``"fell"``); a task without
+  one (the knob) never fails that way.
 
 The policy is any callable ``obs (obs_dim,) float32 → action (act_dim,) in [-1, 1]``, so this module stays free of
 torch (the CLI and the benchmark wrap a checkpoint or an ONNX bundle). Episode k of every plant is reset with the
@@ -22,8 +24,9 @@ import gymnasium as gym
 import numpy as np
 
 import sim
-from domain_rand.success import robot_of_env, task_success
+from domain_rand.success import episode_metrics, task_failed, task_success
 from sim.errors import UserError
+from sim.task import task_of_env
 
 Policy = Callable[[np.ndarray], np.ndarray]
 
@@ -35,8 +38,8 @@ class Episode:
     ret: float
     length: int
     success: bool
-    fell: bool
-    distance_m: float | None  # biped: distance walked, m
+    fell: bool  # ended in the task's failure (a fall)
+    metrics: dict[str, float]  # the last step's info["metrics"] (domain_rand.success.episode_metrics)
     info: dict  # the last step's info
     action: np.ndarray | None = None  # (T, n) normalized actions in [-1, 1] as applied (clipped)
     applied_torque_nm: np.ndarray | None = None  # (T, n) joint torque in the last substep of each step
@@ -61,7 +64,7 @@ def run_episode(
     a GIF). ``max_steps``: cut the episode there (a video). The episode otherwise ends on ``terminated`` or
     ``truncated`` (the env's TimeLimit).
     """
-    robot = robot_of_env(env.spec.id) if env.spec is not None else None
+    task = task_of_env(env.spec.id) if env.spec is not None else None
     obs, info = env.reset(seed=seed, options={"params": dict(params)} if params else None)
     total, length, done = 0.0, 0, False
     actions, torques, observations = [], [], [np.asarray(obs, dtype=np.float32)]
@@ -69,7 +72,7 @@ def run_episode(
         action = np.clip(np.asarray(policy(np.asarray(obs, dtype=np.float32)), dtype=np.float32), -1.0, 1.0)
         obs, reward, terminated, truncated, info = env.step(action)
         total, length = total + float(reward), length + 1
-        done = terminated or truncated or (stop_at_success and task_success(robot, info))
+        done = terminated or truncated or (stop_at_success and task_success(info))
         done = done or (max_steps is not None and length >= max_steps)
         if record:
             actions.append(action)
@@ -77,13 +80,12 @@ def run_episode(
             observations.append(np.asarray(obs, dtype=np.float32))
         if on_step is not None:
             on_step(length)
-    distance = info.get("distance_m")
     return Episode(
         ret=total,
         length=length,
-        success=task_success(robot, info),
-        fell=bool(info.get("fell", False)),
-        distance_m=None if distance is None else float(distance),
+        success=task_success(info),
+        fell=task_failed(task, info),
+        metrics=episode_metrics(info),
         info=info,
         action=np.array(actions) if record else None,
         applied_torque_nm=np.array(torques) if record else None,
@@ -99,9 +101,11 @@ class PlantResult:
     episodes: int
     mean_return: float
     std_return: float
-    mean_performance: float  # biped: distance walked (m); knob: success rate; else return
-    success_rate: float  # task_success (biped: >= 15 m without a fall; knob: target reached)
-    fall_rate: float  # fraction of episodes that ended in a fall (the knob never falls)
+    mean_performance: float  # mean of the task's performance metric (Task.performance: the biped's distance
+    # walked in m, the knob's success); the return for other envs
+    success_rate: float  # mean of metrics["success"] (biped: >= 15 m without a fall; knob: target reached)
+    fall_rate: float  # fraction of episodes that ended in the task's failure (the knob never falls)
+    metrics: dict[str, float]  # the mean of every metric the env reported
 
 
 def evaluate_plants(
@@ -111,16 +115,18 @@ def evaluate_plants(
     if episodes < 1:
         raise UserError(f"episodes must be >= 1, got {episodes}")
     gym_id = sim.resolve_env_id(env_id)
+    task = task_of_env(gym_id)
     env = gym.make(gym_id)
     try:
         out = []
         for name, params in plants.items():
             eps = [run_episode(env, policy, seed + k, params) for k in range(episodes)]
             returns = [e.ret for e in eps]
-            perf = [e.distance_m if e.distance_m is not None else float(e.success) for e in eps]
+            metrics = {k: float(np.mean([e.metrics.get(k, np.nan) for e in eps])) for k in eps[0].metrics}
+            perf = metrics.get(task.performance, np.nan) if task is not None else float(np.mean(returns))
             out.append(
-                PlantResult(name, episodes, float(np.mean(returns)), float(np.std(returns)), float(np.mean(perf)),
-                            float(np.mean([e.success for e in eps])), float(np.mean([e.fell for e in eps])))
+                PlantResult(name, episodes, float(np.mean(returns)), float(np.std(returns)), perf,
+                            float(np.mean([e.success for e in eps])), float(np.mean([e.fell for e in eps])), metrics)
             )  # fmt: skip
         return out
     finally:
@@ -129,8 +135,8 @@ def evaluate_plants(
 
 def format_plant_table(results: list[PlantResult], env_id: str) -> str:
     """A Markdown table, one row per plant, plus the held-out mean (all plants except ``nominal``)."""
-    robot = robot_of_env(env_id)
-    perf_name = "distance (m)" if robot == "biped" else "performance"
+    task = task_of_env(env_id)
+    perf_name = task.performance if task is not None and task.performance != "success" else "performance"
     lines = [
         f"| plant | return | {perf_name} | success | falls |",
         "| --- | ---: | ---: | ---: | ---: |",

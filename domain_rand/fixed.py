@@ -1,9 +1,8 @@
 """Fixed domain randomization: named presets (or a JSON file) of parameter ranges, sampled every episode.
 
-Presets follow the legged-robot sim-to-real literature (Tan et al. 2018, Hwangbo et al. 2019, Rudin et al. 2021,
-Kumar et al. 2021 "RMA"): friction 0.5–1.25, link masses ±20 %, motor strength 0.8–1.2, 0–40 ms latency, sensor
-noise, lidar dropout. ``default`` is the milder everyday set. The held-out plants in :mod:`domain_rand.plants`
-sit deliberately *outside* these ranges, so an evaluation on them measures generalization, not memorization.
+The presets are each robot's :attr:`sim.task.Task.dr_presets` (``sim/tasks/<robot>.py``, which cites where their
+ranges come from). The held-out plants sit deliberately *outside* them, so an evaluation on the plants measures
+generalization, not memorization.
 
 A JSON file has the same shape as a preset: ``{"ground_friction": [0.5, 1.25], "motor_strength": 0.9, ...}``
 (a single number fixes the parameter).
@@ -20,75 +19,22 @@ import numpy as np
 from domain_rand.samplers import Ranges, check_ranges, rng_from_state, rng_state, sample_ranges
 from sim.errors import UserError
 from sim.params import ParamSpace
+from sim.task import get_task
 
-PRESETS: dict[str, dict[str, dict[str, tuple[float, float]]]] = {
-    "biped": {
-        "default": {
-            "ground_friction": (0.7, 1.1),
-            "hull_mass_scale": (0.9, 1.1),
-            "leg_mass_scale": (0.9, 1.1),
-            "motor_strength": (0.9, 1.1),
-            "action_latency": (0.0, 0.02),
-            "encoder_noise": (0.0, 0.005),
-            "imu_noise": (0.0, 0.01),
-            "lidar_dropout": (0.0, 0.05),
-        },
-        "legged": {
-            "ground_friction": (0.5, 1.25),
-            "hull_mass_scale": (0.8, 1.2),
-            "leg_mass_scale": (0.8, 1.2),
-            "motor_strength": (0.8, 1.2),
-            "joint_damping": (0.02, 0.2),
-            "joint_friction": (0.0, 0.1),
-            "action_latency": (0.0, 0.04),
-            "control_jitter": (0.0, 0.002),
-            "encoder_noise": (0.0, 0.01),
-            "encoder_bias": (-0.02, 0.02),
-            "imu_noise": (0.0, 0.02),
-            "velocity_noise": (0.0, 0.05),
-            "lidar_noise": (0.0, 0.02),
-            "lidar_dropout": (0.0, 0.1),
-        },
-    },
-    "knob": {
-        "default": {
-            "knob_friction": (0.015, 0.03),
-            "knob_damping": (0.007, 0.014),
-            "knob_inertia_scale": (0.8, 1.25),
-            "fingertip_friction": (0.7, 1.2),
-            "motor_strength": (0.9, 1.1),
-            "action_latency": (0.0, 0.02),
-            "encoder_noise": (0.0, 0.005),
-        },
-        "dexterous": {  # OpenAI 2019 "Solving Rubik's Cube" style: friction, masses, actuator and noise
-            "knob_friction": (0.01, 0.04),
-            "knob_damping": (0.005, 0.02),
-            "knob_inertia_scale": (0.67, 1.5),
-            "fingertip_friction": (0.5, 1.25),
-            "finger_mass_scale": (0.8, 1.2),
-            "motor_strength": (0.8, 1.2),
-            "joint_damping": (0.025, 0.1),
-            "action_latency": (0.0, 0.04),
-            "encoder_noise": (0.0, 0.01),
-            "encoder_bias": (-0.02, 0.02),
-            "knob_encoder_noise": (0.0, 0.02),
-        },
-    },
-}
 NOMINAL_NAMES = ("none", "nominal")
 
 
 def preset_names(robot_id: str) -> tuple[str, ...]:
     """Names accepted by ``--dr`` for a robot (besides a JSON path)."""
-    return tuple(PRESETS.get(robot_id, {}))
+    return tuple(get_task(robot_id).dr_presets)
 
 
 def load_ranges(space: ParamSpace, dr: str) -> Ranges:
     """Resolve ``--dr`` (a preset name or a JSON file path) to a validated range table for ``space``."""
-    presets = PRESETS.get(space.robot_id, {})
-    if dr in presets:
-        return check_ranges(space, presets[dr], f"DR preset '{dr}'")
     if not (dr.endswith(".json") or os.path.sep in dr):
+        presets = get_task(space.robot_id).dr_presets
+        if dr in presets:
+            return check_ranges(space, presets[dr], f"DR preset '{dr}'")
         raise UserError(
             f"unknown DR preset '{dr}' for {space.robot_id}; use one of {', '.join(presets) or '(none)'} "
             "or a path to a JSON file of {name: [low, high]}"

@@ -3,10 +3,10 @@
 Three parts, all from the one episode loop and success definition of :mod:`domain_rand.evaluate` (biped: walked
 ≥ 15 m without a fall; knob: reached its target), with deterministic actions:
 
-1. **One-at-a-time sweep.** Every parameter of :data:`SWEEPS` goes from nominal outward (both ways for two-sided
+1. **One-at-a-time sweep.** Every parameter of the robot's :attr:`sim.task.Task.stress_sweeps` goes from nominal outward (both ways for two-sided
    ones), everything else nominal, ``episodes`` episodes per value. The **cliff** of a series is the first value
    (walking outward) where success falls below :data:`CLIFF_SUCCESS`; ``None`` if it never does on the grid.
-2. **Reality box.** ``plants`` random plants, every parameter of ``domain_rand.plants.REALITY_BOX[robot]`` drawn at
+2. **Reality box.** ``plants`` random plants, every parameter of the robot's :attr:`sim.task.Task.reality_box` drawn at
    once (log-uniform for scale factors): moderate ranges standing for an uncalibrated real robot. One episode per
    plant; the success rate with a Wilson 95 % interval.
 3. **Torque-signal metrics** on the nominal plant (the sweep's nominal episodes, recorded): steps at the torque
@@ -38,73 +38,16 @@ from typing import Any
 import numpy as np
 
 from domain_rand.evaluate import Policy, run_episode
-from domain_rand.plants import REALITY_BOX
 from domain_rand.samplers import check_ranges, sample_ranges
-from domain_rand.success import robot_of_env
 from sim.errors import UserError
 from sim.params import ParamSpace
-from sim.robots import get_robot
 from sim.spec import RobotSpec
+from sim.task import get_task, task_of_env
 
 CLIFF_SUCCESS = 0.8  # a sweep value is past the cliff when fewer than 80 % of its episodes succeed
 HIGH_FREQ_HZ = 5.0  # torque-signal power above this counts as high-frequency (the control rate is 50 Hz)
 AT_LIMIT = 0.99  # |command| >= 99 % of the limit counts as "at the limit"
 BOX_SEED_OFFSET = 10_000
-
-# actuator and sensor sweeps shared by every robot: (parameter, values from nominal outward)
-_MOTOR_SWEEPS: tuple[tuple[str, tuple[float, ...]], ...] = (
-    ("action_latency", (0.004, 0.008, 0.012, 0.02, 0.03, 0.04, 0.06)),
-    ("sensor_delay", (0.004, 0.008, 0.012, 0.02, 0.04)),
-    ("control_jitter", (0.001, 0.002, 0.004, 0.008)),
-    ("torque_lag", (0.002, 0.005, 0.01, 0.02, 0.04)),
-    ("backlash", (0.005, 0.0175, 0.035, 0.07)),
-    ("encoder_resolution", (16384.0, 4096.0, 1024.0, 256.0)),
-    ("encoder_noise", (0.002, 0.005, 0.01, 0.02, 0.05)),
-    ("encoder_bias", (-0.02, -0.05, -0.1, -0.2)),
-    ("encoder_bias", (0.02, 0.05, 0.1, 0.2)),
-    ("motor_strength", (0.85, 0.7, 0.5, 0.3)),
-    ("motor_strength", (1.15, 1.3, 1.5)),
-    ("torque_limit_scale", (0.85, 0.7, 0.5, 0.3)),
-    ("supply_sag", (0.05, 0.1, 0.2, 0.4)),
-    ("continuous_torque_ratio", (0.8, 0.6, 0.4, 0.2)),
-)
-SWEEPS: dict[str, tuple[tuple[str, tuple[float, ...]], ...]] = {
-    "biped": (
-        ("ground_friction", (0.7, 0.5, 0.3, 0.2, 0.1)),
-        ("ground_friction", (1.5, 2.0)),
-        ("hull_mass_scale", (0.8, 0.65, 0.5)),
-        ("hull_mass_scale", (1.2, 1.4, 1.7, 2.0)),
-        ("leg_mass_scale", (0.85, 0.7, 0.5)),
-        ("leg_mass_scale", (1.15, 1.3, 1.6, 2.0)),
-        ("joint_damping", (0.1, 0.2, 0.5, 1.0)),
-        ("joint_friction", (0.05, 0.1, 0.3, 1.0)),
-        *_MOTOR_SWEEPS,
-        ("imu_noise", (0.005, 0.01, 0.02, 0.05)),
-        ("velocity_noise", (0.02, 0.05, 0.1, 0.2)),
-        ("lidar_noise", (0.002, 0.005, 0.01, 0.02, 0.05)),
-        ("lidar_dropout", (0.05, 0.1, 0.2, 0.4, 0.8)),
-        ("lidar_spurious", (0.01, 0.03, 0.1, 0.3)),
-        ("terrain_roughness", (0.005, 0.01, 0.02, 0.04)),
-        ("push_force", (25.0, 50.0, 100.0, 200.0)),
-    ),
-    "knob": (
-        ("knob_friction", (0.03, 0.045, 0.07, 0.1, 0.2)),
-        ("knob_friction", (0.01, 0.0)),
-        ("knob_damping", (0.02, 0.03)),
-        ("knob_inertia_scale", (0.7, 0.5, 0.3)),
-        ("knob_inertia_scale", (1.5, 2.0, 3.0)),
-        ("fingertip_friction", (0.7, 0.5, 0.3, 0.1)),
-        ("fingertip_friction", (1.5, 2.0)),
-        ("finger_mass_scale", (0.7, 0.5, 0.3)),
-        ("finger_mass_scale", (1.5, 2.0, 3.0)),
-        ("joint_damping", (0.1, 0.2, 0.5)),
-        ("joint_friction", (0.04, 0.07, 0.1)),
-        *_MOTOR_SWEEPS,
-        ("knob_encoder_noise", (0.005, 0.01, 0.02, 0.05)),
-    ),
-}
-# not swept: push_interval and thermal_time_constant only act with a push / a continuous rating below the peak
-
 
 @dataclass(frozen=True)
 class Series:
@@ -117,9 +60,9 @@ class Series:
 
 def sweep_series(robot: str, space: ParamSpace, only: Sequence[str] | None = None) -> list[Series]:
     """The sweep grid of a robot (optionally only the parameters in ``only``), checked against its hard limits."""
-    table = SWEEPS.get(robot)
-    if table is None:
-        raise UserError(f"no stress sweeps for robot '{robot}'; robots: {', '.join(SWEEPS)}")
+    table = get_task(robot).stress_sweeps
+    if not table:
+        raise UserError(f"robot '{robot}' lists no stress sweeps (Task.stress_sweeps)")
     if only:
         unknown = sorted(set(only) - {p for p, _ in table})
         if unknown:
@@ -166,7 +109,7 @@ def plan(robot: str, space: ParamSpace, cfg: StressConfig) -> tuple[list[Series]
         raise UserError(f"need --episodes >= 1 and --plants >= 0, got {cfg.episodes} and {cfg.plants}")
     series = sweep_series(robot, space, cfg.params)
     jobs = [Job("sweep", "nominal", None, {}, cfg.seed + k, record=True) for k in range(cfg.episodes)]
-    box_ranges = check_ranges(space, REALITY_BOX[robot], f"reality box of {robot}")
+    box_ranges = check_ranges(space, get_task(robot).reality_box, f"reality box of {robot}")
     rng = np.random.default_rng(cfg.seed)
     box = [sample_ranges(space, box_ranges, rng) for _ in range(cfg.plants)]
     sweep_jobs = [
@@ -185,7 +128,7 @@ def plan(robot: str, space: ParamSpace, cfg: StressConfig) -> tuple[list[Series]
 
 
 def scripted_expert(name: str, env_id: str) -> Policy:
-    """A scripted expert of ``sim.EXPERTS`` as the policy (a picklable factory: ``partial(scripted_expert, ...)``)."""
+    """A scripted expert of the env's robot (``Task.experts``) as the policy (a picklable factory: ``partial(scripted_expert, ...)``)."""
     import sim
 
     return sim.get_expert(name, env_id)
@@ -216,7 +159,7 @@ def _run_job(job: Job) -> dict[str, Any]:
         ep = run_episode(env, _WORKER["policy"], job.seed, job.params, stop_at_success=True, record=job.record)
     finally:
         env.close()
-    out: dict[str, Any] = {"success": ep.success, "fell": ep.fell, "length": ep.length, "distance_m": ep.distance_m,
+    out: dict[str, Any] = {"success": ep.success, "fell": ep.fell, "length": ep.length, "metrics": ep.metrics,
                            "cpu_s": time.process_time() - t0}  # fmt: skip
     if job.record:
         out.update(action=ep.action, applied=ep.applied_torque_nm, obs=ep.obs)
@@ -308,7 +251,7 @@ def torque_metrics(spec: RobotSpec, recorded: Sequence[Mapping[str, Any]], mass_
         "rms_delivered_per_limit": float(np.mean(np.sqrt(np.mean(all_applied**2, axis=0)) / limits)),
         "peak_speed_per_no_load": float(np.max(np.abs(all_speed) / no_load)),
     }
-    distance = sum(float(r["distance_m"] or 0.0) for r in recorded)
+    distance = sum(float(r["metrics"].get("distance_m", 0.0)) for r in recorded)  # a travelling robot reports it
     if mass_kg is not None and distance > 0:
         work_j = sum(float(np.sum(np.abs(a * w)) * dt) for a, w in zip(applied, speeds, strict=True))
         out["cost_of_transport"] = work_j / (mass_kg * 9.81 * distance)
@@ -326,10 +269,10 @@ def run_stress(
     import sim
 
     gym_id = sim.resolve_env_id(env_id)
-    robot = robot_of_env(gym_id)
-    if robot is None:
+    task = task_of_env(gym_id)
+    if task is None:
         raise UserError(f"s2r stress needs an s2r robot env (biped, knob), not {env_id}")
-    spec = get_robot(robot)
+    robot, spec = task.name, task.spec
     space = _param_space(gym_id)
     series, jobs, box = plan(robot, space, cfg)
     workers = cfg.workers or os.cpu_count() or 1
@@ -356,12 +299,12 @@ def run_stress(
         }  # fmt: skip
     wins = sum(bool(r["success"]) for r in box_results)
     lo, hi = wilson_interval(wins, len(box_results))
-    mass = _walking_mass_kg(robot)
+    mass = task.walking_mass()
     return {
         "robot": robot,
         "env_id": gym_id,
         "engine": cfg.engine,
-        "success_definition": _SUCCESS_TEXT[robot],
+        "success_definition": task.success_text,
         "cliff_definition": f"first value (nominal outward) with success < {CLIFF_SUCCESS:.0%}",
         "seed": cfg.seed,
         "episodes_per_point": cfg.episodes,
@@ -373,7 +316,7 @@ def run_stress(
         },
         "sweep": sweep,
         "reality_box": {
-            "ranges": {k: list(v) for k, v in REALITY_BOX[robot].items()},
+            "ranges": {k: list(v) for k, v in task.reality_box.items()},
             "plants": len(box_results),
             "successes": wins,
             "success_rate": wins / len(box_results) if box_results else math.nan,
@@ -389,12 +332,6 @@ def run_stress(
     }
 
 
-_SUCCESS_TEXT = {
-    "biped": "walked >= 15 m of the course without a fall (episode ends there)",
-    "knob": "turned the knob to its target (|error| < 0.1 rad held 10 steps) within 400 steps",
-}
-
-
 def _param_space(gym_id: str) -> ParamSpace:
     import gymnasium as gym
 
@@ -403,14 +340,6 @@ def _param_space(gym_id: str) -> ParamSpace:
         return env.unwrapped.param_space  # type: ignore[attr-defined]
     finally:
         env.close()
-
-
-def _walking_mass_kg(robot: str) -> float | None:
-    if robot != "biped":
-        return None  # the knob hand does not travel: no cost of transport
-    from sim.biped import HULL_MASS_KG, SHANK_MASS_KG, THIGH_MASS_KG
-
-    return HULL_MASS_KG + 2 * (THIGH_MASS_KG + SHANK_MASS_KG)
 
 
 def format_report(report: Mapping[str, Any]) -> str:

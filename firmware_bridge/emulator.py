@@ -147,6 +147,7 @@ class Emulator:
         self.ep_len = 0
         self.last_info: dict[str, Any] = {}
         self.sim.reset(seed=cfg.seed, options={"params": self.params})
+        self._episode_start = True  # the next SENSOR is an episode's first: its mode carries EPISODE_START
 
     # ------------------------------------------------------------------------------------ board state
     @property
@@ -195,8 +196,9 @@ class Emulator:
         self._crc_seen = bad_rx
         msg = p.frame_to_sensor(
             self.sim.sensor_frame(), t_us=self._now_us(), cmd_seq=self.board.cmd_seq, faults=faults,
-            mode=self._mode(), torque_nm=self.board.held_nm,
+            mode=self._mode() | (p.Mode.EPISODE_START if self._episode_start else 0), torque_nm=self.board.held_nm,
         )  # fmt: skip
+        self._episode_start = False
         if self.sensor_fault is not None:
             msg = self.sensor_fault(msg)
         seq = self.link._tx_seq
@@ -233,13 +235,12 @@ class Emulator:
         info = self.last_info
         self._log(
             ev="episode", ep=self.episode, ret=self.ep_return, length=self.ep_len, terminated=terminated,
-            truncated=truncated, fell=bool(info.get("fell", False)), distance_m=info.get("distance_m"),
-            is_success=bool(info.get("is_success", False)),
-            consecutive_successes=int(info.get("consecutive_successes", 0)),
+            truncated=truncated, metrics={k: float(v) for k, v in info.get("metrics", {}).items()},
         )  # fmt: skip
         self.episode += 1
         self.ep_return, self.ep_len = 0.0, 0
         self.sim.reset(seed=self.cfg.seed + self.episode, options={"params": self.params})
+        self._episode_start = True
 
     # ------------------------------------------------------------------------------------ messages
     def handle(self, frame: p.Frame) -> None:

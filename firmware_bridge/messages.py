@@ -64,6 +64,7 @@ class Mode:
 
     ENABLED = 1 << 0  # motors armed: TORQUE commands are applied
     LOCKSTEP = 1 << 1  # physics advances one control period per TORQUE (emulator only)
+    EPISODE_START = 1 << 2  # first SENSOR after the plant was reset (emulator: a new episode; a real board: never)
 
 
 

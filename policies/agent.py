@@ -9,6 +9,7 @@ interface: the runner never asks an agent's type. :func:`make_agent` builds the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -85,7 +86,11 @@ class Agent(Protocol):
     def observe(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
                 terminated: np.ndarray, truncated: np.ndarray) -> None:  # fmt: skip
         """Store the outcome of the last :meth:`act` (``next_obs``: the final observation where an episode
-        ended; ``terminated`` and ``truncated`` apart, so a time limit still bootstraps)."""
+        ended; ``terminated`` and ``truncated`` apart, so a time limit still bootstraps). An agent whose config
+        has ``privileged_critic`` also takes ``privileged=`` and ``next_privileged=``: the ``info["privileged"]``
+        arrays ``(N, dim)`` of both (the runner passes them; the critic reads them, the actor never does). An
+        agent with memory of the episodes in progress may offer ``reset_memory()``: the runner calls it when it
+        starts every sub-env afresh (a resumed run)."""
         ...
 
     def update(self) -> dict[str, float] | None:
@@ -102,23 +107,32 @@ class Agent(Protocol):
 
 
 def make_agent(algo_cfg: PPOConfig | TD3Config, obs_dim: int, act_dim: int, norm: ObsNormalizer, num_envs: int,
-               total_steps: int, seed: int = 0, expert: Expert | None = None) -> Agent:  # fmt: skip
+               total_steps: int, seed: int = 0, expert: Expert | None = None,
+               obs_names: Sequence[str] | None = None, privileged_floor: np.ndarray | None = None) -> Agent:  # fmt: skip
     """The learner ``algo_cfg`` configures; a PPO config that names an expert gets the imitation plug-ins (the
-    BC term in its loss, the DAgger warm start around it)."""
+    BC term in its loss, the DAgger warm start around it). ``obs_names``: the env's observation field names,
+    which PPO's ``actor_ignores`` may name. ``privileged_floor``: the per-field resolutions of the env's
+    privileged layout (None: the env has none), for a config with ``privileged_critic``."""
     from policies.imitation import BCTerm, DAggerWarmStart
     from policies.lstm_td3 import LSTMTD3Agent, LSTMTD3Config
     from policies.ppo import PPOAgent, PPOConfig
+    from policies.recurrent_ppo import RecurrentPPOAgent, RecurrentPPOConfig
 
+    floor = privileged_floor
+    if isinstance(algo_cfg, RecurrentPPOConfig):
+        return RecurrentPPOAgent(algo_cfg, obs_dim, act_dim, norm, num_envs, total_steps, seed, floor)
     if isinstance(algo_cfg, LSTMTD3Config):
-        return LSTMTD3Agent(algo_cfg, obs_dim, act_dim, norm, seed=seed)
+        return LSTMTD3Agent(algo_cfg, obs_dim, act_dim, norm, seed=seed, privileged_floor=floor)
     if not isinstance(algo_cfg, PPOConfig):
         from policies.td3 import TD3Agent
 
-        return TD3Agent(algo_cfg, obs_dim, act_dim, norm, seed=seed)
+        return TD3Agent(algo_cfg, obs_dim, act_dim, norm, seed=seed, privileged_floor=floor)
     if (algo_cfg.expert is None) != (expert is None):
         raise ValueError(f"config names expert {algo_cfg.expert!r} but the agent got {'one' if expert else 'none'}")
     if expert is None:
-        return PPOAgent(algo_cfg, obs_dim, act_dim, norm, num_envs, total_steps, seed=seed)
+        return PPOAgent(algo_cfg, obs_dim, act_dim, norm, num_envs, total_steps, seed=seed, obs_names=obs_names,
+                        privileged_floor=floor)  # fmt: skip
     bc = [BCTerm(expert, algo_cfg.bc_coef, algo_cfg.n_steps, num_envs, act_dim)] if algo_cfg.bc_coef > 0 else []
-    ppo = PPOAgent(algo_cfg, obs_dim, act_dim, norm, num_envs, total_steps, seed=seed, extra_losses=bc)
+    ppo = PPOAgent(algo_cfg, obs_dim, act_dim, norm, num_envs, total_steps, seed=seed, extra_losses=bc,
+                   obs_names=obs_names, privileged_floor=floor)  # fmt: skip
     return DAggerWarmStart(ppo, expert, algo_cfg, num_envs) if algo_cfg.imitation_steps > 0 else ppo

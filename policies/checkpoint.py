@@ -209,11 +209,15 @@ class InferencePolicy(nn.Module):
 
 def inference_policy_from_checkpoint(ckpt: dict) -> InferencePolicy:
     """Build the :class:`InferencePolicy` of a loaded checkpoint dict (a memory policy's is stateful:
-    :class:`policies.lstm_td3.RecurrentInferencePolicy`)."""
+    :class:`policies.lstm_td3.RecurrentInferencePolicy`, :class:`policies.recurrent_ppo.RecurrentPPOPolicy`)."""
     if ckpt["actor_arch"]["kind"] == "lstm-td3":
         from policies.lstm_td3 import recurrent_policy_from_checkpoint
 
         return recurrent_policy_from_checkpoint(ckpt)
+    if ckpt["actor_arch"]["kind"] == "rppo":
+        from policies.recurrent_ppo import rppo_policy_from_checkpoint
+
+        return rppo_policy_from_checkpoint(ckpt)
     actor = build_actor(ckpt["actor_arch"])
     actor.load_state_dict(ckpt["actor"])
     norm = ckpt["normalizer"]

@@ -1,6 +1,7 @@
 """Deterministic evaluation of an :class:`~policies.checkpoint.InferencePolicy` on its env (optionally on a
-given physical plant), with the per-task metrics: return, success rate (biped: walked >= 15 m without a fall;
-knob: reached the target), distance and falls (biped)."""
+given physical plant), with the per-task metrics: return, and the mean of every metric the env reports in
+``info["metrics"]`` (success rate, the biped's distance, ...) plus the number of episodes that ended in the task's
+failure (falls)."""
 
 from __future__ import annotations
 
@@ -16,26 +17,25 @@ from domain_rand.evaluate import run_episode
 from policies.checkpoint import InferencePolicy
 from policies.vec_env import make_env
 from sim.errors import UserError
+from sim.task import task_of_env
 
 
 @dataclass
 class EvalResult:
     returns: list[float] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
-    distance_m: list[float] = field(default_factory=list)
-    fell: list[bool] = field(default_factory=list)
-    success: list[bool] = field(default_factory=list)
+    metrics: dict[str, list[float]] = field(default_factory=dict)  # info["metrics"] key → one value per episode
+    fell: list[bool] = field(default_factory=list)  # ended in the task's failure; empty for tasks without one
 
     def summary(self) -> dict[str, float]:
-        """Mean/std return, mean length, and the task metrics that the env reported."""
+        """Mean/std return, mean length, the mean of every metric the env reported (``success`` as
+        ``success_rate``) and the number of failures (``falls``) for a task that can fail."""
         out = {"episodes": float(len(self.returns)), "return_mean": float(np.mean(self.returns)),
                "return_std": float(np.std(self.returns)), "length_mean": float(np.mean(self.lengths))}  # fmt: skip
-        if self.distance_m:
-            out["distance_m"] = float(np.mean(self.distance_m))
+        for k, values in self.metrics.items():
+            out["success_rate" if k == "success" else k] = float(np.mean(values))
         if self.fell:
             out["falls"] = float(np.sum(self.fell))
-        if self.success:
-            out["success_rate"] = float(np.mean(self.success))
         return out
 
 
@@ -126,9 +126,8 @@ def run_policy_episode(
     ep = run_episode(env, act, seed, params, on_step=frame if frames is not None else None, max_steps=max_steps)
     result.returns.append(ep.ret)
     result.lengths.append(ep.length)
-    if ep.distance_m is not None:
-        result.distance_m.append(ep.distance_m)
-    if "fell" in ep.info:
+    for k, v in ep.metrics.items():
+        result.metrics.setdefault(k, []).append(v)
+    task = task_of_env(env.spec.id) if env.spec is not None else None
+    if task is not None and task.failure is not None:
         result.fell.append(ep.fell)
-    if "is_success" in ep.info or ep.distance_m is not None:
-        result.success.append(ep.success)

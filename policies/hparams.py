@@ -86,6 +86,9 @@ def parse_value(value: Any, default: Any, type_hint: str) -> Any:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list | tuple):
             raise UserError(f"expected a list of integers, got {value!r}")
+        if "str" in type_hint:  # names, or integers written as before names
+            return tuple(int(v) if isinstance(v, int) or str(v).lstrip("-").isdigit() else str(v).strip()
+                         for v in items if v != "")  # fmt: skip
         try:
             return tuple(int(v) for v in items if v != "")
         except (TypeError, ValueError):
@@ -132,11 +135,31 @@ def build(cls: type, values: Mapping[str, Any], where: str, base: Any = None) ->
 
 
 @functools.cache
+def _preset_file(path: Path) -> dict[str, Any]:
+    return read_file(path)
+
+
 def preset_values(algo: str) -> dict[str, dict[str, Any]]:
-    """``{Gymnasium env id: algo_config mapping}`` of the shipped presets for ``algo`` (``td3`` or ``ppo``)."""
+    """``{Gymnasium env id: algo_config mapping}`` of the presets for ``algo`` (``td3``, ``ppo``, ``lstm-td3``):
+    an s2r robot's from its Task record (:attr:`sim.task.EnvVariant.presets`: a file here or the mapping itself),
+    any other Gymnasium env's (Pendulum, BipedalWalker) from the files in ``policies/presets/``."""
+    from sim.task import env_variants
+
+    robots = env_variants().values()
+    robot_ids = {v.gym_id for v in robots}
     out: dict[str, dict[str, Any]] = {}
     for path in sorted(PRESET_DIR.glob("*.yaml")):
-        data = read_file(path)
-        if data.get("algo") == algo:
+        data = _preset_file(path)
+        if data.get("algo") == algo and str(data["env"]) not in robot_ids:
             out[str(data["env"])] = dict(data.get("algo_config") or {})
+    for v in robots:
+        preset = v.presets.get(algo)
+        if isinstance(preset, str):
+            data = _preset_file(PRESET_DIR / preset)
+            if data.get("algo") != algo or data.get("env") not in (v.gym_id, v.name):
+                raise UserError(f"preset file {preset} of {v.name} is for {data.get('env')} / {data.get('algo')}, "
+                                f"not {v.gym_id} / {algo}")  # fmt: skip
+            preset = data.get("algo_config") or {}
+        if preset is not None:
+            out[v.gym_id] = dict(preset)
     return out

@@ -47,6 +47,27 @@ def expert_actions(expert: Expert, obs: np.ndarray) -> np.ndarray:
     return np.stack([np.asarray(expert(o), dtype=np.float32) for o in obs])
 
 
+def obs_indices(fields: Sequence[int | str], obs_names: Sequence[str] | None, obs_dim: int) -> tuple[int, ...]:
+    """The observation indices of ``fields``: names of the env's observation fields (``ObsField.name`` of its
+    robot spec, e.g. ``prev_action_finger0_base``), or integer indices (configs written before names: they load
+    as they were). A UserError names an unknown field or an index out of range."""
+    out = []
+    for f in fields:
+        if isinstance(f, str) and not f.lstrip("-").isdigit():
+            if obs_names is None:
+                raise UserError(f"actor_ignores names a field '{f}', but this env has no named observation layout; "
+                                "give indices")  # fmt: skip
+            if f not in obs_names:
+                raise UserError(f"actor_ignores: no observation field '{f}'; fields: {', '.join(obs_names)}")
+            out.append(list(obs_names).index(f))
+        else:
+            i = int(f)
+            if not 0 <= i < obs_dim:
+                raise UserError(f"actor_ignores index {i} is not an observation index in [0, {obs_dim})")
+            out.append(i)
+    return tuple(out)
+
+
 def first_linear(net: nn.Module) -> nn.Linear:
     """The input layer of an MLP actor (where ignored inputs get their zero weights)."""
     for m in net.modules():
@@ -200,11 +221,11 @@ class DAggerWarmStart:
             return labels
         return self.agent.act(obs, deterministic=True)  # DAgger: the learner drives
 
-    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+    def observe(self, obs, action, reward, next_obs, terminated, truncated, **privileged) -> None:
         if self.imitating:  # the warm start's steps count toward the learner's (its LR schedule spans --steps)
             self.agent.steps_seen += len(reward)
             return
-        self.agent.observe(obs, action, reward, next_obs, terminated, truncated)
+        self.agent.observe(obs, action, reward, next_obs, terminated, truncated, **privileged)
 
     def update(self) -> dict[str, float] | None:
         if self._refit_due:

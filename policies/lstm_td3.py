@@ -111,12 +111,14 @@ class LSTMActor(nn.Module):
 
 
 class LSTMCritic(nn.Module):
-    """Q(o_t, a_t, history): the actor's structure with (o_t, a_t) in the current branch."""
+    """Q(o_t, a_t, history): the actor's structure with (o_t, a_t) in the current branch (asymmetric: o_t joined
+    with the privileged state, ``priv_dim`` more inputs; the memory stays the observations')."""
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: LSTMTD3Config) -> None:
+    def __init__(self, obs_dim: int, act_dim: int, cfg: LSTMTD3Config, priv_dim: int = 0) -> None:
         super().__init__()
         self.memory = MemoryEncoder(obs_dim, act_dim, cfg.mem_hidden, cfg.activation)
-        self.current = nn.Sequential(nn.Linear(obs_dim + act_dim, cfg.cur_hidden), ACTIVATIONS[cfg.activation]())
+        self.current = nn.Sequential(nn.Linear(obs_dim + priv_dim + act_dim, cfg.cur_hidden),
+                                     ACTIVATIONS[cfg.activation]())  # fmt: skip
         self.head = mlp([cfg.mem_hidden + cfg.cur_hidden, *cfg.hidden, 1], cfg.activation)
 
     def forward(self, obs, act, hist_obs, hist_act, hist_len) -> torch.Tensor:
@@ -141,14 +143,14 @@ class HistoryReplayBuffer(ReplayBuffer):
     ``s`` still lives in ``slot = s % capacity``, so links into overwritten slots end a history.
     """
 
-    def __init__(self, capacity: int, obs_dim: int, act_dim: int, history_len: int) -> None:
-        super().__init__(capacity, obs_dim, act_dim)
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int, history_len: int, priv_dim: int = 0) -> None:
+        super().__init__(capacity, obs_dim, act_dim, priv_dim)
         self.k = int(history_len)
         self.stamp = torch.full((self.capacity,), -1, dtype=torch.int64)
         self.prev = torch.full((self.capacity,), -1, dtype=torch.int64)
         self.serial = 0  # the next transition's stamp
 
-    def add_linked(self, obs, act, rew, next_obs, terminated, prev: np.ndarray) -> np.ndarray:
+    def add_linked(self, obs, act, rew, next_obs, terminated, prev: np.ndarray, priv=None, next_priv=None) -> np.ndarray:
         """Add a batch like :meth:`add`, row ``i`` following serial ``prev[i]`` (-1: an episode start); returns
         the rows' serials."""
         n = len(rew)
@@ -156,7 +158,7 @@ class HistoryReplayBuffer(ReplayBuffer):
         idx = stamps % self.capacity
         self.stamp[idx] = stamps
         self.prev[idx] = torch.as_tensor(np.asarray(prev, dtype=np.int64))
-        self.add(obs, act, rew, next_obs, terminated)
+        self.add(obs, act, rew, next_obs, terminated, priv, next_priv)
         self.serial += n
         return stamps.numpy()
 
@@ -183,7 +185,8 @@ class HistoryReplayBuffer(ReplayBuffer):
 
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         idx = torch.randint(0, self.size, (batch_size,), generator=generator)
-        return (self.obs[idx], self.act[idx], self.rew[idx], self.next_obs[idx], self.term[idx], *self.history(idx))
+        return (self.obs[idx], self.act[idx], self.rew[idx], self.next_obs[idx], self.term[idx], *self.history(idx),
+                *self.privileged(idx))  # fmt: skip
 
     def state_dict(self) -> dict:
         n = self.size
@@ -202,16 +205,18 @@ class LSTMTD3Agent(TD3Agent):
     history-conditioned networks. The agent keeps each sub-env's current window for acting; a resumed run starts
     new episodes, so those windows start empty, while the training histories come from the saved replay buffer."""
 
-    def __init__(self, cfg: LSTMTD3Config, obs_dim: int, act_dim: int, normalizer: ObsNormalizer, seed: int = 0):
-        super().__init__(cfg, obs_dim, act_dim, normalizer, seed)
+    def __init__(self, cfg: LSTMTD3Config, obs_dim: int, act_dim: int, normalizer: ObsNormalizer, seed: int = 0,
+                 privileged_floor: np.ndarray | None = None) -> None:  # fmt: skip
+        super().__init__(cfg, obs_dim, act_dim, normalizer, seed, privileged_floor)
         self.cfg: LSTMTD3Config = cfg
         self.actor = LSTMActor(obs_dim, act_dim, cfg)  # type: ignore[assignment]
-        self.critics = nn.ModuleList(LSTMCritic(obs_dim, act_dim, cfg) for _ in range(cfg.n_critics))
+        self.critics = nn.ModuleList(LSTMCritic(obs_dim, act_dim, cfg, self.priv_dim) for _ in range(cfg.n_critics))
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr_actor)
         self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=cfg.lr_critic)
-        self.buffer: HistoryReplayBuffer = HistoryReplayBuffer(cfg.buffer_size, obs_dim, act_dim, cfg.history_len)
+        self.buffer: HistoryReplayBuffer = HistoryReplayBuffer(cfg.buffer_size, obs_dim, act_dim, cfg.history_len,
+                                                               self.priv_dim)  # fmt: skip
         self.window: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # acting history per sub-env
         self.last_serial: np.ndarray | None = None  # buffer serial of each sub-env's previous transition, or -1
 
@@ -243,11 +248,14 @@ class LSTMTD3Agent(TD3Agent):
         noise = self.cfg.expl_noise * self.rng.standard_normal(a.shape)  # (OU noise: plain TD3 only)
         return np.clip(a + noise, -1.0, 1.0).astype(np.float32)
 
-    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+    def observe(self, obs, action, reward, next_obs, terminated, truncated, privileged=None, next_privileged=None):
         n = len(reward)
         h_obs, h_act, h_len = self._window(n)
         assert self.last_serial is not None
-        serials = self.buffer.add_linked(obs, action, reward, next_obs, terminated, self.last_serial)
+        serials = self.buffer.add_linked(obs, action, reward, next_obs, terminated, self.last_serial, privileged,
+                                         next_privileged)  # fmt: skip
+        if self.priv_norm is not None:
+            self.priv_norm.update(next_privileged)
         obs_t, act_t = torch.as_tensor(np.asarray(obs, np.float32)), torch.as_tensor(np.asarray(action, np.float32))
         h_obs, h_act, h_len = push_history(h_obs, h_act, h_len, obs_t, act_t)
         done = torch.as_tensor(np.logical_or(terminated, truncated))
@@ -257,20 +265,22 @@ class LSTMTD3Agent(TD3Agent):
         self.steps_seen += n
         self.update_debt += self.cfg.updates_per_step * n
 
-    def train_step(self, obs, act, rew, next_obs, term, h_obs, h_act, h_len) -> dict[str, float]:  # type: ignore[override]
+    def train_step(self, obs, act, rew, next_obs, term, h_obs, h_act, h_len, priv=None, next_priv=None):  # type: ignore[override]
         """One critic update (and, every ``policy_delay``, one actor + target update) on a raw batch with its
-        histories; the next state's history is this one advanced by (obs, act)."""
+        histories (and raw privileged states when asymmetric); the next state's history is this one advanced by
+        (obs, act)."""
         cfg = self.cfg
         n_obs, n_obs2 = self._norm(obs), self._norm(next_obs)
+        c_obs, c_obs2 = self.critic_input(n_obs, priv), self.critic_input(n_obs2, next_priv)
         n_hist = self._norm(h_obs)
         nh_obs, nh_act, nh_len = push_history(h_obs, h_act, h_len, obs, act)
         n_hist2 = self._norm(nh_obs)
         with torch.no_grad():
             next_act = smoothed_target_action(self.actor_target(n_obs2, n_hist2, nh_act, nh_len), cfg.target_noise,
                                               cfg.noise_clip, self.gen)  # fmt: skip
-            next_qs = [c(n_obs2, next_act, n_hist2, nh_act, nh_len) for c in self.critics_target]
+            next_qs = [c(c_obs2, next_act, n_hist2, nh_act, nh_len) for c in self.critics_target]
             target = td3_target(rew, term, next_qs[0], next_qs[1] if len(next_qs) > 1 else None, cfg.gamma)
-        qs = [c(n_obs, act, n_hist, h_act, h_len) for c in self.critics]
+        qs = [c(c_obs, act, n_hist, h_act, h_len) for c in self.critics]
         critic_loss = torch.stack([nn.functional.mse_loss(q, target) for q in qs]).sum()
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
@@ -279,7 +289,7 @@ class LSTMTD3Agent(TD3Agent):
         out = {"loss/critic": critic_loss.item(), "q/mean": qs[0].detach().mean().item()}
         if self.n_updates % cfg.policy_delay == 0:
             out["loss/actor"] = self.delayed_actor_update(
-                lambda: -self.critics[0](n_obs, self.actor(n_obs, n_hist, h_act, h_len), n_hist, h_act, h_len).mean()
+                lambda: -self.critics[0](c_obs, self.actor(n_obs, n_hist, h_act, h_len), n_hist, h_act, h_len).mean()
             )
         return out
 
@@ -295,8 +305,8 @@ class RecurrentInferencePolicy(InferencePolicy):
 
     STATE_NAMES = ("hist_obs", "hist_act", "hist_len")
 
-    def __init__(self, actor: LSTMActor, obs_mean, obs_var, clip: float, eps: float, meta: dict) -> None:
-        super().__init__(actor, obs_mean, obs_var, clip, eps, meta)
+    def __init__(self, actor: LSTMActor, obs_mean, obs_var, clip: float, eps: float, meta: dict, std_floor=None):
+        super().__init__(actor, obs_mean, obs_var, clip, eps, meta, std_floor)
         self.history_len = int(meta["actor_arch"]["history_len"])
 
     def initial_state(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
@@ -322,7 +332,8 @@ def recurrent_policy_from_checkpoint(ckpt: dict) -> RecurrentInferencePolicy:
     actor = build_lstm_actor(ckpt["actor_arch"])
     actor.load_state_dict(ckpt["actor"])
     norm = ckpt["normalizer"]
-    policy = RecurrentInferencePolicy(actor, norm["mean"], norm["var"], norm["clip"], norm["eps"], ckpt)
+    policy = RecurrentInferencePolicy(actor, norm["mean"], norm["var"], norm["clip"], norm["eps"], ckpt,
+                                      norm.get("std_floor"))  # the floor the agent normalized with  # fmt: skip
     for p in policy.parameters():
         p.requires_grad_(False)
     return policy

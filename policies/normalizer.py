@@ -78,3 +78,14 @@ class ObsNormalizer:
         # checkpoints from before the floor existed have none: their policies were trained without it
         self.std_floor = np.asarray(state.get("std_floor", np.zeros_like(mean)), dtype=np.float64)
         self._std_of = None  # type: ignore[assignment]  # recompute the std with this floor
+
+
+def privileged_normalizer(enabled: bool, floor: np.ndarray | None) -> ObsNormalizer | None:
+    """The running normalizer of an asymmetric critic's privileged inputs (always on: the physical parameters span
+    orders of magnitude), floored per field at ``floor``; None when the critic is not asymmetric."""
+    if not enabled:
+        return None
+    if floor is None:
+        raise UserError("privileged_critic needs an env that reports info['privileged'] (the s2r robots do); "
+                        "drop --ppo-privileged-critic / --td3-privileged-critic for this env")  # fmt: skip
+    return ObsNormalizer(len(floor), std_floor=np.asarray(floor, dtype=np.float64))

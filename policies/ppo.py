@@ -5,6 +5,11 @@ Gaussian policy (state-independent log-std, actions clipped to [-1, 1] by :meth:
 policy (bounded, mapped to [-1, 1]). Observations are normalized when acted on; rewards are optionally scaled
 by the running std of the discounted return (as SB3's VecNormalize, which rl-zoo uses for BipedalWalker).
 
+With ``privileged_critic`` (an asymmetric actor-critic, as OpenAI's Dactyl), the critic reads the observation
+joined with the env's privileged state (``info["privileged"]``, layout in ``sim.tasks.<robot>``; normalized by
+its own running normalizer, saved with the agent) while the actor sees the observation alone: only the actor is
+checkpointed as the policy and exported.
+
 With ``expert`` set (the knob preset), :func:`policies.agent.make_agent` puts a DAgger warm start on a scripted
 expert around PPO and a behaviour-cloning term into its loss (both plug-ins of ``policies.imitation``).
 """
@@ -20,9 +25,9 @@ import torch
 from torch import nn
 
 from policies.hparams import build, preset_values
-from policies.imitation import first_linear, ignore_inputs_
+from policies.imitation import first_linear, ignore_inputs_, obs_indices
 from policies.networks import BetaActor, GaussianActor, mlp
-from policies.normalizer import ObsNormalizer
+from policies.normalizer import ObsNormalizer, privileged_normalizer
 from sim.errors import UserError
 
 
@@ -56,7 +61,10 @@ class PPOConfig:
     imitation_epochs: int = 15  # passes over the aggregate data per refit (twice that for the last one)
     imitation_lr: float = 1e-3
     bc_coef: float = 0.0  # weight of the behaviour-cloning MSE to the expert's action in the PPO loss
-    actor_ignores: tuple[int, ...] = ()  # observation indices the actor does not see (zero input weights)
+    # observation fields the actor does not see (zero input weights): names of the env's observation layout
+    # (sim.spec.ObsField.name), or integer indices (older configs)
+    actor_ignores: tuple[str | int, ...] = ()
+    privileged_critic: bool = False  # asymmetric actor-critic: the critic also reads info["privileged"]
 
     def __post_init__(self) -> None:
         if self.distribution not in ("gaussian", "beta"):
@@ -146,6 +154,15 @@ def clip_grad_norm_(params: Sequence[torch.Tensor], max_norm: float) -> None:
         torch._foreach_mul_(grads, torch.clamp(max_norm / (total_norm + 1e-6), max=1.0))
 
 
+def store_privileged(norm: ObsNormalizer, privileged, next_privileged) -> tuple[np.ndarray, np.ndarray]:
+    """The privileged states of a step's observations and next observations (both ``(N, dim)``), normalized after
+    folding the next ones into the statistics: the inputs an on-policy critic is trained on."""
+    if privileged is None or next_privileged is None:
+        raise ValueError("an agent with privileged_critic needs observe(..., privileged=, next_privileged=)")
+    norm.update(next_privileged)
+    return norm(privileged), norm(next_privileged)
+
+
 class RewardScaler:
     """Divides rewards by the running std of the discounted return (per sub-env return, pooled variance)."""
 
@@ -202,6 +219,8 @@ class PPOAgent:
         total_steps: int,
         seed: int = 0,
         extra_losses: Sequence[ExtraLoss] = (),
+        obs_names: Sequence[str] | None = None,
+        privileged_floor: np.ndarray | None = None,
     ) -> None:
         self.cfg, self.obs_dim, self.act_dim, self.normalizer = cfg, obs_dim, act_dim, normalizer
         self.num_envs, self.total_steps = num_envs, total_steps
@@ -211,10 +230,12 @@ class PPOAgent:
             self.actor: GaussianActor | BetaActor = BetaActor(obs_dim, act_dim, hidden, cfg.activation)
         else:
             self.actor = GaussianActor(obs_dim, act_dim, hidden, cfg.activation, cfg.log_std_init)
-        self.critic = mlp([obs_dim, *hidden, 1], cfg.activation, out_gain=1.0)
-        if any(not 0 <= i < obs_dim for i in cfg.actor_ignores):
-            raise UserError(f"actor_ignores {cfg.actor_ignores} must be observation indices in [0, {obs_dim})")
-        self.ignore = torch.tensor(cfg.actor_ignores, dtype=torch.long)
+        # asymmetric: the critic's extra inputs and their normalizer (``privileged_floor``: the per-field
+        # resolutions of the env's privileged layout; its length is the privileged dimension)
+        self.priv_norm = privileged_normalizer(cfg.privileged_critic, privileged_floor)
+        priv_dim = self.priv_norm.mean.shape[0] if self.priv_norm is not None else 0
+        self.critic = mlp([obs_dim + priv_dim, *hidden, 1], cfg.activation, out_gain=1.0)
+        self.ignore = torch.tensor(obs_indices(cfg.actor_ignores, obs_names, obs_dim), dtype=torch.long)
         self.input_layer = first_linear(self.actor.net)
         ignore_inputs_(self.input_layer, self.ignore)
         self.extra_losses = list(extra_losses)
@@ -234,6 +255,8 @@ class PPOAgent:
             "raw_act": torch.zeros(T, N, act_dim), "reward": torch.zeros(T, N), "term": torch.zeros(T, N),
             "end": torch.zeros(T, N),
         }  # fmt: skip
+        if priv_dim:  # the critic's inputs: normalized observation ⊕ normalized privileged state
+            self.buf["priv"], self.buf["next_priv"] = torch.zeros(T, N, priv_dim), torch.zeros(T, N, priv_dim)
         # numpy views of the same memory: the rollout writes through these (a numpy row assignment costs a
         # fraction of a torch __setitem__), the update reads the tensors
         self.np_buf = {k: v.numpy() for k, v in self.buf.items()}
@@ -273,10 +296,13 @@ class PPOAgent:
             self.np_buf["raw_act"][self.t] = raw.numpy()
             return self.actor.to_env(raw).numpy()
 
-    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
-        """Store the outcome of the last :meth:`act` (``next_obs`` = final obs where an episode ended)."""
+    def observe(self, obs, action, reward, next_obs, terminated, truncated, privileged=None, next_privileged=None):
+        """Store the outcome of the last :meth:`act` (``next_obs`` = final obs where an episode ended; with
+        ``privileged_critic``, ``privileged`` / ``next_privileged`` are ``info["privileged"]`` of both)."""
         del obs, action  # recorded by act(), normalized as the policy saw them
         b = self.np_buf
+        if self.priv_norm is not None:
+            b["priv"][self.t], b["next_priv"][self.t] = store_privileged(self.priv_norm, privileged, next_privileged)
         end = np.logical_or(terminated, truncated)
         r = self.reward_scaler(np.asarray(reward, dtype=np.float64), end) if self.reward_scaler else reward
         b["reward"][self.t] = r  # float32 buffers: numpy casts on assignment
@@ -316,10 +342,15 @@ class PPOAgent:
         values (see ``__init__``), GAE advantages and returns."""
         cfg, b = self.cfg, self.buf
         flat = {k: b[k].flatten(0, 1) for k in ("obs", "raw_act")}
+        critic_obs, next_critic_obs = b["obs"], b["next_obs"]
+        if "priv" in b:  # asymmetric: the critic reads the observation ⊕ the privileged state
+            critic_obs = torch.cat([b["obs"], b["priv"]], dim=-1)
+            next_critic_obs = torch.cat([b["next_obs"], b["next_priv"]], dim=-1)
+        flat["critic_obs"] = critic_obs.flatten(0, 1)
         with torch.no_grad():
             flat["logp"] = self.actor.log_prob_entropy(flat["obs"], flat["raw_act"])[0]
-            values = self.critic(b["obs"]).squeeze(-1)
-            next_values = self.critic(b["next_obs"]).squeeze(-1)
+            values = self.critic(critic_obs).squeeze(-1)
+            next_values = self.critic(next_critic_obs).squeeze(-1)
             adv, ret = gae(b["reward"], values, next_values, b["term"], b["end"], cfg.gamma, cfg.gae_lambda)
         flat["value"], flat["adv"], flat["ret"] = values.flatten(), adv.flatten(), ret.flatten()
         return flat
@@ -328,7 +359,7 @@ class PPOAgent:
         """``n_epochs`` passes of shuffled minibatch steps over the rollout (and the extra losses' labels);
         the mean of each loss term."""
         cfg = self.cfg
-        columns = [flat[k] for k in ("obs", "raw_act", "logp", "value", "adv", "ret")]
+        columns = [flat[k] for k in ("obs", "raw_act", "logp", "value", "adv", "ret", "critic_obs")]
         columns += [term.labels.flatten(0, 1) for term in self.extra_losses]
         n = len(columns[0])
         sums: dict[str, float] = {}
@@ -348,13 +379,13 @@ class PPOAgent:
     def _minibatch_step(self, mb: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """One gradient step on a minibatch (the columns of :meth:`_epochs`); returns the loss terms."""
         cfg = self.cfg
-        obs, raw_act, old_logp, old_v, mb_adv, mb_ret, *labels = mb
+        obs, raw_act, old_logp, old_v, mb_adv, mb_ret, critic_obs, *labels = mb
         if cfg.normalize_advantage and len(mb_adv) > 1:
             mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
         new_logp, entropy = self.actor.log_prob_entropy(obs, raw_act)
         if cfg.ent_coef == 0.0:  # logged only: skip the backward pass through a zero-weighted term
             entropy = entropy.detach()
-        new_v = self.critic(obs).squeeze(-1)
+        new_v = self.critic(critic_obs).squeeze(-1)
         loss, terms = ppo_loss(new_logp, old_logp, mb_adv, new_v, old_v, mb_ret, entropy, cfg.clip_range,
                                cfg.clip_range_vf, cfg.ent_coef, cfg.vf_coef)  # fmt: skip
         for term, y in zip(self.extra_losses, labels, strict=True):
@@ -377,6 +408,7 @@ class PPOAgent:
             "gen": self.gen.get_state(),
             "reward_scaler": self.reward_scaler.state_dict() if self.reward_scaler else None,
             "counters": {"n_updates": self.n_updates, "steps_seen": self.steps_seen},
+            "priv_norm": self.priv_norm.state_dict() if self.priv_norm is not None else None,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -390,4 +422,6 @@ class PPOAgent:
             self.reward_scaler.load_state_dict(state["reward_scaler"])
         self.n_updates = int(state["counters"]["n_updates"])
         self.steps_seen = int(state["counters"]["steps_seen"])
+        if self.priv_norm is not None:
+            self.priv_norm.load_state_dict(state["priv_norm"])
         self.t = 0

@@ -95,8 +95,9 @@ class EnvShard:
     """Runs in a Ray actor: a few sub-envs, stepped in turn. Construction errors are kept and reported by
     :meth:`spaces` (an ``__init__`` that raised would make Ray restart the actor ``max_restarts`` times)."""
 
-    def __init__(self, index: int, env_id: str, n_envs: int, env_kwargs: dict) -> None:
+    def __init__(self, index: int, env_id: str, n_envs: int, env_kwargs: dict, info_keys: tuple[str, ...] = ()):
         self.index = index
+        self.info_keys = tuple(info_keys)
         self.error: tuple | None = None
         self.envs = []
         try:
@@ -113,7 +114,7 @@ class EnvShard:
         return os.getpid()
 
     def step(self, actions: np.ndarray) -> list[tuple]:
-        return [_step(env, a) for env, a in zip(self.envs, actions, strict=True)]
+        return [_step(env, a, self.info_keys) for env, a in zip(self.envs, actions, strict=True)]
 
     def reset(self, j: int, seed: int | None, options: dict | None) -> tuple[np.ndarray, dict, Any]:
         """Reset env j; also returns its RNG state just before an unseeded reset (what a replay needs)."""
@@ -154,6 +155,7 @@ class RayVecEnv:
         n_actors: int | None = None,
         cpus_per_actor: float = 1.0,
         local_envs: int | None = None,
+        info_keys: tuple[str, ...] = (),
     ) -> None:
         if local_envs is not None and not 0 <= local_envs < num_envs:
             raise UserError(f"local_envs must be in [0, {num_envs}) so that an actor has an env, got {local_envs}")
@@ -161,6 +163,7 @@ class RayVecEnv:
         import ray
 
         self.num_envs = num_envs
+        self.info_keys = tuple(info_keys)  # info keys returned every step (policies.vec_env)
         if not n_actors:
             cpus = float(ray.cluster_resources().get("CPU", 1.0))
             n_actors = max(1, int((cpus - 1) // cpus_per_actor))
@@ -175,7 +178,8 @@ class RayVecEnv:
             num_cpus=cpus_per_actor, max_restarts=MAX_RESTARTS, max_task_retries=0
         )
         self.actors: list[Any] = [  # Ray actor handles
-            self.actor_cls.remote(k, env_id, self.bounds[k + 1] - self.bounds[k], env_kwargs or {})
+            self.actor_cls.remote(k, env_id, self.bounds[k + 1] - self.bounds[k], env_kwargs or {},
+                                  self.info_keys)
             for k in range(n_actors)
         ]
         replies = ray.get([a.spaces.remote() for a in self.actors])
@@ -207,7 +211,7 @@ class RayVecEnv:
         calls = [self._step_call(k, actions) for k in range(len(self.actors))]
         refs = [call() for call in calls]
         try:  # the local envs step while the actors step theirs
-            local = [_step(env, a) for env, a in zip(self.local, actions, strict=False)]
+            local = [_step(env, a, self.info_keys) for env, a in zip(self.local, actions, strict=False)]
         finally:  # even when a local env raised: the actors' envs stepped, their logs must say so
             remote = self._gather(calls, refs, actions)
         return _collate(local + remote)

@@ -78,8 +78,10 @@ class Runner:
         """Run to ``cfg.steps`` env steps; SIGINT/SIGTERM save a checkpoint and raise :class:`TrainingStopped`.
         Returns the run's summary."""
         cfg, agent = self.cfg, self.agent
+        # an asymmetric critic (the config's privileged_critic) reads info["privileged"] of every step
+        self.privileged = bool(getattr(cfg.algo_config, "privileged_critic", False))
         self.venv = make_vec_env(cfg.env, cfg.num_envs, cfg.vec, env_kwargs=env_kwargs(cfg.env, cfg.engine),
-                                 ray=cfg.ray)  # fmt: skip
+                                 ray=cfg.ray, info_keys=("privileged",) if self.privileged else ())  # fmt: skip
         try:
             obs = self._start()  # fresh episodes, clocks, schedules, logs
             try:
@@ -89,7 +91,7 @@ class Runner:
                     next_obs, reward, terminated, truncated, infos = self.venv.step(action)
                     self.ep_ret += reward
                     self.ep_len += 1
-                    agent.observe(obs, action, reward, next_obs, terminated, truncated)
+                    agent.observe(obs, action, reward, next_obs, terminated, truncated, **self._privileged(infos))
                     # ---- episode ends: statistics, the parameter source's report, fresh episodes
                     obs = self._end_episodes(next_obs, terminated, truncated, infos)
                     self.counters["global_step"] += cfg.num_envs
@@ -116,7 +118,10 @@ class Runner:
         self.ep_ret, self.ep_len = np.zeros(n), np.zeros(n, dtype=np.int64)
         # env states cannot be checkpointed: a resumed run starts fresh episodes, seeded by (seed, resume count)
         base_seed = cfg.seed * 1_000_003 + self.counters["resumes"] * 10_007
+        self.priv: list[Any] = [None] * n  # info["privileged"] of each sub-env's current observation
         obs = np.stack([self._reset_env(i, base_seed + i) for i in range(n)])
+        if hasattr(self.agent, "reset_memory"):  # every episode starts afresh: so does a memory of them
+            self.agent.reset_memory()
         self.norm.update(obs)
         self.log_every = cfg.log_every or self.agent.log_every
         self.next_at = {"log": self._next(step, self.log_every), "ckpt": self._next(step, cfg.checkpoint_every),
@@ -130,9 +135,19 @@ class Runner:
 
     def _reset_env(self, i: int, seed: int | None) -> np.ndarray:
         params, self.tags[i] = self.source.sample()
-        o, _ = self.venv.reset_one(i, seed=seed, options={"params": params} if params else None)
+        o, info = self.venv.reset_one(i, seed=seed, options={"params": params} if params else None)
         self.ep_ret[i], self.ep_len[i] = 0.0, 0
+        self.priv[i] = info.get("privileged")
         return o
+
+    def _privileged(self, infos: list) -> dict[str, np.ndarray]:
+        """For an asymmetric critic, the privileged states of the step's observations and next observations (the
+        final one where an episode ended; the fresh episode's replaces it in :meth:`_reset_env`); else nothing."""
+        if not self.privileged:
+            return {}
+        before, after = np.stack(self.priv), np.stack([info["privileged"] for info in infos])
+        self.priv = list(after)
+        return {"privileged": before, "next_privileged": after}
 
     def _end_episodes(self, next_obs: np.ndarray, terminated: np.ndarray, truncated: np.ndarray,
                       infos: list) -> np.ndarray:  # fmt: skip
@@ -380,21 +395,26 @@ def _set_rng_state(state: dict) -> None:
 
 
 class EpisodeStats:
-    """Rolling window of finished episodes: return, length, and the task metrics found in the final info."""
+    """Rolling window of finished episodes: return, length, and every task metric of the final
+    ``info["metrics"]`` (domain_rand.success.episode_metrics), whatever the task reports. Columns: the mean of
+    each metric under its own name, ``success`` as ``success_rate`` and ``fell`` as ``fall_rate``."""
 
-    KEYS = ("return", "length", "distance_m", "fell", "is_success")
+    COLUMNS = {"success": "success_rate", "fell": "fall_rate"}  # metric → column, where the names differ
+    OLD_KEYS = {"is_success": "success"}  # window keys of checkpoints written before info["metrics"]
 
     def __init__(self, window: int) -> None:
-        self.window: dict[str, deque[float]] = {k: deque(maxlen=window) for k in self.KEYS}
+        self.window: dict[str, deque[float]] = {k: deque(maxlen=window) for k in ("return", "length")}
+        self.size = window
         self.episodes = 0
 
     def add(self, ep_return: float, length: int, info: dict) -> None:
+        from domain_rand.success import episode_metrics
+
         self.episodes += 1
         self.window["return"].append(ep_return)
         self.window["length"].append(length)
-        for k in ("distance_m", "fell", "is_success"):
-            if k in info:
-                self.window[k].append(float(info[k]))
+        for k, v in episode_metrics(info).items():
+            self.window.setdefault(k, deque(maxlen=self.size)).append(v)
 
     def row(self) -> dict[str, float]:
         w = self.window
@@ -402,9 +422,9 @@ class EpisodeStats:
         if w["return"]:
             out.update(return_mean=float(np.mean(w["return"])), return_std=float(np.std(w["return"])),
                        length_mean=float(np.mean(w["length"])))  # fmt: skip
-        for k, name in (("distance_m", "distance_m"), ("fell", "fall_rate"), ("is_success", "success_rate")):
-            if w[k]:
-                out[name] = float(np.mean(w[k]))
+        for k, values in w.items():
+            if k not in ("return", "length") and values:
+                out[self.COLUMNS.get(k, k)] = float(np.mean(values))
         return out
 
     def clear_window(self) -> None:
@@ -419,8 +439,8 @@ class EpisodeStats:
             parts.append(f"return {r['return_mean']:.1f}")
         if "success_rate" in r:
             parts.append(f"success {100 * r['success_rate']:.0f}%")
-        if "distance_m" in r:
-            parts.append(f"dist {r['distance_m']:.2f} m")
+        basic = {"episodes", "return_mean", "return_std", "length_mean", "success_rate"}
+        parts += [f"{name} {value:.2f}" for name, value in r.items() if name not in basic]
         return " | ".join(parts)
 
     def state_dict(self) -> dict:
@@ -428,8 +448,9 @@ class EpisodeStats:
 
     def load_state_dict(self, state: dict) -> None:
         self.episodes = int(state["episodes"])
-        for k in self.KEYS:
-            self.window[k].extend(state[k])
+        for k, values in state.items():
+            if k != "episodes":
+                self.window.setdefault(self.OLD_KEYS.get(k, k), deque(maxlen=self.size)).extend(values)
 
 
 class TrainingStopped(KeyboardInterrupt):

@@ -4,6 +4,11 @@ TD3 = twin critics with a min target, target policy smoothing (clipped noise), d
 Gaussian exploration. DDPG = ``TD3Config(n_critics=1, target_noise=0, policy_delay=1)``, optionally with
 Ornstein–Uhlenbeck exploration. The replay buffer stores raw observations; they are normalized when sampled so
 the normalizer can keep moving without stale entries.
+
+With ``privileged_critic`` (asymmetric actor-critic) the critics read the observation joined with the env's
+privileged state (``info["privileged"]``, stored raw in the replay buffer beside the observations, normalized
+by its own running normalizer when sampled); the actor, the only network checkpointed as the policy and
+exported, sees the observation alone.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from torch import nn
 
 from policies.hparams import build, preset_values
 from policies.networks import DeterministicActor, mlp, polyak_update
-from policies.normalizer import ObsNormalizer
+from policies.normalizer import ObsNormalizer, privileged_normalizer
 from sim.errors import UserError
 
 
@@ -42,6 +47,7 @@ class TD3Config:
     hidden: tuple[int, ...] = (400, 300)
     activation: str = "relu"
     normalize_obs: bool = False  # rl-zoo's TD3 presets do not normalize; the biped/knob presets do
+    privileged_critic: bool = False  # asymmetric actor-critic: the critics also read info["privileged"]
 
     def __post_init__(self) -> None:
         if self.n_critics not in (1, 2):
@@ -99,10 +105,14 @@ class Critic(nn.Module):
 
 
 class ReplayBuffer:
-    """Preallocated float32 ring buffer of (obs, action, reward, next_obs, terminated) as torch tensors."""
+    """Preallocated float32 ring buffer of (obs, action, reward, next_obs, terminated) as torch tensors, and with
+    ``priv_dim`` the privileged states of obs and next_obs (``priv``, ``next_priv``: sampled after the rest)."""
 
-    def __init__(self, capacity: int, obs_dim: int, act_dim: int) -> None:
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int, priv_dim: int = 0) -> None:
         self.capacity = int(capacity)
+        self.priv_dim = int(priv_dim)
+        self.priv = torch.zeros(self.capacity, priv_dim) if priv_dim else None
+        self.next_priv = torch.zeros(self.capacity, priv_dim) if priv_dim else None
         self.obs = torch.zeros(self.capacity, obs_dim)
         self.next_obs = torch.zeros(self.capacity, obs_dim)
         self.act = torch.zeros(self.capacity, act_dim)
@@ -111,27 +121,38 @@ class ReplayBuffer:
         self.pos = 0
         self.size = 0
 
-    def add(self, obs, act, rew, next_obs, terminated) -> None:
-        """Add a batch ``(N, ...)`` of transitions (numpy or torch)."""
+    def add(self, obs, act, rew, next_obs, terminated, priv=None, next_priv=None) -> None:
+        """Add a batch ``(N, ...)`` of transitions (numpy or torch); ``priv``/``next_priv`` iff ``priv_dim``."""
         n = len(rew)
         idx = (torch.arange(n) + self.pos) % self.capacity
         for buf, x in ((self.obs, obs), (self.act, act), (self.rew, rew), (self.next_obs, next_obs), (self.term, terminated)):
             buf[idx] = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        if self.priv is not None and self.next_priv is not None:
+            if priv is None or next_priv is None:
+                raise ValueError("this buffer stores privileged states: add(..., priv=, next_priv=)")
+            self.priv[idx] = torch.as_tensor(np.asarray(priv, dtype=np.float32))
+            self.next_priv[idx] = torch.as_tensor(np.asarray(next_priv, dtype=np.float32))
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         idx = torch.randint(0, self.size, (batch_size,), generator=generator)
-        return self.obs[idx], self.act[idx], self.rew[idx], self.next_obs[idx], self.term[idx]
+        return self.obs[idx], self.act[idx], self.rew[idx], self.next_obs[idx], self.term[idx], *self.privileged(idx)
+
+    def privileged(self, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(priv, next_priv)`` of the rows ``idx``, or nothing without privileged states."""
+        return () if self.priv is None or self.next_priv is None else (self.priv[idx], self.next_priv[idx])
+
+    def _names(self) -> tuple[str, ...]:
+        return ("obs", "act", "rew", "next_obs", "term") + (("priv", "next_priv") if self.priv_dim else ())
 
     def state_dict(self) -> dict:
         n = self.size
-        return {"obs": self.obs[:n].clone(), "act": self.act[:n].clone(), "rew": self.rew[:n].clone(),
-                "next_obs": self.next_obs[:n].clone(), "term": self.term[:n].clone(), "pos": self.pos}  # fmt: skip
+        return {**{name: getattr(self, name)[:n].clone() for name in self._names()}, "pos": self.pos}
 
     def load_state_dict(self, state: dict) -> None:
         n = min(len(state["rew"]), self.capacity)
-        for name in ("obs", "act", "rew", "next_obs", "term"):
+        for name in self._names():
             getattr(self, name)[:n] = state[name][:n]
         self.size, self.pos = n, int(state["pos"]) % self.capacity
 
@@ -139,18 +160,25 @@ class ReplayBuffer:
 class TD3Agent:
     """TD3/DDPG learner: ``act`` (exploration), ``observe`` (store), ``update`` (gradient steps when due)."""
 
-    def __init__(self, cfg: TD3Config, obs_dim: int, act_dim: int, normalizer: ObsNormalizer, seed: int = 0) -> None:
+    def __init__(self, cfg: TD3Config, obs_dim: int, act_dim: int, normalizer: ObsNormalizer, seed: int = 0,
+                 privileged_floor: np.ndarray | None = None) -> None:  # fmt: skip
         self.cfg, self.obs_dim, self.act_dim, self.normalizer = cfg, obs_dim, act_dim, normalizer
         self.rng = np.random.default_rng(seed)
         self.gen = torch.Generator().manual_seed(seed)
         hidden = list(cfg.hidden)
+        # asymmetric: the privileged inputs' normalizer (``privileged_floor``: per-field resolutions of the env's
+        # privileged layout) and the critics' input width
+        self.priv_norm = privileged_normalizer(cfg.privileged_critic, privileged_floor)
+        self.priv_dim = self.priv_norm.mean.shape[0] if self.priv_norm is not None else 0
+        self._priv_cache: tuple = (-1.0, None, None)
         self.actor = DeterministicActor(obs_dim, act_dim, hidden, cfg.activation)
-        self.critics = nn.ModuleList(Critic(obs_dim, act_dim, hidden, cfg.activation) for _ in range(cfg.n_critics))
+        self.critics = nn.ModuleList(Critic(obs_dim + self.priv_dim, act_dim, hidden, cfg.activation)
+                                     for _ in range(cfg.n_critics))  # fmt: skip
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critics_target = copy.deepcopy(self.critics).requires_grad_(False)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr_actor)
         self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=cfg.lr_critic)
-        self.buffer = ReplayBuffer(cfg.buffer_size, obs_dim, act_dim)
+        self.buffer = ReplayBuffer(cfg.buffer_size, obs_dim, act_dim, self.priv_dim)
         self.ou_state: np.ndarray | None = None
         self.n_updates = 0
         self.update_debt = 0.0  # fractional updates owed (updates_per_step · env steps − updates done)
@@ -189,6 +217,18 @@ class TD3Agent:
         _, mean, std = self._norm_cache
         return ((obs - mean) / std).clamp(-nm.clip, nm.clip)
 
+    def critic_input(self, n_obs: torch.Tensor, priv: torch.Tensor | None) -> torch.Tensor:
+        """What the critics read besides the action: the normalized observation, ⊕ the normalized privileged
+        state of the same step when asymmetric (``priv`` raw, as sampled)."""
+        nm = self.priv_norm
+        if nm is None or priv is None:
+            return n_obs
+        if self._priv_cache[0] != nm.count:
+            mean = torch.as_tensor(nm.mean, dtype=torch.float32)
+            self._priv_cache = (nm.count, mean, torch.as_tensor(nm.std(), dtype=torch.float32))
+        _, mean, std = self._priv_cache
+        return torch.cat([n_obs, ((priv - mean) / std).clamp(-nm.clip, nm.clip)], dim=-1)
+
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Exploration actions in [-1, 1] for a batch ``(N, obs_dim)`` of raw observations; with
         ``deterministic`` the actor's own action (no warm-up, no noise)."""
@@ -209,9 +249,12 @@ class TD3Agent:
             noise = self.cfg.expl_noise * self.rng.standard_normal((n, self.act_dim))
         return np.clip(a + noise, -1.0, 1.0).astype(np.float32)
 
-    def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
-        """Store one vector step; ``next_obs`` holds the *final* observation for envs whose episode ended."""
-        self.buffer.add(obs, action, reward, next_obs, terminated)
+    def observe(self, obs, action, reward, next_obs, terminated, truncated, privileged=None, next_privileged=None):
+        """Store one vector step; ``next_obs`` holds the *final* observation for envs whose episode ended (with
+        ``privileged_critic``: ``privileged``/``next_privileged``, the ``info["privileged"]`` of both)."""
+        self.buffer.add(obs, action, reward, next_obs, terminated, privileged, next_privileged)
+        if self.priv_norm is not None:
+            self.priv_norm.update(next_privileged)
         self.steps_seen += len(reward)
         self.update_debt += self.cfg.updates_per_step * len(reward)
         if self.ou_state is not None:  # restart the OU process for envs whose episode ended
@@ -238,16 +281,18 @@ class TD3Agent:
                 logs.setdefault(k, []).append(v)
         return {k: float(np.mean(v)) for k, v in logs.items()} or None
 
-    def train_step(self, obs, act, rew, next_obs, term) -> dict[str, float]:
-        """One critic update (and, every ``policy_delay``, one actor + target update) on a raw batch."""
+    def train_step(self, obs, act, rew, next_obs, term, priv=None, next_priv=None) -> dict[str, float]:
+        """One critic update (and, every ``policy_delay``, one actor + target update) on a raw batch (with the
+        raw privileged states when asymmetric)."""
         cfg = self.cfg
         obs, next_obs = self._norm(obs), self._norm(next_obs)
+        c_obs, c_next = self.critic_input(obs, priv), self.critic_input(next_obs, next_priv)
         with torch.no_grad():
             next_act = smoothed_target_action(self.actor_target(next_obs), cfg.target_noise, cfg.noise_clip, self.gen)
-            x_next = torch.cat([next_obs, next_act], dim=-1)  # one concat shared by the twin critics
+            x_next = torch.cat([c_next, next_act], dim=-1)  # one concat shared by the twin critics
             next_qs = [c.net(x_next).squeeze(-1) for c in self.critics_target]  # type: ignore[operator]
             target = td3_target(rew, term, next_qs[0], next_qs[1] if len(next_qs) > 1 else None, cfg.gamma)
-        x = torch.cat([obs, act], dim=-1)
+        x = torch.cat([c_obs, act], dim=-1)
         qs = [c.net(x).squeeze(-1) for c in self.critics]  # type: ignore[operator]
         critic_loss = torch.stack([nn.functional.mse_loss(q, target) for q in qs]).sum()
         self.critic_opt.zero_grad(set_to_none=True)
@@ -256,7 +301,7 @@ class TD3Agent:
         self.n_updates += 1
         out = {"loss/critic": critic_loss.item(), "q/mean": qs[0].detach().mean().item()}
         if self.n_updates % cfg.policy_delay == 0:
-            out["loss/actor"] = self.delayed_actor_update(lambda: -self.critics[0](obs, self.actor(obs)).mean())
+            out["loss/actor"] = self.delayed_actor_update(lambda: -self.critics[0](c_obs, self.actor(obs)).mean())
         return out
 
     def delayed_actor_update(self, actor_loss: Callable[[], torch.Tensor]) -> float:
@@ -288,6 +333,7 @@ class TD3Agent:
             "gen": self.gen.get_state(),
             "ou_state": None if self.ou_state is None else self.ou_state.tolist(),
             "counters": {"n_updates": self.n_updates, "update_debt": self.update_debt, "steps_seen": self.steps_seen},
+            "priv_norm": self.priv_norm.state_dict() if self.priv_norm is not None else None,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -302,4 +348,6 @@ class TD3Agent:
         self.ou_state = None if state["ou_state"] is None else np.asarray(state["ou_state"])
         c = state["counters"]
         self.n_updates, self.update_debt, self.steps_seen = int(c["n_updates"]), float(c["update_debt"]), int(c["steps_seen"])
+        if self.priv_norm is not None:
+            self.priv_norm.load_state_dict(state["priv_norm"])
 

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from policies.agent import make_agent
@@ -32,6 +33,7 @@ from policies.checkpoint import LATEST, PREVIOUS, git_commit
 from policies.lstm_td3 import LSTMTD3Config, lstm_td3_preset
 from policies.normalizer import ObsNormalizer
 from policies.ppo import PPOConfig, ppo_preset
+from policies.recurrent_ppo import RecurrentPPOConfig, rppo_preset
 from policies.runner import Runner, StopSignals, TrainingStopped
 from policies.td3 import TD3Config, td3_preset
 from policies.vec_env import make_env
@@ -41,7 +43,7 @@ from sim.files import atomic_write
 
 __all__ = ["ALGOS", "TrainConfig", "TrainingStopped", "config_from_dict", "config_to_dict", "resume_config", "train"]
 
-ALGOS = ("td3", "ddpg", "ppo", "lstm-td3")
+ALGOS = ("td3", "ddpg", "ppo", "lstm-td3", "rppo")
 LOCK = ".lock"
 
 
@@ -49,7 +51,8 @@ LOCK = ".lock"
 class TrainConfig:
     env: str = "biped"  # short name (biped, knob, biped-rough...) or a Gymnasium id
     engine: str = "pybullet"  # physics engine of the training envs and evaluations: pybullet or mujoco
-    algo: str = "td3"  # td3 | ddpg | ppo | lstm-td3 (TD3 with an LSTM memory: policies.lstm_td3)
+    algo: str = "td3"  # td3 | ddpg | ppo | lstm-td3 (TD3 with an LSTM memory: policies.lstm_td3) | rppo (PPO with
+    # an LSTM policy: policies.recurrent_ppo)
     steps: int = 1_000_000  # total env steps (summed over sub-envs)
     seed: int = 0
     num_envs: int = 0  # 0: the preset's (TD3: 1, PPO: PPOConfig.num_envs)
@@ -94,11 +97,12 @@ class TrainConfig:
         algo_cfg = self.algo_config
         if algo_cfg is None:
             algo_cfg = (ppo_preset(env_id) if self.algo == "ppo" else lstm_td3_preset(env_id)
-                        if self.algo == "lstm-td3" else td3_preset(env_id, self.algo))  # fmt: skip
+                        if self.algo == "lstm-td3" else rppo_preset(env_id) if self.algo == "rppo"
+                        else td3_preset(env_id, self.algo))  # fmt: skip
         num_envs = self.num_envs or (algo_cfg.num_envs if isinstance(algo_cfg, PPOConfig) else 1)
         # TD3 updates after every env step: on a box shared with anything a second thread slows it
         # (BENCHMARKS.md, Learners), so it only gets more threads when asked for
-        auto_threads = (os.cpu_count() or 1) if self.algo == "ppo" else 1
+        auto_threads = (os.cpu_count() or 1) if self.algo in ("ppo", "rppo") else 1
         update_threads = self.update_threads if self.update_threads > 0 else auto_threads
         return dataclasses.replace(
             self, env=env_id, algo_config=algo_cfg, num_envs=num_envs, update_threads=update_threads
@@ -114,7 +118,7 @@ def config_from_dict(d: dict) -> TrainConfig:
     d = dict(d)
     algo_d = d.pop("algo_config", None)
     if algo_d is not None:
-        cls = {"ppo": PPOConfig, "lstm-td3": LSTMTD3Config}.get(d.get("algo", ""), TD3Config)
+        cls = {"ppo": PPOConfig, "lstm-td3": LSTMTD3Config, "rppo": RecurrentPPOConfig}.get(d.get("algo", ""), TD3Config)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(algo_d) - names
         if unknown:
@@ -248,12 +252,17 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: StopSignal
     source = _make_source(cfg, probe)
     # what the source's thresholds apply to: ADR says (task success by default); fixed DR and nominal ignore it
     perf_kind = str(getattr(getattr(source, "config", None), "performance", "success"))
+    # an asymmetric critic's extra inputs: the env's privileged layout (sim.tasks.<robot>), normalized per field
+    priv_fields = getattr(probe.unwrapped, "privileged_fields", None)
+    priv_floor = np.array([f.resolution for f in priv_fields]) if priv_fields else None
     probe.close()
 
     # s2r robots: every field's std is floored at the resolution its spec declares (no input gain above 1/res.)
     floor = spec.obs_resolution if spec is not None else None
     norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs, std_floor=floor)
-    agent = make_agent(algo_cfg, obs_dim, act_dim, norm, cfg.num_envs, cfg.steps, seed=cfg.seed, expert=expert)
+    agent = make_agent(algo_cfg, obs_dim, act_dim, norm, cfg.num_envs, cfg.steps, seed=cfg.seed, expert=expert,
+                       obs_names=[f.name for f in spec.obs_fields] if spec is not None else None,
+                       privileged_floor=priv_floor)  # fmt: skip
     meta = {"env_id": cfg.env, "robot_id": spec.robot_id if spec is not None else None, "obs_dim": obs_dim,
             "act_dim": act_dim, "config": config_to_dict(cfg), "git_commit": git_commit()}  # fmt: skip
     runner = Runner(cfg, run_dir, agent, norm, source, meta, signals, perf_kind)

@@ -6,7 +6,9 @@ are sent to all workers before any reply is read, so the envs step in parallel) 
 in this process, stepped while the workers step theirs (``local_envs``: on 2 cores the learner's own core steps
 half the envs instead of waiting); ``SyncVecEnv`` runs them all in this process (tests, one env, debugging);
 ``policies.ray_vec.RayVecEnv`` (``make_vec_env(..., ray=...)``) runs them in Ray actors, on one machine or a
-cluster. Infos travel only at episode ends, which is all the loop reads.
+cluster. Full infos travel only at episode ends, which is all the loop reads; ``info_keys`` names keys sent every
+step (``("privileged",)`` for an asymmetric critic: ``sim.tasks.<robot>``): a sub-env whose episode goes on then gets
+an info dict with just those keys instead of None.
 
 Workers fail loudly, as Gymnasium's async vector env does: a worker that raises sends back
 ``(worker index, exception type, message, traceback)``; the parent logs the traceback and raises the same type
@@ -48,11 +50,13 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     return env
 
 
-def _step(env: gym.Env, action: np.ndarray) -> tuple:
+def _step(env: gym.Env, action: np.ndarray, info_keys: tuple[str, ...] = ()) -> tuple:
+    """One env step for a vector env: the info in full at an episode end, else only ``info_keys`` (None if none)."""
     obs, reward, terminated, truncated, info = env.step(action)
-    return np.asarray(obs, dtype=np.float32), float(reward), bool(terminated), bool(truncated), (
-        info if terminated or truncated else None
-    )
+    out: dict | None = info
+    if not (terminated or truncated):
+        out = {k: info[k] for k in info_keys} if info_keys else None
+    return np.asarray(obs, dtype=np.float32), float(reward), bool(terminated), bool(truncated), out
 
 
 def _reset(env: gym.Env, seed: int | None, options: dict | None) -> tuple:
@@ -63,9 +67,10 @@ def _reset(env: gym.Env, seed: int | None, options: dict | None) -> tuple:
 class SyncVecEnv:
     """All sub-envs in this process."""
 
-    def __init__(self, env_id: str, num_envs: int, env_kwargs: dict | None = None) -> None:
+    def __init__(self, env_id: str, num_envs: int, env_kwargs: dict | None = None, info_keys: tuple[str, ...] = ()):
         self.envs = [make_env(env_id, **(env_kwargs or {})) for _ in range(num_envs)]
         self.num_envs = num_envs
+        self.info_keys = tuple(info_keys)
         self.observation_space = self.envs[0].observation_space
         self.action_space = self.envs[0].action_space
         self.unwrapped = self.envs[0].unwrapped
@@ -74,7 +79,7 @@ class SyncVecEnv:
         return _reset(self.envs[i], seed, options)
 
     def step(self, actions: np.ndarray) -> tuple:
-        return _collate([_step(env, a) for env, a in zip(self.envs, actions, strict=True)])
+        return _collate([_step(env, a, self.info_keys) for env, a in zip(self.envs, actions, strict=True)])
 
     def close(self) -> None:
         for env in self.envs:
@@ -127,7 +132,7 @@ def raise_worker_error(error: tuple[int, type, str, str], what: str = "vector-en
     raise exc
 
 
-def _worker(remote, index: int, env_id: str, n_envs: int, env_kwargs: dict) -> None:
+def _worker(remote, index: int, env_id: str, n_envs: int, env_kwargs: dict, info_keys: tuple[str, ...] = ()) -> None:
     # Ctrl-C and SIGTERM (systemd stops the whole group) are the learner's to handle: it saves, then closes us
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -145,7 +150,7 @@ def _worker(remote, index: int, env_id: str, n_envs: int, env_kwargs: dict) -> N
             break
         try:
             if cmd == "step":
-                remote.send(("ok", [_step(env, a) for env, a in zip(envs, data, strict=True)]))
+                remote.send(("ok", [_step(env, a, info_keys) for env, a in zip(envs, data, strict=True)]))
             elif cmd == "reset":
                 i, seed, options = data
                 remote.send(("ok", _reset(envs[i], seed, options)))
@@ -178,12 +183,14 @@ class SubprocVecEnv:
         n_workers: int | None = None,
         start_method: str = "forkserver",
         local_envs: int = 0,
+        info_keys: tuple[str, ...] = (),
     ) -> None:
         if not 0 <= local_envs < num_envs:
             raise UserError(f"local_envs must be in [0, {num_envs}) so that a worker has an env, got {local_envs}")
         ctx = mp.get_context(start_method)
         self.num_envs = num_envs
         self.local_envs = local_envs
+        self.info_keys = tuple(info_keys)
         remote_envs = num_envs - local_envs
         n_workers = max(1, min(remote_envs, n_workers or os.cpu_count() or 1))
         # slices as even as possible: worker w owns envs [bounds[w], bounds[w + 1]), after the local ones
@@ -192,7 +199,8 @@ class SubprocVecEnv:
         for w in range(n_workers):
             parent, child = ctx.Pipe()
             n = self.bounds[w + 1] - self.bounds[w]
-            proc = ctx.Process(target=_worker, args=(child, w, env_id, n, env_kwargs or {}), daemon=True)  # type: ignore[attr-defined]
+            args = (child, w, env_id, n, env_kwargs or {}, self.info_keys)
+            proc = ctx.Process(target=_worker, args=args, daemon=True)  # type: ignore[attr-defined]
             proc.start()
             child.close()
             self.remotes.append(parent)
@@ -226,7 +234,7 @@ class SubprocVecEnv:
         for w, remote in enumerate(self.remotes):
             remote.send(("step", actions[self.bounds[w] : self.bounds[w + 1]]))
         try:
-            local = [_step(env, a) for env, a in zip(self.local, actions, strict=False)]
+            local = [_step(env, a, self.info_keys) for env, a in zip(self.local, actions, strict=False)]
         except Exception:
             for r in self.remotes:  # drain the replies already on their way: the pipes stay in step for close()
                 with contextlib.suppress(EOFError, OSError):
@@ -253,8 +261,9 @@ class SubprocVecEnv:
 
 def _is_s2r_env(env_id: str) -> bool:
     import sim
+    from sim.task import find_env
 
-    return sim.resolve_env_id(env_id).startswith("s2r/")
+    return find_env(sim.resolve_env_id(env_id)) is not None
 
 
 def make_vec_env(
@@ -264,11 +273,13 @@ def make_vec_env(
     env_kwargs: dict | None = None,
     n_workers: int | None = None,
     ray: str | None = None,
+    info_keys: tuple[str, ...] = (),
 ):
     """``kind``: "split", "subproc", "sync", or "auto"; ``n_workers``: default one per CPU core ("split": one per
     core but this process's, which steps its share of the envs, ``num_envs / cores``, itself). ``ray``: a Ray
     address (``local``, ``auto``, ``HOST:PORT``): the envs step in Ray actors instead (policies.ray_vec, the
-    split of "split" with Ray actors as the workers; ``n_workers`` is then the number of actors).
+    split of "split" with Ray actors as the workers; ``n_workers`` is then the number of actors). ``info_keys``:
+    info keys every step returns (see the module docstring), not only the last of an episode.
 
     "auto" picks, from measurements on the 2-core box (BENCHMARKS.md, Learners):
     * one env or one core: "sync";
@@ -283,7 +294,7 @@ def make_vec_env(
             raise UserError(f"--vec {kind} and --ray both say where the envs step; give one of them")
         from policies.ray_vec import RayVecEnv  # Ray only where asked for: `s2r run` and deploy never load it
 
-        return RayVecEnv(env_id, num_envs, env_kwargs, address=ray, n_actors=n_workers)
+        return RayVecEnv(env_id, num_envs, env_kwargs, address=ray, n_actors=n_workers, info_keys=info_keys)
     if kind == "auto":
         cores = os.cpu_count() or 1
         if num_envs == 1 or cores == 1:
@@ -296,9 +307,9 @@ def make_vec_env(
         cores = os.cpu_count() or 1
         workers = n_workers or max(1, cores - 1)
         local = min(num_envs - 1, round(num_envs / (workers + 1)))
-        return SubprocVecEnv(env_id, num_envs, env_kwargs, workers, local_envs=local)
+        return SubprocVecEnv(env_id, num_envs, env_kwargs, workers, local_envs=local, info_keys=info_keys)
     if kind == "subproc":
-        return SubprocVecEnv(env_id, num_envs, env_kwargs, n_workers)
+        return SubprocVecEnv(env_id, num_envs, env_kwargs, n_workers, info_keys=info_keys)
     if kind == "sync":
-        return SyncVecEnv(env_id, num_envs, env_kwargs)
+        return SyncVecEnv(env_id, num_envs, env_kwargs, info_keys)
     raise UserError(f"unknown vector env kind '{kind}'; use auto, split, subproc or sync")

@@ -36,7 +36,7 @@ from s2r.hil import HilConfig, format_table, per_joint_panels, run_hil
 from sim.errors import UserError
 from sim.files import check_output_dir, make_dir_beside, replace_dir
 
-HELDOUT_PLANT = {"biped": "worst_case", "knob": "worst_case"}  # every held-out perturbation at once
+HELDOUT_PLANT = "worst_case"  # the held-out plant of the second HIL run: every perturbation at once
 QUICK_STEPS = 150  # control steps per HIL run with --quick (3 s of robot time)
 GIF_EVERY = 5  # render every 5th control step: 10 frames per second of robot time at 50 Hz
 REPORT_FILE = "report.json"
@@ -48,11 +48,11 @@ PARITY_TOL_NM = 1e-3  # replay vs HIL torque; float32 on both sides, so any real
 class DemoConfig:
     """One demo run (``s2r demo`` flags)."""
 
-    robot: str | None = None  # biped or knob; None: the bundle's robot, or biped
+    robot: str | None = None  # biped, knob or another registered robot; None: the bundle's robot, or biped
     quick: bool = False  # CI-sized: QUICK_STEPS per run
     out_dir: str = "demo_out"
     bundle: str | None = None  # None: the pretrained bundle shipped in deploy/pretrained
-    plant: str | None = None  # held-out plant; None: HELDOUT_PLANT[robot]
+    plant: str | None = None  # held-out plant of the robot's task (sim.task); None: HELDOUT_PLANT
     seed: int = 0  # episode seed of the HIL runs and the replay
     steps: int | None = None  # control steps per HIL run; None: one full episode (QUICK_STEPS with quick)
     watchdog_ms: int = 500  # board watchdog (lockstep: guards against a dead host only)
@@ -68,8 +68,7 @@ class Replay:
     frames: list[np.ndarray] = field(default_factory=list)
     aux: np.ndarray | None = None  # knob: (steps, 3) knob angle, knob speed, goal angle
     ret: float = 0.0
-    distance_m: float | None = None
-    is_success: bool | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # the last step's info["metrics"] (sim.task)
 
 
 def resolve_bundle(cfg: DemoConfig) -> tuple[str, Path]:
@@ -100,7 +99,7 @@ def run_demo(cfg: DemoConfig, progress: Callable[[str], None] = print) -> dict[s
 
     t0 = time.monotonic()
     robot, bundle_dir = resolve_bundle(cfg)
-    plant = cfg.plant or HELDOUT_PLANT[robot]
+    plant = cfg.plant or HELDOUT_PLANT
     plant_params(robot, plant)  # unknown plant → one-line error before anything runs
     env_id = sim.resolve_env_id(robot)
     twin = next(e for e in ENGINES if e != check_engine(cfg.engine))  # the sim-to-sim row's engine
@@ -156,8 +155,8 @@ def run_demo(cfg: DemoConfig, progress: Callable[[str], None] = print) -> dict[s
                        "created_utc": flashed.manifest["created_utc"],
                        "git_commit": flashed.manifest["training"]["git_commit"]},
             "runs": {name: _trim(r) for name, r in runs.items()},
-            "replay": {"steps": len(replay.torque_nm), "return": replay.ret, "distance_m": replay.distance_m,
-                       "is_success": replay.is_success, "gif_frames": len(replay.frames),
+            "replay": {"steps": len(replay.torque_nm), "return": replay.ret, "metrics": replay.metrics,
+                       "gif_frames": len(replay.frames),
                        "compared_steps": n, "max_torque_diff_nm": parity_nm,
                        "matches_hil": bool(n and parity_nm <= PARITY_TOL_NM)},
             "safety_ok": all(r["safety"]["ok"] for r in runs.values()),
@@ -236,8 +235,8 @@ def replay_episode(bundle_dir: Path, env_id: str, steps: int, seed: int, engine:
         has_aux = bool(aux) and aux[0].size > 0
         return Replay(
             torque_nm=np.array(torques, dtype=np.float32).reshape(-1, len(limits)), frames=frames,
-            aux=np.stack(aux) if has_aux else None, ret=ret, distance_m=info.get("distance_m"),
-            is_success=info.get("is_success"),
+            aux=np.stack(aux) if has_aux else None, ret=ret,
+            metrics={k: float(v) for k, v in info.get("metrics", {}).items()},
         )  # fmt: skip
     finally:
         env.close()
@@ -270,9 +269,9 @@ def dashboard_figure(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sim.robots import get_robot
+    from sim.task import get_task
 
-    spec = get_robot(robot)
+    spec = get_task(robot).spec
     names = list(logs)
     steps = {n: [r for r in logs[n] if r["ev"] == "step"] for n in names}
     period = spec.control_period_s
@@ -295,8 +294,8 @@ def dashboard_figure(
         cum = np.zeros(len(s))
         for e in np.unique(ep):
             cum[ep == e] = np.cumsum(rewards[ep == e])
-        outcome = (
-            f"{runs[name]['falls']} falls" if robot == "biped" else f"{runs[name]['successes']} successes"
+        outcome = f"{runs[name]['successes']} successes" + (
+            f", {runs[name]['falls']} falls" if get_task(robot).failure is not None else ""
         )
         ax[0, 2].plot(np.arange(len(s)) * period, cum, label=f"{name} ({outcome})")
     ax[0, 2].set(title="return so far (resets each episode)", xlabel="robot time, s")
@@ -343,7 +342,8 @@ def _lidar_scan(
 def format_report(r: dict[str, Any]) -> str:
     """The short table ``s2r demo`` prints."""
     b, rp = r["bundle"], r["replay"]
-    where = "" if rp["distance_m"] is None else f", distance {rp['distance_m']:.2f} m"
+    where = "".join(f", {k} {v:.2f}" for k, v in rp["metrics"].items() if k != "success")
+    where += f", success {rp['metrics']['success']:.0f}" if "success" in rp["metrics"] else ""
     return "\n".join([
         f"s2r demo — {r['robot']} ({r['env_id']}, {r['engine']}): bundle {b['path']} (sha256 {b['sha256'][:12]}) flashed to slot "
         f"{b['slot']} of a temporary model store; lockstep HIL over a pty, seed {r['seed']}",

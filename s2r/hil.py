@@ -37,6 +37,7 @@ from firmware_bridge.link import open_port, open_pty
 from s2r.spawn import emulate_argv, run_argv
 from sim.errors import UserError
 from sim.files import atomic_open
+from sim.task import get_task
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,7 @@ def build_report(
     if summary is None:
         raise UserError("the emulator log has no summary line: the emulator did not shut down cleanly")
     lat = summary["latency_ms"]
+    task = get_task(summary["robot"])
     t = [s["t"] for s in steps]
     rate = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
     partial = summary["partial_episode"]
@@ -316,11 +318,13 @@ def build_report(
         "robot": summary["robot"], "plant": summary["plant"], "engine": cfg.engine, "lockstep": summary["lockstep"],
         "seed": cfg.seed,
         "faults": asdict(cfg.faults), "wall_s": round(wall_s, 3), "steps": len(steps),
-        "episodes": [{k: e[k] for k in ("ret", "length", "fell", "distance_m", "is_success")} for e in episodes],
+        "episodes": [{k: e[k] for k in ("ret", "length", "metrics")} for e in episodes],
         "return_mean": float(np.mean(rets)) if rets else None,
-        "distance_m": [e["distance_m"] for e in episodes],
-        "falls": sum(e["fell"] for e in episodes),
-        "successes": sum(e["is_success"] for e in episodes),
+        # the mean of every task metric over the finished episodes (info["metrics"], see sim.task)
+        "metrics": {k: float(np.mean([e["metrics"].get(k, np.nan) for e in episodes]))
+                    for k in (episodes[0]["metrics"] if episodes else {})},
+        "falls": sum(bool(e["metrics"].get(task.failure)) for e in episodes) if task.failure else 0,
+        "successes": sum(bool(e["metrics"].get("success")) for e in episodes),
         "partial_episode": partial,
         "control_rate_hz": round(rate, 2), "control_hz_target": summary["control_hz"],
         "latency_ms": {"p50": _pct(lat, 50), "p99": _pct(lat, 99), "max": max(lat) if lat else None},
@@ -342,13 +346,15 @@ def _opt(x: float | None, fmt: str = ".1f") -> str:
 
 
 def _columns(robot: str) -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
-    """(header, cell) pairs of the report table; the outcome columns depend on the robot."""
-    outcome: list[tuple[str, Callable[[dict[str, Any]], str]]] = (
-        [("dist m", lambda r: _opt(float(np.mean(r["distance_m"])) if r["distance_m"] else None, ".2f")),
-         ("falls", lambda r: str(r["falls"]))]
-        if robot == "biped"
-        else [("successes", lambda r: str(r["successes"]))]
-    )  # fmt: skip
+    """(header, cell) pairs of the report table; the outcome columns are the robot's task metrics: successes,
+    failures (falls) if the task can fail, the mean performance if it is another metric (the biped's distance)."""
+    task = get_task(robot)
+    outcome: list[tuple[str, Callable[[dict[str, Any]], str]]] = [("successes", lambda r: str(r["successes"]))]
+    if task.failure is not None:
+        outcome.append(("falls", lambda r: str(r["falls"])))
+    perf = task.performance
+    if perf not in ("success", task.failure):
+        outcome.append((perf, lambda r: _opt(r["metrics"].get(perf), ".2f")))
     return [
         ("steps", lambda r: str(r["steps"])),
         ("episodes", lambda r: str(len(r["episodes"]) + bool(r["partial_episode"]["length"]))),

@@ -1,5 +1,8 @@
 """PyBullet simulations of s2r's robots, registered as Gymnasium envs by ``import sim``.
 
+Every env id comes from a robot's :class:`sim.task.Task` (``sim/tasks/``); a robot registered later (a new
+robot's own module) gets its ids registered the moment its task is.
+
 Only this package imports pybullet, and only inside the env modules: ``sim.spec``, ``sim.robots`` and
 ``sim.params`` stay importable on a robot's controller with numpy alone. So this ``__init__`` does not import
 gymnasium either: ``import sim`` registers the ids at once if gymnasium is already loaded, otherwise the moment
@@ -8,7 +11,6 @@ Without ``import sim``, ``gym.make("sim:s2r/Biped-v0")`` (Gymnasium's ``module:i
 Gymnasium 1.x no longer loads ``gymnasium.envs`` entry-point plugins, so there is no install-time registration.
 """
 
-import importlib
 import importlib.abc
 import importlib.util
 import sys
@@ -17,51 +19,49 @@ from types import ModuleType
 from typing import Any
 
 from sim.errors import UserError
+from sim.task import Task, env_variants, find_env, on_register, task_of_env
 
-ENV_IDS = {
-    # short name used by the CLI → (Gymnasium id, entry point, kwargs, max episode steps)
-    "biped": ("s2r/Biped-v0", "sim.biped:BipedEnv", {"terrain": "flat"}, 1600),
-    "biped-rough": ("s2r/BipedRough-v0", "sim.biped:BipedEnv", {"terrain": "rough"}, 1600),
-    "biped-hardcore": ("s2r/BipedHardcore-v0", "sim.biped:BipedEnv", {"terrain": "obstacles"}, 1600),
-    "knob": ("s2r/Knob-v0", "sim.knob:KnobEnv", {}, 400),
-}
+
+def _register(task: Task) -> None:
+    from gymnasium.envs.registration import register, registry
+
+    for v in task.envs:
+        if v.gym_id not in registry:
+            register(id=v.gym_id, entry_point=v.entry_point, kwargs=dict(v.kwargs), max_episode_steps=v.max_episode_steps)
 
 
 def register_envs() -> None:
-    """Register every id of ``ENV_IDS`` with Gymnasium (idempotent; imports gymnasium)."""
-    from gymnasium.envs.registration import register, registry
+    """Register the env ids of every registered robot (:mod:`sim.task`) with Gymnasium, now and for robots
+    registered later (idempotent; imports gymnasium)."""
+    global _registering
+    if not _registering:
+        _registering = True
+        on_register(_register)
 
-    for env_id, entry_point, kwargs, steps in ENV_IDS.values():
-        if env_id not in registry:
-            register(id=env_id, entry_point=entry_point, kwargs=kwargs, max_episode_steps=steps)
+
+_registering = False
 
 
 def resolve_env_id(name: str) -> str:
     """Map a short name (``biped``, ``knob``...) or any Gymnasium id to a registered Gymnasium id."""
-    if name in ENV_IDS:
-        return ENV_IDS[name][0]
+    found = find_env(name)
+    if found is not None:
+        return found[1].gym_id
     from gymnasium.envs.registration import registry
 
     if name in registry:
         return name
-    known = ", ".join(ENV_IDS)
+    known = ", ".join(env_variants())
     raise UserError(f"unknown env '{name}'; use one of {known} or a registered Gymnasium id like Pendulum-v1")
 
 
-# scripted experts that `s2r train` can learn from (PPOConfig.expert): name → (env id, "module:function"); the
-# function maps one raw observation to a normalized action in [-1, 1]
-EXPERTS = {
-    "knob_gait": ("s2r/Knob-v0", "sim.knob_gait:gait_action"),
-}
-
-
 def get_expert(name: str, env_id: str) -> Callable:
-    """The scripted expert ``name`` for ``env_id``; ValueError naming the choices if there is none."""
-    if name not in EXPERTS or EXPERTS[name][0] != resolve_env_id(env_id):
-        choices = [f"{n} ({e})" for n, (e, _) in EXPERTS.items()]
-        raise UserError(f"no scripted expert '{name}' for env {env_id}; experts: {', '.join(choices)}")
-    module, func = EXPERTS[name][1].split(":")
-    return getattr(importlib.import_module(module), func)
+    """The scripted expert ``name`` of ``env_id``'s robot (:attr:`sim.task.Task.experts`): one raw observation →
+    a normalized action in [-1, 1]; UserError naming the choices if there is none."""
+    task = task_of_env(env_id)
+    if task is None:
+        raise UserError(f"no scripted expert '{name}' for env {env_id}: only s2r robots have scripted experts")
+    return task.expert(name)
 
 
 class _RegisterWhenGymnasiumLoads(importlib.abc.MetaPathFinder):

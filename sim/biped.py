@@ -5,7 +5,7 @@ y — so the robot walks in the x–z plane like the research bipeds RABBIT and 
 (the shank's rounded end is the foot); hip and knee of each leg are torque-controlled motors behind
 :class:`sim.motor.MotorModel`. The interface mirrors Gymnasium's ``BipedalWalker-v3``.
 
-Observation (24 × float32; order, names and units are ``sim.robots.BIPED_OBS_FIELDS``):
+Observation (24 × float32; order, names and units are ``sim.tasks.biped.BIPED_OBS_FIELDS``):
 
     ====  ====================  ========  ===============  ==============================================
     idx   name                  unit      typical range    meaning
@@ -32,6 +32,12 @@ Reward (``info["reward_terms"]``), as BipedalWalker:
     fall      = −100 once the robot falls → ``terminated``: the hull or a thigh touches the ground, |pitch| > 1 rad,
                 or the hull sinks below 0.5 m above the ground (crawling and kneeling count as falls)
 Reaching the end of the course also terminates (success); 1600 control steps → ``truncated`` (TimeLimit).
+``info["metrics"]`` (the task's, :mod:`sim.task`): ``success`` (walked ``SUCCESS_DISTANCE_M`` = 15 m without a
+fall), ``fell``, ``distance_m``.
+
+Privileged state: ``info["privileged"]`` (reset and every step), float32, for an asymmetric critic — the exact
+hull state, joint states, link contacts, applied torques and push, then the episode's physical parameters; the
+layout is ``env.unwrapped.privileged_fields`` (``sim.tasks.biped.BIPED_PRIVILEGED_FIELDS`` + the parameter table).
 
 Physical parameters: ``BIPED_PARAMS`` (``env.unwrapped.param_space``); apply with
 ``env.reset(options={"params": {...}})``. 50 Hz control, 250 Hz physics, deterministic.
@@ -59,10 +65,11 @@ import numpy as np
 
 from sim.engines import DEFAULT_ENGINE, check_engine
 from sim.motor import MotorModel, MotorParams
-from sim.params import ParamSpace, PhysParam, motor_params, motor_params_from
+from sim.params import ParamSpace, PhysParam, motor_params, motor_params_from, param_fields, param_vector
 from sim.robots import BIPED_SPEC
 from sim.sensors import DelayLine, Encoder, child_rng, split_delay, spurious_returns
 from sim.spec import SensorFrame
+from sim.tasks.biped import BIPED_PRIVILEGED_FIELDS
 
 PHYSICS_HZ = 250.0
 SUBSTEPS = int(round(PHYSICS_HZ / BIPED_SPEC.control_hz))
@@ -72,6 +79,7 @@ HULL_HALF_EXTENTS_M = (0.20, 0.10, 0.06)
 HULL_MASS_KG = 6.0
 THIGH_LENGTH_M, THIGH_RADIUS_M, THIGH_MASS_KG = 0.36, 0.035, 1.2
 SHANK_LENGTH_M, SHANK_RADIUS_M, SHANK_MASS_KG = 0.36, 0.03, 0.6
+WALKING_MASS_KG = HULL_MASS_KG + 2 * (THIGH_MASS_KG + SHANK_MASS_KG)  # moved along the ground (cost of transport)
 LEG_Y_OFFSET_M = 0.09  # legs sit beside the lidar plane (y = 0) so rays never hit them
 BOOM_LINK_MASS_KG = 0.05
 STAND_HEIGHT_M = HULL_HALF_EXTENTS_M[2] + THIGH_LENGTH_M + SHANK_LENGTH_M + SHANK_RADIUS_M
@@ -84,7 +92,7 @@ PITCH_LIMIT_RAD = 1.0
 MIN_HULL_HEIGHT_M = 0.5
 PROGRESS_REWARD_PER_M = 300.0 / COURSE_LENGTH_M
 FALL_REWARD = -100.0
-SUCCESS_DISTANCE_M = 15.0  # task success (domain_rand/success.py): walked this far without a fall, m
+SUCCESS_DISTANCE_M = 15.0  # task success (info["metrics"]["success"]): walked this far without a fall, m
 PUSH_DURATION_S = 0.1  # each random push lasts this long
 TERRAINS = ("flat", "rough", "obstacles")
 
@@ -187,6 +195,7 @@ class BipedEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": int(BIPED_SPEC.control_hz)}
     robot_spec = BIPED_SPEC
     param_space = BIPED_PARAMS
+    privileged_fields = BIPED_PRIVILEGED_FIELDS + param_fields(BIPED_PARAMS)  # info["privileged"]'s layout
 
     def __init__(
         self,
@@ -294,7 +303,8 @@ class BipedEnv(gym.Env):
         self._prev_shaping = self._shaping(state)
         self._frame = self._delayed(self._measure(state))
         obs = BIPED_SPEC.build_obs(self._frame)
-        return obs, {"params": dict(self.params), "distance_m": 0.0}
+        self._param_vec = param_vector(BIPED_PARAMS, P)
+        return obs, {"params": dict(self.params), "distance_m": 0.0, "privileged": self._privileged(state)}
 
     def step(self, action: np.ndarray):
         return self._advance(BIPED_SPEC.action.torque_list(action))
@@ -357,8 +367,12 @@ class BipedEnv(gym.Env):
             "fell": fell,
             "distance_m": x - self._x0,
             "is_success": finished and not fell,
+            # the task's metrics (sim.task): success = walked SUCCESS_DISTANCE_M without a fall
+            "metrics": {"success": float(x - self._x0 >= SUCCESS_DISTANCE_M and not fell), "fell": float(fell),
+                        "distance_m": x - self._x0},  # fmt: skip
             "applied_torque_nm": np.array(motor.last_applied_nm, dtype=np.float32),
             "motor_temp_c": motor.temperature_c,
+            "privileged": self._privileged(state),
         }
         reward = terms["progress"] + terms["posture"] + terms["torque"] + terms["fall"]
         return obs, reward, fell or finished, False, info
@@ -421,6 +435,17 @@ class BipedEnv(gym.Env):
         return frame if self._delay is None else self._delay.push(frame)
 
     # -------------------------------------------------------------------------------------- internals
+    def _privileged(self, s: BipedState) -> np.ndarray:
+        """``info["privileged"]`` now (layout: ``privileged_fields``)."""
+        links = s.contact_links
+        push = self._push_force_n if self._push_left > 0 else 0.0
+        return np.concatenate([
+            np.array([s.z - self._ground_height(s.x), s.pitch, s.pitch_rate, s.vx, s.vz, *s.q, *s.dq,
+                      *(float(link in links) for link in (HULL, THIGH_L, SHANK_L, THIGH_R, SHANK_R)),
+                      *self._motor.last_applied_nm, push], dtype=np.float32),
+            self._param_vec,
+        ])  # fmt: skip
+
     def _ground_height(self, x: float) -> float:
         """Highest ground (m, at least 0) within ±0.3 m of ``x``: what the hull must clear."""
         if self._heights is None:

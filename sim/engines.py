@@ -33,8 +33,8 @@ def env_kwargs(env: str, engine: str) -> dict[str, Any]:
     if engine == DEFAULT_ENGINE:
         return {}
     import sim  # lazy: resolving an id loads gymnasium's registry
+    from sim.task import find_env
 
-    env_id = sim.resolve_env_id(env)
-    if not env_id.startswith("s2r/"):
+    if find_env(sim.resolve_env_id(env)) is None:
         raise UserError(f"--engine {engine} needs an s2r env (biped, knob...); {env} only runs in its own engine")
     return {"engine": engine}

@@ -15,7 +15,7 @@ Both joints are torque-controlled through :class:`sim.motor.MotorModel` (latency
 damping, friction), like the biped's. The geared servos' reflected rotor inertia is modelled as an armature on
 each joint axis; it also keeps the explicit damping/friction terms of the motor model stable at 250 Hz.
 
-Observation (20 × float32; names and units are ``sim.robots.KNOB_OBS_FIELDS``; built from the raw sensor frame
+Observation (20 × float32; names and units are ``sim.tasks.knob.KNOB_OBS_FIELDS``; built from the raw sensor frame
 by ``KNOB_SPEC.build_obs(env.sensor_frame(), env.prev_action)``):
 
     =====  ======================================  =====  ==========  =========================================
@@ -39,7 +39,8 @@ Task: the knob starts at an angle uniform in ±60°, the target is 180° ± 60°
 Single-goal mode (default): success → ``terminated``. ``continuous_goals=True``: a new target 180° ± 60° away is
 drawn after each success and ``info["consecutive_successes"]`` counts them (Dactyl's metric, ADR's signal).
 ``info["is_success"]`` is True once the episode has reached at least one goal. 400 control steps (8 s at 50 Hz)
-→ ``truncated`` (TimeLimit). Other info keys: ``reward_terms``, ``params``, ``fell`` (always False),
+→ ``truncated`` (TimeLimit). Other info keys: ``metrics`` (the task's: ``success``, ``consecutive_successes``;
+see :mod:`sim.task`), ``reward_terms``, ``params``, ``fell`` (always False),
 ``angle_error_rad`` (to the current target) and ``applied_torque_nm`` (motor output in the last substep).
 
 Reward (``info["reward_terms"]``, summed):
@@ -49,6 +50,10 @@ Reward (``info["reward_terms"]``, summed):
     torque   = −0.1 · Σ a² (normalized actions)
 The bonuses are paid once per goal rather than every step near the goal: a per-step bonus would pay a policy to
 hover next to the goal instead of finishing it (success ends the episode, or draws a new, distant target).
+
+Privileged state: ``info["privileged"]`` (reset and every step), float32, for an asymmetric critic — exact
+joint and knob states, undelayed contacts, applied torques, the success hold, then the episode's physical
+parameters; the layout is ``env.unwrapped.privileged_fields`` (``sim.tasks.knob.KNOB_PRIVILEGED_FIELDS`` + the table).
 
 Physical parameters: ``KNOB_PARAMS`` (``env.unwrapped.param_space``); apply with
 ``env.reset(options={"params": {...}})``. Also accepted in ``options``: ``start_angle`` and ``goal_angle`` (rad)
@@ -79,10 +84,11 @@ import numpy as np
 from sim.engines import DEFAULT_ENGINE, check_engine
 from sim.errors import UserError
 from sim.motor import MotorModel, MotorParams
-from sim.params import ParamSpace, PhysParam, motor_params, motor_params_from
+from sim.params import ParamSpace, PhysParam, motor_params, motor_params_from, param_fields, param_vector
 from sim.robots import KNOB_SPEC
 from sim.sensors import DelayLine, Encoder, split_delay
 from sim.spec import SensorFrame
+from sim.tasks.knob import KNOB_PRIVILEGED_FIELDS
 
 PHYSICS_HZ = 250.0
 SUBSTEPS = int(round(PHYSICS_HZ / KNOB_SPEC.control_hz))
@@ -243,6 +249,7 @@ class KnobEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": int(KNOB_SPEC.control_hz)}
     robot_spec = KNOB_SPEC
     param_space = KNOB_PARAMS
+    privileged_fields = KNOB_PRIVILEGED_FIELDS + param_fields(KNOB_PARAMS)  # info["privileged"]'s layout
 
     def __init__(
         self, continuous_goals: bool = False, render_mode: str | None = None, engine: str = DEFAULT_ENGINE
@@ -307,7 +314,9 @@ class KnobEnv(gym.Env):
         self._prev_action = np.zeros(4, dtype=np.float32)
         self._frame = self._delayed(self._measure(*self._plant.read_state()))
         obs = KNOB_SPEC.build_obs(self._frame, self._prev_action)
-        return obs, {"params": dict(self.params), "is_success": False, "consecutive_successes": 0}
+        self._param_vec = param_vector(KNOB_PARAMS, self.params)
+        return obs, {"params": dict(self.params), "is_success": False, "consecutive_successes": 0,
+                     "privileged": self._privileged(self._plant.read_state())}  # fmt: skip
 
     def step(self, action: np.ndarray):
         a = np.asarray(action, dtype=np.float64)
@@ -367,9 +376,11 @@ class KnobEnv(gym.Env):
             "fell": False,
             "is_success": self._successes > 0,
             "consecutive_successes": self._successes,
+            "metrics": {"success": float(self._successes > 0), "consecutive_successes": float(self._successes)},
             "angle_error_rad": _wrap(self._goal - state[2]),
             "applied_torque_nm": np.asarray(self._motor.last_applied_nm, dtype=np.float32),
             "motor_temp_c": self._motor.temperature_c,
+            "privileged": self._privileged(state),
         }
         terminated = achieved and not self.continuous_goals
         return obs, float(sum(terms.values())), terminated, False, info
@@ -392,6 +403,15 @@ class KnobEnv(gym.Env):
 
     def _delayed(self, frame: SensorFrame) -> SensorFrame:
         return frame if self._delay is None else self._delay.push(frame)
+
+    def _privileged(self, s: KnobState) -> np.ndarray:
+        """``info["privileged"]`` now (layout: ``privileged_fields``)."""
+        return np.concatenate([
+            np.asarray(s.q, dtype=np.float32), np.asarray(s.dq, dtype=np.float32),
+            np.array([math.sin(s.knob_q), math.cos(s.knob_q), s.knob_dq, _wrap(self._goal - s.knob_q),
+                      *s.contacts, *self._motor.last_applied_nm, min(self._hold / HOLD_STEPS, 1.0)], dtype=np.float32),
+            self._param_vec,
+        ])  # fmt: skip
 
     def _measure(
         self, q: np.ndarray, dq: np.ndarray, knob_q: float, knob_dq: float, contacts: np.ndarray

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.errors import UserError
+from sim.spec import ObsField
 
 
 @dataclass(frozen=True)
@@ -145,3 +146,16 @@ def motor_params_from(P: Mapping[str, float]) -> dict[str, float]:
         "continuous_torque_ratio": P["continuous_torque_ratio"],
         "thermal_time_constant_s": P["thermal_time_constant"],
     }
+
+
+def param_fields(space: ParamSpace) -> tuple[ObsField, ...]:
+    """The physical parameters as the tail of a privileged-state layout (``sim.robots``): one field
+    ``param_<name>`` per parameter, in table order, in the parameter's unit; the resolution (the critic's
+    normalizer floor) is 1 % of the hard-limit range."""
+    return tuple(ObsField(f"param_{p.name}", p.unit, p.low, p.high, f"episode's {p.doc}", (p.high - p.low) / 100.0)
+                 for p in space)  # fmt: skip
+
+
+def param_vector(space: ParamSpace, values: Mapping[str, float]) -> np.ndarray:
+    """The values of a complete parameter table in ``space``'s order, float32 (see :func:`param_fields`)."""
+    return np.array([values[name] for name in space.names], dtype=np.float32)

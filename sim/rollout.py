@@ -16,9 +16,7 @@ from sim.video import check_video_path, write_video
 class EpisodeStats:
     ret: float
     length: int
-    distance_m: float | None
-    fell: bool
-    success: bool | None
+    metrics: dict[str, float]  # the last step's info["metrics"] (sim.task); any other env: its is_success, if set
 
 
 @dataclass
@@ -29,14 +27,15 @@ class RolloutReport:
 
     def table(self) -> str:
         """A human-readable report: one row per episode and a mean ± std line."""
+        keys = list(dict.fromkeys(k for e in self.episodes for k in e.metrics))  # every metric reported, in order
+        width = [max(7, len(k)) for k in keys]
         rows = [f"{self.env_id} — {self.policy} policy, {len(self.episodes)} episode(s)",
-                f"{'ep':>3} {'return':>9} {'steps':>6} {'dist m':>7} {'fell':>5} {'success':>7}"]
+                f"{'ep':>3} {'return':>9} {'steps':>6} " + " ".join(f"{k:>{w}}" for k, w in zip(keys, width, strict=True))]
         for i, e in enumerate(self.episodes):
-            dist = "-" if e.distance_m is None else f"{e.distance_m:.2f}"
-            succ = "-" if e.success is None else str(e.success)
-            rows.append(f"{i:>3} {e.ret:>9.2f} {e.length:>6} {dist:>7} {e.fell!s:>5} {succ:>7}")
+            cells = ("-" if k not in e.metrics else f"{e.metrics[k]:.2f}" for k in keys)
+            rows.append(f"{i:>3} {e.ret:>9.2f} {e.length:>6} " + " ".join(f"{c:>{w}}" for c, w in zip(cells, width, strict=True)))
         rets = np.array([e.ret for e in self.episodes])
-        rows.append(f"mean return {rets.mean():.2f} ± {rets.std():.2f}, falls {sum(e.fell for e in self.episodes)}")
+        rows.append(f"mean return {rets.mean():.2f} ± {rets.std():.2f}")
         return "\n".join(rows)
 
 
@@ -73,10 +72,8 @@ def rollout_report(env_name: str, episodes: int = 3, policy: str = "random", see
                 done = terminated or truncated
                 if gif_path and ep == 0 and steps % 2 == 0:  # 25 fps GIF of a 50 Hz episode
                     frames.append(np.asarray(env.render()))
-            report.episodes.append(EpisodeStats(
-                ret=ret, length=steps, distance_m=info.get("distance_m"),
-                fell=bool(info.get("fell", False)), success=info.get("is_success"),
-            ))
+            metrics = info.get("metrics", {"success": info["is_success"]} if "is_success" in info else {})
+            report.episodes.append(EpisodeStats(ret, steps, {k: float(v) for k, v in metrics.items()}))
     finally:
         env.close()
     if gif_path:

@@ -1,4 +1,4 @@
-"""`s2r envs`: print each env's observation, action and physical-parameter tables."""
+"""`s2r envs`: print each env's observation, action, physical-parameter and privileged-state tables."""
 
 from __future__ import annotations
 
@@ -27,13 +27,14 @@ def run(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     import sim
+    from sim.task import env_variants, find_env
 
-    names = args.names or list(sim.ENV_IDS)
+    names = args.names or list(env_variants())
     for name in names:
         env_id = sim.resolve_env_id(name)
-        if not env_id.startswith("s2r/"):
+        if find_env(env_id) is None:
             raise UserError(f"{name} is not an s2r robot env, so it has no observation, motor or parameter tables; "
-                            f"use one of {', '.join(sim.ENV_IDS)}")  # fmt: skip
+                            f"use one of {', '.join(env_variants())}")  # fmt: skip
         env = gym.make(env_id)
         try:
             u: Any = env.unwrapped  # an s2r env: robot_spec and param_space (see sim/)
@@ -49,6 +50,12 @@ def run(args: argparse.Namespace) -> int:
                           for i, m in enumerate(spec.action.motors)]))
             print("\nphysical parameters (env.reset(options={'params': {...}}))")
             print(_table(("name", "unit", "nominal", "low", "high", "meaning"), params.rows()))
+            priv = getattr(u, "privileged_fields", ())
+            n_state = len(priv) - len(params)
+            print(f"\nprivileged state (info['privileged']: the critic's with --ppo/--td3-privileged-critic; never the "
+                  f"actor's): {n_state} state fields, then the {len(params)} parameters above as param_<name>")
+            print(_table(("idx", "name", "unit", "range", "meaning"),
+                         [(str(i), f.name, f.unit, f"[{f.low:g}, {f.high:g}]", f.doc) for i, f in enumerate(priv[:n_state])]))
         finally:
             env.close()
     return 0

@@ -40,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
     if params is not None and not isinstance(params, dict):
         raise UserError(f"--params must be a JSON object of parameter values, e.g. '{{\"ground_friction\": 0.5}}', "
                         f"not {type(params).__name__}")  # fmt: skip
-    if params and not sim.resolve_env_id(args.env).startswith("s2r/"):
+    from sim.task import find_env
+
+    if params and find_env(sim.resolve_env_id(args.env)) is None:
         raise UserError(f"--params sets an s2r robot's physical parameters; {args.env} has none (`s2r envs` lists them)")
     report = rollout_report(args.env, episodes=args.episodes, policy=args.policy, seed=args.seed,
                             params=params, max_steps=args.max_steps, gif_path=args.gif)

@@ -15,28 +15,35 @@ from typing import Any
 from policies.hparams import PRESET_DIR, build, parse_value, preset_values, read_file
 from policies.lstm_td3 import LSTMTD3Config
 from policies.ppo import PPOConfig
+from policies.recurrent_ppo import RecurrentPPOConfig
 from policies.td3 import TD3Config
 from policies.train import TrainConfig
 from sim.engines import ENGINE_HELP, ENGINES
 from sim.errors import UserError
 
 # hyper-parameter flags: --td3-<field> (also DDPG and LSTM-TD3), --lstm-<field> (the memory fields LSTMTD3Config
-# adds to TD3Config) and --ppo-<field>, defaults from the (algo, env) preset
-GROUPS = (("td3", TD3Config, "TD3/DDPG/LSTM-TD3"), ("lstm", LSTMTD3Config, "LSTM-TD3 memory"), ("ppo", PPOConfig, "PPO"))
+# adds to TD3Config), --ppo-<field> (also recurrent PPO) and --rppo-<field> (the memory fields RecurrentPPOConfig
+# adds to PPOConfig), defaults from the (algo, env) preset
+GROUPS = (("td3", TD3Config, "TD3/DDPG/LSTM-TD3"), ("lstm", LSTMTD3Config, "LSTM-TD3 memory"),
+          ("ppo", PPOConfig, "PPO/recurrent PPO"), ("rppo", RecurrentPPOConfig, "recurrent PPO memory"))  # fmt: skip
 _TD3_NAMES = {f.name for f in dataclasses.fields(TD3Config)}
+_PPO_NAMES = {f.name for f in dataclasses.fields(PPOConfig)}
 LSTM_FIELDS = tuple(f for f in dataclasses.fields(LSTMTD3Config) if f.name not in _TD3_NAMES)
-PRESET_ALGO = {"td3": "td3", "lstm": "lstm-td3", "ppo": "ppo"}  # flag group → the presets it shows
+RPPO_FIELDS = tuple(f for f in dataclasses.fields(RecurrentPPOConfig) if f.name not in _PPO_NAMES)
+PRESET_ALGO = {"td3": "td3", "lstm": "lstm-td3", "ppo": "ppo", "rppo": "rppo"}  # flag group → the presets it shows
+# the flag groups each algorithm takes (any other group's flag is an error)
+ALGO_GROUPS = {"td3": ("td3",), "ddpg": ("td3",), "lstm-td3": ("td3", "lstm"), "ppo": ("ppo",), "rppo": ("ppo", "rppo")}
 
 
 def group_fields(prefix: str, cls: type) -> tuple[dataclasses.Field, ...]:
-    """The fields a flag group has: the LSTM group only those LSTM-TD3 adds to TD3."""
-    return LSTM_FIELDS if prefix == "lstm" else dataclasses.fields(cls)
+    """The fields a flag group has: the memory groups only those their algorithm adds to TD3 / PPO."""
+    return LSTM_FIELDS if prefix == "lstm" else RPPO_FIELDS if prefix == "rppo" else dataclasses.fields(cls)
 
 
 def flag_group(algo: str, name: str) -> str:
     """The flag group (prefix) of config field ``name`` for ``algo``."""
-    if algo == "ppo":
-        return "ppo"
+    if algo in ("ppo", "rppo"):
+        return "ppo" if name in _PPO_NAMES else "rppo"
     return "lstm" if name not in _TD3_NAMES else "td3"
 # TrainConfig fields that are flags of their own (--env, --num-envs...); their argparse default is None so a
 # --config file's value is kept unless the flag is given
@@ -57,9 +64,9 @@ def _show(value: object) -> str:
 
 def _short_names() -> dict[str, str]:
     """Gymnasium id → the CLI's short name (``s2r/Knob-v0`` → ``knob``); other ids stay as they are."""
-    import sim
+    from sim.task import env_variants
 
-    return {gym_id: short for short, (gym_id, *_) in sim.ENV_IDS.items()}
+    return {v.gym_id: short for short, v in env_variants().items()}
 
 
 def preset_help(prefix: str, cls: type) -> dict[str, str]:
@@ -98,8 +105,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="hyper-parameter file (.yaml, .json, .toml): any TrainConfig field, algo fields under "
                    "algo_config; flags given override it")  # fmt: skip
     p.add_argument("--env", default=None, help=f"biped, biped-rough, biped-hardcore, knob or a Gymnasium id (default {d.env})")
-    p.add_argument("--algo", default=None, choices=("td3", "ddpg", "ppo", "lstm-td3"),
-                   help=f"lstm-td3: TD3 with an LSTM memory of the last K (observation, action) pairs (default {d.algo})")
+    p.add_argument("--algo", default=None, choices=tuple(ALGO_GROUPS),
+                   help="lstm-td3: TD3 with an LSTM memory of the last K (observation, action) pairs; rppo: PPO with "
+                   f"an LSTM policy and critic trained on sequences (default {d.algo})")  # fmt: skip
     p.add_argument("--steps", type=int, default=None, help=f"total env steps (default {d.steps}; with --resume: keep)")
     p.add_argument("--seed", type=int, default=None, help=f"(default {d.seed})")
     p.add_argument("--num-envs", type=int, default=None, help="sub-envs (default: the preset's; TD3 1, PPO several)")
@@ -157,11 +165,11 @@ def refuse_flags_on_resume(args: argparse.Namespace) -> None:
 
 
 def refuse_other_algo_flags(args: argparse.Namespace, algo: str) -> None:
-    """--ppo-* flags with --algo td3/ddpg (or --td3-* with ppo, --lstm-* with anything but lstm-td3) are an error,
-    not silently dropped."""
-    others = ("td3", "lstm") if algo == "ppo" else ("ppo",) if algo == "lstm-td3" else ("ppo", "lstm")
+    """--ppo-* flags with --algo td3/ddpg (or --td3-* with ppo, --lstm-* with anything but lstm-td3, --rppo-* with
+    anything but rppo) are an error, not silently dropped."""
+    own = ALGO_GROUPS[algo]
     for key, value in vars(args).items():
-        if "__" in key and key.split("__")[0] in others and value is not None:
+        if "__" in key and key.split("__")[0] not in own and value is not None:
             raise UserError(f"--{key.replace('__', '-').replace('_', '-')} does not apply to --algo {algo}")
 
 

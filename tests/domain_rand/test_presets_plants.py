@@ -19,11 +19,12 @@ from domain_rand import (
     make_source,
     robot_of_env,
 )
-from domain_rand.adr import DEFAULT_ADR
-from domain_rand.fixed import PRESETS, load_ranges
-from domain_rand.plants import PLANTS, get_plant, get_plants
+from domain_rand.adr import default_adr_config
+from domain_rand.fixed import load_ranges
+from domain_rand.plants import get_plant, get_plants
 from domain_rand.samplers import check_ranges, sample_ranges
 from sim.params import ParamSpace, PhysParam
+from sim.task import get_task, tasks
 
 ROBOTS = ("biped", "knob")
 TOY = ParamSpace(
@@ -58,13 +59,15 @@ def space_of(envs, robot: str) -> ParamSpace:
 def test_every_preset_plant_and_adr_default_names_real_parameters_within_limits(envs, robot):
     space = space_of(envs, robot)
     assert space.robot_id == robot
-    for name in PRESETS[robot]:
+    task = get_task(robot)
+    for name in task.dr_presets:
         ranges = load_ranges(space, name)
         assert ranges and all(lo <= hi for lo, hi in ranges.values())
-    for suite in PLANTS[robot]:
+    for suite in task.plants:
         for plant, values in get_plants(robot, suite).items():
             assert space.validate(values), plant  # raises on an unknown name or an out-of-limit value
-    ADR(space, DEFAULT_ADR[robot])  # raises on unknown names or bad initial ranges
+    ADR(space, default_adr_config(robot))  # raises on unknown names or bad initial ranges
+    check_ranges(space, task.reality_box, "reality box")
 
 
 @pytest.mark.parametrize("robot", ROBOTS)
@@ -74,7 +77,7 @@ def test_heldout_plants_lie_outside_the_training_presets(robot):
     assert len(single) >= 5
     for plant, values in single.items():
         ((param, value),) = values.items()
-        for preset in PRESETS[robot].values():
+        for preset in get_task(robot).dr_presets.values():
             # 40 ms is the literature's edge, kept on it; the cliff plants (10/20 ms, 1 cm of lidar noise) are
             # imperfections every real robot has: a policy trained on the legged preset should pass them
             if param in preset and param not in ("action_latency", "lidar_noise"):
@@ -94,7 +97,7 @@ def test_plants_suite_errors_and_copies():
         get_plant("biped", "moon_gravity")
     with pytest.raises(ValueError, match="suites: nominal, heldout"):
         get_plants("biped", "training")
-    with pytest.raises(ValueError, match="robots with plants"):
+    with pytest.raises(ValueError, match="unknown robot 'quadruped'; known robots: biped, knob"):
         get_plants("quadruped")
 
 
@@ -143,8 +146,10 @@ def test_dr_json_file_and_unknown_preset(tmp_path):
     path.write_text("[1, 2]")
     with pytest.raises(ValueError, match="JSON object"):
         load_ranges(TOY, str(path))
-    with pytest.raises(ValueError, match="unknown DR preset 'legged' for toy"):
-        load_ranges(TOY, "legged")
+    with pytest.raises(ValueError, match="unknown robot 'toy'; known robots: biped, knob"):
+        load_ranges(TOY, "legged")  # a preset name needs a registered robot; a JSON file does not
+    with pytest.raises(ValueError, match="unknown DR preset 'moon' for knob; use one of default, dexterous"):
+        load_ranges(get_task("knob").param_space(), "moon")
     with pytest.raises(OSError):
         load_ranges(TOY, str(tmp_path / "missing.json"))
 
@@ -175,12 +180,15 @@ def test_make_source_kinds_and_errors(envs, tmp_path):
     fixed = make_source(env, dr="legged", seed=1)
     assert isinstance(fixed, FixedDRSource) and fixed.ranges["ground_friction"] == (0.5, 1.25)
     adr = make_source(env, adr=True, seed=1)
-    assert isinstance(adr, ADR) and adr.config == DEFAULT_ADR["biped"]
+    assert isinstance(adr, ADR) and adr.config == default_adr_config("biped")
     cfg = tmp_path / "adr.json"
     cfg.write_text(json.dumps({"buffer_size": 2, "params": {"motor_strength": {"delta": 0.1}}}))
     from_file = make_source(env, adr_config=str(cfg))  # a config file implies --adr
     assert isinstance(from_file, ADR) and from_file.names == ("motor_strength",)
-    assert from_file.config.t_high == DEFAULT_ADR["biped"].t_high  # unspecified keys keep the defaults
+    assert from_file.config.t_high == default_adr_config("biped").t_high  # unspecified keys keep the defaults
+    cfg.write_text(json.dumps({"performance": "distance", "params": {"motor_strength": {"delta": 0.1}}}))
+    with pytest.raises(ValueError, match="not a metric of biped; use one of success, fell, distance_m, return"):
+        make_source(env, adr_config=str(cfg))
     with pytest.raises(ValueError, match="exclusive"):
         make_source(env, dr="legged", adr=True)
     params, _ = adr.sample()
@@ -191,24 +199,32 @@ def test_make_source_kinds_and_errors(envs, tmp_path):
 def test_episode_performance_per_task():
     assert robot_of_env("s2r/BipedRough-v0") == "biped" and robot_of_env("knob") == "knob"
     assert robot_of_env("Pendulum-v1") is None
-    # default: task success — the biped walked >= 15 m without a fall, the knob reached its target
-    assert episode_performance("biped", -80.0, {"distance_m": np.float32(3.5), "fell": True}) == 0.0
-    assert episode_performance("biped", 200.0, {"distance_m": 15.0, "fell": False}) == 1.0
-    assert episode_performance("biped", 200.0, {"distance_m": 16.0, "fell": True}) == 0.0
-    assert episode_performance("s2r/Knob-v0", 12.0, {"is_success": True}) == 1.0
+    # default: task success as the env reports it in info["metrics"]
+    assert episode_performance("biped", -80.0, {"metrics": {"success": 0.0, "distance_m": np.float32(3.5)}}) == 0.0
+    assert episode_performance("biped", 200.0, {"metrics": {"success": 1.0, "distance_m": 15.0}}) == 1.0
+    assert episode_performance("s2r/Knob-v0", 12.0, {"metrics": {"success": True}}) == 1.0
     assert episode_performance("Pendulum-v1", -150.0, {}) == -150.0
-    # older configs' metrics, by name
-    assert episode_performance("biped", -80.0, {"distance_m": np.float32(3.5)}, "distance_m") == 3.5
-    assert episode_performance("s2r/Knob-v0", 12.0, {"consecutive_successes": 2}, "consecutive_successes") == 2.0
+    # another metric of the task, by name
+    assert episode_performance("biped", -80.0, {"metrics": {"distance_m": np.float32(3.5)}}, "distance_m") == 3.5
+    assert episode_performance("knob", 12.0, {"metrics": {"consecutive_successes": 2}}, "consecutive_successes") == 2.0
     with pytest.raises(ValueError, match="distance_m"):
         episode_performance("s2r/Biped-v0", 1.0, {}, "distance_m")
 
 
-def test_success_distance_is_the_biped_envs():
-    from domain_rand.success import SUCCESS_DISTANCE_M
-    from sim.biped import SUCCESS_DISTANCE_M as ENV_SUCCESS_M
-
-    assert SUCCESS_DISTANCE_M == ENV_SUCCESS_M
+@pytest.mark.parametrize("robot", ROBOTS)
+def test_env_reports_its_tasks_metrics(robot):
+    """The env → consumer contract (sim.task): every step's info["metrics"] holds exactly the task's keys."""
+    task = tasks()[robot]
+    env = gym.make(task.envs[0].gym_id)
+    try:
+        env.reset(seed=0)
+        for _ in range(3):
+            info = env.step(env.action_space.sample())[-1]
+            assert set(info["metrics"]) == set(task.metrics) and "success" in task.metrics
+            assert all(isinstance(v, float) for v in info["metrics"].values())
+            assert task.performance in task.metrics and task.failure in (None, *task.metrics)
+    finally:
+        env.close()
 
 
 def test_evaluate_plants_table_on_the_biped(envs):
@@ -225,7 +241,7 @@ def test_evaluate_plants_table_on_the_biped(envs):
     assert all(r.episodes == 2 and r.fall_rate == 1.0 and r.mean_return < -90 for r in results)
     assert results == evaluate_plants("biped", limp, plants, episodes=2, seed=3)  # seeded: reproducible
     table = format_plant_table(results, "s2r/Biped-v0")
-    assert "| plant | return | distance (m) | success | falls |" in table and "| **held-out mean**" in table
+    assert "| plant | return | distance_m | success | falls |" in table and "| **held-out mean**" in table
     assert all(r.success_rate == 0.0 for r in results)
     assert table.count("\n") == 2 + 3 + 1 - 1
     with pytest.raises(ValueError, match="episodes"):

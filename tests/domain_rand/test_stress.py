@@ -9,9 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from domain_rand.plants import REALITY_BOX
 from domain_rand.stress import (
-    SWEEPS,
     StressConfig,
     cliff,
     format_report,
@@ -24,6 +22,7 @@ from domain_rand.stress import (
 )
 from sim.biped import BIPED_PARAMS
 from sim.knob import KNOB_PARAMS
+from sim.task import get_task
 
 
 def test_wilson_interval_matches_the_textbook():
@@ -53,8 +52,8 @@ def test_sweeps_and_box_fit_the_hard_limits_and_go_outward(robot, space):
         dist = [abs(v - nominal) for v in s.values]
         if s.param != "encoder_resolution":  # 0 = ideal: coarser is outward
             assert dist == sorted(dist), s.name
-    assert len(REALITY_BOX[robot]) >= 16
-    assert {p for p, _ in SWEEPS[robot]} >= {"action_latency", "sensor_delay", "torque_lag", "backlash",
+    assert len(get_task(robot).reality_box) >= 16
+    assert {p for p, _ in get_task(robot).stress_sweeps} >= {"action_latency", "sensor_delay", "torque_lag", "backlash",
                                              "encoder_resolution", "motor_strength", "control_jitter"}  # fmt: skip
 
 

@@ -28,7 +28,8 @@ PPO_BEFORE = {
                                       log_std_init=-0.5, num_envs=8, hidden=(256, 256)),
     "s2r/Knob-v0": PPOConfig(n_steps=400, batch_size=400, n_epochs=10, gamma=0.98, lr=1e-4, anneal_lr=True,
                              log_std_init=-2.0, num_envs=8, hidden=(128, 128), expert="knob_gait",
-                             imitation_steps=200_000, bc_coef=1.0, actor_ignores=(16, 17, 18, 19)),
+                             imitation_steps=200_000, bc_coef=1.0,
+                             actor_ignores=tuple(f"prev_action_finger{i}_{j}" for i in (0, 1) for j in ("base", "distal"))),
 }  # fmt: skip
 TD3_BEFORE = {
     "Pendulum-v1": TD3Config(gamma=0.98, buffer_size=200_000, learning_starts=1_000, expl_noise=0.1),

@@ -14,10 +14,11 @@ import torch
 import sim
 from policies.agent import make_agent
 from policies.checkpoint import load_checkpoint
-from policies.imitation import BCTerm, DAggerWarmStart, bc_loss, first_linear
+from policies.imitation import BCTerm, DAggerWarmStart, bc_loss, first_linear, obs_indices
 from policies.normalizer import ObsNormalizer
 from policies.ppo import PPOAgent, PPOConfig, ppo_preset
 from policies.train import TrainConfig, train
+from sim.robots import KNOB_SPEC
 
 
 def toy_expert(obs: np.ndarray) -> np.ndarray:
@@ -143,9 +144,9 @@ def test_config_and_lookup_errors_name_the_fix():
         PPOConfig(expert="knob_gait", distribution="beta")
     with pytest.raises(ValueError, match="config names expert"):
         make_agent(TOY, 3, 1, ObsNormalizer(3), num_envs=4, total_steps=100)
-    with pytest.raises(ValueError, match=r"observation indices in \[0, 3\)"):
+    with pytest.raises(ValueError, match=r"index 5 is not an observation index in \[0, 3\)"):
         make_agent(dataclasses.replace(TOY, actor_ignores=(5,)), 3, 1, ObsNormalizer(3), 4, 100, expert=toy_expert)
-    with pytest.raises(ValueError, match="no scripted expert 'knob_gait' for env biped; experts: knob_gait"):
+    with pytest.raises(ValueError, match=r"no scripted expert 'knob_gait' for biped; experts: \(none\)"):
         sim.get_expert("knob_gait", "biped")
     with pytest.raises(ValueError, match="no scripted expert 'nope'"):
         sim.get_expert("nope", "knob")
@@ -155,7 +156,12 @@ def test_knob_training_with_the_gait_expert(tmp_path):
     """The knob's preset path end to end at toy scale: the expert drives (and solves) the first episodes, DAgger
     refits, PPO with the BC term takes over, and the checkpoint's actor ignores the previous-action inputs."""
     preset = ppo_preset("s2r/Knob-v0")
-    assert preset.expert == "knob_gait" and preset.actor_ignores == (16, 17, 18, 19)
+    assert preset.expert == "knob_gait" and preset.actor_ignores[0] == "prev_action_finger0_base"
+    names = [f.name for f in KNOB_SPEC.obs_fields]
+    assert obs_indices(preset.actor_ignores, names, 20) == (16, 17, 18, 19)  # the names resolve to the layout
+    assert obs_indices((16, "17", "knob_sin"), names, 20) == (16, 17, 8)  # integers of older configs still load
+    with pytest.raises(ValueError, match="no observation field 'prev_action'; fields: finger0_base_angle"):
+        obs_indices(("prev_action",), names, 20)
     cfg = dataclasses.replace(preset, imitation_steps=2400, imitation_expert_steps=1600, imitation_iter_steps=800,
                               imitation_epochs=2, n_steps=50)  # fmt: skip
     summary = train(TrainConfig(env="knob", algo="ppo", steps=2800, vec="sync", num_envs=8, tensorboard=False,

@@ -94,6 +94,23 @@ def test_steps_like_sync_and_an_actor_killed_mid_episode_is_replayed_exactly(ray
         sync.close()
 
 
+def test_info_keys_travel_every_step_from_the_actors(ray_cluster):
+    """``info_keys=("privileged",)`` (an asymmetric critic's input): every step's info holds the key, from the local
+    env and the actor's alike, equal to the in-process envs'."""
+    rv = RayVecEnv("knob", 2, address="local", n_actors=1, local_envs=1, info_keys=("privileged",))
+    sync = SyncVecEnv("knob", 2, info_keys=("privileged",))
+    try:
+        for i in range(2):
+            assert np.array_equal(rv.reset_one(i, seed=i)[1]["privileged"], sync.reset_one(i, seed=i)[1]["privileged"])
+        for _ in range(3):
+            a = np.full((2, 4), 0.3, np.float32)
+            got, want = rv.step(a)[4], sync.step(a)[4]
+            assert all(np.array_equal(g["privileged"], w["privileged"]) for g, w in zip(got, want, strict=True))
+    finally:
+        rv.close()
+        sync.close()
+
+
 def test_an_actor_error_keeps_its_type_and_traceback(ray_cluster, caplog):
     from gymnasium.error import ResetNeeded
 

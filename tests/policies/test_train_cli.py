@@ -53,7 +53,7 @@ def test_user_errors_are_one_line(tmp_path, capsys):
         (["train", "--env", "knob", "--algo", "ppo", "--ppo-expert", "none", "--steps", "10", "--run-dir",
           str(tmp_path / "x")], "--ppo-imitation-steps 0 --ppo-bc-coef 0 for pure PPO"),
         (["train", "--env", "biped", "--algo", "ppo", "--ppo-expert", "knob_gait", "--steps", "10", "--run-dir",
-          str(tmp_path / "x")], "no scripted expert 'knob_gait' for env s2r/Biped-v0"),
+          str(tmp_path / "x")], "no scripted expert 'knob_gait' for biped; experts: (none)"),
     ]  # fmt: skip
     for argv, message in cases:
         assert main(argv) == 1, argv

@@ -1,6 +1,6 @@
 """Every registered s2r env gets the same checks (Gymnasium's tests/envs/test_envs.py): the API checker, seeded
 determinism, pickled specs, a documented version. The ids come from Gymnasium's registry, so an env is covered
-the moment it is registered in ``sim.ENV_IDS``."""
+the moment its robot's Task (``sim/tasks/``) is registered."""
 
 from __future__ import annotations
 
@@ -20,7 +20,12 @@ N_STEPS = 25  # short episodes: the checks are about the API and determinism, no
 
 
 def test_every_short_name_is_registered():
-    assert sorted(spec.id for spec in S2R_SPECS) == sorted(gym_id for gym_id, *_ in sim.ENV_IDS.values())
+    from sim.task import env_variants
+
+    ids = {v.gym_id for v in env_variants().values()}
+    assert {spec.id for spec in S2R_SPECS} <= ids
+    assert ids <= set(gym.registry)  # every task's env ids reach Gymnasium, whenever the task was registered
+    assert {v.name for v in env_variants().values()} >= {"biped", "biped-rough", "biped-hardcore", "knob"}
 
 
 @pytest.mark.parametrize("spec", S2R_SPECS, ids=lambda s: s.id)
