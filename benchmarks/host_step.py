@@ -33,7 +33,7 @@ def main() -> None:
     ctl = Controller(bundle, RuntimeConfig(port="loop://", quiet=True), link=link)
     ctl._check_ident(p.ident_from_spec(BIPED_SPEC))
     ctl.t0 = now = time.monotonic()
-    ctl.safety = HostSafety(SafetyConfig(ramp_s=0.0))
+    ctl.safety = HostSafety(SafetyConfig(ramp_ms=0.0))
     ctl.safety.start(now)
     ctl.safety.sensor(now, 0, 0, None)
     ctl.safety.status(now, 0, p.Mode.ENABLED)

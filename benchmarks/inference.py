@@ -221,7 +221,7 @@ def runtime_overhead(bundle_dir: Path, steps: int, infer_us: np.ndarray) -> None
             time.sleep(0.1)
             lines = Path(log.name).read_text().splitlines()
             path = next((ln.split("port:", 1)[1].strip() for ln in lines if ln.startswith("port:")), "")
-        cfg = RuntimeConfig(port=path, max_steps=steps, watchdog_s=5.0, handshake_timeout_s=30.0, quiet=True)
+        cfg = RuntimeConfig(port=path, max_steps=steps, watchdog_ms=5000.0, handshake_timeout_s=30.0, quiet=True)
         ctl = Controller(load_bundle(bundle_dir), cfg)
         ctl.run()
     finally:

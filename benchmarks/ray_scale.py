@@ -1,5 +1,6 @@
 """Ray scale-out on s2r/Biped-v0: env throughput against the number of Ray actors (1, 2 on this box), the
-overhead of ``s2r train --ray local`` against ``--vec split`` (the PPO preset, same seed, interleaved runs), and
+overhead of ``s2r train --ray local`` (lockstep, and ``--ray-mode segments``: the actors collect rollout segments
+with a copy of the policy) against ``--vec split`` (the PPO preset, same seed, interleaved runs), and
 a projection to N actors on a cluster from the measured costs: the physics per env step, Ray's round trip per
 actor call, the driver's CPU per actor call, the learner's action and update times.
 
@@ -113,7 +114,9 @@ def training_overhead(steps: int, repeats: int) -> dict[str, list[float]]:
 
     base = TrainConfig(env=ENV, algo="ppo", steps=steps, seed=0, vec="split", update_threads=1,
                        tensorboard=False, progress=False, checkpoint_every=10**9)  # fmt: skip
-    runs = {"--vec split": base, "--ray local": dataclasses.replace(base, vec="auto", ray="local")}
+    ray = dataclasses.replace(base, vec="auto", ray="local")
+    runs = {"--vec split": base, "--ray local": ray, "--ray local --ray-mode segments":
+            dataclasses.replace(ray, ray_mode="segments")}  # fmt: skip
     rates: dict[str, list[float]] = {k: [] for k in runs}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):
@@ -143,6 +146,27 @@ def projection(c: dict[str, float], envs_per_actor: int, actors: list[int]) -> l
     return out
 
 
+def projection_segments(c: dict[str, float], e: int, actors: list[int], episode_len: int) -> list[tuple[int, float, str]]:
+    """Steps/s of PPO with ``--ray-mode segments``: A actors of E envs collect a rollout of n vector steps alone.
+
+    The actors need ``n·E·t_env`` plus a round trip ``t_rtt`` at each step where one of their envs ended (about
+    ``n·E / episode_len`` of them); the driver replays the rollout through the loop (``n·t_act(A·E)``), makes
+    one reset call (``t_drv``) per episode end (``n·A·E / episode_len``) and then updates (``A·E·n·u``). The
+    driver's replay overlaps the actors' stepping; the update does not.
+    """
+    out = []
+    n = c["n_steps"]
+    for a in actors:
+        ends = n * e / episode_len
+        actor_side = n * e * c["t_env"] + min(n, ends) * c["t_rtt"]
+        driver_side = n * (c["t_act_row"] * a * e + c["t_act_fixed"]) + ends * a * c["t_drv"]
+        update = a * e * n * c["u_update"]
+        rate = a * e * n / (max(actor_side, driver_side) + update)
+        bound = "actors" if actor_side >= driver_side and actor_side >= update else "learner (driver)"
+        out.append((a, rate, bound))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--envs", type=int, default=8, help="sub-envs (the biped PPO preset's 8)")
@@ -150,6 +174,7 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=16384, help="env steps per training run (4 PPO updates)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--envs-per-actor", type=int, nargs="+", default=[4, 32], help="for the projection")
+    ap.add_argument("--training-only", action="store_true", help="only the training overhead (the three modes)")
     args = ap.parse_args()
 
     import os
@@ -160,17 +185,21 @@ def main() -> None:
     ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
     print(f"ray.init (local cluster, {os.cpu_count()} CPUs): {time.perf_counter() - t:.1f} s, paid once per run")
     try:
-        best = env_throughput(args.envs, args.steps, args.repeats)
-        base = best["in-process (sync)"]
-        print(f"\nenv throughput, {args.envs} biped envs, random actions (best of {args.repeats}):")
-        for name, v in best.items():
-            print(f"  {name:42s} {v:7.0f} steps/s  ({v / base:.2f}x in-process)")
+        if not args.training_only:
+            best = env_throughput(args.envs, args.steps, args.repeats)
+            base = best["in-process (sync)"]
+            print(f"\nenv throughput, {args.envs} biped envs, random actions (best of {args.repeats}):")
+            for name, v in best.items():
+                print(f"  {name:42s} {v:7.0f} steps/s  ({v / base:.2f}x in-process)")
         rates = training_overhead(args.train_steps, args.repeats)
         print(f"\nPPO preset training, {args.train_steps} steps, env steps/s per run (interleaved):")
         for name, v in rates.items():
-            print(f"  {name:12s} " + " ".join(f"{x:.0f}" for x in v) + f"  median {np.median(v):.0f}")
-        ratio = np.median(rates["--vec split"]) / np.median(rates["--ray local"])
-        print(f"  time ratio --ray local / --vec split (medians): {ratio:.2f}x")
+            print(f"  {name:32s} " + " ".join(f"{x:.0f}" for x in v) + f"  median {np.median(v):.0f}")
+        for name in ("--ray local", "--ray local --ray-mode segments"):
+            ratio = np.median(rates["--vec split"]) / np.median(rates[name])
+            print(f"  time ratio {name} / --vec split (medians): {ratio:.2f}x")
+        if args.training_only:
+            return
         c = call_costs(2000)
         lc8, lc64 = learner_costs(args.envs), learner_costs(64)
         t_act_row = max(0.0, (lc64["t_act"] - lc8["t_act"]) / (64 - args.envs))
@@ -185,6 +214,10 @@ def main() -> None:
             knee = (e * c["t_env"] + c["t_rtt"] - c["t_act_fixed"]) / (c["t_drv"] + e * c["t_act_row"])
             print(f"  the driver's per-step work passes the actors' at A = {knee:.1f} actors; ceiling as A grows "
                   f"(update + driver per transition): {ceiling:.0f} steps/s")
+            for ep in (100, 1000):
+                print(f"  --ray-mode segments, episodes of {ep} steps:")
+                for a, rate, bound in projection_segments(c, e, [1, 2, 4, 8, 16, 32, 64, 128, 256], ep):
+                    print(f"    {a:4d} actors ({a * e:5d} envs): {rate:8.0f} steps/s, bound by the {bound}")
     finally:
         ray.shutdown()
 

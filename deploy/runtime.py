@@ -15,8 +15,8 @@ shell that feeds it frames and time and carries out its decisions:
   SensorBounds`, from the RobotSpec); a bad one gets a zero-torque command and is counted, ``fault_frames`` in a
   row (or more than the budget) latch FAULT: DISABLE until the operator re-arms (SIGUSR1, or ``r`` + Enter when
   stdin is a terminal). A SENSOR or STATUS showing the board's E-stop latches ESTOP the same way;
-* after ENABLE the policy torque ramps in over ``ramp_s``;
-* no SENSOR within ``watchdog_s`` → DISABLE (the board zeroes the torques), then keep saying HELLO until the
+* after ENABLE the policy torque ramps in over ``ramp_ms``;
+* no SENSOR within ``watchdog_ms`` → DISABLE (the board zeroes the torques), then keep saying HELLO until the
   board answers, re-check its IDENT and ENABLE again (a link loss is not latched: the board's watchdog made the
   motors safe, and a latched board fault or E-stop still blocks the re-arm);
 * a non-finite policy output → a zero-torque command and a logged fault; the bad value is never sent. Finite
@@ -54,6 +54,7 @@ from deploy.safety import LATCHED, Decision, HostSafety, HostState, SafetyConfig
 from deploy.telemetry import STATE_CODES, HostFault, TelemetryWriter
 from firmware_bridge import protocol as p
 from firmware_bridge.link import DEFAULT_BAUD, Link
+from sim.config import option, validate
 from sim.errors import UserError
 from sim.robots import get_robot
 
@@ -69,42 +70,33 @@ def policy_step(policy: Policy, obs: np.ndarray) -> tuple[np.ndarray, bool]:
     return raw, True
 
 
-DEFAULT_RAMP_S = 0.5  # torque ramp after ENABLE on a real-time board, s (RuntimeConfig.ramp_s)
+DEFAULT_RAMP_MS = 500.0  # torque ramp after ENABLE on a real-time board, ms (RuntimeConfig.ramp_ms)
 
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    """How to run the controller (``s2r run`` flags)."""
+    """How to run the controller (the flags of ``s2r run``)."""
 
-    port: str  # device path or pyserial URL: /dev/ttyUSB0, /dev/pts/N, socket://host:port
-    baud: int = DEFAULT_BAUD
-    watchdog_s: float = 0.1  # no SENSOR for this long → DISABLE and try to recover, s
-    max_steps: int | None = None  # stop after this many control steps
-    duration_s: float | None = None  # stop after this long, s
-    telemetry: Path | None = None  # CSV telemetry file (deploy.telemetry)
-    handshake_timeout_s: float = 5.0  # HELLO → IDENT at start-up (HELLO re-sent every 0.25 s), s
-    status_period_s: float = 1.0  # one status line per period on stderr, s
-    quiet: bool = False  # no status lines
-    # torque ramp after each ENABLE, s. None: 0.5 s on a real-time board; 0 on a lockstep board, whose time is
-    # simulated and whose torques must match a direct simulation of the policy step for step (HIL parity)
-    ramp_s: float | None = None
-    fault_frames: int = 3  # this many untrustworthy SENSORs in a row → FAULT (see deploy.safety)
+    port: str = option(help="serial device or pyserial URL: /dev/ttyUSB0, /dev/pts/N, socket://host:port",
+                       metavar="URL")
+    baud: int = option(DEFAULT_BAUD, "baud rate of a real UART", low=1, high=100_000_000)
+    watchdog_ms: float = option(100.0, "no SENSOR for this long → DISABLE the motors and try to recover, ms",
+                                low=1, high=60_000)
+    max_steps: int | None = option(None, "stop after this many control steps", above=0, metavar="N")
+    duration_s: float | None = option(None, "stop after this long, s", above=0, flag="--duration", metavar="S")
+    telemetry: Path | None = option(None, "per-step CSV log (draw it with `s2r plot FILE`)", metavar="FILE")
+    handshake_timeout_s: float = option(5.0, "wait this long for IDENT at start-up (HELLO re-sent every 0.25 s), s",
+                                        low=1e-3, high=3600, flag="--handshake-timeout", metavar="S")
+    status_period_s: float = option(1.0, "one status line per period on stderr, s", low=1e-3, high=3600, cli=False)
+    quiet: bool = option(False, "no status line every second")
+    ramp_ms: float | None = option(None, "torque ramp after each ENABLE, ms (default: 500 on a real-time board, 0 on "
+                                   "a lockstep emulator, whose HIL torques must match the simulator's step for step)",
+                                   low=0, high=10_000, metavar="MS")
+    fault_frames: int = option(3, "this many untrustworthy SENSOR frames in a row latch FAULT (deploy.safety)",
+                               low=1, high=1000, metavar="N")
 
     def __post_init__(self) -> None:
-        checks = (
-            ("baud", self.baud, 1, 100_000_000), ("watchdog_s", self.watchdog_s, 1e-3, 60.0),
-            ("handshake_timeout_s", self.handshake_timeout_s, 1e-3, 3600.0),
-            ("status_period_s", self.status_period_s, 1e-3, 3600.0), ("fault_frames", self.fault_frames, 1, 1000),
-        )  # fmt: skip
-        for name, v, lo, hi in checks:
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and lo <= v <= hi):
-                raise UserError(f"{name} must be a finite number in [{lo:g}, {hi:g}], got {v!r}")
-        if self.ramp_s is not None and not (math.isfinite(self.ramp_s) and 0 <= self.ramp_s <= 10):
-            raise UserError(f"ramp_s must be finite and in [0, 10] s, got {self.ramp_s!r}")
-        if self.duration_s is not None and not (math.isfinite(self.duration_s) and self.duration_s > 0):
-            raise UserError(f"duration_s must be finite and > 0, got {self.duration_s!r}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise UserError(f"max_steps must be ≥ 1, got {self.max_steps}")
+        validate(self)
 
 
 class _Stop:
@@ -160,7 +152,7 @@ class Controller:
         self.prev_action = np.zeros(self.spec.action.n, dtype=np.float32)
         self.stop = _Stop()
         self.rearm = _Rearm()
-        self.safety = HostSafety(SafetyConfig(link_timeout_s=config.watchdog_s, max_consecutive_bad=config.fault_frames))
+        self.safety = HostSafety(SafetyConfig(link_timeout_ms=config.watchdog_ms, max_consecutive_bad=config.fault_frames))
         self.counts = {name: 0 for name in HostFault.NAMES.values()}
         self.end_state = HostState.DISARMED
         self.duplicate_sensors = 0  # lockstep: re-sent SENSORs answered with the previous command
@@ -182,10 +174,10 @@ class Controller:
         timeout_s = self.config.handshake_timeout_s
         ident = self.link.handshake(None, timeout_s=timeout_s, tries=max(3, math.ceil(timeout_s / 0.25)))
         self._check_ident(ident)
-        ramp_s = self.config.ramp_s
-        if ramp_s is None:
-            ramp_s = 0.0 if ident.mode & p.Mode.LOCKSTEP else DEFAULT_RAMP_S
-        self.safety = HostSafety(replace(self.safety.config, ramp_s=ramp_s))
+        ramp_ms = self.config.ramp_ms
+        if ramp_ms is None:
+            ramp_ms = 0.0 if ident.mode & p.Mode.LOCKSTEP else DEFAULT_RAMP_MS
+        self.safety = HostSafety(replace(self.safety.config, ramp_ms=ramp_ms))
         return ident
 
     def _check_ident(self, ident: p.Ident) -> None:
@@ -223,6 +215,7 @@ class Controller:
         assert self.link is not None and self.ident is not None
         cfg, link, safety = self.config, self.link, self.safety
         period_s = 1.0 / float(self.bundle.manifest["control_hz"])
+        watchdog_s = cfg.watchdog_ms * 1e-3
         lockstep = bool(self.ident.mode & p.Mode.LOCKSTEP)
         self.t0 = time.monotonic()
         end = self.t0 + cfg.duration_s if cfg.duration_s is not None else float("inf")
@@ -237,11 +230,11 @@ class Controller:
                 # every request is consumed now: one made while nothing was latched must not clear a later latch
                 self._apply(safety.rearm(time.monotonic()))
             now = time.monotonic()
-            lost = now - safety.last_sensor_s >= cfg.watchdog_s
+            lost = now - safety.last_sensor_s >= watchdog_s
             if lost:  # knocking: wake for the next HELLO (and to see a re-arm request)
-                wait = min(last_hello + cfg.watchdog_s, end) - now
+                wait = min(last_hello + watchdog_s, end) - now
             else:
-                wait = min(safety.last_sensor_s + cfg.watchdog_s, end) - now
+                wait = min(safety.last_sensor_s + watchdog_s, end) - now
                 if lockstep and last_cmd is not None:
                     wait = min(wait, 2 * period_s)
             frame = link.recv(max(1e-3 if lost else 0.0, wait))
@@ -249,11 +242,11 @@ class Controller:
                 now = time.monotonic()
                 d = safety.tick(now)
                 if d.send:  # first timeout of an outage: make the motors safe once
-                    self._fault(HostFault.SENSOR_TIMEOUT, f"no SENSOR for {cfg.watchdog_s * 1e3:.0f} ms")
+                    self._fault(HostFault.SENSOR_TIMEOUT, f"no SENSOR for {cfg.watchdog_ms:.0f} ms")
                     self._record(now, None, None, self.zero, 0.0, 0.0, HostFault.SENSOR_TIMEOUT)
                     self._apply(d, zero_torque=True)
-                if now - safety.last_sensor_s >= cfg.watchdog_s:
-                    if now - last_hello >= cfg.watchdog_s:  # keep knocking until the board answers
+                if now - safety.last_sensor_s >= watchdog_s:
+                    if now - last_hello >= watchdog_s:  # keep knocking until the board answers
                         link.send(p.Hello())
                         last_hello = now
                 elif lockstep and last_cmd is not None:
@@ -427,7 +420,7 @@ class Controller:
         meta = {
             "robot": m["robot"], "control_hz": m["control_hz"], "model_sha256": self.bundle.sha256,
             "torque_limits_nm": self.limits_nm.tolist(), "port": self.config.port, "states": STATE_CODES,
-            "ramp_s": self.safety.config.ramp_s,
+            "ramp_ms": self.safety.config.ramp_ms,
         }  # fmt: skip
         return TelemetryWriter(path, [f.name for f in self.spec.obs_fields], list(self.spec.action.names), meta)
 

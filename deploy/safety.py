@@ -8,14 +8,14 @@ The table (also in docs/protocol.md §6.2)::
 
     state      event                                       → state      sends
     DISARMED   start                                       → HANDSHAKE  HELLO (the runtime's handshake)
-    HANDSHAKE  good SENSOR, board not in E-stop            → ARMING     ENABLE; torque ramps 0 → 1 over ramp_s
+    HANDSHAKE  good SENSOR, board not in E-stop            → ARMING     ENABLE; torque ramps 0 → 1 over ramp_ms
     ARMING     ramp done, STATUS answering ENABLE had ENABLED → RUNNING
-    ARMING/RUNNING  no SENSOR for link_timeout_s           → HANDSHAKE  zero TORQUE, DISABLE (re-arms when the
+    ARMING/RUNNING  no SENSOR for link_timeout_ms          → HANDSHAKE  zero TORQUE, DISABLE (re-arms when the
                                                                         link is back: the board's watchdog has
                                                                         zeroed the motors meanwhile)
     ARMING/RUNNING  SENSOR: board watchdog tripped         → ARMING     ENABLE (our commands were lost: same)
     ARMING/RUNNING  SENSOR: board disarmed by itself       → FAULT      DISABLE
-    ARMING     ENABLE not confirmed within confirm_s, twice → FAULT     DISABLE
+    ARMING     ENABLE not confirmed within confirm_ms, twice → FAULT    DISABLE
     any but DISARMED  bad SENSOR × max_consecutive_bad, or
                > bad_budget bad SENSORs in bad_window      → FAULT      DISABLE
     any but DISARMED  SENSOR or STATUS with ESTOP          → ESTOP      DISABLE
@@ -69,22 +69,22 @@ class HostState(str, Enum):
 
 @dataclass(frozen=True)
 class SafetyConfig:
-    """Limits of :class:`HostSafety` (``s2r run`` flags)."""
+    """Limits of :class:`HostSafety`, filled from ``RuntimeConfig`` (times in ms, as every config's)."""
 
-    link_timeout_s: float = 0.1  # no SENSOR for this long → DISABLE (--watchdog-ms)
-    ramp_s: float = 0.5  # torque ramps from 0 to the policy's over this long after ENABLE (--ramp-ms)
+    link_timeout_ms: float = 100.0  # no SENSOR for this long → DISABLE (--watchdog-ms)
+    ramp_ms: float = 500.0  # torque ramps from 0 to the policy's over this long after ENABLE (--ramp-ms)
     max_consecutive_bad: int = 3  # this many bad SENSORs in a row → FAULT (--fault-frames)
     bad_budget: int = 10  # more bad SENSORs than this within bad_window frames → FAULT
     bad_window: int = 100  # frames (2 s at 50 Hz)
-    confirm_s: float = 0.5  # the board must confirm ENABLE (ENABLED bit) within this long; one retry
+    confirm_ms: float = 500.0  # the board must confirm ENABLE (ENABLED bit) within this long; one retry
 
     def __post_init__(self) -> None:
-        for name in ("link_timeout_s", "confirm_s"):
+        for name in ("link_timeout_ms", "confirm_ms"):
             v = getattr(self, name)
-            if not (math.isfinite(v) and 0 < v <= 60):
-                raise UserError(f"{name} must be finite and in (0, 60] s, got {v!r}")
-        if not (math.isfinite(self.ramp_s) and 0 <= self.ramp_s <= 10):
-            raise UserError(f"ramp_s must be finite and in [0, 10] s, got {self.ramp_s!r}")
+            if not (math.isfinite(v) and 0 < v <= 60_000):
+                raise UserError(f"{name} must be finite and in (0, 60000] ms, got {v!r}")
+        if not (math.isfinite(self.ramp_ms) and 0 <= self.ramp_ms <= 10_000):
+            raise UserError(f"ramp_ms must be finite and in [0, 10000] ms, got {self.ramp_ms!r}")
         if not 1 <= self.max_consecutive_bad <= 1000 or not 0 <= self.bad_budget < self.bad_window:
             raise UserError("need 1 ≤ max_consecutive_bad ≤ 1000 and 0 ≤ bad_budget < bad_window")
 
@@ -143,7 +143,7 @@ class HostSafety:
             return _NOTHING
         enabled = bool(board_mode & Mode.ENABLED)
         if board_faults & Fault.ESTOP:
-            if enabled or st is not HostState.ARMING or self.confirmed or now_s - self.enabled_s > self.config.confirm_s:
+            if enabled or st is not HostState.ARMING or self.confirmed or now_s - self.enabled_s > self.config.confirm_ms * 1e-3:
                 return self._latch(HostState.ESTOP, "the board reports its E-stop", enabled)
             return Decision((), 0.0)  # may predate our ENABLE (operator re-arm): its STATUS answer decides
         if problem is not None:
@@ -164,7 +164,7 @@ class HostSafety:
                 self.counts["reenabled"] += 1
                 return self._arm(now_s, "the board's watchdog tripped: re-enabling")
             return self._latch(HostState.FAULT, "the board disarmed without a watchdog trip or E-stop", False)
-        elif now_s - self.enabled_s > self.config.confirm_s:
+        elif now_s - self.enabled_s > self.config.confirm_ms * 1e-3:
             if self.retried:
                 return self._latch(HostState.FAULT, "the board did not confirm ENABLE", False)
             self.retried = True
@@ -193,8 +193,8 @@ class HostSafety:
         return _NOTHING
 
     def tick(self, now_s: float) -> Decision:
-        """Time passed without a SENSOR: after ``link_timeout_s`` the link is lost (armed → HANDSHAKE)."""
-        if self.state in ARMED and now_s - self.last_sensor_s >= self.config.link_timeout_s:
+        """Time passed without a SENSOR: after ``link_timeout_ms`` the link is lost (armed → HANDSHAKE)."""
+        if self.state in ARMED and now_s - self.last_sensor_s >= self.config.link_timeout_ms * 1e-3:
             self.state = HostState.HANDSHAKE
             return Decision(("DISABLE",), 0.0, "link lost: motors disabled; re-arming when the board answers")
         return _NOTHING
@@ -216,14 +216,14 @@ class HostSafety:
 
     # -------------------------------------------------------------------------------------------- helpers
     def ramp_fraction(self, now_s: float) -> float:
-        """Fraction of the policy torque allowed now: 1 in RUNNING, 0 → 1 over ``ramp_s`` in ARMING, else 0."""
+        """Fraction of the policy torque allowed now: 1 in RUNNING, 0 → 1 over ``ramp_ms`` in ARMING, else 0."""
         if self.state is HostState.RUNNING:
             return 1.0
         if self.state is not HostState.ARMING:
             return 0.0
-        if self.config.ramp_s <= 0:
+        if self.config.ramp_ms <= 0:
             return 1.0
-        return min(1.0, max(0.0, (now_s - self.enabled_s) / self.config.ramp_s))
+        return min(1.0, max(0.0, (now_s - self.enabled_s) / (self.config.ramp_ms * 1e-3)))
 
     def _arm(self, now_s: float, note: str) -> Decision:
         self.state, self.enabled_s, self.confirmed, self.retried = HostState.ARMING, now_s, False, False

@@ -65,6 +65,9 @@ def run_episode(
     ``truncated`` (the env's TimeLimit).
     """
     task = task_of_env(env.spec.id) if env.spec is not None else None
+    reset_state = getattr(policy, "reset_state", None)
+    if reset_state is not None:  # a policy with state (memory, action filter) starts every episode afresh
+        reset_state()
     obs, info = env.reset(seed=seed, options={"params": dict(params)} if params else None)
     total, length, done = 0.0, 0, False
     actions, torques, observations = [], [], [np.asarray(obs, dtype=np.float32)]

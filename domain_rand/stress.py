@@ -32,13 +32,15 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from domain_rand.evaluate import Policy, run_episode
 from domain_rand.samplers import check_ranges, sample_ranges
+from sim.config import option, validate
+from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
 from sim.errors import UserError
 from sim.params import ParamSpace
 from sim.spec import RobotSpec
@@ -91,22 +93,23 @@ class Job:
     record: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class StressConfig:
     """What to run; the CLI flags of ``s2r stress``."""
 
-    episodes: int = 10  # episodes per sweep value (and on the nominal plant)
-    plants: int = 100  # random plants from the reality box
-    seed: int = 0
-    workers: int = 0  # processes; 0 = one per core
-    params: tuple[str, ...] = field(default_factory=tuple)  # sweep only these parameters (empty: all)
-    engine: str = "pybullet"  # physics engine of every plant: pybullet or mujoco (sim.engines)
+    episodes: int = option(10, "episodes per sweep value and on the nominal plant", above=0)
+    plants: int = option(100, "random reality-box plants (one episode each)", low=0)
+    seed: int = option(0, "seed of the episodes and of the box's plants", low=0)
+    workers: int = option(0, "worker processes (0: one per core)", low=0)
+    params: tuple[str, ...] = option((), "comma list: sweep only these parameters (default: all)")
+    engine: str = option(DEFAULT_ENGINE, ENGINE_HELP, choices=ENGINES)
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 def plan(robot: str, space: ParamSpace, cfg: StressConfig) -> tuple[list[Series], list[Job], list[dict[str, float]]]:
     """The sweep series, every episode job (nominal first, then the box and the sweep interleaved) and the box."""
-    if cfg.episodes < 1 or cfg.plants < 0:
-        raise UserError(f"need --episodes >= 1 and --plants >= 0, got {cfg.episodes} and {cfg.plants}")
     series = sweep_series(robot, space, cfg.params)
     jobs = [Job("sweep", "nominal", None, {}, cfg.seed + k, record=True) for k in range(cfg.episodes)]
     box_ranges = check_ranges(space, get_task(robot).reality_box, f"reality box of {robot}")

@@ -35,6 +35,8 @@ import sim
 from firmware_bridge import protocol as p
 from firmware_bridge.board_state import Board
 from firmware_bridge.link import Link
+from sim.config import option, validate
+from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
 from sim.errors import UserError
 from sim.params import ParamSpace
 from sim.spec import RobotSpec, SensorFrame
@@ -42,22 +44,22 @@ from sim.spec import RobotSpec, SensorFrame
 
 @dataclass(frozen=True)
 class EmulatorConfig:
-    """How the emulated board behaves."""
+    """How the emulated board behaves (the flags of ``s2r emulate``)."""
 
-    env: str = "biped"  # env short name (biped, biped-rough, knob...) or Gymnasium id
-    plant: str = "nominal"  # held-out physics variant, domain_rand.plants (nominal = nominal physics)
-    seed: int = 0  # episode i is reset with seed + i (the same seeds a direct evaluation uses)
-    lockstep: bool = False  # one control period per TORQUE instead of the wall clock
-    watchdog_ms: int = 100  # zero torque when no TORQUE arrives for this long while enabled
-    engine: str = "pybullet"  # physics engine of the simulated plant: pybullet or mujoco (sim.engines)
-    ramp_ms: float = 0.0  # after ENABLE the board's torque clamp ramps from 0 to the limits over this long
-    fw_version: tuple[int, int, int] = (0, 1, 0)
+    env: str = option("biped", "env short name (biped, biped-rough, biped-hardcore, knob) or Gymnasium id",
+                      flag="--robot")
+    plant: str = option("nominal", "held-out physics variant (domain_rand.plants; nominal: nominal physics)")
+    seed: int = option(0, "episode i resets the env with seed + i (the seeds a direct evaluation uses)", low=0)
+    lockstep: bool = option(False, "one control period per TORQUE instead of the wall clock (deterministic HIL)")
+    watchdog_ms: int = option(100, "zero torque after this long without TORQUE while enabled, ms (a u16 in IDENT)",
+                              low=1, high=65535)
+    engine: str = option(DEFAULT_ENGINE, ENGINE_HELP, choices=ENGINES)
+    ramp_ms: float = option(0.0, "after ENABLE the board's torque clamp ramps from 0 to the limits over this long, ms",
+                            low=0, high=10_000)
+    fw_version: tuple[int, int, int] = option((0, 1, 0), "the emulated firmware's version", cli=False)
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.watchdog_ms, int) and 1 <= self.watchdog_ms <= 65535):
-            raise UserError(f"watchdog {self.watchdog_ms!r} ms must be a whole number in 1..65535 (a u16 in IDENT)")
-        if not (math.isfinite(self.ramp_ms) and 0 <= self.ramp_ms <= 10_000):
-            raise UserError(f"ramp {self.ramp_ms!r} ms must be finite and in 0..10000")
+        validate(self)
 
 
 def plant_params(robot_id: str, plant: str) -> dict[str, float]:

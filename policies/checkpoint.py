@@ -224,6 +224,14 @@ def inference_policy_from_checkpoint(ckpt: dict) -> InferencePolicy:
     policy = InferencePolicy(actor, norm["mean"], norm["var"], norm["clip"], norm["eps"], ckpt, norm.get("std_floor"))
     for p in policy.parameters():
         p.requires_grad_(False)
+    cutoff_hz = float(ckpt.get("config", {}).get("action_filter_hz") or 0.0)
+    if cutoff_hz:  # trained with the action filter: it is part of the policy (policies.action_filter)
+        from policies.action_filter import FilteredPolicy
+        from sim.robots import get_robot
+
+        if policy.robot_id is None:
+            raise UserError(f"checkpoint trained with an action filter on {policy.env_id}, not an s2r robot env")
+        return FilteredPolicy(policy, cutoff_hz, get_robot(policy.robot_id).control_hz)  # type: ignore[return-value]
     return policy
 
 

@@ -32,21 +32,20 @@ from policies.hparams import build, preset_values
 from policies.networks import ACTIVATIONS, mlp
 from policies.normalizer import ObsNormalizer
 from policies.td3 import ReplayBuffer, TD3Agent, TD3Config, smoothed_target_action, td3_target
-from sim.errors import UserError
+from sim.config import option
 
 
 @dataclass(frozen=True)
 class LSTMTD3Config(TD3Config):
-    history_len: int = 5  # K: (observation, action) pairs of memory, control steps
-    mem_hidden: int = 128  # width of the pre-LSTM layer and of the LSTM state
-    cur_hidden: int = 128  # width of the current-observation feature layer
-    hidden: tuple[int, ...] = (128,)  # layers after the memory and current features are joined
+    """TD3Config and the memory: the --lstm-* flags of ``s2r train --algo lstm-td3``."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("history_len", "mem_hidden", "cur_hidden"):
-            if getattr(self, name) < 1:
-                raise UserError(f"--lstm-{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+    history_len: int = option(5, "K: (observation, action) pairs of memory, control steps", above=0,
+                              flag="--lstm-history-len")
+    mem_hidden: int = option(128, "width of the pre-LSTM layer and of the LSTM state", above=0,
+                             flag="--lstm-mem-hidden")
+    cur_hidden: int = option(128, "width of the current-observation feature layer", above=0, flag="--lstm-cur-hidden")
+    hidden: tuple[int, ...] = option((128,), "layers after the memory and current features are joined",
+                                     flag="--td3-hidden")
 
 
 def lstm_td3_preset(env_id: str) -> LSTMTD3Config:

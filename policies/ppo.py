@@ -26,58 +26,69 @@ from torch import nn
 
 from policies.hparams import build, preset_values
 from policies.imitation import first_linear, ignore_inputs_, obs_indices
-from policies.networks import BetaActor, GaussianActor, mlp
+from policies.networks import ACTIVATIONS, BetaActor, GaussianActor, mlp
 from policies.normalizer import ObsNormalizer, privileged_normalizer
+from sim.config import option, validate
 from sim.errors import UserError
 
 
 @dataclass(frozen=True)
 class PPOConfig:
-    n_steps: int = 2048  # env steps per sub-env per rollout
-    batch_size: int = 64  # minibatch size, transitions
-    n_epochs: int = 10
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_range: float = 0.2
-    clip_range_vf: float | None = None  # None: no value clipping
-    ent_coef: float = 0.0
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    lr: float = 3e-4
-    anneal_lr: bool = False  # linear decay to 0 over the run's --steps
-    normalize_advantage: bool = True
-    distribution: str = "gaussian"  # or "beta"
-    log_std_init: float = 0.0
-    hidden: tuple[int, ...] = (64, 64)
-    activation: str = "tanh"
-    normalize_obs: bool = True
-    normalize_reward: bool = True
-    num_envs: int = 1  # the preset's preferred number of sub-envs (the CLI's --num-envs overrides)
+    """PPO hyper-parameters: the --ppo-* flags of ``s2r train --algo ppo``."""
+
+    n_steps: int = option(2048, "env steps per sub-env per rollout", above=0, flag="--ppo-n-steps")
+    batch_size: int = option(64, "minibatch size, transitions", above=0, flag="--ppo-batch-size")
+    n_epochs: int = option(10, "passes over each rollout", above=0, flag="--ppo-n-epochs")
+    gamma: float = option(0.99, "discount per control step", low=0, high=1, flag="--ppo-gamma")
+    gae_lambda: float = option(0.95, "GAE lambda", low=0, high=1, flag="--ppo-gae-lambda")
+    clip_range: float = option(0.2, "policy ratio clip", above=0, flag="--ppo-clip-range")
+    clip_range_vf: float | None = option(None, "value clip (none: no value clipping)", above=0,
+                                         flag="--ppo-clip-range-vf")
+    ent_coef: float = option(0.0, "weight of the entropy bonus", flag="--ppo-ent-coef")
+    vf_coef: float = option(0.5, "weight of the value loss", low=0, flag="--ppo-vf-coef")
+    max_grad_norm: float = option(0.5, "gradient norm clip", above=0, flag="--ppo-max-grad-norm")
+    lr: float = option(3e-4, "learning rate (Adam)", above=0, flag="--ppo-lr")
+    anneal_lr: bool = option(False, "linear learning-rate decay to 0 over the run's --steps", flag="--ppo-anneal-lr")
+    normalize_advantage: bool = option(True, "normalize advantages per minibatch", flag="--ppo-normalize-advantage")
+    distribution: str = option("gaussian", "action distribution", choices=("gaussian", "beta"),
+                               flag="--ppo-distribution")
+    log_std_init: float = option(0.0, "initial log std of the gaussian policy", flag="--ppo-log-std-init")
+    hidden: tuple[int, ...] = option((64, 64), "hidden layer widths of actor and critic", flag="--ppo-hidden")
+    activation: str = option("tanh", "hidden-layer activation", choices=tuple(ACTIVATIONS), flag="--ppo-activation")
+    normalize_obs: bool = option(True, "running mean/std observation normalizer (folded into the export)",
+                                 flag="--ppo-normalize-obs")
+    normalize_reward: bool = option(True, "scale rewards by the running std of the discounted return",
+                                    flag="--ppo-normalize-reward")
+    num_envs: int = option(1, "the preset's preferred number of sub-envs (the CLI's --num-envs overrides)", above=0,
+                           flag="--ppo-num-envs")
     # learning from a scripted expert (policies.imitation): DAgger warm start, then a BC term in the PPO loss
-    expert: str | None = None  # name of the env's scripted expert (sim.EXPERTS), None: pure PPO
-    imitation_steps: int = 0  # env steps of DAgger before PPO starts (part of --steps)
-    imitation_expert_steps: int = 16_000  # of those, the first ones driven by the expert alone
-    imitation_iter_steps: int = 8_000  # env steps between DAgger refits
-    imitation_epochs: int = 15  # passes over the aggregate data per refit (twice that for the last one)
-    imitation_lr: float = 1e-3
-    bc_coef: float = 0.0  # weight of the behaviour-cloning MSE to the expert's action in the PPO loss
-    # observation fields the actor does not see (zero input weights): names of the env's observation layout
-    # (sim.spec.ObsField.name), or integer indices (older configs)
-    actor_ignores: tuple[str | int, ...] = ()
-    privileged_critic: bool = False  # asymmetric actor-critic: the critic also reads info["privileged"]
+    expert: str | None = option(None, "name of the env's scripted expert (sim.EXPERTS); none: pure PPO",
+                                flag="--ppo-expert")
+    imitation_steps: int = option(0, "env steps of DAgger before PPO starts (part of --steps)", low=0,
+                                  flag="--ppo-imitation-steps")
+    imitation_expert_steps: int = option(16_000, "of those, the first ones driven by the expert alone", low=0,
+                                         flag="--ppo-imitation-expert-steps")
+    imitation_iter_steps: int = option(8_000, "env steps between DAgger refits", above=0,
+                                       flag="--ppo-imitation-iter-steps")
+    imitation_epochs: int = option(15, "passes over the aggregate data per refit (twice that for the last one)",
+                                   above=0, flag="--ppo-imitation-epochs")
+    imitation_lr: float = option(1e-3, "learning rate of the DAgger refits (Adam)", above=0,
+                                 flag="--ppo-imitation-lr")
+    bc_coef: float = option(0.0, "weight of the behaviour-cloning MSE to the expert's action in the PPO loss", low=0,
+                            flag="--ppo-bc-coef")
+    actor_ignores: tuple[str | int, ...] = option((), "observation fields the actor does not see (zero input "
+                                                  "weights): names of the env's observation layout (or indices, "
+                                                  "older configs)", flag="--ppo-actor-ignores")
+    privileged_critic: bool = option(False, "asymmetric actor-critic: the critic also reads info[\"privileged\"]",
+                                     flag="--ppo-privileged-critic")
 
     def __post_init__(self) -> None:
-        if self.distribution not in ("gaussian", "beta"):
-            raise UserError(f"distribution must be 'gaussian' or 'beta', got '{self.distribution}'")
-        if self.n_steps < 1 or self.batch_size < 1 or self.n_epochs < 1:
-            raise UserError("n_steps, batch_size and n_epochs must be >= 1")
+        validate(self)
         if (self.imitation_steps > 0 or self.bc_coef > 0) and self.expert is None:
             raise UserError("imitation_steps and bc_coef need an expert: set --ppo-expert NAME (e.g. knob_gait), "
                              "or --ppo-imitation-steps 0 --ppo-bc-coef 0 for pure PPO")
         if self.expert is not None and self.distribution != "gaussian":
             raise UserError("learning from an expert needs the gaussian policy (--ppo-distribution gaussian)")
-        if self.imitation_steps < 0 or self.imitation_iter_steps < 1 or self.bc_coef < 0:
-            raise UserError("imitation_steps and bc_coef must be >= 0 and imitation_iter_steps >= 1")
 
 
 def ppo_preset(env_id: str) -> PPOConfig:

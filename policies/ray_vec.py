@@ -19,10 +19,9 @@ randomness does not all come from ``np_random``) stops the run with a RuntimeErr
 ``s2r train --resume`` from its last checkpoint. A Python exception raised by an env in an actor is not a
 fault: it is re-raised here with its own type after its remote traceback is logged (policies.vec_env).
 
-Not built: actors that collect whole rollout segments (PPO) or act on their own with periodically broadcast
-weights and feed the replay buffer (asynchronous TD3, Ape-X style). Both cut the driver's per-step Ray calls,
-which bound this design on a large cluster (BENCHMARKS.md), at the price of parity with ``--vec sync``: the
-actions would come from a policy copy a few updates old and from the actors' own random streams.
+Actors that act on their own, with a copy of the policy (PPO rollout segments, asynchronous TD3), are
+``policies.ray_rollouts`` (``--ray-mode segments|async``): a subclass of this one, which keeps the lockstep
+mode's fault handling.
 
 Cost: a vector step is one Ray call per actor on top of the physics, hidden in part behind the local envs'
 steps; BENCHMARKS.md (Ray scale-out, benchmarks/ray_scale.py) has the overhead against ``--vec split``.
@@ -146,6 +145,8 @@ class RayVecEnv:
     process's even share, ``num_envs / (n_actors + 1)``, and always fewer than ``num_envs`` (one env, as TD3's:
     it steps in an actor). ``local_envs=0`` puts every env in an actor."""
 
+    SHARD: Any = EnvShard  # the actor class (policies.ray_rollouts gives its actors a copy of the policy)
+
     def __init__(
         self,
         env_id: str,
@@ -174,7 +175,7 @@ class RayVecEnv:
         n_actors = max(1, min(remote_envs, n_actors))
         # actor k owns envs [bounds[k], bounds[k + 1]), after the local ones
         self.bounds = [local_envs + round(k * remote_envs / n_actors) for k in range(n_actors + 1)]
-        self.actor_cls = ray.remote(EnvShard).options(
+        self.actor_cls = ray.remote(self.SHARD).options(
             num_cpus=cpus_per_actor, max_restarts=MAX_RESTARTS, max_task_retries=0
         )
         self.actors: list[Any] = [  # Ray actor handles

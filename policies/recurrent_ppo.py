@@ -32,6 +32,7 @@ from policies.hparams import build, preset_values
 from policies.networks import _normal_log_prob, mlp
 from policies.normalizer import ObsNormalizer, privileged_normalizer
 from policies.ppo import PPOConfig, RewardScaler, clip_grad_norm_, gae, ppo_loss, store_privileged
+from sim.config import option
 from sim.errors import UserError
 
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [B, lstm_hidden]
@@ -39,14 +40,16 @@ State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [B, lstm_hidden]
 
 @dataclass(frozen=True)
 class RecurrentPPOConfig(PPOConfig):
-    lstm_hidden: int = 64  # width of the actor's and the critic's LSTM state
-    seq_len: int = 32  # BPTT chunk, control steps; n_steps must be a multiple of it
-    hidden: tuple[int, ...] = (64,)  # MLP layers after the LSTM
+    """PPOConfig and the memory: the --rppo-* flags of ``s2r train --algo rppo``."""
+
+    lstm_hidden: int = option(64, "width of the actor's and the critic's LSTM state", above=0,
+                              flag="--rppo-lstm-hidden")
+    seq_len: int = option(32, "BPTT chunk, control steps (--ppo-n-steps must be a multiple of it)", above=0,
+                          flag="--rppo-seq-len")
+    hidden: tuple[int, ...] = option((64,), "MLP layers after the LSTM", flag="--ppo-hidden")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.lstm_hidden < 1 or self.seq_len < 1:
-            raise UserError("--rppo-lstm-hidden and --rppo-seq-len must be >= 1")
         if self.n_steps % self.seq_len:
             raise UserError(f"--ppo-n-steps {self.n_steps} must be a multiple of --rppo-seq-len {self.seq_len} "
                             "(the rollout is cut into whole sequence chunks)")  # fmt: skip

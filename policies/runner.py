@@ -78,16 +78,25 @@ class Runner:
         """Run to ``cfg.steps`` env steps; SIGINT/SIGTERM save a checkpoint and raise :class:`TrainingStopped`.
         Returns the run's summary."""
         cfg, agent = self.cfg, self.agent
+        kwargs = {**env_kwargs(cfg.env, cfg.engine), **cfg.training_env_kwargs()}  # --env-options, action filter
         # an asymmetric critic (the config's privileged_critic) reads info["privileged"] of every step
         self.privileged = bool(getattr(cfg.algo_config, "privileged_critic", False))
-        self.venv = make_vec_env(cfg.env, cfg.num_envs, cfg.vec, env_kwargs=env_kwargs(cfg.env, cfg.engine),
-                                 ray=cfg.ray, info_keys=("privileged",) if self.privileged else ())  # fmt: skip
+        info_keys = ("privileged",) if self.privileged else ()
+        # --ray-mode segments|async: the Ray actors act with a copy of the policy; the loop asks them for the actions
+        actors_act = cfg.ray is not None and cfg.ray_mode != "lockstep"
+        if actors_act:
+            from policies.ray_rollouts import make_rollout_vec_env
+
+            self.venv = make_rollout_vec_env(cfg, kwargs, info_keys)
+        else:
+            self.venv = make_vec_env(cfg.env, cfg.num_envs, cfg.vec, env_kwargs=kwargs,
+                                     ray=cfg.ray, info_keys=info_keys)  # fmt: skip
         try:
             obs = self._start()  # fresh episodes, clocks, schedules, logs
             try:
                 while self.step < cfg.steps:
                     # ---- rollout: one step of every sub-env
-                    action = agent.act(obs)
+                    action = self.venv.act(agent, obs) if actors_act else agent.act(obs)
                     next_obs, reward, terminated, truncated, infos = self.venv.step(action)
                     self.ep_ret += reward
                     self.ep_len += 1

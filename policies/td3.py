@@ -22,38 +22,48 @@ import torch
 from torch import nn
 
 from policies.hparams import build, preset_values
-from policies.networks import DeterministicActor, mlp, polyak_update
+from policies.networks import ACTIVATIONS, DeterministicActor, mlp, polyak_update
 from policies.normalizer import ObsNormalizer, privileged_normalizer
+from sim.config import option, validate
 from sim.errors import UserError
 
 
 @dataclass(frozen=True)
 class TD3Config:
-    gamma: float = 0.99  # discount per control step
-    tau: float = 0.005  # polyak factor for target nets
-    lr_actor: float = 1e-3
-    lr_critic: float = 1e-3
-    batch_size: int = 256
-    buffer_size: int = 300_000  # transitions; preallocated float32
-    learning_starts: int = 10_000  # env steps of uniform-random actions before learning
-    updates_per_step: float = 1.0  # gradient updates per env step (summed over sub-envs)
-    policy_delay: int = 2  # critic updates per actor/target update
-    target_noise: float = 0.2  # std of target policy smoothing, normalized action units
-    noise_clip: float = 0.5  # clip of the smoothing noise
-    n_critics: int = 2  # 2 = TD3 clipped double-Q; 1 = DDPG
-    expl_noise: float = 0.1  # std of exploration noise, normalized action units
-    noise_type: str = "gaussian"  # or "ou" (Ornstein–Uhlenbeck, DDPG paper)
-    ou_theta: float = 0.15
-    hidden: tuple[int, ...] = (400, 300)
-    activation: str = "relu"
-    normalize_obs: bool = False  # rl-zoo's TD3 presets do not normalize; the biped/knob presets do
-    privileged_critic: bool = False  # asymmetric actor-critic: the critics also read info["privileged"]
+    """TD3 / DDPG hyper-parameters: the --td3-* flags of ``s2r train`` (LSTM-TD3's too)."""
+
+    gamma: float = option(0.99, "discount per control step", low=0, high=1, flag="--td3-gamma")
+    tau: float = option(0.005, "polyak factor of the target nets", low=0, high=1, flag="--td3-tau")
+    lr_actor: float = option(1e-3, "actor learning rate (Adam)", above=0, flag="--td3-lr-actor")
+    lr_critic: float = option(1e-3, "critic learning rate (Adam)", above=0, flag="--td3-lr-critic")
+    batch_size: int = option(256, "minibatch size, transitions", above=0, flag="--td3-batch-size")
+    buffer_size: int = option(300_000, "replay buffer size, transitions (preallocated float32)", above=0,
+                              flag="--td3-buffer-size")
+    learning_starts: int = option(10_000, "env steps of uniform-random actions before learning", low=0,
+                                  flag="--td3-learning-starts")
+    updates_per_step: float = option(1.0, "gradient updates per env step (summed over sub-envs)", above=0,
+                                     flag="--td3-updates-per-step")
+    policy_delay: int = option(2, "critic updates per actor/target update", above=0, flag="--td3-policy-delay")
+    target_noise: float = option(0.2, "std of the target policy smoothing, normalized action units", low=0,
+                                 flag="--td3-target-noise")
+    noise_clip: float = option(0.5, "clip of the smoothing noise, normalized action units", low=0,
+                               flag="--td3-noise-clip")
+    n_critics: int = option(2, "2: TD3's clipped double Q; 1: DDPG", low=1, high=2, flag="--td3-n-critics")
+    expl_noise: float = option(0.1, "std of the exploration noise, normalized action units", low=0,
+                               flag="--td3-expl-noise")
+    noise_type: str = option("gaussian", "exploration noise: gaussian or ou (Ornstein-Uhlenbeck, the DDPG paper)",
+                             choices=("gaussian", "ou"), flag="--td3-noise-type")
+    ou_theta: float = option(0.15, "mean reversion of the OU noise, per control step", low=0, flag="--td3-ou-theta")
+    hidden: tuple[int, ...] = option((400, 300), "hidden layer widths of actor and critics", flag="--td3-hidden")
+    activation: str = option("relu", "hidden-layer activation", choices=tuple(ACTIVATIONS), flag="--td3-activation")
+    # rl-zoo's TD3 presets do not normalize; the biped/knob presets do
+    normalize_obs: bool = option(False, "running mean/std observation normalizer (folded into the export)",
+                                 flag="--td3-normalize-obs")
+    privileged_critic: bool = option(False, "asymmetric actor-critic: the critics also read info[\"privileged\"]",
+                                     flag="--td3-privileged-critic")
 
     def __post_init__(self) -> None:
-        if self.n_critics not in (1, 2):
-            raise UserError(f"n_critics must be 1 (DDPG) or 2 (TD3), got {self.n_critics}")
-        if self.noise_type not in ("gaussian", "ou"):
-            raise UserError(f"noise_type must be 'gaussian' or 'ou', got '{self.noise_type}'")
+        validate(self)
         if self.batch_size > self.buffer_size:
             raise UserError(f"batch_size {self.batch_size} exceeds buffer_size {self.buffer_size}")
 

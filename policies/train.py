@@ -36,9 +36,10 @@ from policies.ppo import PPOConfig, ppo_preset
 from policies.recurrent_ppo import RecurrentPPOConfig, rppo_preset
 from policies.runner import Runner, StopSignals, TrainingStopped
 from policies.td3 import TD3Config, td3_preset
-from policies.vec_env import make_env
-from sim.engines import env_kwargs
-from sim.errors import UserError, require_positive
+from policies.vec_env import VEC_KINDS, make_env
+from sim.config import option, validate
+from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES, env_kwargs
+from sim.errors import UserError
 from sim.files import atomic_write
 
 __all__ = ["ALGOS", "TrainConfig", "TrainingStopped", "config_from_dict", "config_to_dict", "resume_config", "train"]
@@ -49,44 +50,86 @@ LOCK = ".lock"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    env: str = "biped"  # short name (biped, knob, biped-rough...) or a Gymnasium id
-    engine: str = "pybullet"  # physics engine of the training envs and evaluations: pybullet or mujoco
-    algo: str = "td3"  # td3 | ddpg | ppo | lstm-td3 (TD3 with an LSTM memory: policies.lstm_td3) | rppo (PPO with
-    # an LSTM policy: policies.recurrent_ppo)
-    steps: int = 1_000_000  # total env steps (summed over sub-envs)
-    seed: int = 0
-    num_envs: int = 0  # 0: the preset's (TD3: 1, PPO: PPOConfig.num_envs)
-    vec: str = "auto"  # auto | split | subproc | sync (see policies.vec_env.make_vec_env)
-    ray: str | None = None  # envs in Ray actors: local | auto | a cluster address (policies.ray_vec); None: --vec
-    torch_threads: int = 1  # intra-op threads: >1 helps little for these small nets and, on a loaded or
-    # 2-core box, OpenMP spin-waiting against the env workers made updates many times slower (BENCHMARKS.md)
-    update_threads: int = 0  # intra-op threads during gradient updates (no env steps then); 0: one per core for
-    # PPO (its batch update and DAgger refits), 1 for TD3/DDPG (resolved() records the number). A second
-    # thread speeds updates up on an idle box and slows them down beside busy processes: use 1 on a shared box
-    # (BENCHMARKS.md, Learners)
-    checkpoint_every: int = 20_000  # env steps between checkpoints
-    eval_every: int = 50_000  # env steps between deterministic evaluations on the nominal plant that choose
-    # best.pt (also one at the end of a run that lasted that long); 0: none, and eval/export use latest.pt
-    eval_episodes: int = 5  # episodes per evaluation during training
-    video_every: int = 0  # env steps between videos of a deterministic episode (run_dir/videos/); 0: none
-    log_every: int = 0  # env steps between progress.csv rows; 0: every PPO update / 1000 steps for TD3
-    stats_window: int = 20  # episodes in the rolling mean return/success/distance
-    save_replay: bool = True  # TD3: checkpoint the replay buffer too (exact resume; big file)
-    tensorboard: bool = True
-    progress: bool = True  # progress bar / periodic log lines on stderr
-    dr: str | None = None  # fixed domain randomization: preset name or JSON file (domain_rand.make_source)
-    adr: bool = False  # automatic domain randomization
-    adr_config: str | None = None
-    algo_config: TD3Config | PPOConfig | None = field(default=None)  # None: the preset for (algo, env)
+    """One training run (the flags of ``s2r train``; a --config file or a run's config.json fills the same)."""
+
+    env: str = option("biped", "biped, biped-rough, biped-hardcore, knob or a Gymnasium id")
+    engine: str = option(DEFAULT_ENGINE, ENGINE_HELP, choices=ENGINES)
+    algo: str = option("td3", "lstm-td3: TD3 with an LSTM memory of the last K (observation, action) pairs; rppo: "
+                       "PPO with an LSTM policy and critic trained on sequences", choices=ALGOS)
+    steps: int = option(1_000_000, "total env steps, summed over sub-envs (with --resume: the new total)", above=0)
+    seed: int = option(0, "seed of the envs, the networks and the exploration", low=0)
+    num_envs: int = option(0, "sub-envs (0: the preset's; TD3 1, PPO several)", low=0)
+    vec: str = option("auto", "vector env kind (policies.vec_env.make_vec_env)", choices=VEC_KINDS)
+    ray: str | None = option(None, "step the envs in Ray actors: on the cluster this machine joined (auto, the "
+                             "default), at a cluster ADDRESS, or on a private cluster on this machine (local); needs "
+                             ".[ray]", const="auto", metavar="auto|ADDRESS|local")
+    ray_mode: str = option("lockstep", "with --ray: lockstep (the learner acts every step; the same numbers as --vec "
+                           "sync), segments (PPO: each actor collects its share of a rollout with a copy of the "
+                           "policy) or async (TD3/DDPG: actors act on weights broadcast every --ray-sync-every steps; "
+                           "policies.ray_rollouts)", choices=("lockstep", "segments", "async"))
+    # the weights an async actor acts with lag the learner's by 1-2x ray_sync_every
+    ray_sync_every: int = option(50, "--ray-mode async: vector steps an actor runs on one copy of the weights",
+                                 above=0, metavar="N")
+    # >1 helps little for these small nets and, on a loaded or 2-core box, OpenMP spin-waiting against the env
+    # workers made updates many times slower (BENCHMARKS.md)
+    torch_threads: int = option(1, "torch intra-op threads (1 is the fastest here)", above=0)
+    # a second thread speeds updates up on an idle box and slows them down beside busy processes: use 1 on a
+    # shared box (BENCHMARKS.md, Learners); resolved() records the number
+    update_threads: int = option(0, "torch threads for gradient updates (0: one per core for PPO, 1 for TD3/DDPG)",
+                                 low=0)
+    checkpoint_every: int = option(20_000, "env steps between checkpoints", above=0)
+    eval_every: int = option(50_000, "env steps between deterministic evaluations on the nominal plant; the best is "
+                             "saved as checkpoints/best.pt (also one at the end of a run that lasted that long; 0: "
+                             "none, eval/export then use latest.pt)", low=0, metavar="N")
+    eval_episodes: int = option(5, "episodes per evaluation during training", above=0, metavar="N")
+    video_every: int = option(0, "every N env steps, record a deterministic episode of the current policy to "
+                              "RUN/videos/step_NNNNNNNNN.mp4 (.gif without imageio-ffmpeg) and TensorBoard (0: never)",
+                              low=0, metavar="N")
+    log_every: int = option(0, "env steps between progress.csv rows (0: every PPO update / 1000 steps for TD3)",
+                            low=0, cli=False)
+    stats_window: int = option(20, "episodes in the rolling mean return/success/distance", above=0, cli=False)
+    save_replay: bool = option(True, "TD3: checkpoint the replay buffer too (exact resume; big file)", cli=False)
+    tensorboard: bool = option(True, "TensorBoard logs in RUN/tb (--no-tensorboard: none)")
+    progress: bool = option(True, "progress bar / periodic log lines on stderr", cli=False)
+    dr: str | None = option(None, "fixed domain randomization: preset name or JSON file (domain_rand.make_source)",
+                            metavar="PRESET_OR_JSON")
+    adr: bool = option(False, "automatic domain randomization")
+    adr_config: str | None = option(None, "ADR config JSON (implies --adr)", metavar="FILE")
+    env_options: str | None = option(None, "constructor keyword arguments of the training envs, a JSON object: e.g. "
+                                     "'{\"reward\": \"smooth\"}' (the robot's reward-weight preset or fields, "
+                                     "sim/rewards.py) or '{\"continuous_goals\": true}' (knob); evaluations run the "
+                                     "defaults", metavar="JSON")
+    action_filter_hz: float = option(0.0, "cutoff of a first-order low-pass action filter that is part of the policy "
+                                     "(policies.action_filter): it runs in training, evaluation and the exported "
+                                     "ONNX (as state), Hz (0: none)", low=0, metavar="HZ")
+    init_policy: str | None = option(None, "fine-tune: start the actor and the observation normalizer (then frozen) "
+                                     "from a bundle's feed-forward ONNX policy of the same shape "
+                                     "(policies/warm_start.py); default: from scratch", metavar="BUNDLE")
+    # None: the preset for (algo, env); its fields are the --td3-*/--ppo-*/--lstm-* flags (s2r/commands/train.py)
+    algo_config: TD3Config | PPOConfig | None = field(default=None)
 
     def __post_init__(self) -> None:
-        if self.algo not in ALGOS:
-            raise UserError(f"unknown algo '{self.algo}'; use one of {', '.join(ALGOS)}")
-        env_kwargs(self.env, self.engine)  # an unknown engine, or --engine mujoco on a non-s2r env: UserError
-        for name in ("steps", "checkpoint_every", "eval_episodes", "stats_window", "torch_threads"):
-            require_positive(f"--{name.replace('_', '-')}", getattr(self, name))
-        for name in ("seed", "num_envs", "update_threads", "log_every", "eval_every", "video_every"):  # 0: auto/off
-            require_positive(f"--{name.replace('_', '-')}", getattr(self, name), allow_zero=True)
+        validate(self)
+        env_kwargs(self.env, self.engine)  # --engine mujoco on a non-s2r env: UserError
+        _check_ray_mode(self)
+        self.training_env_kwargs()  # a bad --env-options fails here, with its one-line error
+        if self.action_filter_hz and self.algo == "lstm-td3":
+            raise UserError("--action-filter-hz is for feed-forward policies; lstm-td3 has its own memory")
+
+    def training_env_kwargs(self) -> dict[str, Any]:
+        """The constructor keyword arguments of the training envs beyond the engine's: ``--env-options`` and the
+        action filter's training half (policies.action_filter)."""
+        out: dict[str, Any] = {}
+        if self.env_options:
+            try:
+                out = json.loads(self.env_options)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"--env-options is not a JSON object ({exc.msg}): {self.env_options!r}") from None
+            if not isinstance(out, dict):
+                raise UserError(f"--env-options must be a JSON object of keyword arguments, got {self.env_options!r}")
+        if self.action_filter_hz:
+            out["action_filter_hz"] = self.action_filter_hz
+        return out
 
     def resolved(self) -> TrainConfig:
         """Gymnasium id in ``env``, preset ``algo_config``, ``num_envs`` and ``update_threads`` filled in (the
@@ -107,6 +150,15 @@ class TrainConfig:
         return dataclasses.replace(
             self, env=env_id, algo_config=algo_cfg, num_envs=num_envs, update_threads=update_threads
         )
+
+
+def _check_ray_mode(cfg: TrainConfig) -> None:
+    modes = {"lockstep": ALGOS, "segments": ("ppo",), "async": ("td3", "ddpg")}  # validate() checked the name
+    if cfg.algo not in modes[cfg.ray_mode]:
+        raise UserError(f"--ray-mode {cfg.ray_mode} is for {' and '.join(modes[cfg.ray_mode])}, not {cfg.algo}; "
+                        "use --ray-mode lockstep")  # fmt: skip
+    if cfg.ray_mode != "lockstep" and not cfg.ray:
+        raise UserError(f"--ray-mode {cfg.ray_mode} needs --ray (local, auto or a cluster address)")
 
 
 def config_to_dict(cfg: TrainConfig) -> dict:
@@ -265,9 +317,14 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: StopSignal
                        privileged_floor=priv_floor)  # fmt: skip
     meta = {"env_id": cfg.env, "robot_id": spec.robot_id if spec is not None else None, "obs_dim": obs_dim,
             "act_dim": act_dim, "config": config_to_dict(cfg), "git_commit": git_commit()}  # fmt: skip
+    if cfg.init_policy and not resume:  # fine-tuning: actor and (frozen) normalizer from a bundle
+        from policies.warm_start import warm_start
+
+        warm_start(agent.actor, norm, cfg.init_policy)
     runner = Runner(cfg, run_dir, agent, norm, source, meta, signals, perf_kind)
     if resume:
         runner.restore()
+        norm.frozen = norm.frozen or bool(cfg.init_policy)  # a fine-tuning keeps its normalizer frozen
     else:
         atomic_write(run_dir / "config.json", json.dumps(config_to_dict(cfg), indent=2) + "\n")
     return runner.learn()

@@ -37,10 +37,18 @@ log = logging.getLogger(__name__)
 
 
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
-    """``gymnasium.make`` of a short name (biped, knob...) or Gymnasium id, with actions mapped to [-1, 1]."""
+    """``gymnasium.make`` of a short name (biped, knob...) or Gymnasium id, with actions mapped to [-1, 1].
+
+    ``action_filter_hz`` > 0: the training half of the policy's action filter wraps the env
+    (:class:`policies.action_filter.LowPassAction`)."""
     import sim  # registers s2r/* ids
 
+    action_filter_hz = float(kwargs.pop("action_filter_hz", 0.0) or 0.0)
     env = gym.make(sim.resolve_env_id(env_id), **kwargs)
+    if action_filter_hz:
+        from policies.action_filter import LowPassAction
+
+        env = LowPassAction(env, action_filter_hz)
     space = env.action_space
     if not isinstance(space, gym.spaces.Box):
         raise UserError(f"{env_id} has a {type(space).__name__} action space; s2r's learners need a continuous Box")
@@ -266,6 +274,9 @@ def _is_s2r_env(env_id: str) -> bool:
     return find_env(sim.resolve_env_id(env_id)) is not None
 
 
+VEC_KINDS = ("auto", "split", "subproc", "sync")  # make_vec_env's kinds
+
+
 def make_vec_env(
     env_id: str,
     num_envs: int,
@@ -312,4 +323,4 @@ def make_vec_env(
         return SubprocVecEnv(env_id, num_envs, env_kwargs, n_workers, info_keys=info_keys)
     if kind == "sync":
         return SyncVecEnv(env_id, num_envs, env_kwargs, info_keys)
-    raise UserError(f"unknown vector env kind '{kind}'; use auto, split, subproc or sync")
+    raise UserError(f"unknown vector env kind '{kind}'; use one of {', '.join(VEC_KINDS)}")

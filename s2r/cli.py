@@ -1,6 +1,8 @@
 """`s2r` entry point: one sub-command per module in ``s2r/commands``.
 
-Each command module defines ``register(subparsers)`` that adds its parser and sets ``func(args) -> int``.
+Each command module holds ``HELP``, ``CONFIGS`` (the config dataclasses its flags are generated from, by
+:mod:`s2r.flags`), optionally ``EPILOG`` and ``extend(parser)``, and ``run(args) -> int``; its docstring after
+the first paragraph is its ``--help`` description.
 User errors (:class:`sim.errors.UserError`, and the environment's: missing files, permissions, serial ports)
 print one line and exit 1; bad flags exit 2; a training stopped by SIGINT/SIGTERM exits 128 + the signal number.
 Anything else is a bug in s2r: its traceback is shown with a line asking to report it, exit 1.
@@ -17,6 +19,7 @@ import sys
 import traceback
 
 from s2r import __version__
+from s2r.flags import add_flags
 from sim.errors import UserError
 
 # order = order in `s2r --help`; the data flow reads top to bottom
@@ -44,14 +47,26 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+def add_command(sub: argparse._SubParsersAction, name: str) -> None:
+    """The parser of ``s2r NAME``, its flags generated from the command module's config dataclasses."""
+    module = importlib.import_module(f"s2r.commands.{name.replace('-', '_')}")
+    description = (module.__doc__ or "").split("\n\n", 1)[-1]  # the docstring's first paragraph is for developers
+    help_ = module.HELP.replace("%", "%%")  # argparse %-formats a command's help (not its description)
+    p = sub.add_parser(name, help=help_, description=description, epilog=getattr(module, "EPILOG", None))
+    for cls in module.CONFIGS:
+        add_flags(p, cls)
+    if hasattr(module, "extend"):
+        module.extend(p)
+    p.set_defaults(func=module.run, parser=p)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The `s2r` parser; ``only``: register just that command (its module's imports are all a run pays for)."""
     parser = _Parser(prog="s2r", description="Sim-to-real robot control: train → export → flash → hil → run.")
     parser.add_argument("--version", action="version", version=f"s2r {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS if only is None else (only,):
-        module = importlib.import_module(f"s2r.commands.{name.replace('-', '_')}")
-        module.register(sub)
+        add_command(sub, name)
     return parser
 
 

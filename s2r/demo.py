@@ -33,6 +33,8 @@ from typing import Any, cast
 import numpy as np
 
 from s2r.hil import HilConfig, format_table, per_joint_panels, run_hil
+from sim.config import option, validate
+from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
 from sim.errors import UserError
 from sim.files import check_output_dir, make_dir_beside, replace_dir
 
@@ -44,20 +46,32 @@ TORQUE_WINDOW_S = 5.0  # robot time shown in the dashboard's torque and joint pa
 PARITY_TOL_NM = 1e-3  # replay vs HIL torque; float32 on both sides, so any real mismatch is far larger
 
 
+MAX_STEPS = 100_000  # a demo, not an endurance run (that is `s2r hil --max-steps N`): ~33 min of biped time
+
+
 @dataclass(frozen=True)
 class DemoConfig:
-    """One demo run (``s2r demo`` flags)."""
+    """One demo run (the flags of ``s2r demo``)."""
 
-    robot: str | None = None  # biped, knob or another registered robot; None: the bundle's robot, or biped
-    quick: bool = False  # CI-sized: QUICK_STEPS per run
-    out_dir: str = "demo_out"
-    bundle: str | None = None  # None: the pretrained bundle shipped in deploy/pretrained
-    plant: str | None = None  # held-out plant of the robot's task (sim.task); None: HELDOUT_PLANT
-    seed: int = 0  # episode seed of the HIL runs and the replay
-    steps: int | None = None  # control steps per HIL run; None: one full episode (QUICK_STEPS with quick)
-    watchdog_ms: int = 500  # board watchdog (lockstep: guards against a dead host only)
-    host_watchdog_ms: float = 1000.0  # controller: no SENSOR for this long → DISABLE and re-handshake
-    engine: str = "pybullet"  # physics engine of the plants and the replay; the sim-to-sim row runs the other one
+    robot: str | None = option(None, "which robot: biped, knob or another registered one (default: the bundle's, "
+                               "else biped)")
+    quick: bool = option(False, "CI-sized variant: a few seconds of robot time per run")
+    out_dir: str = option("demo_out", "output folder", flag="--out", metavar="DIR")
+    bundle: str | None = option(None, "use this bundle instead of the pretrained one", metavar="DIR")
+    plant: str | None = option(None, "held-out plant of the robot's task to run besides nominal (default worst_case)")
+    seed: int = option(0, "episode seed of the HIL runs and the replay", low=0)
+    steps: int | None = option(None, f"control steps per HIL run (default: one full episode; {QUICK_STEPS} with "
+                               "--quick)", low=1, high=MAX_STEPS, metavar="N",
+                               hint="for longer runs use `s2r hil --bundle DIR --lockstep --max-steps N`")
+    watchdog_ms: int = option(500, "board watchdog (lockstep: guards against a dead host only), ms", low=1,
+                              high=65535, cli=False)
+    host_watchdog_ms: float = option(1000.0, "controller: no SENSOR for this long → DISABLE and re-handshake, ms",
+                                     low=1, high=60_000, cli=False)
+    engine: str = option(DEFAULT_ENGINE, ENGINE_HELP + "; the sim-to-sim row runs the bundle on the nominal plant "
+                         "of the other engine", choices=ENGINES)
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 @dataclass
@@ -95,7 +109,7 @@ def run_demo(cfg: DemoConfig, progress: Callable[[str], None] = print) -> dict[s
     import sim
     from deploy.store import ModelStore
     from firmware_bridge.emulator import plant_params
-    from sim.engines import ENGINES, check_engine
+    from sim.engines import check_engine
 
     t0 = time.monotonic()
     robot, bundle_dir = resolve_bundle(cfg)

@@ -35,6 +35,8 @@ import numpy as np
 
 from firmware_bridge.link import open_port, open_pty
 from s2r.spawn import emulate_argv, run_argv
+from sim.config import option, validate
+from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
 from sim.errors import UserError
 from sim.files import atomic_open
 from sim.task import get_task
@@ -66,12 +68,21 @@ class FaultSpec:
                 values[key] = float(val)
             except ValueError:
                 raise UserError(f"fault '{key}' needs a number, got '{val}'") from None
-            if not np.isfinite(values[key]) or values[key] < 0:
-                raise UserError(f"fault '{key}' must be a finite number ≥ 0, got {val}")
-        spec = cls(**values)
-        if spec.drop > 1 or spec.corrupt > 1:
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and not (np.isfinite(value) and value >= 0):
+                raise UserError(f"fault '{f.name}' must be a finite number ≥ 0, got {value}")
+        if self.drop > 1 or self.corrupt > 1:
             raise UserError("fault probabilities drop and corrupt must be ≤ 1")
-        return spec
+
+    def format(self) -> str:
+        """The text :meth:`parse` reads back: the fields that differ from the defaults."""
+        default = FaultSpec()
+        return ",".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
+                        if getattr(self, f.name) != getattr(default, f.name))  # fmt: skip
 
     @property
     def active(self) -> bool:
@@ -143,24 +154,41 @@ class FaultProxy:
         self.host.close()
 
 
+DEFAULT_DURATION_S = 10.0  # controller run time without duration_s or max_steps, s
+
+
 @dataclass(frozen=True)
 class HilConfig:
-    """One HIL run (``s2r hil`` flags)."""
+    """One HIL run (the flags of ``s2r hil``)."""
 
-    bundle: str
-    duration_s: float = 10.0  # controller run time, wall clock, s
-    max_steps: int | None = None  # or stop the controller after this many control steps
-    lockstep: bool = False
-    faults: FaultSpec = FaultSpec()
-    plant: str = "nominal"
-    env: str | None = None  # emulator env (default: the bundle's env)
-    engine: str = "pybullet"  # physics engine of the emulated plant: pybullet or mujoco (sim.engines)
-    seed: int = 0
-    watchdog_ms: int = 100  # board watchdog
-    host_watchdog_ms: float = 100.0  # controller: no SENSOR for this long → DISABLE and re-handshake
-    slack_ms: float = 30.0  # allowed lateness of a watchdog trip (scheduling on a loaded box)
-    out_dir: str = "hil_out"  # logs, plots
-    plots: bool = True
+    bundle: str = option(help="exported policy bundle (s2r export)", metavar="DIR")
+    duration_s: float | None = option(None, "controller run time, wall clock, s (default 10; with --max-steps: as "
+                                      "long as those steps take)", above=0, flag="--duration", metavar="S")
+    max_steps: int | None = option(None, "stop the controller after N control steps", above=0, metavar="N")
+    lockstep: bool = option(False, "the emulator advances one control period per command")
+    faults: FaultSpec = option(FaultSpec(), "link faults, e.g. drop=0.01,corrupt=0.001,delay_ms=5,disconnect_at=5",
+                               flag="--fault", metavar="SPEC", parse=FaultSpec.parse, show=FaultSpec.format)
+    plant: str = option("nominal", "held-out physics variant for the emulator (domain_rand.plants)")
+    env: str | None = option(None, "emulator env (default: the bundle's env)", cli=False)
+    engine: str = option(DEFAULT_ENGINE, ENGINE_HELP, choices=ENGINES)
+    seed: int = option(0, "emulator episode seed (episode i: seed + i)", low=0)
+    watchdog_ms: int = option(100, "board watchdog: zero torque after this long without TORQUE, ms", low=1,
+                              high=65535)
+    host_watchdog_ms: float = option(100.0, "controller: no SENSOR for this long → DISABLE and re-handshake, ms",
+                                     low=1, high=60_000, cli=False)
+    slack_ms: float = option(30.0, "allowed lateness of a watchdog trip (scheduling on a loaded box), ms", low=0,
+                             cli=False)
+    out_dir: str = option("hil_out", "logs and plots", flag="--out", metavar="DIR")
+    plots: bool = option(True, "PNG plots of the run (--no-plots: none)")
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def run_time_s(self, control_hz: float) -> float:
+        """The controller's run time: ``duration_s``, else 10 s, or as long as ``max_steps`` take on a slow box."""
+        if self.duration_s is not None:
+            return self.duration_s
+        return DEFAULT_DURATION_S if self.max_steps is None else max(DEFAULT_DURATION_S, 20 * self.max_steps / control_hz)
 
 
 def _read_port_line(proc: subprocess.Popen, timeout_s: float) -> str:
@@ -213,6 +241,7 @@ def run_hil(cfg: HilConfig) -> dict[str, Any]:
     from firmware_bridge.emulator import EmulatorConfig
 
     bundle = load_bundle(cfg.bundle)
+    duration_s = cfg.run_time_s(float(bundle.manifest["control_hz"]))
     env = cfg.env or bundle.manifest.get("env_id") or bundle.robot
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -231,12 +260,12 @@ def run_hil(cfg: HilConfig) -> dict[str, Any]:
         if cfg.faults.active:
             proxy = FaultProxy(board_path, cfg.faults, cfg.seed)
             host_path = proxy.host_path
-        controller = RuntimeConfig(port=host_path, watchdog_s=cfg.host_watchdog_ms * 1e-3,
-                                   max_steps=cfg.max_steps or None, duration_s=cfg.duration_s,
+        controller = RuntimeConfig(port=host_path, watchdog_ms=cfg.host_watchdog_ms,
+                                   max_steps=cfg.max_steps or None, duration_s=duration_s,
                                    telemetry=out / "telemetry.csv", quiet=True)  # fmt: skip
         run_cmd = run_argv(controller, cfg.bundle)
         t_start = time.monotonic()
-        ctl = subprocess.run(run_cmd, capture_output=True, text=True, timeout=cfg.duration_s + 120)
+        ctl = subprocess.run(run_cmd, capture_output=True, text=True, timeout=duration_s + 120)
         wall_s = time.monotonic() - t_start
     finally:
         if emu.poll() is None:

@@ -21,6 +21,11 @@ from sim.errors import UserError
 SOLREF = "0.008 1"
 SOLIMP = "0.95 0.99 0.001"
 CONTACT_OPTIONS = 'cone="pyramidal"'
+# The biped's solver flags: no island discovery. The biped is one kinematic tree, so every constraint is in its one
+# island and MuJoCo's per-island solve only adds the cost of finding it; seeded episodes are bit-identical without
+# it (tests/sim/test_engine_seam.py pins their digests). Not for the knob: its fingers and knob are separate
+# islands while apart, and solving them as one changes the last bits.
+SOLVER_FLAGS = '<flag island="disable"/>'
 
 
 def aabb_box_inertia(mass_kg: float, half_extents_m: Sequence[float]) -> list[float]:
@@ -73,4 +78,4 @@ class OffscreenRenderer:
             self._renderer = None
 
 
-__all__ = ["mujoco", "SOLREF", "SOLIMP", "aabb_box_inertia", "capsule_aabb_half_extents", "fmt", "OffscreenRenderer"]
+__all__ = ["mujoco", "SOLREF", "SOLIMP", "CONTACT_OPTIONS", "SOLVER_FLAGS", "aabb_box_inertia", "capsule_aabb_half_extents", "fmt", "OffscreenRenderer"]

@@ -31,6 +31,10 @@ Reward (``info["reward_terms"]``), as BipedalWalker:
     torque    = −0.02 · Σ|a|
     fall      = −100 once the robot falls → ``terminated``: the hull or a thigh touches the ground, |pitch| > 1 rad,
                 or the hull sinks below 0.5 m above the ground (crawling and kneeling count as falls)
+The weights (posture 5, torque 0.02, fall 100) are fields of :class:`BipedReward` (``reward=`` of the
+constructor: an instance, a preset name of ``BIPED_REWARD_PRESETS`` or a dict of fields). Its actuation-cost
+terms ``action_rate``, ``torque_sq``, ``power`` and ``at_limit`` (``sim/rewards.py``) are 0 and absent from
+``reward_terms`` by default; the ``smooth`` preset that the robust training uses turns them on.
 Reaching the end of the course also terminates (success); 1600 control steps → ``truncated`` (TimeLimit).
 ``info["metrics"]`` (the task's, :mod:`sim.task`): ``success`` (walked ``SUCCESS_DISTANCE_M`` = 15 m without a
 fall), ``fell``, ``distance_m``.
@@ -58,6 +62,7 @@ keeps episodes bit-identical does not):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 import gymnasium as gym
@@ -66,6 +71,7 @@ import numpy as np
 from sim.engines import DEFAULT_ENGINE, check_engine
 from sim.motor import MotorModel, MotorParams
 from sim.params import ParamSpace, PhysParam, motor_params, motor_params_from, param_fields, param_vector
+from sim.rewards import ActuationWeights, actuation_terms, reward_weights
 from sim.robots import BIPED_SPEC
 from sim.sensors import DelayLine, Encoder, child_rng, split_delay, spurious_returns
 from sim.spec import SensorFrame
@@ -120,6 +126,25 @@ BIPED_PARAMS = ParamSpace(
         PhysParam("push_interval", "s", 3.0, 0.5, 30.0, "mean time between pushes (Poisson; the first after 1 s)"),
     ),
 )
+
+
+@dataclass(frozen=True)
+class BipedReward(ActuationWeights):
+    """Reward weights of the biped's task (module docstring, Reward; the actuation terms: ``sim.rewards``).
+
+    The defaults are the v0 reward, bit for bit; ``BIPED_REWARD_PRESETS`` names the training variants."""
+
+    posture: float = 5.0  # reward per rad of decrease of |hull pitch| (a potential difference, as BipedalWalker)
+    torque_abs: float = 0.02  # reward lost per unit of Σ |a| per control step (a: normalized command)
+    fall: float = -FALL_REWARD  # reward lost once, at a fall
+
+
+BIPED_REWARD_PRESETS: dict[str, BipedReward] = {
+    "default": BipedReward(),
+    # smooth, deployable torques (issue #20): at ~1 m/s the progress term pays ~0.3 per step; a bang-bang gait
+    # (|Δa| ~ 1 on every motor, all at the limit) would lose more than that, a smooth one a few hundredths
+    "smooth": BipedReward(action_rate=0.01, torque_sq=0.01, power_per_w=1e-4, at_limit=0.02),
+}
 
 
 class BipedState(NamedTuple):
@@ -203,6 +228,7 @@ class BipedEnv(gym.Env):
         render_mode: str | None = None,
         course_length_m: float = COURSE_LENGTH_M,
         engine: str = DEFAULT_ENGINE,
+        reward: BipedReward | str | dict[str, float] | None = None,
     ):
         if terrain not in TERRAINS:
             raise ValueError(f"unknown terrain '{terrain}'; use one of {', '.join(TERRAINS)}")
@@ -211,6 +237,9 @@ class BipedEnv(gym.Env):
         check_engine(engine)
         self.terrain = terrain
         self.render_mode = render_mode
+        # reward weights: a BipedReward, a preset name of BIPED_REWARD_PRESETS, a JSON file or a dict of fields
+        self.reward_weights = reward_weights(BipedReward, reward, BIPED_REWARD_PRESETS)
+        self._actuation_on = self.reward_weights.actuation_on
         self.course_length_m = float(course_length_m)
         n_obs = BIPED_SPEC.obs_dim
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(n_obs,), dtype=np.float32)
@@ -301,6 +330,7 @@ class BipedEnv(gym.Env):
         self._state = state = self._plant.read_state()
         self._x0 = self._last_x = state.x
         self._prev_shaping = self._shaping(state)
+        self._prev_a_norm = [0.0] * 4  # the last command's normalized action (the action_rate term)
         self._frame = self._delayed(self._measure(state))
         obs = BIPED_SPEC.build_obs(self._frame)
         self._param_vec = param_vector(BIPED_PARAMS, P)
@@ -354,9 +384,15 @@ class BipedEnv(gym.Env):
         terms = {
             "progress": progress,
             "posture": shaping - self._prev_shaping - progress,  # the shaping potential holds both; report apart
-            "torque": -0.02 * sum(map(abs, a_norm)),
-            "fall": FALL_REWARD if fell else 0.0,
+            "torque": -self.reward_weights.torque_abs * sum(map(abs, a_norm)),
+            "fall": -self.reward_weights.fall if fell else 0.0,
         }
+        reward = terms["progress"] + terms["posture"] + terms["torque"] + terms["fall"]
+        if self._actuation_on:  # off by default: the v0 reward and info, untouched
+            extra = actuation_terms(self.reward_weights, a_norm, self._prev_a_norm, motor.last_applied_nm, state.dq)
+            terms.update(extra)
+            reward += sum(extra.values())
+            self._prev_a_norm = a_norm
         self._prev_shaping = shaping
         finished = x - self._x0 >= self.course_length_m
         self._frame = self._delayed(captured if captured is not None else self._measure(state))
@@ -374,7 +410,6 @@ class BipedEnv(gym.Env):
             "motor_temp_c": motor.temperature_c,
             "privileged": self._privileged(state),
         }
-        reward = terms["progress"] + terms["posture"] + terms["torque"] + terms["fall"]
         return obs, reward, fell or finished, False, info
 
     def sensor_frame(self) -> SensorFrame:
@@ -454,7 +489,7 @@ class BipedEnv(gym.Env):
         return table[int(min(max((x + 3.0) / 0.1, 0), len(table) - 1))]
 
     def _shaping(self, state: BipedState) -> float:
-        return PROGRESS_REWARD_PER_M * state.x - 5.0 * abs(state.pitch)
+        return PROGRESS_REWARD_PER_M * state.x - self.reward_weights.posture * abs(state.pitch)
 
     def _lidar(self, state: BipedState) -> list[float]:
         """Ranges (m) of the 10 rays from the hull centre; the scan is levelled (angles below the horizontal)."""

@@ -15,6 +15,7 @@ from sim._mujoco import (
     CONTACT_OPTIONS,
     SOLIMP,
     SOLREF,
+    SOLVER_FLAGS,
     OffscreenRenderer,
     aabb_box_inertia,
     capsule_aabb_half_extents,
@@ -83,7 +84,7 @@ def biped_mjcf(course_length_m: float = COURSE_LENGTH_M) -> str:
     return f"""<mujoco model="s2r_biped">
   <compiler angle="radian" autolimits="true"/>
   <option timestep="{1.0 / PHYSICS_HZ!r}" gravity="0 0 -9.81" integrator="Euler" {CONTACT_OPTIONS}
-          solver="Newton" iterations="50"/>
+          solver="Newton" iterations="50">{SOLVER_FLAGS}</option>
   <visual><global offwidth="640" offheight="480"/></visual>
   <default>
     <geom contype="1" conaffinity="0" condim="3" group="{ROBOT_GROUP}" friction="0.5 0 0" solref="{SOLREF}"

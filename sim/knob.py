@@ -48,6 +48,9 @@ Reward (``info["reward_terms"]``, summed):
     near     = +10 once per goal, the first time |angle error| < 0.25 rad
     success  = +50 once per goal, when it is achieved (|angle error| < 0.1 rad for 10 steps)
     torque   = −0.1 · Σ a² (normalized actions)
+The weights are fields of :class:`KnobReward` (``reward=`` of the constructor: an instance, a preset name of
+``KNOB_REWARD_PRESETS`` or a dict of fields); its actuation-cost terms ``action_rate``, ``torque_sq``, ``power``
+and ``at_limit`` (``sim/rewards.py``) are 0 and absent from ``reward_terms`` by default.
 The bonuses are paid once per goal rather than every step near the goal: a per-step bonus would pay a policy to
 hover next to the goal instead of finishing it (success ends the episode, or draws a new, distant target).
 
@@ -85,6 +88,7 @@ from sim.engines import DEFAULT_ENGINE, check_engine
 from sim.errors import UserError
 from sim.motor import MotorModel, MotorParams
 from sim.params import ParamSpace, PhysParam, motor_params, motor_params_from, param_fields, param_vector
+from sim.rewards import ActuationWeights, actuation_terms, reward_weights
 from sim.robots import KNOB_SPEC
 from sim.sensors import DelayLine, Encoder, split_delay
 from sim.spec import SensorFrame
@@ -243,6 +247,26 @@ def make_plant(engine: str) -> KnobPlant:
     return BulletKnob()
 
 
+@dataclasses.dataclass(frozen=True)
+class KnobReward(ActuationWeights):
+    """Reward weights of the knob task (module docstring, Reward; the actuation terms: ``sim.rewards``).
+
+    The defaults are the v0 reward, bit for bit; ``KNOB_REWARD_PRESETS`` names the training variants."""
+
+    distance: float = 5.0  # reward lost per rad of |angle error|, per control step
+    near: float = 10.0  # paid once per goal, the first time |angle error| < 0.25 rad
+    success: float = 50.0  # paid once per goal, when it is achieved
+    torque: float = 0.1  # reward lost per unit of Σ a² per control step (a: normalized command)
+
+
+KNOB_REWARD_PRESETS: dict[str, KnobReward] = {
+    "default": KnobReward(),
+    # smooth, deployable torques (issue #20): the task terms are ~1-15 per step; these cost a chattering policy
+    # a few per step and a smooth one next to nothing
+    "smooth": KnobReward(action_rate=0.2, power_per_w=0.1, at_limit=0.2),
+}
+
+
 class KnobEnv(gym.Env):
     """Two 2-joint fingers turning a three-finned knob to a target angle (see module docstring)."""
 
@@ -252,9 +276,15 @@ class KnobEnv(gym.Env):
     privileged_fields = KNOB_PRIVILEGED_FIELDS + param_fields(KNOB_PARAMS)  # info["privileged"]'s layout
 
     def __init__(
-        self, continuous_goals: bool = False, render_mode: str | None = None, engine: str = DEFAULT_ENGINE
+        self,
+        continuous_goals: bool = False,
+        render_mode: str | None = None,
+        engine: str = DEFAULT_ENGINE,
+        reward: KnobReward | str | dict[str, float] | None = None,
     ):
         check_engine(engine)
+        # reward weights: a KnobReward, a preset name of KNOB_REWARD_PRESETS, a JSON file or a dict of fields
+        self.reward_weights = reward_weights(KnobReward, reward, KNOB_REWARD_PRESETS)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.continuous_goals = bool(continuous_goals)
@@ -352,18 +382,22 @@ class KnobEnv(gym.Env):
 
         state = self._plant.read_state()
         error = abs(_wrap(self._goal - state[2]))
+        w = self.reward_weights
         terms = {
-            "distance": -5.0 * error,
+            "distance": -w.distance * error,
             "near": 0.0,
             "success": 0.0,
-            "torque": -0.1 * float(np.dot(a_norm, a_norm)),
+            "torque": -w.torque * float(np.dot(a_norm, a_norm)),
         }
+        if w.actuation_on:  # off by default: the v0 reward and info, untouched
+            terms.update(actuation_terms(w, a_norm.tolist(), self._prev_action.tolist(),
+                                         self._motor.last_applied_nm, self._plant.motor_speeds()))  # fmt: skip
         if error < NEAR_TOL_RAD and not self._near_paid:
-            terms["near"], self._near_paid = 10.0, True
+            terms["near"], self._near_paid = w.near, True
         self._hold = self._hold + 1 if error < SUCCESS_TOL_RAD else 0
         achieved = self._hold >= HOLD_STEPS
         if achieved:
-            terms["success"] = 50.0
+            terms["success"] = w.success
             self._successes += 1
             if self.continuous_goals:
                 self._set_goal(self._draw_goal(state[2]))

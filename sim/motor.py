@@ -73,6 +73,7 @@ class MotorModel:
         self._queue: deque[list[float]] = deque([0.0] * n for _ in range(self._delay_substeps))
         self._pending = [0.0] * n
         self._peak = [params.strength * s for s in self.stall_nm]
+        self._curves = list(zip(self._peak, self.no_load_rad_s, strict=True))  # (peak N·m, no-load rad/s) per motor
         self._limit = [params.torque_limit_scale * s for s in self.stall_nm]
         self._damping, self._friction = params.damping_nms_rad, params.friction_nm
         self.last_applied_nm: list[float] = [0.0] * n  # joint torque of the last substep (after damping/friction)
@@ -102,17 +103,21 @@ class MotorModel:
         thermal = self._thermal
         thermal.update(self.last_motor_nm)
         limit = thermal.limits(self._limit) if thermal.derates else self._limit
-        self._pending = [min(max(float(t), -lim), lim) for t, lim in zip(torque_nm, limit, strict=True)]
+        clipped = [float(t) for t in torque_nm]
+        self._pending = [-lim if t < -lim else (lim if t > lim else t) for t, lim in zip(clipped, limit, strict=True)]
 
     def _torque_ideal(self, joint_vel_rad_s: list[float] | np.ndarray) -> list[float]:
-        queue = self._queue
-        queue.append(self._pending)
-        active = queue.popleft()
+        if self._delay_substeps:
+            queue = self._queue
+            queue.append(self._pending)
+            active = queue.popleft()
+        else:  # no latency: the queue would hand back what it was just given
+            active = self._pending
         damping, friction, tanh = self._damping, self._friction, math.tanh
         out, motor = [], []
         # strict=False: strict zips cost time in this per-substep loop, and a wrong-length speed list already fails
         # when the simulator applies the returned torques
-        for cmd, w, peak, w0 in zip(active, joint_vel_rad_s, self._peak, self.no_load_rad_s, strict=False):
+        for cmd, w, (peak, w0) in zip(active, joint_vel_rad_s, self._curves, strict=False):
             # back-EMF: driving torque falls linearly with speed in the driving direction; braking keeps the peak
             if cmd * w > 0:
                 frac = 1.0 - (w if w > 0 else -w) / w0

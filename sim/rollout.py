@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 import sim
+from sim.engines import DEFAULT_ENGINE, env_kwargs
 from sim.errors import UserError
 from sim.video import check_video_path, write_video
 
@@ -41,17 +42,17 @@ class RolloutReport:
 
 def rollout_report(env_name: str, episodes: int = 3, policy: str = "random", seed: int = 0,
                    params: dict[str, float] | None = None, max_steps: int | None = None,
-                   gif_path: str | None = None) -> RolloutReport:
-    """Run ``episodes`` episodes with a random or zero policy; render the first one to ``gif_path`` (a .gif or an
-    .mp4) if given."""
+                   gif_path: str | None = None, engine: str = DEFAULT_ENGINE) -> RolloutReport:
+    """Run ``episodes`` episodes with a random or zero policy in physics ``engine``; render the first one to
+    ``gif_path`` (a .gif or an .mp4) if given."""
     env_id = sim.resolve_env_id(env_name)
     if gif_path:
         check_video_path(gif_path)  # .gif or .mp4 (with imageio-ffmpeg): before the episodes, not after
-    env = gym.make(env_id, render_mode="rgb_array" if gif_path else None)
+    env = gym.make(env_id, render_mode="rgb_array" if gif_path else None, **env_kwargs(env_id, engine))
     space = env.action_space
     if not isinstance(space, gym.spaces.Box):
         raise UserError(f"{env_id} has a {type(space).__name__} action space; rollout needs a Box")
-    report = RolloutReport(env_id, policy)
+    report = RolloutReport(env_id if engine == DEFAULT_ENGINE else f"{env_id} ({engine})", policy)
     rng = np.random.default_rng(seed)
     env.action_space.seed(seed)
     frames: list[np.ndarray] = []

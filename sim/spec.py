@@ -75,13 +75,17 @@ class ActionSpec:
 
         Non-finite input raises ValueError; out-of-range values are clipped to [-1, 1].
         """
-        arr = np.asarray(action, dtype=np.float64)
-        if arr.shape != (self.n,):
-            raise ValueError(f"action has shape {arr.shape}, expected ({self.n},): one value per motor {self.names}")
-        a = arr.tolist()
+        limits = self._limits_list
+        if type(action) is np.ndarray and action.dtype.char in "fd" and action.shape == (len(limits),):
+            a = action.tolist()  # float32/float64 → Python floats, exactly as through a float64 array
+        else:
+            arr = np.asarray(action, dtype=np.float64)
+            if arr.shape != (len(limits),):
+                raise ValueError(f"action has shape {arr.shape}, expected ({self.n},): one value per motor {self.names}")
+            a = arr.tolist()
         if not all(map(math.isfinite, a)):
             raise ValueError(f"action contains NaN or inf: {a}; policies must output finite values")
-        return [min(max(x, -1.0), 1.0) * lim for x, lim in zip(a, self._limits_list, strict=True)]
+        return [(-1.0 if x < -1.0 else (1.0 if x > 1.0 else x)) * lim for x, lim in zip(a, limits, strict=False)]
 
     def to_torque_nm(self, action: np.ndarray) -> np.ndarray:
         """Normalized action in [-1, 1] → torque in N·m, float32. Non-finite input raises; out-of-range is clipped."""
@@ -162,11 +166,22 @@ class RobotSpec:
 
     def build_obs(self, frame: SensorFrame, prev_action: np.ndarray | None = None) -> np.ndarray:
         """Raw sensor frame (+ previous normalized action) → observation vector, float32, ``(obs_dim,)``."""
-        prev = np.zeros(self.action.n, dtype=np.float32) if prev_action is None else prev_action
-        obs = self.obs_builder(self, frame, np.asarray(prev, dtype=np.float32))
-        if obs.shape != (self.obs_dim,):  # a bug in a builder, not a user error
+        prev = self._no_action if prev_action is None else np.asarray(prev_action, dtype=np.float32)
+        obs = self.obs_builder(self, frame, prev)
+        if obs.shape != self._obs_shape:  # a bug in a builder, not a user error
             raise AssertionError(f"{self.robot_id} obs builder produced {obs.shape}, expected ({self.obs_dim},)")
         return obs
+
+    @functools.cached_property
+    def _no_action(self) -> np.ndarray:
+        """The previous action before the first one: zeros, read-only (shared by every call)."""
+        zeros = np.zeros(self.action.n, dtype=np.float32)
+        zeros.flags.writeable = False
+        return zeros
+
+    @functools.cached_property
+    def _obs_shape(self) -> tuple[int]:
+        return (self.obs_dim,)
 
     def check_obs(self, obs: np.ndarray) -> np.ndarray:
         """Validate a user-supplied observation: right shape, finite. Returns it as float32."""

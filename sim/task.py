@@ -4,10 +4,10 @@ A robot is known to s2r through exactly one record, defined in one module (``sim
 robots that ship, any module for a new one): its spec, its physical parameter space, its Gymnasium ids, the
 metrics its envs report in ``info["metrics"]`` (which of them is the performance and which the failure), the
 held-out plants, the reality box, the fixed-DR presets, the ADR defaults, the stress sweeps, the scripted
-experts and the learner presets. Every stage reads the record it needs from here — ``sim`` registers the env
-ids, ``domain_rand`` builds DR/ADR/plants from the tables, ``policies`` finds presets and experts, ``deploy``
-finds the spec of a bundle's robot — so adding a robot changes no other file: define a :class:`Task` and call
-:func:`register_task`.
+experts and the learner presets, and a reference to the env's reward-weight presets. Every stage reads the
+record it needs from here — ``sim`` registers the env ids, ``domain_rand`` builds DR/ADR/plants from the tables,
+``policies`` finds presets and experts, ``deploy`` finds the spec of a bundle's robot — so adding a robot changes
+no other file: define a :class:`Task` and call :func:`register_task`.
 
 The contract between an env and the stages above it (rsl_rl's ``extras["log"]`` idea): every step's ``info``
 holds ``"metrics"``, a flat ``{name: float}`` dict that always has ``"success"`` (1.0 once the episode counts as
@@ -67,6 +67,9 @@ class Task:
     adr: Mapping[str, Any] | None = None  # ADR defaults, the shape of an --adr-config JSON file
     stress_sweeps: tuple[tuple[str, tuple[float, ...]], ...] = ()  # (parameter, values from nominal outward)
     experts: Mapping[str, str | Callable[[Any], Any]] = field(default_factory=dict)  # name → "module:function"
+    # the env's reward-weight presets (name → frozen weights dataclass, sim.rewards.ActuationWeights), or
+    # "module:attr" naming them in the env module (the env's reward= option takes a name of this table)
+    reward_presets: Mapping[str, Any] | str | None = None
     # mass moved along the ground, kg, or "module:attr" naming it (cost of transport); None: does not travel
     walking_mass_kg: float | str | None = None
 
@@ -77,6 +80,11 @@ class Task:
     def param_space(self) -> Any:
         """The robot's :class:`sim.params.ParamSpace` (imports the env module when given as "module:attr")."""
         return _resolve(self.params) if isinstance(self.params, str) else self.params
+
+    def rewards(self) -> dict[str, Any]:
+        """The robot's reward-weight presets, by name (empty: the env has none)."""
+        found = self.reward_presets
+        return dict(_resolve(found) if isinstance(found, str) else found or {})
 
     def walking_mass(self) -> float | None:
         """Mass moved along the ground, kg (None: the robot does not travel)."""

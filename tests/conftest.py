@@ -58,3 +58,22 @@ def tiny_policy() -> type[TinyPolicy]:
 def make_tiny_bundle() -> Callable[..., Path]:
     """:func:`make_bundle`: ``make_tiny_bundle(tmp_dir, robot_id="biped", seed=0, n_random=2000) -> Path``."""
     return make_bundle
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A private local Ray cluster with 2 CPUs (never another session's: address="local") for one test module,
+    shut down after it. Ray gives its node 30 s to register, which an overloaded machine can miss: 3 tries."""
+    ray = pytest.importorskip("ray")
+    for attempt in range(3):
+        try:
+            ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+            break
+        except Exception as exc:  # Ray raises a bare Exception for this
+            ray.shutdown()
+            if "timed out during startup" not in str(exc) or attempt == 2:
+                raise
+    try:
+        yield
+    finally:
+        ray.shutdown()

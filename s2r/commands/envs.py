@@ -1,18 +1,27 @@
-"""`s2r envs`: print each env's observation, action, physical-parameter and privileged-state tables."""
+"""`s2r envs`: print each env's observation, action, physical-parameter and privileged-state tables.
+
+Print each s2r env's observation, action, physical-parameter and privileged-state tables.
+"""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Any
 
+from s2r.flags import from_args
+from sim.config import option
 from sim.errors import UserError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("envs", help="list envs with observation, action and parameter tables",
-                       description="Print each s2r env's observation, action and physical-parameter tables.")
-    p.add_argument("names", nargs="*", help="short names (biped, biped-rough, biped-hardcore, knob); default all")
-    p.set_defaults(func=run)
+@dataclass(frozen=True)
+class EnvsArgs:
+    names: tuple[str, ...] = option((), "short names (biped, biped-rough, biped-hardcore, knob); default all",
+                                    positional=True)
+
+
+HELP = "list envs with observation, action and parameter tables"
+CONFIGS = (EnvsArgs,)
 
 
 def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
@@ -29,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     import sim
     from sim.task import env_variants, find_env
 
-    names = args.names or list(env_variants())
+    names = from_args(EnvsArgs, args).names or list(env_variants())
     for name in names:
         env_id = sim.resolve_env_id(name)
         if find_env(env_id) is None:

@@ -1,4 +1,9 @@
-"""`s2r eval`: deterministic evaluation of a run or checkpoint, optionally on every held-out plant."""
+"""`s2r eval`: deterministic evaluation of a run or checkpoint, optionally on every held-out plant.
+
+Evaluate a trained policy with deterministic actions: mean ± std return, success rate (knob), distance and falls
+(biped). A run dir uses best.pt if training chose one by evaluation (--eval-every), else latest.pt; --checkpoint
+picks another. The first line names the checkpoint used.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +11,37 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
+from s2r.flags import from_args
+from sim.config import option, validate
 from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
-from sim.errors import UserError, require_positive
+from sim.errors import UserError
 from sim.files import check_output_file
 
+WHICH_HELP = ("which checkpoint of the run (default: best.pt if the run chose one by evaluation during training, "
+              "--eval-every; else latest.pt), or a checkpoint file")  # fmt: skip
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "eval",
-        help="Evaluate a policy",
-        description="Evaluate a trained policy with deterministic actions: mean ± std return, success rate "
-        "(knob), distance and falls (biped). A run dir uses best.pt if training chose one by evaluation "
-        "(--eval-every), else latest.pt; --checkpoint picks another. The first line names the checkpoint used.",
-    )
-    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", nargs="?", help="training run folder, checkpoint file or exported bundle folder "
-                   "(its ONNX policy runs in onnxruntime, as on the robot)")
-    p.add_argument("--checkpoint", dest="which", default="auto", metavar="latest|best|previous|PATH",
-                   help="which checkpoint of the run (default: best.pt if the run chose one by evaluation during "
-                   "training, --eval-every; else latest.pt), or a checkpoint file")
-    p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--seed", type=int, default=10_000, help="seed of the first episode (then +1 per episode)")
-    p.add_argument("--gif", "--video", dest="gif", default=None, metavar="OUT.gif|OUT.mp4",
-                   help="record the first episode (.mp4 needs imageio-ffmpeg)")
-    p.add_argument("--plants", default=None, metavar="SUITE", help="evaluate on every plant of a suite (heldout)")
-    p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE, help=ENGINE_HELP)
-    p.set_defaults(func=run)
+
+@dataclass(frozen=True)
+class EvalConfig:
+    path: str | None = option(None, "training run folder, checkpoint file or exported bundle folder (its ONNX "
+                              "policy runs in onnxruntime, as on the robot)", positional=True, metavar="RUN_OR_CKPT")
+    checkpoint: str = option("auto", WHICH_HELP, metavar="latest|best|previous|PATH")
+    episodes: int = option(10, "deterministic episodes (per plant)", above=0)
+    seed: int = option(10_000, "seed of the first episode (then +1 per episode)", low=0)
+    gif: str | None = option(None, "record the first episode (.mp4 needs imageio-ffmpeg)", aliases=("--video",),
+                             metavar="OUT.gif|OUT.mp4")
+    plants: str | None = option(None, "evaluate on every plant of a suite (heldout)", metavar="SUITE")
+    engine: str = option(DEFAULT_ENGINE, ENGINE_HELP, choices=ENGINES)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+HELP = "Evaluate a policy"
+CONFIGS = (EvalConfig,)
 
 
 def _line(name: str, s: dict[str, float]) -> str:
@@ -100,24 +109,23 @@ def _bar(name: str, episodes: int) -> Iterator[Callable[[Any], None]]:
         yield step
 
 
-def run(args: argparse.Namespace) -> int:
+def run(ns: argparse.Namespace) -> int:
     from pathlib import Path
 
     from policies.checkpoint import load_policy
     from policies.evaluate import evaluate
 
-    require_positive("--episodes", args.episodes)
-    require_positive("--seed", args.seed, allow_zero=True)
+    args = from_args(EvalConfig, ns)
     if args.gif:
         from sim.video import check_video_path
 
         check_output_file(args.gif)
         check_video_path(args.gif)
     policy: Any
-    if args.checkpoint is not None and (Path(args.checkpoint) / "manifest.json").is_file():
-        policy, used = _BundlePolicy(args.checkpoint), f"bundle {args.checkpoint} (ONNX, onnxruntime)"
+    if args.path is not None and (Path(args.path) / "manifest.json").is_file():
+        policy, used = _BundlePolicy(args.path), f"bundle {args.path} (ONNX, onnxruntime)"
     else:
-        policy, used = load_policy(args.checkpoint, args.which)
+        policy, used = load_policy(args.path, args.checkpoint)
     print(f"evaluating {used}", flush=True)
     if args.plants is None:
         with _bar(policy.env_id, args.episodes) as step:

@@ -1,51 +1,53 @@
-"""`s2r export`: export a checkpoint to a verified ONNX bundle (policy.onnx + manifest.json + self-test data)."""
+"""`s2r export`: export a checkpoint to a verified ONNX bundle (policy.onnx + manifest.json + self-test data).
+
+Export a checkpoint to an ONNX bundle: raw observations in, motor torques (N·m) out, with the normalizer and
+action scaling folded in; parity with torch is checked before anything is written. A run dir uses best.pt if
+training chose one by evaluation (--eval-every), else latest.pt; --checkpoint picks another. The first line names
+the checkpoint used.
+"""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
-from sim.errors import UserError, require_positive
+from deploy.export import N_RANDOM, export_bundle, verify_bundle
+from s2r.commands.eval import WHICH_HELP
+from s2r.flags import from_args
+from sim.config import option, validate
+from sim.errors import UserError
 from sim.files import check_output_dir
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "export",
-        help="Export a checkpoint to an ONNX bundle",
-        description="Export a checkpoint to an ONNX bundle: raw observations in, motor torques (N·m) out, with "
-        "the normalizer and action scaling folded in; parity with torch is checked before anything is written. "
-        "A run dir uses best.pt if training chose one by evaluation (--eval-every), else latest.pt; --checkpoint "
-        "picks another. The first line names the checkpoint used.",
-    )
-    p.add_argument("checkpoint", metavar="RUN_OR_CKPT", nargs="?", help="training run folder or checkpoint file")
-    p.add_argument("--checkpoint", dest="which", default="auto", metavar="latest|best|previous|PATH",
-                   help="which checkpoint of the run (default: best.pt if the run chose one by evaluation during "
-                   "training, --eval-every; else latest.pt), or a checkpoint file")
-    p.add_argument("-o", "--out", metavar="BUNDLE_DIR", help="bundle folder to write (required unless --verify)")
-    p.add_argument(
-        "--verify",
-        metavar="BUNDLE_DIR",
-        nargs="?",
-        const="",
-        help="re-check parity of an existing bundle (default: the -o folder) against the checkpoint",
-    )
-    p.add_argument("--n-random", type=int, default=10_000, help="random observations for the parity check")
-    p.add_argument("--seed", type=int, default=0, help="seed of the recording rollout and random observations")
-    p.set_defaults(func=run)
+@dataclass(frozen=True)
+class ExportConfig:
+    path: str | None = option(None, "training run folder or checkpoint file", positional=True, metavar="RUN_OR_CKPT")
+    checkpoint: str = option("auto", WHICH_HELP, metavar="latest|best|previous|PATH")
+    out: str | None = option(None, "bundle folder to write (required unless --verify)", aliases=("-o",),
+                             metavar="BUNDLE_DIR")
+    verify: str | None = option(None, "re-check parity of an existing bundle (default: the -o folder) against the "
+                                "checkpoint", const="", metavar="BUNDLE_DIR")
+    n_random: int = option(N_RANDOM, "random observations for the parity check", low=N_RANDOM,
+                           hint="the parity requirement")
+    seed: int = option(0, "seed of the recording rollout and random observations", low=0)
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if self.out is None and not self.verify:
+            raise UserError("give the bundle folder with -o BUNDLE_DIR (or --verify BUNDLE_DIR to check one)")
 
 
-def run(args: argparse.Namespace) -> int:
-    from deploy.export import N_RANDOM, export_bundle, verify_bundle
+HELP = "Export a checkpoint to an ONNX bundle"
+CONFIGS = (ExportConfig,)
+
+
+def run(ns: argparse.Namespace) -> int:
     from policies.checkpoint import load_policy
 
-    if args.n_random < N_RANDOM:
-        raise UserError(f"--n-random must be at least {N_RANDOM} (the parity requirement), got {args.n_random}")
-    if args.out is None and not args.verify:
-        raise UserError("give the bundle folder with -o BUNDLE_DIR (or --verify BUNDLE_DIR to check one)")
-    require_positive("--seed", args.seed, allow_zero=True)
+    args = from_args(ExportConfig, ns)
     if args.out is not None:
         check_output_dir(args.out)
-    policy, used = load_policy(args.checkpoint, args.which)
+    policy, used = load_policy(args.path, args.checkpoint)
     print(f"exporting {used}", flush=True)
     if args.out is not None:
         m = export_bundle(policy, args.out, n_random=args.n_random, seed=args.seed)

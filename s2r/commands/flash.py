@@ -1,37 +1,45 @@
-"""`s2r flash`: install a bundle into a controller's model store (A/B slots), show its status, roll back."""
+"""`s2r flash`: install a bundle into a controller's model store (A/B slots), show its status, roll back.
+
+Flash a bundle into the inactive slot of a model store, verify it (sha256, onnxruntime self-test) and switch to
+it atomically; the previous model stays for --rollback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 
+from s2r.flags import from_args
+from sim.config import option
 from sim.errors import UserError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "flash",
-        help="Flash a bundle into a model store with A/B slots",
-        description="Flash a bundle into the inactive slot of a model store, verify it (sha256, onnxruntime "
-        "self-test) and switch to it atomically; the previous model stays for --rollback.",
-    )
-    p.add_argument("bundle", metavar="BUNDLE", nargs="?", help="bundle folder made by `s2r export`")
-    p.add_argument("--store", required=True, metavar="DIR", help="the controller's model directory")
-    p.add_argument("--init-robot", metavar="ROBOT", help="record the store's robot profile (biped or knob)")
-    p.add_argument("--status", action="store_true", help="print the active slot and both slots' models")
-    p.add_argument("--rollback", action="store_true", help="switch back to the previous model")
-    p.add_argument("--json", action="store_true", help="--status as JSON")
-    p.set_defaults(func=run)
+@dataclass(frozen=True)
+class FlashArgs:
+    store: str = option(help="the controller's model directory", metavar="DIR")
+    bundle: str | None = option(None, "bundle folder made by `s2r export`", positional=True, metavar="BUNDLE")
+    init_robot: str | None = option(None, "record the store's robot profile (biped or knob)", metavar="ROBOT")
+    status: bool = option(False, "print the active slot and both slots' models")
+    rollback: bool = option(False, "switch back to the previous model")
+    json: bool = option(False, "--status as JSON")
+
+    def __post_init__(self) -> None:
+        actions = [bool(self.bundle), self.rollback, self.status]
+        if sum(actions) > 1:
+            raise UserError("give one of BUNDLE, --rollback or --status")
+        if sum(actions) == 0 and not self.init_robot:
+            raise UserError("nothing to do: give a BUNDLE to flash, --status, --rollback or --init-robot ROBOT")
 
 
-def run(args: argparse.Namespace) -> int:
+HELP = "Flash a bundle into a model store with A/B slots"
+CONFIGS = (FlashArgs,)
+
+
+def run(ns: argparse.Namespace) -> int:
     from deploy.store import ModelStore
 
-    actions = [bool(args.bundle), args.rollback, args.status]
-    if sum(actions) > 1:
-        raise UserError("give one of BUNDLE, --rollback or --status")
-    if sum(actions) == 0 and not args.init_robot:
-        raise UserError("nothing to do: give a BUNDLE to flash, --status, --rollback or --init-robot ROBOT")
+    args = from_args(FlashArgs, ns)
     store = ModelStore(args.store)
     if args.init_robot:
         store.init_robot(args.init_robot)

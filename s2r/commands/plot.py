@@ -1,24 +1,32 @@
-"""`s2r plot`: learning curves of a run dir (plus ADR ranges), or plots of a controller telemetry recording."""
+"""`s2r plot`: learning curves of a run dir (plus ADR ranges), or plots of a controller telemetry recording.
+
+RUN_DIR: learning curves (and ADR ranges) from progress.csv as PNGs in RUN_DIR/plots. A controller telemetry
+file/folder: its plots via deploy.telemetry.
+"""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "plot",
-        help="Plot learning curves, ADR ranges, telemetry",
-        description="RUN_DIR: learning curves (and ADR ranges) from progress.csv as PNGs in RUN_DIR/plots. "
-        "A controller telemetry file/folder: its plots via deploy.telemetry.",
-    )
-    p.add_argument("path", metavar="RUN_DIR_OR_TELEMETRY")
-    p.add_argument("-o", "--out", default=None, help="output folder (default: <path>/plots or next to the file)")
-    p.set_defaults(func=run)
+from s2r.flags import from_args
+from sim.config import option
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class PlotArgs:
+    path: str = option(help="a run folder (progress.csv) or a controller telemetry file/folder", positional=True,
+                       metavar="RUN_DIR_OR_TELEMETRY")
+    out: str | None = option(None, "output folder (default: <path>/plots or next to the file)", aliases=("-o",))
+
+
+HELP = "Plot learning curves, ADR ranges, telemetry"
+CONFIGS = (PlotArgs,)
+
+
+def run(ns: argparse.Namespace) -> int:
+    args = from_args(PlotArgs, ns)
     path = Path(args.path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; give a run dir or a telemetry file")

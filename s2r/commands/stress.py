@@ -1,4 +1,10 @@
-"""`s2r stress`: the robustness report to read before touching hardware (domain_rand/stress.py does the work)."""
+"""`s2r stress`: the robustness report to read before touching hardware (domain_rand/stress.py does the work).
+
+Run a bundle (onnxruntime, no torch needed) or a training run through a one-at-a-time sweep of every physical
+parameter from nominal outward (the cliff: first value with success < 80 %), N random plants from the robot's
+reality box (success rate with a Wilson 95 % CI) and torque-signal metrics on the nominal plant. Seeded, common
+random numbers across parameters, all cores. Writes JSON and a PNG.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +13,44 @@ import functools
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
+from domain_rand.stress import StressConfig, format_report, run_stress
+from s2r.flags import from_args
+from sim.config import option
 from sim.errors import UserError
 from sim.files import atomic_write, check_output_file
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "stress",
-        help="Robustness report: parameter sweeps, cliffs, random real-robot plants, torque metrics",
-        description="Run a bundle (onnxruntime, no torch needed) or a training run through a one-at-a-time sweep "
-        "of every physical parameter from nominal outward (the cliff: first value with success < 80 %), N random "
-        "plants from the robot's reality box (success rate with a Wilson 95 % CI) and torque-signal metrics on "
-        "the nominal plant. Seeded, common random numbers across parameters, all cores. Writes JSON and a PNG.",
-    )
-    p.add_argument("target", metavar="BUNDLE_OR_RUN", help="bundle folder (manifest.json) or run folder / checkpoint")
-    p.add_argument("--robot", default=None, help="expected robot (biped, knob); default: the target's")
-    p.add_argument("--plants", type=int, default=100, help="random reality-box plants (one episode each)")
-    p.add_argument("--episodes", type=int, default=10, help="episodes per sweep value and on the nominal plant")
-    p.add_argument("--seed", type=int, default=0, help="seed of the episodes and of the box's plants")
-    p.add_argument("--workers", type=int, default=0, help="worker processes (0: one per core)")
-    p.add_argument("--params", default="", help="comma list: sweep only these parameters (default: all)")
-    p.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE, help=ENGINE_HELP)
-    p.add_argument("--json", default=None, metavar="F", help="report file (default: stress_out/<robot>.json)")
-    p.add_argument("--plot", default=None, metavar="F", help="success-vs-value PNG (default: stress_out/<robot>.png)")
-    p.set_defaults(func=run)
+@dataclass(frozen=True)
+class StressArgs:
+    target: str = option(help="bundle folder (manifest.json) or run folder / checkpoint", positional=True,
+                         metavar="BUNDLE_OR_RUN")
+    robot: str | None = option(None, "expected robot (biped, knob); default: the target's")
+    json: str | None = option(None, "report file (default: stress_out/<robot>.json)", metavar="F")
+    plot: str | None = option(None, "success-vs-value PNG (default: stress_out/<robot>.png)", metavar="F")
+
+
+HELP = "Robustness report: parameter sweeps, cliffs, random real-robot plants, torque metrics"
+CONFIGS = (StressArgs, StressConfig)
 
 
 # policy factories: module-level, so the process pool can pickle them; each worker builds its own policy
+class _StatefulPolicy:
+    """``obs → normalized action`` with ``reset_state()``: what ``domain_rand.evaluate.run_episode`` calls at
+    every episode start (a policy with memory or an action filter must not carry state across episodes)."""
+
+    def __init__(self, act: Any, reset: Any) -> None:
+        self._act, self.reset_state = act, reset
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self._act(obs)
+
+
 def bundle_policy(bundle_dir: str) -> Any:
     """The bundle's ONNX policy as ``obs → normalized action`` (what the board's torques are, over the limit)."""
     from deploy.bundle import Policy, load_bundle
@@ -47,7 +58,7 @@ def bundle_policy(bundle_dir: str) -> Any:
 
     bundle = load_bundle(bundle_dir)
     policy, action = Policy(bundle), get_robot(bundle.robot).action
-    return lambda obs: action.to_normalized(policy(obs))
+    return _StatefulPolicy(lambda obs: action.to_normalized(policy(obs)), policy.reset_state)
 
 
 def run_policy(path: str) -> Any:
@@ -55,15 +66,20 @@ def run_policy(path: str) -> Any:
     import torch
 
     from policies.checkpoint import load_inference_policy
+    from policies.evaluate import policy_initial_state, policy_step
 
     torch.set_num_threads(1)
     policy = load_inference_policy(path)
+    state = [policy_initial_state(policy)]
 
     def act(obs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return policy(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+        action, state[0] = policy_step(policy, obs, state[0])
+        return action
 
-    return act
+    def reset() -> None:
+        state[0] = policy_initial_state(policy)
+
+    return _StatefulPolicy(act, reset)
 
 
 def _target(path: str) -> tuple[str, str, Any, str | None]:
@@ -107,17 +123,13 @@ class _Progress:
             print(line, file=sys.stderr, flush=True)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(ns: argparse.Namespace) -> int:
     from domain_rand.plotting import plot_stress
-    from domain_rand.stress import StressConfig, format_report, run_stress
 
+    args, cfg = from_args(StressArgs, ns), from_args(StressConfig, ns)
     robot, env_id, factory, gain_problem = _target(args.target)
     if args.robot is not None and args.robot != robot:
         raise UserError(f"{args.target} is a {robot} policy, not {args.robot}")
-    if args.workers < 0:
-        raise UserError(f"--workers must be >= 0 (0: one per core), got {args.workers}")
-    cfg = StressConfig(args.episodes, args.plants, args.seed, args.workers,
-                       tuple(p for p in args.params.split(",") if p), engine=args.engine)  # fmt: skip
     json_path = Path(args.json or f"stress_out/{robot}.json")
     plot_path = Path(args.plot or f"stress_out/{robot}.png")
     check_output_file(json_path)

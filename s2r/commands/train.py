@@ -1,5 +1,9 @@
 """`s2r train`: train a TD3 / DDPG / PPO policy (see policies.train); every hyper-parameter is a flag.
 
+Train a TD3/PPO/DDPG policy into a run dir (config.json, progress.csv, tb/, checkpoints/). Hyper-parameters
+default to the preset for (algo, env), listed with each flag below; a --config file overrides the preset, and the
+flags given override the file.
+
 Values come, lowest first, from the dataclass defaults, the (env, algo) preset (``policies/presets/*.yaml``), a
 ``--config FILE`` (YAML/JSON/TOML in the layout of a run's config.json) and the flags given on the command line.
 """
@@ -10,6 +14,7 @@ import argparse
 import dataclasses
 import time
 import typing
+from dataclasses import dataclass
 from typing import Any
 
 from policies.hparams import PRESET_DIR, build, parse_value, preset_values, read_file
@@ -18,7 +23,9 @@ from policies.ppo import PPOConfig
 from policies.recurrent_ppo import RecurrentPPOConfig
 from policies.td3 import TD3Config
 from policies.train import TrainConfig
-from sim.engines import ENGINE_HELP, ENGINES
+from s2r.flags import add_flags
+from s2r.flags import given as flags_given
+from sim.config import flag_of, option, spec_of
 from sim.errors import UserError
 
 # hyper-parameter flags: --td3-<field> (also DDPG and LSTM-TD3), --lstm-<field> (the memory fields LSTMTD3Config
@@ -45,10 +52,6 @@ def flag_group(algo: str, name: str) -> str:
     if algo in ("ppo", "rppo"):
         return "ppo" if name in _PPO_NAMES else "rppo"
     return "lstm" if name not in _TD3_NAMES else "td3"
-# TrainConfig fields that are flags of their own (--env, --num-envs...); their argparse default is None so a
-# --config file's value is kept unless the flag is given
-TRAIN_FLAGS = ("env", "engine", "algo", "steps", "seed", "num_envs", "vec", "ray", "torch_threads", "update_threads",
-               "checkpoint_every", "eval_every", "eval_episodes", "video_every", "dr", "adr_config")  # fmt: skip
 
 
 def _show(value: object) -> str:
@@ -89,49 +92,28 @@ def preset_help(prefix: str, cls: type) -> dict[str, str]:
     return out
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    d = TrainConfig()
-    p = sub.add_parser(
-        "train",
-        help="Train a TD3/PPO/DDPG policy",
-        description="Train a TD3/PPO/DDPG policy into a run dir (config.json, progress.csv, tb/, checkpoints/). "
-        "Hyper-parameters default to the preset for (algo, env), listed with each flag below; a --config file "
-        "overrides the preset, and the flags given override the file.",
-        epilog=f"Presets: {PRESET_DIR}/<env>_<algo>.yaml (each one is a valid --config file). A --config file holds "
-        "TrainConfig fields at the top level and TD3Config/PPOConfig fields under algo_config, like a run's "
-        "config.json (also a valid --config file).",
-    )
-    p.add_argument("--config", metavar="FILE", default=None,
-                   help="hyper-parameter file (.yaml, .json, .toml): any TrainConfig field, algo fields under "
-                   "algo_config; flags given override it")  # fmt: skip
-    p.add_argument("--env", default=None, help=f"biped, biped-rough, biped-hardcore, knob or a Gymnasium id (default {d.env})")
-    p.add_argument("--algo", default=None, choices=tuple(ALGO_GROUPS),
-                   help="lstm-td3: TD3 with an LSTM memory of the last K (observation, action) pairs; rppo: PPO with "
-                   f"an LSTM policy and critic trained on sequences (default {d.algo})")  # fmt: skip
-    p.add_argument("--steps", type=int, default=None, help=f"total env steps (default {d.steps}; with --resume: keep)")
-    p.add_argument("--seed", type=int, default=None, help=f"(default {d.seed})")
-    p.add_argument("--num-envs", type=int, default=None, help="sub-envs (default: the preset's; TD3 1, PPO several)")
-    p.add_argument("--vec", default=None, choices=("auto", "split", "subproc", "sync"), help=f"vector env kind (default {d.vec})")
-    p.add_argument("--engine", default=None, choices=ENGINES, help=f"{ENGINE_HELP} (default {d.engine})")
-    p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="auto|ADDRESS|local",
-                   help="step the envs in Ray actors: on the cluster this machine joined (auto, the default), "
-                   "at a cluster ADDRESS, or on a private cluster on this machine (local); needs .[ray]")  # fmt: skip
-    p.add_argument("--torch-threads", type=int, default=None, help=f"torch intra-op threads (default {d.torch_threads}, the fastest here)")
-    p.add_argument("--update-threads", type=int, default=None, help="torch threads for gradient updates (default 0: one per core for PPO, 1 for TD3/DDPG)")
-    p.add_argument("--checkpoint-every", type=int, default=None, help=f"env steps between checkpoints (default {d.checkpoint_every})")
-    p.add_argument("--eval-every", type=int, default=None, metavar="N",
-                   help="env steps between deterministic evaluations on the nominal plant; the best one is saved as "
-                   f"checkpoints/best.pt (default {d.eval_every}; 0: none, eval/export then use latest.pt)")
-    p.add_argument("--eval-episodes", type=int, default=None, metavar="N", help=f"episodes per evaluation (default {d.eval_episodes})")
-    p.add_argument("--video-every", type=int, default=None, metavar="N",
-                   help="every N env steps, record a deterministic episode of the current policy to "
-                   "RUN/videos/step_NNNNNNNNN.mp4 (.gif without imageio-ffmpeg) and TensorBoard (default 0: never)")
-    p.add_argument("--run-dir", default=None, help="default runs/<env>-<algo>-s<seed>-<time>")
-    p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue a run from its last checkpoint (its config.json; only --steps may change)")
-    p.add_argument("--dr", default=None, metavar="PRESET_OR_JSON", help="fixed domain randomization")
-    p.add_argument("--adr", action="store_true", help="automatic domain randomization")
-    p.add_argument("--adr-config", default=None, metavar="FILE", help="ADR config JSON (implies --adr)")
-    p.add_argument("--no-tensorboard", action="store_true")  # fmt: skip
+@dataclass(frozen=True)
+class TrainArgs:
+    """The flags of ``s2r train`` that are not TrainConfig fields."""
+
+    config: str | None = option(None, "hyper-parameter file (.yaml, .json, .toml): any TrainConfig field, algo "
+                                "fields under algo_config; flags given override it", metavar="FILE")
+    run_dir: str | None = option(None, "the run folder (default runs/<env>-<algo>-s<seed>-<time>)")
+    resume: str | None = option(None, "continue a run from its last checkpoint (its config.json; only --steps may "
+                                "change)", metavar="RUN_DIR")
+
+
+HELP = "Train a TD3/PPO/DDPG policy"
+EPILOG = (f"Presets: {PRESET_DIR}/<env>_<algo>.yaml (each one is a valid --config file). A --config file holds "
+          "TrainConfig fields at the top level and TD3Config/PPOConfig fields under algo_config, like a run's "
+          "config.json (also a valid --config file).")  # fmt: skip
+CONFIGS = (TrainArgs,)
+
+
+def extend(p: argparse.ArgumentParser) -> None:
+    """TrainConfig's flags (default None: a --config file's value stays unless the flag is given), then one group
+    of hyper-parameter flags per algorithm, each showing the generic default and the presets that differ."""
+    add_flags(p, TrainConfig, optional=True)
     for prefix, cls, title in GROUPS:
         g = p.add_argument_group(
             f"{title} hyper-parameters",
@@ -142,10 +124,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         helps = preset_help(prefix, cls)
         for f in group_fields(prefix, cls):
             optional = ("NAME" if "str" in hints[f.name] else "FLOAT") + "|none"
-            g.add_argument(f"--{prefix}-{f.name.replace('_', '-')}", dest=f"{prefix}__{f.name}", default=None,
+            spec = spec_of(f)
+            assert spec is not None and flag_of(f) == f"--{prefix}-{f.name.replace('_', '-')}", f.name
+            g.add_argument(flag_of(f), dest=f"{prefix}__{f.name}", default=None,
                            metavar=optional if f.default is None else type(f.default).__name__.upper(),
-                           help=helps[f.name])  # fmt: skip
-    p.set_defaults(func=run, parser=p)
+                           help=f"{spec.help} ({helps[f.name]})")  # fmt: skip
 
 
 # flags that --resume accepts: the run keeps everything else from its config.json, so any other flag given with
@@ -196,11 +179,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if file_algo is not None and not isinstance(file_algo, dict):
         raise UserError(f"{args.config}: algo_config must be a mapping of {'/'.join(c.__name__ for _, c, _ in GROUPS)} fields")
     cfg = build(TrainConfig, file, str(args.config)) if args.config else TrainConfig()
-    given = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
-    if args.adr or args.adr_config is not None:
+    given = flags_given(TrainConfig, args)
+    if given.get("adr_config") is not None:
         given["adr"] = True
-    if args.no_tensorboard:
-        given["tensorboard"] = False
     cfg = dataclasses.replace(cfg, **given, algo_config=None)
     refuse_other_algo_flags(args, cfg.algo)
     preset = cfg.resolved().algo_config

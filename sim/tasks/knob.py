@@ -112,6 +112,7 @@ TASK = register_task(
     Task(
         spec=KNOB_SPEC,
         params="sim.knob:KNOB_PARAMS",
+        reward_presets="sim.knob:KNOB_REWARD_PRESETS",  # the reward weights live with the env's reward (sim/knob.py)
         envs=(
             EnvVariant("knob", "s2r/Knob-v0", "sim.knob:KnobEnv", 400, {},
                        {"td3": "knob_td3.yaml", "ppo": "knob_ppo.yaml", "lstm-td3": "knob_lstm-td3.yaml",

@@ -67,6 +67,18 @@ def test_rollout_writes_gif(tmp_path):
     assert len(frames) >= 5 and frames[0].shape[:2] == (300, 400)
 
 
+def test_rollout_engine_mujoco():
+    """--engine runs the same seeded random episodes in the twin: same report layout, another engine's numbers."""
+    args = ("rollout", "--env", "biped", "--episodes", "1", "--max-steps", "30", "--seed", "3")
+    bullet, mujoco = s2r(*args), s2r(*args, "--engine", "mujoco")
+    assert bullet.returncode == 0 and mujoco.returncode == 0, bullet.stderr + mujoco.stderr
+    assert mujoco.stdout.startswith("s2r/Biped-v0 (mujoco) — random policy") and "mean return" in mujoco.stdout
+    assert bullet.stdout.startswith("s2r/Biped-v0 — random policy")
+    assert bullet.stdout.splitlines()[2:] != mujoco.stdout.splitlines()[2:]
+    r = s2r("rollout", "--env", "Pendulum-v1", "--engine", "mujoco")
+    assert r.returncode == 1 and "needs an s2r env" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_demo_quick_never_fails(tmp_path):
     """The shipped pretrained bundle, as CI runs it (the demo's own tests: tests/s2r/test_demo.py)."""
     r = s2r("demo", "--quick", "--out", str(tmp_path / "demo_out"), timeout=300)

@@ -22,14 +22,19 @@ def _policy(var: np.ndarray, std_floor: np.ndarray | None = None) -> InferencePo
     return InferencePolicy(build_actor(arch), np.zeros(24), var, 10.0, 1e-8, meta, std_floor)
 
 
-def test_shipped_biped_bundle_normalizer_would_be_refused():
-    """Why the fix: the shipped biped divides its two near-horizontal lidar rays by 1e-4 (they never hit anything
-    in training), a gain of 1e4 per range fraction — 0.25 mm of lidar noise moves the input by 1."""
+def test_shipped_bundles_keep_every_input_gain_within_the_bound():
+    """Why the fix: the biped shipped before 2026-11-29 divided its two near-horizontal lidar rays by 1e-4 (they
+    never hit anything in training), a gain of 1e4 per range fraction — 0.25 mm of lidar noise moved the input by
+    1 (docs/pretrained.md). Its replacement was fine-tuned with the floored normalizer: those rays are divided by
+    their resolution, 0.02, and every shipped field passes the export check."""
     std = bundle_obs_std(bundle_path("biped"))
-    assert std is not None and std[14] == pytest.approx(1e-4, rel=1e-3)
-    problem = input_gain_problem(std, BIPED_SPEC)
-    assert problem is not None and "'lidar_0' (index 14)" in problem
+    assert std is not None and std[14] == pytest.approx(0.02, rel=1e-3) and std[15] == pytest.approx(0.02, rel=1e-3)
+    assert input_gain_problem(std, BIPED_SPEC) is None
     assert input_gain_problem(bundle_obs_std(bundle_path("knob")), KNOB_SPEC) is None
+    old_std = [1.0] * 24
+    old_std[14] = 1e-4  # the old bundle's initializer policy.obs_std[14]: refused today
+    problem = input_gain_problem(old_std, BIPED_SPEC)
+    assert problem is not None and "'lidar_0' (index 14)" in problem
 
 
 def test_export_refuses_a_policy_with_a_tiny_std_and_writes_nothing(tmp_path):

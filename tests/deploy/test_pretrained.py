@@ -17,6 +17,7 @@ def _run(robot: str, env_id: str, seeds: range) -> list[dict]:
     env = gym.make(env_id)
     infos = []
     for seed in seeds:
+        policy.reset_state()  # a bundle with state (memory, action filter) starts every episode afresh
         obs, _ = env.reset(seed=seed)
         done = False
         while not done:

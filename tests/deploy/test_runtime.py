@@ -60,7 +60,7 @@ def emulator(lockstep: bool = True, watchdog_ms: int = 1000, env: str = "biped")
 
 
 def _run(bundle: Path, path: str, tmp: Path, **kw) -> tuple[dict, dict, dict]:
-    cfg = RuntimeConfig(port=path, telemetry=tmp / "tel.csv", quiet=True, **{"watchdog_s": 1.0, **kw})
+    cfg = RuntimeConfig(port=path, telemetry=tmp / "tel.csv", quiet=True, **{"watchdog_ms": 1000.0, **kw})
     summary = Controller(load_bundle(bundle), cfg).run()
     meta, cols = read_telemetry(tmp / "tel.csv")
     return summary, meta, cols
@@ -160,7 +160,7 @@ def test_watchdog_zero_torque_then_recovery(tmp_path: Path, bundles: dict[str, P
             pause.clear()
 
         threading.Thread(target=unplug_once, daemon=True).start()
-        summary, _, cols = _run(bundles["a"], path, tmp_path, max_steps=50, watchdog_s=0.15)
+        summary, _, cols = _run(bundles["a"], path, tmp_path, max_steps=50, watchdog_ms=150.0)
         board = dict(emu.c)
     faults, t = cols["faults"].astype(int), cols["t_s"]
     (timeouts,) = np.nonzero(faults & HostFault.SENSOR_TIMEOUT)
@@ -372,9 +372,3 @@ def test_cli_refuses_bad_numbers_in_one_line(
     assert main(["run", "--bundle", str(bundles["a"]), "--port", "loop://", *flags]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and match in err
-
-
-def test_run_flag_defaults_are_the_runtime_config_defaults() -> None:
-    from s2r.commands.run import _RUNTIME_DEFAULTS, runtime_defaults
-
-    assert runtime_defaults() == _RUNTIME_DEFAULTS

@@ -41,7 +41,7 @@ class HostMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.cfg = SafetyConfig(link_timeout_s=0.1, ramp_s=0.5, max_consecutive_bad=3, bad_budget=10, bad_window=100)
+        self.cfg = SafetyConfig(link_timeout_ms=100.0, ramp_ms=500.0, max_consecutive_bad=3, bad_budget=10, bad_window=100)
         self.h = HostSafety(self.cfg)
         self.now = 0.0
         self.h.start(self.now)
@@ -124,7 +124,7 @@ class HostMachine(RuleBasedStateMachine):
 
     @invariant()
     def link_watchdog_on_time(self) -> None:
-        if self.now - self.h.last_sensor_s >= self.cfg.link_timeout_s:
+        if self.now - self.h.last_sensor_s >= self.cfg.link_timeout_ms * 1e-3:
             self.h.tick(self.now)  # (idempotent) the runtime ticks whenever recv times out
             assert self.h.state not in ARMED
 
@@ -143,7 +143,7 @@ def _arm(h: HostSafety, now: float = 0.0) -> None:
 
 def test_estop_latches_and_release_alone_never_rearms():
     """Issue #16 item 1: the host used to ENABLE on every disarmed SENSOR, ignoring the E-stop."""
-    h = HostSafety(SafetyConfig(ramp_s=0.0))
+    h = HostSafety(SafetyConfig(ramp_ms=0.0))
     _arm(h)
     assert h.sensor(0.02, 0, p.Mode.ENABLED, None).torque_scale == 1.0 and h.state is HostState.RUNNING
     d = h.sensor(0.04, p.Fault.ESTOP, 0, None)
@@ -158,7 +158,7 @@ def test_estop_latches_and_release_alone_never_rearms():
 
 
 def test_rearm_refused_while_the_estop_is_still_pressed():
-    h = HostSafety(SafetyConfig(ramp_s=0.0))
+    h = HostSafety(SafetyConfig(ramp_ms=0.0))
     _arm(h)
     h.sensor(0.02, p.Fault.ESTOP, 0, None)
     h.rearm(1.0)
@@ -170,7 +170,7 @@ def test_rearm_refused_while_the_estop_is_still_pressed():
 @pytest.mark.parametrize("problem", ["imu_pitch_rad is nan", "imu_pitch_rad = 100 outside [-3.14, 3.14]"])
 def test_bad_frames_fault_after_three_in_a_row(problem):
     """Issue #16 items 2 and 3: NaN or implausible SENSORs used to be answered with 0 N·m forever (motors armed)."""
-    h = HostSafety(SafetyConfig(ramp_s=0.0))
+    h = HostSafety(SafetyConfig(ramp_ms=0.0))
     _arm(h)
     for k in range(2):
         d = h.sensor(0.02 * (k + 1), 0, p.Mode.ENABLED, problem)
@@ -183,7 +183,7 @@ def test_bad_frames_fault_after_three_in_a_row(problem):
 
 def test_isolated_bad_frames_are_tolerated_within_the_budget():
     """Issue #16 item 6: one glitched frame used to end the run. Budget: ≤ 10 bad frames per 100."""
-    h = HostSafety(SafetyConfig(ramp_s=0.0, bad_budget=10, bad_window=100))
+    h = HostSafety(SafetyConfig(ramp_ms=0.0, bad_budget=10, bad_window=100))
     _arm(h)
     t = 0.0
     for k in range(1000):  # one bad frame in 10: 10 per 100, within the budget
@@ -197,7 +197,7 @@ def test_isolated_bad_frames_are_tolerated_within_the_budget():
 
 
 def test_link_loss_disables_and_rearms_with_a_fresh_ramp():
-    h = HostSafety(SafetyConfig(link_timeout_s=0.1, ramp_s=0.5))
+    h = HostSafety(SafetyConfig(link_timeout_ms=100.0, ramp_ms=500.0))
     _arm(h)
     assert h.sensor(0.25, 0, p.Mode.ENABLED, None).torque_scale == pytest.approx(0.5)
     assert h.tick(0.34) == Decision()
@@ -208,11 +208,11 @@ def test_link_loss_disables_and_rearms_with_a_fresh_ramp():
 
 
 def test_board_disarming_by_itself_is_a_fault_and_unconfirmed_enable_retries_once():
-    h = HostSafety(SafetyConfig(ramp_s=0.0, confirm_s=0.5))
+    h = HostSafety(SafetyConfig(ramp_ms=0.0, confirm_ms=500.0))
     _arm(h)
     h.sensor(0.02, 0, 0, None)
     assert h.state is HostState.FAULT and "disarmed" in h.reason
-    h = HostSafety(SafetyConfig(ramp_s=0.0, confirm_s=0.5))
+    h = HostSafety(SafetyConfig(ramp_ms=0.0, confirm_ms=500.0))
     h.start(0.0)
     h.sensor(0.0, 0, 0, None)  # ENABLE sent, never confirmed
     assert h.sensor(0.4, 0, 0, None).send == ()
@@ -242,7 +242,7 @@ def test_safe_command_is_finite_and_within_the_limits(raw, scale):
 
 
 def test_safety_config_refuses_nonsense():
-    for bad in ({"link_timeout_s": math.inf}, {"link_timeout_s": 0.0}, {"ramp_s": math.nan}, {"confirm_s": -1.0},
+    for bad in ({"link_timeout_ms": math.inf}, {"link_timeout_ms": 0.0}, {"ramp_ms": math.nan}, {"confirm_ms": -1.0},
                 {"max_consecutive_bad": 0}, {"bad_budget": 100}):  # fmt: skip
         with pytest.raises(ValueError):
             SafetyConfig(**bad)

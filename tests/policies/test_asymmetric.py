@@ -21,8 +21,9 @@ from policies.td3 import TD3Agent, TD3Config
 from policies.train import TrainConfig, train
 from policies.vec_env import SubprocVecEnv, SyncVecEnv
 from sim.params import param_fields
-from sim.robots import BIPED_PRIVILEGED_FIELDS, KNOB_PRIVILEGED_FIELDS
 from sim.spec import ObsField
+from sim.tasks.biped import BIPED_PRIVILEGED_FIELDS
+from sim.tasks.knob import KNOB_PRIVILEGED_FIELDS
 
 
 @pytest.mark.parametrize(("name", "state_fields"), [("biped", BIPED_PRIVILEGED_FIELDS), ("knob", KNOB_PRIVILEGED_FIELDS)])
@@ -164,7 +165,9 @@ def test_an_asymmetric_checkpoint_exports_the_actor_alone(asymmetric_runs, algo,
     actor weight is in it, no critic weight is, and its size is the actor's plus the normalizer and limits."""
     ckpt = torch.load(asymmetric_runs[algo] / "checkpoints" / "latest.pt", weights_only=False)
     critic_state = ckpt["agent"]["critic"] if algo == "ppo" else ckpt["agent"]["critics"]
-    n_priv = len(sim.biped.BipedEnv.privileged_fields)
+    from sim.biped import BipedEnv
+
+    n_priv = len(BipedEnv.privileged_fields)
     assert any(v.ndim == 2 and v.shape[1] == 24 + n_priv + (4 if algo != "ppo" else 0) for v in critic_state.values())
     policy = load_inference_policy(asymmetric_runs[algo])
     export_bundle(policy, tmp_path / "bundle", n_random=200)

@@ -71,8 +71,10 @@ def test_train_help_shows_the_preset_defaults():
     text = " ".join(r.stdout.split())  # argparse wraps help lines
     # the knob PPO preset's n_steps and imitation budget, the biped TD3 preset's replay buffer
     assert "default 2048; preset 512: biped, biped-rough, biped-hardcore; 400: knob" in text, text
-    assert "--ppo-imitation-steps INT default 0; preset 200000: knob" in text, text
-    assert "--td3-buffer-size INT default 300000; preset 500000: biped-rough; 1000000: biped-hardcore" in text, text
+    assert "--ppo-imitation-steps INT env steps of DAgger before PPO starts (part of --steps) (default 0; preset " \
+        "200000: knob)" in text, text
+    assert "--td3-buffer-size INT replay buffer size, transitions (preallocated float32) (default 300000; preset " \
+        "500000: biped-rough; 1000000: biped-hardcore" in text, text
 
 
 @pytest.mark.slow

@@ -27,16 +27,6 @@ from policies.train import TrainConfig, train  # noqa: E402
 from policies.vec_env import SyncVecEnv  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A private local cluster (never another session's: address="local"), shut down after this module."""
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
 def _ancestors(pid: int) -> set[int]:
     out = set()
     while pid > 1:

@@ -19,7 +19,7 @@ def test_training_runs_in_the_chosen_engine(tmp_path):
 
 
 def test_engine_is_checked():
-    with pytest.raises(UserError, match="unknown physics engine 'ode'"):
+    with pytest.raises(UserError, match="--engine must be one of pybullet, mujoco, got .ode."):
         TrainConfig(engine="ode")
     with pytest.raises(UserError, match="--engine mujoco needs an s2r env"):
         TrainConfig(env="Pendulum-v1", engine="mujoco")

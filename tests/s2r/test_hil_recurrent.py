@@ -1,6 +1,7 @@
 """Lockstep HIL with a recurrent bundle (an LSTM policy exported with explicit state): the controller carries the
 state over the real pty and starts it over at every new emulator episode (SENSOR mode ``EPISODE_START``), so the
-torques equal the demo's sim replay of each episode with the same ONNX policy — 0 N·m apart, as for MLPs."""
+torques equal the demo's sim replay (episode 0) and the direct play of every episode with the same ONNX policy —
+0 N·m apart, as for MLPs."""
 
 from __future__ import annotations
 
@@ -51,23 +52,24 @@ def test_lockstep_hil_of_a_recurrent_bundle_equals_the_sim_replay_of_every_episo
     steps = [r for r in records if r["ev"] == "step"]
     ended = [r["ep"] for r in records if r["ev"] == "episode"]
     assert len(ended) >= 2, "the run should span several episodes to show the state starting over"
-    deltas = []
-    for ep in ended:
-        hil_tau = np.array([s["tau"] for s in steps if s["ep"] == ep], dtype=np.float32)
-        replay = replay_episode(bundle, "s2r/Biped-v0", len(hil_tau), SEED + ep)  # the demo's sim replay
-        assert len(replay.torque_nm) == len(hil_tau)
-        deltas.append(float(np.max(np.abs(hil_tau - replay.torque_nm))))
-    assert max(deltas) == 0.0, deltas  # bit-identical torques, every episode
-    assert np.abs(np.concatenate([[s["tau"] for s in steps]])).max() > 1.0  # the policy drove the motors
-    # the memory matters: without the reset at the new episode (episode 0's final state carried into episode 1)
-    # the torques differ from HIL's
-    second = np.array([s["tau"] for s in steps if s["ep"] == ended[1]], dtype=np.float32)
-    carried = _episodes_without_reset(bundle, [SEED + ended[0], SEED + ended[1]])
-    assert not np.array_equal(carried[1][: len(second)], second)
+    # episode 0: the demo's sim replay (a fresh env, the same ONNX policy from its initial state)
+    hil = [np.array([s["tau"] for s in steps if s["ep"] == ep], dtype=np.float32) for ep in ended]
+    replay = replay_episode(bundle, "s2r/Biped-v0", len(hil[0]), SEED)
+    assert len(replay.torque_nm) == len(hil[0]) and float(np.max(np.abs(hil[0] - replay.torque_nm))) == 0.0
+    # every episode: the emulator's env played directly, episode i seeded SEED + i in the same env object (as the
+    # emulator does), the policy's state reset at each episode start — bit-identical torques
+    direct = _direct_episodes(bundle, [SEED + ep for ep in ended], reset_state=True)
+    for ep, (h, d) in enumerate(zip(hil, direct, strict=True)):
+        assert len(h) == len(d) and float(np.max(np.abs(h - d))) == 0.0, ep
+    assert np.abs(np.concatenate(hil)).max() > 1.0  # the policy drove the motors
+    # the memory matters: without the reset at a new episode (the last state carried over) the torques differ
+    carried = _direct_episodes(bundle, [SEED + ep for ep in ended[:2]], reset_state=False)
+    assert not np.array_equal(carried[1][: len(hil[1])], hil[1][: len(carried[1])])
 
 
-def _episodes_without_reset(bundle, seeds: list[int]) -> list[np.ndarray]:
-    """Torques of seeded episodes played one after the other by one ONNX policy whose state is never reset."""
+def _direct_episodes(bundle, seeds: list[int], reset_state: bool) -> list[np.ndarray]:
+    """Torques of seeded episodes played one after the other in one env by one ONNX policy (its state reset at
+    each episode start, or not)."""
     import gymnasium as gym
 
     policy, env, out = Policy(load_bundle(bundle)), gym.make("s2r/Biped-v0"), []
@@ -75,6 +77,8 @@ def _episodes_without_reset(bundle, seeds: list[int]) -> list[np.ndarray]:
     try:
         for seed in seeds:
             obs, _ = env.reset(seed=seed)
+            if reset_state:
+                policy.reset_state()
             torques, done = [], False
             while not done:
                 tau = np.clip(policy(obs).copy(), -limits, limits)

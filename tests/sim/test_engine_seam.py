@@ -1,8 +1,10 @@
-"""Seeded PyBullet episodes are bit-identical across refactors of the engine seam (``sim/*_pybullet.py``).
+"""Seeded episodes are bit-identical across refactors of the engine seam (``sim/*_pybullet.py``,
+``sim/*_mujoco.py``) and of the shared env code (motor model, observation, the speed work of issue #21).
 
-The digests were recorded on the code before the seam existed (commit a93bfa3). A change here means the
-PyBullet physics or the shared env code changed what an episode produces: a deliberate physics change bumps the
-env id (bundles pin it, STYLE.md §13) and then these digests; an accidental one is a bug.
+The PyBullet digests were recorded on the code before the seam existed (commit a93bfa3), the MuJoCo ones on the
+twin before its speed work (commit d61319e). A change here means the physics or the shared env code changed what
+an episode produces: a deliberate physics change bumps the env id (bundles pin it, STYLE.md §13) and then these
+digests; an accidental one is a bug.
 """
 
 from __future__ import annotations
@@ -45,9 +47,18 @@ DIGESTS = {
 }
 
 
-def episode_digest(env_id: str, params: dict[str, float] | None, steps: int) -> str:
+MUJOCO_DIGESTS = {
+    "biped-flat": "1383a31f7ba1e3715f7050e9d496c2711180e068b9664e3ade3e78240f18cc55",
+    "biped-rough-dr": "a5372bde6ec2b5525f67c170b49da31ed591dfbe1be3778e5851330950c47d0f",
+    "biped-hardcore": "b4d6a6b4b1d54faddf0b18d0afb309fc8576e1f8a2f245ccdff324aa7058dfe7",
+    "knob": "1b1cc4a760226074a58cae6efaeadb47db4f727028960ba18218e6bbf1a626db",
+    "knob-dr": "865ef8eaf231239e445a66d644f146748eeee3346b97f356bb240f02bcb0704d",
+}
+
+
+def episode_digest(env_id: str, params: dict[str, float] | None, steps: int, engine: str = "pybullet") -> str:
     """sha256 of every observation, reward, termination flag and info metric of two seeded episodes."""
-    env = gym.make(env_id)
+    env = gym.make(env_id, engine=engine)
     rng = np.random.default_rng(7)
     h = hashlib.sha256()
     try:
@@ -71,3 +82,8 @@ def episode_digest(env_id: str, params: dict[str, float] | None, steps: int) -> 
 @pytest.mark.parametrize("case", list(CASES))
 def test_pybullet_episode_is_bit_identical(case):
     assert episode_digest(*CASES[case]) == DIGESTS[case]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_mujoco_episode_is_bit_identical(case):
+    assert episode_digest(*CASES[case], engine="mujoco") == MUJOCO_DIGESTS[case]

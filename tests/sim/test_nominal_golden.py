@@ -67,11 +67,13 @@ def bundle_digest(robot: str, env_id: str, seed: int, params: dict[str, float] |
 
 
 GOLDEN = {  # recorded on main at a93bfa3, before the issue #19 models
-    "biped_bundle_nominal": "6986774cf3d29b90ec10773a5176ec30789a3f7a63d41dcdb11e298cd0f345c7",
+    # re-recorded when the shipped biped bundle was replaced by the reality-box policy (issue #20, docs/pretrained.md)
+    "biped_bundle_nominal": "395c8d64da8049cc7e1889bce2514e062b7c6b82a0a36aae56e3e634895650fd",
     "biped_random_nominal": "61477704c00eba7fecf12f4690de13e761bdc44175ab8440201dc9c143e743f1",
     "biped_random_old_params": "2ac181f44217c2daabd8e32d1d257ae40336194dd89b0fb829e8139886efd6b1",
     "biped_rough_random_nominal": "59464d252d540fd2e10b42ece1819d96c72f776e6b1d8c875f414f3eb3e40b06",
-    "knob_bundle_nominal": "81e89023dd5f83a95440329795bed5a579314741712773fb09d6b56489b93ce2",
+    # re-recorded when the shipped knob bundle was replaced by the reality-box policy (issue #20, docs/pretrained.md)
+    "knob_bundle_nominal": "a311e6d7cab3b96516c77f6ceacbc45db46066ae0794ac092873c74e4f2f0cf8",
     "knob_random_nominal": "72475d2e63b29d69e68c80d3632aceab0bade188f6d7ceacd2e8c9bbbae2753e",
     "knob_random_old_params": "d0946d3cd39635ccba8605679ca0544e60a37715a112824da725acea4b27b8ad",
 }

@@ -31,3 +31,11 @@ def test_a_bad_s2r_tasks_entry_is_a_one_line_error(entry):
     env = {**os.environ, "S2R_TASKS": entry}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("S2R_TASKS: no ") and entry in out.stdout, out
+
+
+def test_the_record_references_the_envs_reward_weights():
+    from sim.rewards import ActuationWeights
+
+    for robot in ("biped", "knob"):
+        presets = get_task(robot).rewards()
+        assert presets and all(isinstance(w, ActuationWeights) for w in presets.values()), robot

@@ -1,0 +1,142 @@
+"""Reward weights of the robots' task configs (sim.biped.BipedReward, sim.knob.KnobReward) and the actuation-cost
+terms of sim.rewards: hand-computed values, off by default (the v0 reward bit for bit), seeded determinism with
+the terms, pushes and sensor noise on, and the one-line errors of a bad weight config."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import sim  # noqa: F401  (registers the envs)
+from sim.biped import BIPED_REWARD_PRESETS, BipedEnv, BipedReward
+from sim.errors import UserError
+from sim.knob import KNOB_REWARD_PRESETS, KnobEnv, KnobReward
+from sim.rewards import ActuationWeights, actuation_terms, reward_weights
+
+ACTUATION_KEYS = {"action_rate", "torque_sq", "power", "at_limit"}
+
+
+def test_actuation_terms_by_hand():
+    w = ActuationWeights(action_rate=2.0, torque_sq=3.0, power_per_w=0.5, at_limit=7.0)
+    terms = actuation_terms(w, [1.0, -0.5], [0.0, 0.5], [2.0, -1.0], [3.0, 4.0])
+    # rate (1 + 1) = 2; sq 1 + 0.25; power |6| + |-4| = 10 W; one motor at the limit
+    assert terms == {"action_rate": -4.0, "torque_sq": -3.75, "power": -5.0, "at_limit": -7.0}
+    assert not ActuationWeights().actuation_on and w.actuation_on
+
+
+def test_weights_config_errors(tmp_path):
+    with pytest.raises(UserError, match="must be a number >= 0"):
+        BipedReward(action_rate=-1.0)
+    with pytest.raises(UserError, match="unknown BipedReward fields \\['action_rat'\\]"):
+        reward_weights(BipedReward, {"action_rat": 1.0}, BIPED_REWARD_PRESETS)
+    with pytest.raises(UserError, match="neither a preset"):
+        reward_weights(KnobReward, "smoth", KNOB_REWARD_PRESETS)
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps({"action_rate": 0.5, "posture": 4.0}))
+    assert reward_weights(BipedReward, str(path), BIPED_REWARD_PRESETS) == BipedReward(action_rate=0.5, posture=4.0)
+    assert reward_weights(BipedReward, "smooth", BIPED_REWARD_PRESETS) is BIPED_REWARD_PRESETS["smooth"]
+
+
+def _episode(env: gym.Env, seed: int, params: dict | None = None, steps: int = 120) -> list:
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed, options={"params": params} if params else None)
+    out = [obs]
+    for _ in range(steps):
+        obs, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, 4).astype(np.float32))
+        out.append((obs, reward, dict(info["reward_terms"]), info["applied_torque_nm"]))
+        if terminated or truncated:
+            break
+    return out
+
+
+def _same(a: list, b: list) -> bool:
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a[1:], b[1:], strict=True):
+        if not (np.array_equal(x[0], y[0]) and x[1] == y[1] and x[2] == y[2] and np.array_equal(x[3], y[3])):
+            return False
+    return np.array_equal(a[0], b[0])
+
+
+@pytest.mark.parametrize("cls", [BipedEnv, KnobEnv])
+def test_default_weights_are_the_v0_reward(cls):
+    """reward=None, the ``default`` preset and an explicit default dataclass give the same episode, bit for bit,
+    with the v0 reward-term keys only (the golden digests of tests/sim/test_nominal_golden.py pin v0 itself)."""
+    a, b = cls(), cls(reward="default")
+    try:
+        ep_a, ep_b = _episode(a, 3), _episode(b, 3)
+        assert _same(ep_a, ep_b)
+        assert not ACTUATION_KEYS & set(ep_a[1][2])
+    finally:
+        a.close()
+        b.close()
+
+
+def test_biped_actuation_terms_match_the_episode():
+    """With the ``smooth`` weights, each step's terms are the hand formula of the commands sent, the torques the
+    motors applied and the joint speeds, and the reward is the sum of all terms."""
+    env = BipedEnv(reward="smooth")
+    w = env.reward_weights
+    try:
+        rng = np.random.default_rng(0)
+        env.reset(seed=0)
+        prev = np.zeros(4)
+        for _ in range(40):
+            a = rng.uniform(-1.2, 1.2, 4).astype(np.float32)
+            _, reward, terminated, _, info = env.step(a)
+            t = info["reward_terms"]
+            cmd = np.clip(a.astype(np.float64), -1, 1)
+            speed = np.asarray(env._state.dq)  # noqa: SLF001  (the joint speeds the power term used)
+            applied = np.asarray(env._motor.last_applied_nm)  # noqa: SLF001
+            assert t["action_rate"] == pytest.approx(-w.action_rate * np.sum((cmd - prev) ** 2), rel=1e-6)
+            assert t["torque_sq"] == pytest.approx(-w.torque_sq * np.sum(cmd**2), rel=1e-6)
+            assert t["power"] == pytest.approx(-w.power_per_w * np.sum(np.abs(applied * speed)), rel=1e-9)
+            assert t["at_limit"] == pytest.approx(-w.at_limit * np.sum(np.abs(cmd) >= 0.99))
+            assert reward == pytest.approx(sum(t.values()), abs=1e-12)
+            prev = cmd
+            if terminated:
+                break
+    finally:
+        env.close()
+
+
+def test_knob_actuation_terms_and_reward_sum():
+    env = KnobEnv(reward=KnobReward(action_rate=1.0, at_limit=2.0))
+    try:
+        env.reset(seed=1)
+        _, r1, *_ , info1 = env.step(np.array([1.0, 0.0, -1.0, 0.5], dtype=np.float32))
+        _, r2, *_ , info2 = env.step(np.array([1.0, 0.0, -1.0, 0.5], dtype=np.float32))
+        t1, t2 = info1["reward_terms"], info2["reward_terms"]
+        assert t1["action_rate"] == pytest.approx(-(1 + 1 + 0.25)) and t2["action_rate"] == 0.0
+        assert t1["at_limit"] == t2["at_limit"] == -4.0 and t1["torque_sq"] == 0.0
+        assert r1 == pytest.approx(sum(t1.values())) and r2 == pytest.approx(sum(t2.values()))
+    finally:
+        env.close()
+
+
+def test_pushes_and_noise_seeded_and_off_by_default():
+    """Training options (pushes, sensor noise on every channel, the smooth reward) are deterministic for a seed,
+    differ between seeds, and are off at nominal: a nominal episode never pushes."""
+    params = {"push_force": 150.0, "push_interval": 0.5, "encoder_noise": 0.01, "imu_noise": 0.01,
+              "velocity_noise": 0.05, "lidar_noise": 0.02, "action_latency": 0.02, "sensor_delay": 0.02}  # fmt: skip
+    envs = [BipedEnv(reward="smooth") for _ in range(2)]
+    try:
+        a, b = _episode(envs[0], 5, params), _episode(envs[1], 5, params)
+        assert _same(a, b)
+        assert not _same(a, _episode(envs[1], 6, params))
+        pushes = []
+        envs[0].reset(seed=5)
+        envs[0]._plant.push_hull = pushes.append  # type: ignore[method-assign]  # noqa: SLF001
+        for _ in range(100):
+            envs[0].step(np.zeros(4, dtype=np.float32))
+        assert pushes == []  # nominal: push_force 0, no pushes at all
+        envs[0].reset(seed=5, options={"params": {"push_force": 150.0, "push_interval": 0.5}})
+        for _ in range(150):
+            envs[0].step(np.zeros(4, dtype=np.float32))
+        assert any(abs(f) == 150.0 for f in pushes)
+    finally:
+        for e in envs:
+            e.close()
