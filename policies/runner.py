@@ -103,7 +103,7 @@ class Runner:
                     agent.observe(obs, action, reward, next_obs, terminated, truncated, **self._privileged(infos))
                     # ---- episode ends: statistics, the parameter source's report, fresh episodes
                     obs = self._end_episodes(next_obs, terminated, truncated, infos)
-                    self.counters["global_step"] = self.step + cfg.num_envs
+                    self.counters["global_step"] += cfg.num_envs
                     # ---- update: whenever the agent wants one (a full rollout, a replay step, a refit)
                     self._follow_phase()  # before a long update (the final DAgger fit) and after it
                     self._update()

@@ -310,9 +310,10 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: StopSignal
     probe.close()
 
     # s2r robots: every field's std is floored at the resolution its spec declares (no input gain above 1/res.)
-    norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs, std_floor=spec.obs_resolution if spec else None)
+    floor = spec.obs_resolution if spec is not None else None
+    norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs, std_floor=floor)
     agent = make_agent(algo_cfg, obs_dim, act_dim, norm, cfg.num_envs, cfg.steps, seed=cfg.seed, expert=expert,
-                       obs_names=[f.name for f in spec.obs_fields] if spec else None,
+                       obs_names=[f.name for f in spec.obs_fields] if spec is not None else None,
                        privileged_floor=priv_floor)  # fmt: skip
     meta = {"env_id": cfg.env, "robot_id": spec.robot_id if spec is not None else None, "obs_dim": obs_dim,
             "act_dim": act_dim, "config": config_to_dict(cfg), "git_commit": git_commit()}  # fmt: skip
