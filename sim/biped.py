@@ -57,6 +57,9 @@ keeps episodes bit-identical does not):
 * v0: first release of ``s2r/Biped-v0`` (flat), ``s2r/BipedRough-v0`` (rough) and ``s2r/BipedHardcore-v0``
   (obstacles); the shipped bundle ``deploy/pretrained/biped`` pins ``s2r/Biped-v0``.
   ``engine="mujoco"`` (same ids) added a MuJoCo twin; PyBullet episodes stayed bit-identical.
+  A fix, no bump: in PyBullet, ``reset(seed=s)`` of a reused env reported the previous episode's last contacts in
+  its first observation; it now gives a fresh env's episode ``s`` (flat ground; the rough grounds still drift in
+  the last bits, ``tests/sim/test_envs.py``). A fresh env's episodes are unchanged.
 """
 
 from __future__ import annotations

@@ -65,6 +65,7 @@ class BulletBiped:
         self._step_sim = functools.partial(p.stepSimulation, cid)
         self._get_all_states = functools.partial(p.getJointStates, robot, list(range(7)), cid)
         self._get_contacts = functools.partial(p.getContactPoints, physicsClientId=cid)
+        self._contacts_stale = True  # no step yet: bullet reports no contacts (see reset_joints)
         self._reset_joint = functools.partial(p.resetJointState, robot, physicsClientId=cid)
         self._ray_batch = functools.partial(p.rayTestBatch, collisionFilterMask=1, physicsClientId=cid)
         r_max = BIPED_SPEC.sensors.lidar_max_range_m
@@ -194,6 +195,9 @@ class BulletBiped:
         reset_joint = self._reset_joint
         for j, q in enumerate(q0):  # one call per joint: resetJointStatesMultiDof does not give the same physics
             reset_joint(j, q, 0.0)
+        # bullet's contact list is the last step's until the next step: after a reset it would still hold the
+        # previous episode's contacts, so a reused env's first observation would differ from a fresh env's
+        self._contacts_stale = True
 
     def motor_speeds(self) -> list[float]:
         """Motor joint speeds (rad/s) now."""
@@ -203,6 +207,7 @@ class BulletBiped:
         """Apply the motor torques (N·m) and advance one physics substep."""
         self._set_torques(forces=torques_nm)
         self._step_sim()
+        self._contacts_stale = False
 
     def push_hull(self, force_x_n: float) -> None:
         pos = self._bc.getLinkState(self._robot, HULL)[0]
@@ -210,7 +215,7 @@ class BulletBiped:
 
     def read_state(self) -> BipedState:
         js = self._get_all_states()
-        links = {c[3] for c in self._get_contacts(self._robot, self._ground)}
+        links = set() if self._contacts_stale else {c[3] for c in self._get_contacts(self._robot, self._ground)}
         sx, sz, sp, *legs = js
         return BipedState(sx[0], sz[0], sp[0], sx[1], sz[1], sp[1], [s[0] for s in legs], [s[1] for s in legs], links)
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import gymnasium as gym
+import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env, data_equivalence
 
@@ -58,6 +59,43 @@ def test_same_seed_gives_the_same_episode(spec):
     first, second = _rollout(spec, seed=7), _rollout(spec, seed=7)
     assert data_equivalence(first, second, exact=True)
     assert not data_equivalence(first, _rollout(spec, seed=8))
+
+
+def _episode(env, seed: int, steps: int = 200) -> list:
+    """One seeded episode (actions from a generator seeded by ``seed``), until it ends or ``steps``."""
+    rng = np.random.default_rng(seed)
+    out = [env.reset(seed=seed)[0]]
+    for _ in range(steps):
+        obs, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, env.action_space.shape)
+                                                            .astype(np.float32))  # fmt: skip
+        out.append((obs, reward, info.get("privileged")))
+        if terminated or truncated:
+            break
+    return out
+
+
+# PyBullet's rough grounds: the heightfield is updated in place for speed (sim/biped_pybullet.py set_ground), which
+# is not bit-identical to creating it: a reused env's episode drifts in the last bits within a few steps
+_REPLAY_CASES = [
+    pytest.param(spec, engine, id=f"{spec.id}-{engine}", marks=pytest.mark.xfail(
+        strict=True, reason="heightfield updated in place")) if engine == "pybullet" and "Biped" in spec.id
+    and spec.id != "s2r/Biped-v0" else pytest.param(spec, engine, id=f"{spec.id}-{engine}")
+    for spec in S2R_SPECS for engine in ("pybullet", "mujoco")
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("spec", "engine"), _REPLAY_CASES)
+def test_a_reused_env_replays_a_fresh_envs_episode(spec, engine):
+    """reset(seed=s) after other episodes (one ended by a fall) gives a fresh env's episode s, bit for bit: the
+    emulator reuses one env for every HIL episode, the demo's replay makes a fresh one."""
+    fresh, reused = gym.make(spec.id, engine=engine), gym.make(spec.id, engine=engine)
+    try:
+        _episode(reused, 3, steps=400)
+        _episode(reused, 11, steps=400)
+        assert data_equivalence(_episode(fresh, 7), _episode(reused, 7), exact=True)
+    finally:
+        fresh.close()
+        reused.close()
 
 
 @pytest.mark.parametrize("spec", S2R_SPECS, ids=lambda s: s.id)
