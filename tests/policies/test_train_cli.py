@@ -78,7 +78,9 @@ def test_sigkill_then_resume(tmp_path):
         proc.wait()
     ckpt, used = load_checkpoint(run)
     step = ckpt["counters"]["global_step"]
-    assert used.name == "latest.pt" and step >= 400
+    # a kill inside save_checkpoint's window (latest.pt renamed to previous.pt, the new latest not yet in place)
+    # leaves previous.pt: loadable by design, and resume must work from it as well
+    assert used.name in ("latest.pt", "previous.pt") and step >= 400
     r = s2r("train", "--resume", str(run), "--steps", str(step + 200))
     assert r.returncode == 0, r.stderr
     after, _ = load_checkpoint(run)
