@@ -280,17 +280,10 @@ class LSTMTD3Agent(TD3Agent):
             next_qs = [c(c_obs2, next_act, n_hist2, nh_act, nh_len) for c in self.critics_target]
             target = td3_target(rew, term, next_qs[0], next_qs[1] if len(next_qs) > 1 else None, cfg.gamma)
         qs = [c(c_obs, act, n_hist, h_act, h_len) for c in self.critics]
-        critic_loss = torch.stack([nn.functional.mse_loss(q, target) for q in qs]).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
-        self.n_updates += 1
-        out = {"loss/critic": critic_loss.item(), "q/mean": qs[0].detach().mean().item()}
-        if self.n_updates % cfg.policy_delay == 0:
-            out["loss/actor"] = self.delayed_actor_update(
-                lambda: -self.critics[0](c_obs, self.actor(n_obs, n_hist, h_act, h_len), n_hist, h_act, h_len).mean()
-            )
-        return out
+        return self.critic_and_delayed_actor_step(
+            qs, target,
+            lambda: -self.critics[0](c_obs, self.actor(n_obs, n_hist, h_act, h_len), n_hist, h_act, h_len).mean(),
+        )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ inference

@@ -304,19 +304,25 @@ class TD3Agent:
             target = td3_target(rew, term, next_qs[0], next_qs[1] if len(next_qs) > 1 else None, cfg.gamma)
         x = torch.cat([c_obs, act], dim=-1)
         qs = [c.net(x).squeeze(-1) for c in self.critics]  # type: ignore[operator]
+        return self.critic_and_delayed_actor_step(qs, target, lambda: -self.critics[0](c_obs, self.actor(obs)).mean())
+
+    def critic_and_delayed_actor_step(self, qs: list[torch.Tensor], target: torch.Tensor,
+                                      actor_loss: Callable[[], torch.Tensor]) -> dict[str, float]:  # fmt: skip
+        """The critic step on the critics' ``qs`` against ``target``, then every ``policy_delay``-th update
+        :meth:`delayed_actor_update`; returns the losses. TD3 and LSTM-TD3 share it."""
         critic_loss = torch.stack([nn.functional.mse_loss(q, target) for q in qs]).sum()
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_opt.step()
         self.n_updates += 1
         out = {"loss/critic": critic_loss.item(), "q/mean": qs[0].detach().mean().item()}
-        if self.n_updates % cfg.policy_delay == 0:
-            out["loss/actor"] = self.delayed_actor_update(lambda: -self.critics[0](c_obs, self.actor(obs)).mean())
+        if self.n_updates % self.cfg.policy_delay == 0:
+            out["loss/actor"] = self.delayed_actor_update(actor_loss)
         return out
 
     def delayed_actor_update(self, actor_loss: Callable[[], torch.Tensor]) -> float:
         """One actor step on ``actor_loss()`` (built with the first critic frozen, so it makes no critic
-        gradients), then the polyak step of every target net; returns the loss. TD3 and LSTM-TD3 share it."""
+        gradients), then the polyak step of every target net; returns the loss."""
         critic = self.critics[0]
         for p in critic.parameters():
             p.requires_grad_(False)
