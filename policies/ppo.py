@@ -212,7 +212,33 @@ class ExtraLoss(Protocol):
         ...
 
 
-class PPOAgent:
+class RolloutSchedule:
+    """The Runner-facing schedule of an on-policy agent that collects ``cfg.n_steps`` steps of ``num_envs`` envs
+    per update (``self.t``: steps collected so far); PPO and recurrent PPO share it."""
+
+    cfg: PPOConfig
+    num_envs: int
+    t: int
+
+    @property
+    def update_due(self) -> bool:
+        """Whether :meth:`update` would train now (a full rollout) rather than return None."""
+        return self.t >= self.cfg.n_steps
+
+    @property
+    def at_boundary(self) -> bool:
+        """Between rollouts: a checkpoint then loses no collected transitions."""
+        return self.t == 0
+
+    @property
+    def log_every(self) -> int:
+        return self.cfg.n_steps * self.num_envs
+
+    def forget_replay(self) -> None:
+        """Nothing to refill: an on-policy agent keeps no replay buffer."""
+
+
+class PPOAgent(RolloutSchedule):
     """PPO learner (an :class:`policies.agent.Agent`): ``act`` samples and records, ``observe`` stores, ``update``
     trains once a rollout is full. ``extra_losses`` are further terms of the loss (the imitation plug-in's BC
     term): each labels the rollout's observations in ``act`` and adds ``coef × term`` to every minibatch's loss."""
@@ -281,18 +307,6 @@ class PPOAgent:
         return {"kind": self.cfg.distribution, "obs_dim": self.obs_dim, "act_dim": self.act_dim,
                 "hidden": list(self.cfg.hidden), "activation": self.cfg.activation}  # fmt: skip
 
-    @property
-    def at_boundary(self) -> bool:
-        """Between rollouts: a checkpoint then loses no collected transitions."""
-        return self.t == 0
-
-    @property
-    def log_every(self) -> int:
-        return self.cfg.n_steps * self.num_envs
-
-    def forget_replay(self) -> None:
-        """Nothing to refill: PPO keeps no replay buffer."""
-
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Sample actions for raw observations ``(N, obs_dim)`` and record what the update needs; with
         ``deterministic`` the policy's mean action, recording nothing."""
@@ -322,11 +336,6 @@ class PPOAgent:
         b["next_obs"][self.t] = self.normalizer(next_obs)
         self.t += 1
         self.steps_seen += len(reward)
-
-    @property
-    def update_due(self) -> bool:
-        """Whether :meth:`update` would train now (a full rollout) rather than return None."""
-        return self.t >= self.cfg.n_steps
 
     def update(self) -> dict[str, float] | None:
         """When the rollout is full: GAE, then ``n_epochs`` of minibatch updates; else None."""

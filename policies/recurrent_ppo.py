@@ -31,7 +31,15 @@ from policies.checkpoint import InferencePolicy
 from policies.hparams import build, preset_values
 from policies.networks import _normal_log_prob, mlp
 from policies.normalizer import ObsNormalizer, privileged_normalizer
-from policies.ppo import PPOConfig, RewardScaler, clip_grad_norm_, gae, ppo_loss, store_privileged
+from policies.ppo import (
+    PPOConfig,
+    RewardScaler,
+    RolloutSchedule,
+    clip_grad_norm_,
+    gae,
+    ppo_loss,
+    store_privileged,
+)
 from sim.config import option
 from sim.errors import UserError
 
@@ -128,9 +136,11 @@ def _chunks(x: torch.Tensor, seq_len: int) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------------ learner
-class RecurrentPPOAgent:
+class RecurrentPPOAgent(RolloutSchedule):
     """Recurrent PPO learner, with :class:`policies.ppo.PPOAgent`'s contract: ``act`` samples and records,
     ``observe`` stores (and evaluates the critic), ``update`` trains once a rollout is full."""
+
+    cfg: RecurrentPPOConfig
 
     phase = "learn"  # no warm-up
     replay = None  # on-policy: nothing is kept across updates
@@ -170,22 +180,6 @@ class RecurrentPPOAgent:
         c = self.cfg
         return {"kind": "rppo", "obs_dim": self.obs_dim, "act_dim": self.act_dim, "hidden": list(c.hidden),
                 "activation": c.activation, "lstm_hidden": c.lstm_hidden}  # fmt: skip
-
-    @property
-    def update_due(self) -> bool:
-        return self.t >= self.cfg.n_steps
-
-    @property
-    def at_boundary(self) -> bool:
-        """Between rollouts: a checkpoint then loses no collected transitions."""
-        return self.t == 0
-
-    @property
-    def log_every(self) -> int:
-        return self.cfg.n_steps * self.num_envs
-
-    def forget_replay(self) -> None:
-        """Nothing to refill: no replay buffer."""
 
     def reset_memory(self) -> None:
         """Every sub-env starts a new episode (a resumed run's fresh resets): zero states."""
