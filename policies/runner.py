@@ -79,8 +79,11 @@ class Runner:
         Returns the run's summary."""
         cfg, agent = self.cfg, self.agent
         kwargs = {**env_kwargs(cfg.env, cfg.engine), **cfg.training_env_kwargs()}  # --env-options, action filter
-        # an asymmetric critic (the config's privileged_critic) reads info["privileged"] of every step
+        # an asymmetric critic (the config's privileged_critic) reads info["privileged"] of every step: the s2r envs
+        # report it only when asked (privileged=True), as it costs every step
         self.privileged = bool(getattr(cfg.algo_config, "privileged_critic", False))
+        if self.privileged:
+            kwargs["privileged"] = True
         info_keys = ("privileged",) if self.privileged else ()
         # --ray-mode segments|async: the Ray actors act with a copy of the policy; the loop asks them for the actions
         actors_act = cfg.ray is not None and cfg.ray_mode != "lockstep"

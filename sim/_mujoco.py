@@ -5,8 +5,10 @@ shapes, and an off-screen renderer. How the settings were matched to the PyBulle
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +47,47 @@ def fmt(values: Sequence[float] | np.ndarray) -> str:
     return " ".join(repr(float(v)) for v in values)
 
 
+def _mj_step_address() -> int | None:
+    """Address of MuJoCo's C ``mj_step`` in the libmujoco the mujoco package loaded (None where not found)."""
+    import ctypes
+    import glob
+
+    libs = sorted(glob.glob(os.path.join(os.path.dirname(mujoco.__file__), "libmujoco*")))
+    if not libs:
+        return None
+    try:
+        return ctypes.cast(ctypes.CDLL(libs[0]).mj_step, ctypes.c_void_p).value
+    except (OSError, AttributeError):
+        return None
+
+
+@functools.cache
+def _loop_type() -> tuple[type, int] | None:
+    """The compiled substep loop (``sim/_mjloop.c``) and mj_step's address, or None: not built, no libmujoco
+    found, or ``S2R_MJLOOP=python`` (the pure-Python loop, for comparison)."""
+    if os.environ.get("S2R_MJLOOP", "").lower() == "python":
+        return None
+    try:
+        from sim._mjloop import Loop
+    except ImportError:  # no C compiler at install time
+        return None
+    step = _mj_step_address()
+    return None if step is None else (Loop, step)
+
+
+def compiled_loop(model: mujoco.MjModel, data: mujoco.MjData, dofs: slice) -> Any | None:
+    """A compiled loop (``sim/_mjloop.c``) of the ideal motor model and ``mj_step`` on the motor dofs ``dofs`` of
+    ``model``/``data``, or None where it is not available (then the caller runs the same loop in Python)."""
+    found = _loop_type()
+    if found is None:
+        return None
+    loop_type, step = found
+    qvel, qfrc = data.qvel[dofs], data.qfrc_applied[dofs]
+    if not (qvel.flags.c_contiguous and qfrc.flags.c_contiguous):
+        return None
+    return loop_type(step, model._address, data._address, qvel.ctypes.data, qfrc.ctypes.data, len(qvel), data)
+
+
 class OffscreenRenderer:
     """An RGB camera on a model, created at the first frame (the GL context is slow to create and needs EGL)."""
 
@@ -78,4 +121,4 @@ class OffscreenRenderer:
             self._renderer = None
 
 
-__all__ = ["mujoco", "SOLREF", "SOLIMP", "CONTACT_OPTIONS", "SOLVER_FLAGS", "aabb_box_inertia", "capsule_aabb_half_extents", "fmt", "OffscreenRenderer"]
+__all__ = ["mujoco", "compiled_loop", "SOLREF", "SOLIMP", "CONTACT_OPTIONS", "SOLVER_FLAGS", "aabb_box_inertia", "capsule_aabb_half_extents", "fmt", "OffscreenRenderer"]

@@ -39,9 +39,11 @@ Reaching the end of the course also terminates (success); 1600 control steps →
 ``info["metrics"]`` (the task's, :mod:`sim.task`): ``success`` (walked ``SUCCESS_DISTANCE_M`` = 15 m without a
 fall), ``fell``, ``distance_m``.
 
-Privileged state: ``info["privileged"]`` (reset and every step), float32, for an asymmetric critic — the exact
-hull state, joint states, link contacts, applied torques and push, then the episode's physical parameters; the
-layout is ``env.unwrapped.privileged_fields`` (``sim.tasks.biped.BIPED_PRIVILEGED_FIELDS`` + the parameter table).
+Privileged state: with ``privileged=True`` (constructor), ``info["privileged"]`` (reset and every step), float32,
+for an asymmetric critic — the exact hull state, joint states, link contacts, applied torques and push, then the
+episode's physical parameters; the layout is ``env.unwrapped.privileged_fields``
+(``sim.tasks.biped.BIPED_PRIVILEGED_FIELDS`` + the parameter table). Off by default: only a privileged critic
+reads it (``s2r train --ppo-privileged-critic`` / ``--td3-privileged-critic`` turn it on), and it costs every step.
 
 Physical parameters: ``BIPED_PARAMS`` (``env.unwrapped.param_space``); apply with
 ``env.reset(options={"params": {...}})``. 50 Hz control, 250 Hz physics, deterministic.
@@ -186,6 +188,10 @@ class BipedPlant(Protocol):
     def substep(self, torques_nm: list[float]) -> None:
         """Apply the motor torques (N·m) and advance one physics substep."""
 
+    def motor_substeps(self, motor: MotorModel, joint_vel: list[float], n: int) -> None:
+        """``n`` substeps of the motor model and the physics (:func:`sim.motor.run_substeps` or its compiled
+        twin): ``joint_vel`` are the motor joint speeds now (rad/s)."""
+
     def push_hull(self, force_x_n: float) -> None:
         """Apply a horizontal force (N, + = forward) at the hull's centre of mass during the next substep (the env
         calls it before every substep while pushes are on, with 0 N between pushes)."""
@@ -232,6 +238,7 @@ class BipedEnv(gym.Env):
         course_length_m: float = COURSE_LENGTH_M,
         engine: str = DEFAULT_ENGINE,
         reward: BipedReward | str | dict[str, float] | None = None,
+        privileged: bool = False,
     ):
         if terrain not in TERRAINS:
             raise ValueError(f"unknown terrain '{terrain}'; use one of {', '.join(TERRAINS)}")
@@ -240,6 +247,7 @@ class BipedEnv(gym.Env):
         check_engine(engine)
         self.terrain = terrain
         self.render_mode = render_mode
+        self.privileged = bool(privileged)  # report info["privileged"] (an asymmetric critic's input)
         # reward weights: a BipedReward, a preset name of BIPED_REWARD_PRESETS, a JSON file or a dict of fields
         self.reward_weights = reward_weights(BipedReward, reward, BIPED_REWARD_PRESETS)
         self._actuation_on = self.reward_weights.actuation_on
@@ -336,8 +344,11 @@ class BipedEnv(gym.Env):
         self._prev_a_norm = [0.0] * 4  # the last command's normalized action (the action_rate term)
         self._frame = self._delayed(self._measure(state))
         obs = BIPED_SPEC.build_obs(self._frame)
-        self._param_vec = param_vector(BIPED_PARAMS, P)
-        return obs, {"params": dict(self.params), "distance_m": 0.0, "privileged": self._privileged(state)}
+        info = {"params": dict(self.params), "distance_m": 0.0}
+        if self.privileged:
+            self._param_vec = param_vector(BIPED_PARAMS, P)
+            info["privileged"] = self._privileged(state)
+        return obs, info
 
     def step(self, action: np.ndarray):
         return self._advance(BIPED_SPEC.action.torque_list(action))
@@ -360,17 +371,12 @@ class BipedEnv(gym.Env):
             period = float(np.clip(self.np_random.normal(1.0 / BIPED_SPEC.control_hz, P["control_jitter"]), 0.01, 0.03))
             self._plant.set_substep(period / SUBSTEPS)
             self._jittered = True
-        motor_speeds, substep = self._plant.motor_speeds, self._plant.substep
-        motor_torque = motor.torque
         # the joint speeds for the first substep are those read at the end of the last step: nothing moved since
         joint_vel = self._state.dq
         if self._slow_loop:
             captured = self._substeps_with_effects(joint_vel)
         else:
-            for i in range(SUBSTEPS):
-                if i:
-                    joint_vel = motor_speeds()
-                substep(motor_torque(joint_vel))
+            self._plant.motor_substeps(motor, joint_vel, SUBSTEPS)
             captured = None
         self._state = state = self._plant.read_state()
         x, links = state.x, state.contact_links
@@ -411,8 +417,9 @@ class BipedEnv(gym.Env):
                         "distance_m": x - self._x0},  # fmt: skip
             "applied_torque_nm": np.array(motor.last_applied_nm, dtype=np.float32),
             "motor_temp_c": motor.temperature_c,
-            "privileged": self._privileged(state),
         }
+        if self.privileged:
+            info["privileged"] = self._privileged(state)
         return obs, reward, fell or finished, False, info
 
     def sensor_frame(self) -> SensorFrame:

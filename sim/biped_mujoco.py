@@ -19,6 +19,7 @@ from sim._mujoco import (
     OffscreenRenderer,
     aabb_box_inertia,
     capsule_aabb_half_extents,
+    compiled_loop,
     fmt,
     mujoco,
 )
@@ -40,6 +41,7 @@ from sim.biped import (
     THIGH_RADIUS_M,
     BipedState,
 )
+from sim.motor import MotorModel, run_substeps
 from sim.robots import BIPED_SPEC
 
 # Contact switches (the observation's contact flags) read "touching" below this surface distance (m), measured with
@@ -159,6 +161,9 @@ class MujocoBiped:
         # views on the motor dofs (3..6): element writes and tolist() on a view beat slicing per substep
         self._motor_qvel, self._motor_qfrc = self.data.qvel[3:7], self.data.qfrc_applied[3:7]
         self._ray_origin = np.zeros(3)
+        # the substep loop in C where it built (sim/_mjloop.c; None: the same loop in Python)
+        self._loop = compiled_loop(m, self.data, slice(3, 7))
+        self._loop_params: object = None  # the motor parameters the compiled loop holds
 
     # --------------------------------------------------------------------------------------- contract
     def set_ground(self, heights: np.ndarray | None, cell_m: float, friction: float) -> None:
@@ -204,6 +209,16 @@ class MujocoBiped:
         f = self._motor_qfrc
         f[0], f[1], f[2], f[3] = torques_nm
         self._step(self.model, self.data)
+
+    def motor_substeps(self, motor: MotorModel, joint_vel: list[float], n: int) -> None:
+        loop = self._loop
+        if loop is None or not motor.ideal:
+            run_substeps(motor, self.motor_speeds, self.substep, joint_vel, n)
+            return
+        if motor.params is not self._loop_params:  # a new episode's motors
+            loop.set_motor(*motor.ideal_curves())
+            self._loop_params = motor.params
+        motor.record(*loop.run(motor.commands_ahead(n)))  # the joint speeds: read in C, as motor_speeds() would
 
     def push_hull(self, force_x_n: float) -> None:
         self.data.xfrc_applied[self._hull_body, 0] = force_x_n  # world frame, at the body's centre of mass

@@ -31,6 +31,7 @@ from sim.biped import (
     X_SLIDER,
     BipedState,
 )
+from sim.motor import MotorModel, run_substeps
 from sim.robots import BIPED_SPEC
 
 
@@ -208,6 +209,9 @@ class BulletBiped:
         self._set_torques(forces=torques_nm)
         self._step_sim()
         self._contacts_stale = False
+
+    def motor_substeps(self, motor: MotorModel, joint_vel: list[float], n: int) -> None:
+        run_substeps(motor, self.motor_speeds, self.substep, joint_vel, n)
 
     def push_hull(self, force_x_n: float) -> None:
         pos = self._bc.getLinkState(self._robot, HULL)[0]

@@ -54,9 +54,11 @@ and ``at_limit`` (``sim/rewards.py``) are 0 and absent from ``reward_terms`` by 
 The bonuses are paid once per goal rather than every step near the goal: a per-step bonus would pay a policy to
 hover next to the goal instead of finishing it (success ends the episode, or draws a new, distant target).
 
-Privileged state: ``info["privileged"]`` (reset and every step), float32, for an asymmetric critic — exact
-joint and knob states, undelayed contacts, applied torques, the success hold, then the episode's physical
-parameters; the layout is ``env.unwrapped.privileged_fields`` (``sim.tasks.knob.KNOB_PRIVILEGED_FIELDS`` + the table).
+Privileged state: with ``privileged=True`` (constructor), ``info["privileged"]`` (reset and every step), float32,
+for an asymmetric critic — exact joint and knob states, undelayed contacts, applied torques, the success hold, then
+the episode's physical parameters; the layout is ``env.unwrapped.privileged_fields``
+(``sim.tasks.knob.KNOB_PRIVILEGED_FIELDS`` + the table). Off by default: only a privileged critic reads it
+(``s2r train --ppo-privileged-critic`` / ``--td3-privileged-critic`` turn it on), and it costs every step.
 
 Physical parameters: ``KNOB_PARAMS`` (``env.unwrapped.param_space``); apply with
 ``env.reset(options={"params": {...}})``. Also accepted in ``options``: ``start_angle`` and ``goal_angle`` (rad)
@@ -281,8 +283,10 @@ class KnobEnv(gym.Env):
         render_mode: str | None = None,
         engine: str = DEFAULT_ENGINE,
         reward: KnobReward | str | dict[str, float] | None = None,
+        privileged: bool = False,
     ):
         check_engine(engine)
+        self.privileged = bool(privileged)  # report info["privileged"] (an asymmetric critic's input)
         # reward weights: a KnobReward, a preset name of KNOB_REWARD_PRESETS, a JSON file or a dict of fields
         self.reward_weights = reward_weights(KnobReward, reward, KNOB_REWARD_PRESETS)
         if render_mode not in (None, "rgb_array"):
@@ -344,9 +348,11 @@ class KnobEnv(gym.Env):
         self._prev_action = np.zeros(4, dtype=np.float32)
         self._frame = self._delayed(self._measure(*self._plant.read_state()))
         obs = KNOB_SPEC.build_obs(self._frame, self._prev_action)
-        self._param_vec = param_vector(KNOB_PARAMS, self.params)
-        return obs, {"params": dict(self.params), "is_success": False, "consecutive_successes": 0,
-                     "privileged": self._privileged(self._plant.read_state())}  # fmt: skip
+        info = {"params": dict(self.params), "is_success": False, "consecutive_successes": 0}
+        if self.privileged:
+            self._param_vec = param_vector(KNOB_PARAMS, self.params)
+            info["privileged"] = self._privileged(self._plant.read_state())
+        return obs, info
 
     def step(self, action: np.ndarray):
         a = np.asarray(action, dtype=np.float64)
@@ -414,8 +420,9 @@ class KnobEnv(gym.Env):
             "angle_error_rad": _wrap(self._goal - state[2]),
             "applied_torque_nm": np.asarray(self._motor.last_applied_nm, dtype=np.float32),
             "motor_temp_c": self._motor.temperature_c,
-            "privileged": self._privileged(state),
         }
+        if self.privileged:
+            info["privileged"] = self._privileged(state)
         terminated = achieved and not self.continuous_goals
         return obs, float(sum(terms.values())), terminated, False, info
 

@@ -91,6 +91,33 @@ class MotorModel:
         self.torque = self._torque_ideal if ideal else self._torque_full
 
     @property
+    def ideal(self) -> bool:
+        """Whether the episode's substep path is the ideal model (no torque lag, backlash or supply sag): then
+        :meth:`ideal_curves`, :meth:`commands_ahead` and :meth:`record` let a compiled loop run the substeps."""
+        return self.torque == self._torque_ideal
+
+    def ideal_curves(self) -> tuple[list[float], list[float], float, float]:
+        """The ideal path's parameters: (peak torque N·m, no-load speed rad/s) per motor, damping N·m·s/rad and
+        Coulomb friction N·m."""
+        return [c[0] for c in self._curves], [c[1] for c in self._curves], self._damping, self._friction
+
+    def commands_ahead(self, n: int) -> list[list[float]]:
+        """The torque commands (N·m, after latency) in force in the next ``n`` substeps, advancing the latency
+        queue exactly as ``n`` calls of :meth:`torque` would (zero latency: the latched command, ``n`` times)."""
+        if not self._delay_substeps:
+            return [self._pending] * n
+        queue, pending, out = self._queue, self._pending, []
+        for _ in range(n):
+            queue.append(pending)
+            out.append(queue.popleft())
+        return out
+
+    def record(self, applied_nm: list[float], motor_nm: list[float]) -> None:
+        """Joint and motor torques of the last substep, as a compiled loop computed them (:meth:`torque` does this
+        itself)."""
+        self.last_applied_nm, self.last_motor_nm = applied_nm, motor_nm
+
+    @property
     def temperature_c(self) -> list[float]:
         """Winding temperature per motor, °C (I²t model; telemetry)."""
         return self._thermal.temperature_c
@@ -154,3 +181,14 @@ class MotorModel:
             out.append(tau - damping * w - friction * tanh(w * 20.0))
         self.last_applied_nm, self.last_motor_nm = out, motor
         return out
+
+
+def run_substeps(motor: MotorModel, motor_speeds: Callable[[], list[float]], substep: Callable[[list[float]], None],
+                 joint_vel_rad_s: list[float], n: int) -> None:
+    """``n`` physics substeps of a plant: the motor torques for the joint speeds, then one substep, each time.
+    ``joint_vel_rad_s``: the speeds now (the last state read; nothing moved since), then ``motor_speeds()``."""
+    torque = motor.torque
+    for i in range(n):
+        if i:
+            joint_vel_rad_s = motor_speeds()
+        substep(torque(joint_vel_rad_s))

@@ -28,7 +28,7 @@ from sim.tasks.knob import KNOB_PRIVILEGED_FIELDS
 
 @pytest.mark.parametrize(("name", "state_fields"), [("biped", BIPED_PRIVILEGED_FIELDS), ("knob", KNOB_PRIVILEGED_FIELDS)])
 def test_privileged_state_follows_its_documented_layout(name, state_fields):
-    env = gym.make(sim.resolve_env_id(name))
+    env = gym.make(sim.resolve_env_id(name), privileged=True)
     try:
         fields = env.unwrapped.privileged_fields  # type: ignore[attr-defined]
         assert fields == state_fields + param_fields(env.unwrapped.param_space)  # type: ignore[attr-defined]
@@ -55,7 +55,7 @@ def test_privileged_state_follows_its_documented_layout(name, state_fields):
 
 
 def test_biped_privileged_velocity_is_the_exact_one_the_sensor_noises():
-    env = gym.make("s2r/Biped-v0")
+    env = gym.make("s2r/Biped-v0", privileged=True)
     names = [f.name for f in env.unwrapped.privileged_fields]  # type: ignore[attr-defined]
     try:
         for noise in (0.0, 0.3):
@@ -70,8 +70,10 @@ def test_biped_privileged_velocity_is_the_exact_one_the_sensor_noises():
 
 @pytest.mark.parametrize("kind", ["sync", "subproc"])
 def test_vector_envs_pass_the_privileged_state_every_step(kind):
-    make = {"sync": lambda keys: SyncVecEnv("knob", 2, info_keys=keys),
-            "subproc": lambda keys: SubprocVecEnv("knob", 2, n_workers=1, local_envs=1, info_keys=keys)}[kind]  # fmt: skip
+    kw = {"privileged": True}
+    make = {"sync": lambda keys: SyncVecEnv("knob", 2, env_kwargs=kw, info_keys=keys),
+            "subproc": lambda keys: SubprocVecEnv("knob", 2, env_kwargs=kw, n_workers=1, local_envs=1,
+                                                  info_keys=keys)}[kind]  # fmt: skip
     with_keys, plain = make(("privileged",)), make(())
     try:
         for venv in (with_keys, plain):
@@ -199,3 +201,20 @@ def test_train_refuses_a_privileged_critic_on_an_env_without_privileged_state(tm
                       algo_config=dataclasses.replace(TD3Config(), privileged_critic=True))  # fmt: skip
     with pytest.raises(UserError, match="privileged"):
         train(cfg, tmp_path / "r")
+
+
+@pytest.mark.parametrize("name", ["biped", "knob"])
+def test_the_privileged_state_is_opt_in(name):
+    """Only an env made with ``privileged=True`` reports it (it costs every step); the episode is the same."""
+    plain, asked = gym.make(sim.resolve_env_id(name)), gym.make(sim.resolve_env_id(name), privileged=True)
+    try:
+        (o1, i1), (o2, i2) = plain.reset(seed=5), asked.reset(seed=5)
+        assert "privileged" not in i1 and "privileged" in i2 and np.array_equal(o1, o2)
+        for _ in range(5):
+            a = plain.action_space.sample()
+            (o1, r1, *_, i1), (o2, r2, *_, i2) = plain.step(a), asked.step(a)
+            assert "privileged" not in i1 and i2["privileged"].shape == (len(asked.unwrapped.privileged_fields),)  # type: ignore[attr-defined]
+            assert np.array_equal(o1, o2) and r1 == r2
+    finally:
+        plain.close()
+        asked.close()

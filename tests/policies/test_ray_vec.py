@@ -87,8 +87,9 @@ def test_steps_like_sync_and_an_actor_killed_mid_episode_is_replayed_exactly(ray
 def test_info_keys_travel_every_step_from_the_actors(ray_cluster):
     """``info_keys=("privileged",)`` (an asymmetric critic's input): every step's info holds the key, from the local
     env and the actor's alike, equal to the in-process envs'."""
-    rv = RayVecEnv("knob", 2, address="local", n_actors=1, local_envs=1, info_keys=("privileged",))
-    sync = SyncVecEnv("knob", 2, info_keys=("privileged",))
+    kw = {"privileged": True}  # the envs report it only when asked
+    rv = RayVecEnv("knob", 2, env_kwargs=kw, address="local", n_actors=1, local_envs=1, info_keys=("privileged",))
+    sync = SyncVecEnv("knob", 2, env_kwargs=kw, info_keys=("privileged",))
     try:
         for i in range(2):
             assert np.array_equal(rv.reset_one(i, seed=i)[1]["privileged"], sync.reset_one(i, seed=i)[1]["privileged"])
