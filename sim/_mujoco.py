@@ -47,8 +47,13 @@ def fmt(values: Sequence[float] | np.ndarray) -> str:
     return " ".join(repr(float(v)) for v in values)
 
 
-def _mj_step_address() -> int | None:
-    """Address of MuJoCo's C ``mj_step`` in the libmujoco the mujoco package loaded (None where not found)."""
+# the MuJoCo functions sim/_mjloop.c calls, with the prototypes of these major versions (include/mujoco/mujoco.h)
+_LOOP_FUNCTIONS = ("mj_step", "mj_multiRay", "mj_geomDistance")
+_LOOP_CHECKED_MAJOR = (4,)
+
+
+def _function_addresses() -> tuple[int, ...] | None:
+    """Addresses of ``_LOOP_FUNCTIONS`` in the libmujoco the mujoco package loaded (None where not found)."""
     import ctypes
     import glob
 
@@ -56,36 +61,42 @@ def _mj_step_address() -> int | None:
     if not libs:
         return None
     try:
-        return ctypes.cast(ctypes.CDLL(libs[0]).mj_step, ctypes.c_void_p).value
+        lib = ctypes.CDLL(libs[0])  # the library already loaded: the same functions the bindings call
+        found = [ctypes.cast(getattr(lib, name), ctypes.c_void_p).value for name in _LOOP_FUNCTIONS]
     except (OSError, AttributeError):
         return None
+    return None if None in found else tuple(int(a) for a in found if a is not None)
 
 
 @functools.cache
-def _loop_type() -> tuple[type, int] | None:
-    """The compiled substep loop (``sim/_mjloop.c``) and mj_step's address, or None: not built, no libmujoco
-    found, or ``S2R_MJLOOP=python`` (the pure-Python loop, for comparison)."""
+def _loop_type() -> tuple[Any, tuple[int, ...]] | None:
+    """The compiled loop type (``sim/_mjloop.c``) and the MuJoCo function addresses it calls, or None: not built,
+    another MuJoCo major version than its prototypes were checked against, no libmujoco found, or
+    ``S2R_MJLOOP=python`` (the pure-Python loop, for comparison)."""
     if os.environ.get("S2R_MJLOOP", "").lower() == "python":
+        return None
+    if int(mujoco.__version__.split(".")[0]) not in _LOOP_CHECKED_MAJOR:
         return None
     try:
         from sim._mjloop import Loop
     except ImportError:  # no C compiler at install time
         return None
-    step = _mj_step_address()
-    return None if step is None else (Loop, step)
+    functions = _function_addresses()
+    return None if functions is None else (Loop, functions)
 
 
 def compiled_loop(model: mujoco.MjModel, data: mujoco.MjData, dofs: slice) -> Any | None:
     """A compiled loop (``sim/_mjloop.c``) of the ideal motor model and ``mj_step`` on the motor dofs ``dofs`` of
-    ``model``/``data``, or None where it is not available (then the caller runs the same loop in Python)."""
+    ``model``/``data``, with the sensor reads, or None where it is not available (then the caller runs the same
+    code in Python)."""
     found = _loop_type()
     if found is None:
         return None
-    loop_type, step = found
+    loop_type, functions = found
     qvel, qfrc = data.qvel[dofs], data.qfrc_applied[dofs]
     if not (qvel.flags.c_contiguous and qfrc.flags.c_contiguous):
         return None
-    return loop_type(step, model._address, data._address, qvel.ctypes.data, qfrc.ctypes.data, len(qvel), data)
+    return loop_type(functions, model._address, data._address, qvel.ctypes.data, qfrc.ctypes.data, len(qvel), data)
 
 
 class OffscreenRenderer:

@@ -80,7 +80,7 @@ from sim.rewards import ActuationWeights, actuation_terms, reward_weights
 from sim.robots import BIPED_SPEC
 from sim.sensors import DelayLine, Encoder, child_rng, split_delay, spurious_returns
 from sim.spec import SensorFrame
-from sim.tasks.biped import BIPED_PRIVILEGED_FIELDS
+from sim.tasks.biped import BIPED_PRIVILEGED_FIELDS, biped_obs_from_readings
 
 PHYSICS_HZ = 250.0
 SUBSTEPS = int(round(PHYSICS_HZ / BIPED_SPEC.control_hz))
@@ -164,6 +164,32 @@ class BipedState(NamedTuple):
     q: list[float]  # motor joint angles, rad (order of MOTOR_JOINTS)
     dq: list[float]  # motor joint speeds, rad/s
     contact_links: set[int]  # robot links touching the ground
+
+
+class Readings(NamedTuple):
+    """One control period's raw sensor readings (SI units, with noise; floats or float arrays), before they are
+    packed into a :class:`SensorFrame` (the arguments of ``sim.tasks.biped.biped_obs_from_readings``)."""
+
+    pitch_rad: float
+    pitch_rate_rad_s: float
+    vel_mps: list[float] | np.ndarray  # (vx, vz)
+    q_rad: list[float] | np.ndarray  # motor joint angles, order of MOTOR_JOINTS
+    dq_rad_s: list[float] | np.ndarray
+    contacts: tuple[float, float]  # left, right foot: 0/1
+    lidar_m: list[float] | np.ndarray
+
+
+def _frame_of(r: Readings) -> SensorFrame:
+    f32 = np.float32
+    return SensorFrame(
+        joint_pos_rad=np.array(r.q_rad, dtype=f32),
+        joint_vel_rad_s=np.array(r.dq_rad_s, dtype=f32),
+        imu_pitch_rad=float(r.pitch_rad),
+        imu_pitch_rate_rad_s=float(r.pitch_rate_rad_s),
+        vel_mps=np.array(r.vel_mps, dtype=f32),
+        contacts=np.array(r.contacts, dtype=f32),
+        lidar_m=np.array(r.lidar_m, dtype=f32),
+    )
 
 
 class BipedPlant(Protocol):
@@ -274,7 +300,8 @@ class BipedEnv(gym.Env):
         self._slow_loop = False  # whether a substep needs more than torques and a physics step
         self._limits_nm = [float(v) for v in BIPED_SPEC.action.limits_nm]
         self.params = BIPED_PARAMS.nominal()
-        self._frame: SensorFrame | None = None
+        self._frame: SensorFrame | None = None  # the last observation's frame (None: not built yet, see _observe)
+        self._last_readings: Readings | None = None  # the readings the last observation was built from
         self._state: BipedState | None = None  # physics state read at the end of the last reset or step
 
     # ------------------------------------------------------------------------------------------ model
@@ -342,8 +369,7 @@ class BipedEnv(gym.Env):
         self._x0 = self._last_x = state.x
         self._prev_shaping = self._shaping(state)
         self._prev_a_norm = [0.0] * 4  # the last command's normalized action (the action_rate term)
-        self._frame = self._delayed(self._measure(state))
-        obs = BIPED_SPEC.build_obs(self._frame)
+        obs = self._observe(state)
         info = {"params": dict(self.params), "distance_m": 0.0}
         if self.privileged:
             self._param_vec = param_vector(BIPED_PARAMS, P)
@@ -404,8 +430,11 @@ class BipedEnv(gym.Env):
             self._prev_a_norm = a_norm
         self._prev_shaping = shaping
         finished = x - self._x0 >= self.course_length_m
-        self._frame = self._delayed(captured if captured is not None else self._measure(state))
-        obs = BIPED_SPEC.build_obs(self._frame)
+        if captured is None:
+            obs = self._observe(state)
+        else:  # a reading taken during the period (sensor delay)
+            self._frame = self._delayed(captured)
+            obs = BIPED_SPEC.build_obs(self._frame)
         info = {
             "reward_terms": terms,
             "params": dict(P),
@@ -425,7 +454,9 @@ class BipedEnv(gym.Env):
     def sensor_frame(self) -> SensorFrame:
         """Raw readings (SI units, with noise) that the last observation was built from."""
         if self._frame is None:
-            raise RuntimeError("call reset() first")
+            if self._last_readings is None:
+                raise RuntimeError("call reset() first")
+            self._frame = _frame_of(self._last_readings)
         return self._frame
 
     # -------------------------------------------------------------------------------------- effects
@@ -505,10 +536,10 @@ class BipedEnv(gym.Env):
         """Ranges (m) of the 10 rays from the hull centre; the scan is levelled (angles below the horizontal)."""
         return self._plant.lidar(state.x, state.z)
 
-    def _measure(self, state: BipedState) -> SensorFrame:
+    def _readings(self, state: BipedState) -> Readings:
         """Sensor readings with the noise of the parameters in force (randomness from ``self.np_random``)."""
         # noise-free readings stay plain floats (numpy costs µs per call on 4-element arrays); the float32
-        # conversion at the end rounds exactly as the float64 arrays' astype would
+        # conversion of the frame or the observation rounds exactly as the float64 arrays' astype would
         P, rng = self.params, self.np_random
         bias = self._encoder_bias
         q_true = [v + bias for v in state.q]
@@ -535,16 +566,22 @@ class BipedEnv(gym.Env):
         if self._fx_rng is not None and P["lidar_spurious"] > 0:
             lidar = spurious_returns(np.asarray(lidar), P["lidar_spurious"], self._fx_rng)
         links = state.contact_links
-        f32 = np.float32
-        return SensorFrame(
-            joint_pos_rad=np.array(q, dtype=f32),
-            joint_vel_rad_s=np.array(dq, dtype=f32),
-            imu_pitch_rad=float(pitch),
-            imu_pitch_rate_rad_s=float(rate),
-            vel_mps=np.array(vel, dtype=f32),
-            contacts=np.array([SHANK_L in links, SHANK_R in links], dtype=f32),
-            lidar_m=np.array(lidar, dtype=f32),
-        )
+        return Readings(pitch, rate, vel, q, dq, (float(SHANK_L in links), float(SHANK_R in links)), lidar)
+
+    def _measure(self, state: BipedState) -> SensorFrame:
+        """The sensor frame of the readings now (:meth:`_readings`)."""
+        return _frame_of(self._readings(state))
+
+    def _observe(self, state: BipedState) -> np.ndarray:
+        """The observation of the readings now. With a sensor delay it goes through a frame in the delay line;
+        without one it is built from the readings directly, and their frame only when :meth:`sensor_frame` asks
+        (the same numbers: ``build_obs(sensor_frame())`` is the observation)."""
+        readings = self._readings(state)
+        if self._delay is not None:
+            self._frame = self._delay.push(_frame_of(readings))
+            return BIPED_SPEC.build_obs(self._frame)
+        self._frame, self._last_readings = None, readings
+        return biped_obs_from_readings(*readings)
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":

@@ -161,9 +161,11 @@ class MujocoBiped:
         # views on the motor dofs (3..6): element writes and tolist() on a view beat slicing per substep
         self._motor_qvel, self._motor_qfrc = self.data.qvel[3:7], self.data.qfrc_applied[3:7]
         self._ray_origin = np.zeros(3)
-        # the substep loop in C where it built (sim/_mjloop.c; None: the same loop in Python)
-        self._loop = compiled_loop(m, self.data, slice(3, 7))
+        # the substep loop and the sensor reads in C where it built (sim/_mjloop.c; None: the same in Python)
+        self._loop = loop = compiled_loop(m, self.data, slice(3, 7))
         self._loop_params: object = None  # the motor parameters the compiled loop holds
+        if loop is not None:
+            loop.set_rays(self._ray_vec.tolist(), self._ray_geomgroup.tolist(), r_max)
 
     # --------------------------------------------------------------------------------------- contract
     def set_ground(self, heights: np.ndarray | None, cell_m: float, friction: float) -> None:
@@ -229,19 +231,26 @@ class MujocoBiped:
         links: set[int] = set()
         if d.ncon:
             geom_link, ground = self._geom_link, self._ground_geoms
-            for g1, g2 in d.contact.geom[: d.ncon].tolist():
+            for g1, g2 in d.contact.geom.tolist():  # (the binding's contact list holds the ncon active ones)
                 if g1 in ground:
                     links.add(geom_link[g2])
                 elif g2 in ground:
                     links.add(geom_link[g1])
         # the feet's contact switches also read near-contacts, as PyBullet's contact points do (see CONTACT_SENSE_M)
-        m, ground, sense, distance = self.model, self._active_ground, CONTACT_SENSE_M, mujoco.mj_geomDistance
+        ground, sense, loop = self._active_ground, CONTACT_SENSE_M, self._loop
         for link, geom in self._foot_geoms:
-            if link not in links and distance(m, d, geom, ground, sense, None) < sense:
-                links.add(link)
+            if link not in links:
+                if loop is not None:  # the same mj_geomDistance call, from C
+                    dist = loop.distance(geom, ground, sense)
+                else:
+                    dist = mujoco.mj_geomDistance(self.model, d, geom, ground, sense, None)
+                if dist < sense:
+                    links.add(link)
         return BipedState(q[0], q[1], q[2], v[0], v[1], v[2], q[3:7], v[3:7], links)
 
     def lidar(self, x: float, z: float) -> list[float]:
+        if self._loop is not None:  # the same mj_multiRay call and miss → max range, from C
+            return self._loop.rays(x, z)
         origin = self._ray_origin
         origin[0], origin[2] = x, z
         mujoco.mj_multiRay(self.model, self.data, origin, self._ray_vec, self._ray_geomgroup, True, -1,

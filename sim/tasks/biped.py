@@ -14,6 +14,8 @@ sensor noise, lidar dropout; ``default`` is the milder everyday set. The held-ou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from sim.spec import ActionSpec, MotorSpec, ObsField, RobotSpec, SensorFrame, SensorLayout
@@ -80,23 +82,36 @@ BIPED_PRIVILEGED_FIELDS: tuple[ObsField, ...] = (
 )  # fmt: skip
 
 
-def _biped_obs(spec: RobotSpec, f: SensorFrame, prev_action: np.ndarray) -> np.ndarray:
+def biped_obs_from_readings(pitch_rad: float, pitch_rate_rad_s: float, vel_mps: Sequence[float],
+                            q_rad: Sequence[float], dq_rad_s: Sequence[float], contacts: Sequence[float],
+                            lidar_m: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The biped's observation from its raw sensor readings (SI units, floats or float arrays; the layout of
+    ``BIPED_OBS_FIELDS``): what :data:`BIPED_SPEC`'s ``build_obs`` computes from a :class:`SensorFrame`, and the
+    simulator from the same readings before (or without) packing them into a frame."""
     # one float32 array from one list of Python floats: numpy's per-call overhead, not the arithmetic, is what
-    # this costs every control step. Each value rounds to float32 once, as an element write would; a lidar range
-    # is rounded to float32 first and then divided in double, which rounds to the float32 quotient exactly (the
-    # float32 division of the same operands), and the clip commutes with that rounding (it is monotonic).
-    del prev_action  # the biped observation does not include it (BipedalWalker layout)
-    asarray = np.asarray  # the frame's fields are arrays of any float dtype (or sequences)
-    q, dq = asarray(f.joint_pos_rad).tolist(), asarray(f.joint_vel_rad_s).tolist()
-    c_left, c_right = asarray(f.contacts).tolist()
-    r = float(np.float32(spec.sensors.lidar_max_range_m))
-    lidar = [x / r for x in np.asarray(f.lidar_m, dtype=np.float32).tolist()]
+    # this costs every control step. Each value rounds to float32 once, as an element write would (a frame's
+    # float32 arrays round to the same float32 again); a lidar range is rounded to float32 first and then divided
+    # in double, which rounds to the float32 quotient exactly (the float32 division of the same operands), and the
+    # clip commutes with that rounding (it is monotonic).
+    r = _LIDAR_RANGE_F32
+    lidar = [x / r for x in np.asarray(lidar_m, dtype=np.float32).tolist()]
     return np.array(
-        [f.imu_pitch_rad, f.imu_pitch_rate_rad_s, *asarray(f.vel_mps).tolist(),
-         q[0], dq[0], q[1], dq[1], c_left, q[2], dq[2], q[3], dq[3], c_right,
-         *[0.0 if x < 0.0 else (1.0 if x > 1.0 else x) for x in lidar]],
+        [pitch_rad, pitch_rate_rad_s, vel_mps[0], vel_mps[1],
+         q_rad[0], dq_rad_s[0], q_rad[1], dq_rad_s[1], contacts[0], q_rad[2], dq_rad_s[2], q_rad[3], dq_rad_s[3],
+         contacts[1], *[0.0 if x < 0.0 else (1.0 if x > 1.0 else x) for x in lidar]],
         dtype=np.float32,
     )  # fmt: skip
+
+
+_LIDAR_RANGE_F32 = float(np.float32(BIPED_LIDAR_RANGE_M))  # the range as the board's float32 holds it
+
+
+def _biped_obs(spec: RobotSpec, f: SensorFrame, prev_action: np.ndarray) -> np.ndarray:
+    del spec, prev_action  # the biped observation does not include the previous action (BipedalWalker layout)
+    asarray = np.asarray  # the frame's fields are arrays of any float dtype (or sequences)
+    return biped_obs_from_readings(f.imu_pitch_rad, f.imu_pitch_rate_rad_s, asarray(f.vel_mps).tolist(),
+                                   asarray(f.joint_pos_rad).tolist(), asarray(f.joint_vel_rad_s).tolist(),
+                                   asarray(f.contacts).tolist(), f.lidar_m)  # fmt: skip
 
 
 BIPED_SPEC = RobotSpec(
