@@ -82,9 +82,9 @@ BIPED_PRIVILEGED_FIELDS: tuple[ObsField, ...] = (
 )  # fmt: skip
 
 
-def biped_obs_from_readings(pitch_rad: float, pitch_rate_rad_s: float, vel_mps: Sequence[float],
-                            q_rad: Sequence[float], dq_rad_s: Sequence[float], contacts: Sequence[float],
-                            lidar_m: Sequence[float] | np.ndarray) -> np.ndarray:
+def biped_obs_from_readings(pitch_rad: float, pitch_rate_rad_s: float, vel_mps: Sequence[float] | np.ndarray,
+                            q_rad: Sequence[float] | np.ndarray, dq_rad_s: Sequence[float] | np.ndarray,
+                            contacts: Sequence[float], lidar_m: Sequence[float] | np.ndarray) -> np.ndarray:
     """The biped's observation from its raw sensor readings (SI units, floats or float arrays; the layout of
     ``BIPED_OBS_FIELDS``): what :data:`BIPED_SPEC`'s ``build_obs`` computes from a :class:`SensorFrame`, and the
     simulator from the same readings before (or without) packing them into a frame."""
