@@ -79,9 +79,13 @@ class Thermal:
     ) -> None:
         self.continuous_nm = list(continuous_nm)
         self.gain = 1.0 - math.exp(-period_s / time_constant_s)
-        self.theta = [0.0] * len(self.continuous_nm)  # cold start: winding at ambient
-        self.derating = [False] * len(self.continuous_nm)
         self.derates = derates  # False: track the temperature only (a motor rated for its peak torque)
+        self.reset()
+
+    def reset(self) -> None:
+        """Cold start: every winding at ambient, none derated."""
+        self.theta = [0.0] * len(self.continuous_nm)
+        self.derating = [False] * len(self.continuous_nm)
 
     def update(self, motor_nm: list[float]) -> None:
         """Advance one control period with the motors' torques (N·m, ∝ current) over it."""

@@ -392,7 +392,8 @@ class BipedEnv(gym.Env):
         P = self.params
         motor = self._motor
         motor.command(tau_cmd)
-        a_norm = [min(max(t / lim, -1.0), 1.0) for t, lim in zip(tau_cmd, self._limits_nm, strict=True)]
+        a_norm = [-1.0 if (a := t / lim) < -1.0 else (1.0 if a > 1.0 else a)  # the command, normalized, clipped
+                  for t, lim in zip(tau_cmd, self._limits_nm, strict=True)]  # fmt: skip
         if P["control_jitter"] > 0:
             period = float(np.clip(self.np_random.normal(1.0 / BIPED_SPEC.control_hz, P["control_jitter"]), 0.01, 0.03))
             self._plant.set_substep(period / SUBSTEPS)
@@ -532,10 +533,6 @@ class BipedEnv(gym.Env):
     def _shaping(self, state: BipedState) -> float:
         return PROGRESS_REWARD_PER_M * state.x - self.reward_weights.posture * abs(state.pitch)
 
-    def _lidar(self, state: BipedState) -> list[float]:
-        """Ranges (m) of the 10 rays from the hull centre; the scan is levelled (angles below the horizontal)."""
-        return self._plant.lidar(state.x, state.z)
-
     def _readings(self, state: BipedState) -> Readings:
         """Sensor readings with the noise of the parameters in force (randomness from ``self.np_random``)."""
         # noise-free readings stay plain floats (numpy costs µs per call on 4-element arrays); the float32
@@ -557,7 +554,8 @@ class BipedEnv(gym.Env):
         vel: list[float] | np.ndarray = [state.vx, state.vz]
         if P["velocity_noise"] > 0:
             vel = np.array(vel) + rng.normal(0.0, P["velocity_noise"], 2)
-        lidar: list[float] | np.ndarray = self._lidar(state)
+        # the 10 rays from the hull centre; the scan is levelled (angles below the horizontal)
+        lidar: list[float] | np.ndarray = self._plant.lidar(state.x, state.z)
         max_range = BIPED_SPEC.sensors.lidar_max_range_m
         if P["lidar_noise"] > 0:
             lidar = np.clip(np.array(lidar) + rng.normal(0.0, P["lidar_noise"], 10), 0.0, max_range)

@@ -142,6 +142,7 @@ class MujocoBiped:
         self._geom_link = [body_link.get(int(b), -1) for b in m.geom_bodyid]
         self._ground_geoms = {self._plane, self._terrain}
         self._active_ground = self._plane
+        self._flat_friction: float | None = None  # the plane's friction while it is the ground (None: heightfield)
         self._foot_geoms = [(link, mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, LINK_BODIES[link])) for link in FOOT_LINKS]
         self._bodies = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, LINK_BODIES[k]) for k in (HULL, *MOTOR_JOINTS)]
         self._base_mass = {b: float(m.body_mass[b]) for b in self._bodies}
@@ -169,6 +170,9 @@ class MujocoBiped:
 
     # --------------------------------------------------------------------------------------- contract
     def set_ground(self, heights: np.ndarray | None, cell_m: float, friction: float) -> None:
+        if heights is None and self._flat_friction == friction:  # the plane of the last episode, unchanged
+            return
+        self._flat_friction = friction if heights is None else None
         m = self.model
         active, idle = (self._plane, self._terrain) if heights is None else (self._terrain, self._plane)
         if heights is not None:

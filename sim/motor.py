@@ -67,34 +67,36 @@ class MotorModel:
 
     def reset(self, params: MotorParams) -> None:
         """Start an episode with zero torque in the pipeline and cold windings."""
-        self.params = params
+        if params is not getattr(self, "params", None):  # the same object as the last episode's: nothing to derive
+            self._derive(params)
         n = self.spec.n
-        self._delay_substeps = int(round(params.latency_s / self.substep_s))
         self._queue: deque[list[float]] = deque([0.0] * n for _ in range(self._delay_substeps))
         self._pending = [0.0] * n
+        self.last_applied_nm: list[float] = [0.0] * n  # joint torque of the last substep (after damping/friction)
+        self.last_motor_nm: list[float] = [0.0] * n  # motor torque of the last substep (∝ current)
+        self._thermal.reset()
+        self._lagged = [0.0] * n
+        self._backlash = (
+            Backlash(params.backlash_rad, self.rotor_inertia_kgm2, self.substep_s) if params.backlash_rad > 0 else None
+        )
+
+    def _derive(self, params: MotorParams) -> None:
+        """The constants of an episode's motors (parameters are frozen: derived once per parameter object)."""
+        self.params = params
+        self._delay_substeps = int(round(params.latency_s / self.substep_s))
         self._peak = [params.strength * s for s in self.stall_nm]
         self._curves = list(zip(self._peak, self.no_load_rad_s, strict=True))  # (peak N·m, no-load rad/s) per motor
         self._limit = [params.torque_limit_scale * s for s in self.stall_nm]
         self._damping, self._friction = params.damping_nms_rad, params.friction_nm
-        self.last_applied_nm: list[float] = [0.0] * n  # joint torque of the last substep (after damping/friction)
-        self.last_motor_nm: list[float] = [0.0] * n  # motor torque of the last substep (∝ current)
         self._thermal = Thermal(
             [params.continuous_torque_ratio * pk for pk in self._peak], params.thermal_time_constant_s, self.period_s,
             derates=params.continuous_torque_ratio < 1.0,
         )  # fmt: skip
         self._lag = lag_gain(params.torque_lag_s, self.substep_s)
-        self._lagged = [0.0] * n
-        self._backlash = (
-            Backlash(params.backlash_rad, self.rotor_inertia_kgm2, self.substep_s) if params.backlash_rad > 0 else None
-        )
-        ideal = params.torque_lag_s <= 0 and params.backlash_rad <= 0 and params.supply_sag <= 0
-        self.torque = self._torque_ideal if ideal else self._torque_full
-
-    @property
-    def ideal(self) -> bool:
-        """Whether the episode's substep path is the ideal model (no torque lag, backlash or supply sag): then
-        :meth:`ideal_curves`, :meth:`commands_ahead` and :meth:`record` let a compiled loop run the substeps."""
-        return self.torque == self._torque_ideal
+        # ideal: the episode's substep path is the ideal model (no torque lag, backlash or supply sag); then
+        # ideal_curves(), commands_ahead() and record() let a compiled loop run the substeps
+        self.ideal = params.torque_lag_s <= 0 and params.backlash_rad <= 0 and params.supply_sag <= 0
+        self.torque = self._torque_ideal if self.ideal else self._torque_full
 
     def ideal_curves(self) -> tuple[list[float], list[float], float, float]:
         """The ideal path's parameters: (peak torque N·m, no-load speed rad/s) per motor, damping N·m·s/rad and
@@ -130,8 +132,8 @@ class MotorModel:
         thermal = self._thermal
         thermal.update(self.last_motor_nm)
         limit = thermal.limits(self._limit) if thermal.derates else self._limit
-        clipped = [float(t) for t in torque_nm]
-        self._pending = [-lim if t < -lim else (lim if t > lim else t) for t, lim in zip(clipped, limit, strict=True)]
+        self._pending = [-lim if (t := float(c)) < -lim else (lim if t > lim else t)
+                         for c, lim in zip(torque_nm, limit, strict=True)]  # fmt: skip
 
     def _torque_ideal(self, joint_vel_rad_s: list[float] | np.ndarray) -> list[float]:
         if self._delay_substeps:
