@@ -27,7 +27,15 @@ CONTACT_OPTIONS = 'cone="pyramidal"'
 # island and MuJoCo's per-island solve only adds the cost of finding it; seeded episodes are bit-identical without
 # it (tests/sim/test_engine_seam.py pins their digests). Not for the knob: its fingers and knob are separate
 # islands while apart, and solving them as one changes the last bits.
-SOLVER_FLAGS = '<flag island="disable"/>'
+# The other flags switch off stages with nothing to do in the biped's model, which still cost their checks every
+# step: it has no springs, dampers (the motor model applies joint damping), sensors, actuators (torques go in
+# qfrc_applied), equality or friction-loss constraints, and no parent-child pair of geoms can touch (only the
+# ground collides with the robot). Bit-identical too; the mid-phase stays (without it a heightfield's contacts
+# come in another order, which changes the last bits).
+SOLVER_FLAGS = (
+    '<flag island="disable" spring="disable" damper="disable" sensor="disable" actuation="disable" '
+    'equality="disable" frictionloss="disable" filterparent="disable"/>'
+)
 
 
 def aabb_box_inertia(mass_kg: float, half_extents_m: Sequence[float]) -> list[float]:
