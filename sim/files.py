@@ -12,11 +12,14 @@ Every output (checkpoint, config, report, GIF, plot, bundle, model-store slot) g
   ``/dev/null``).
 
 Folders (``demo_out/``, bundles, store slots) are built in a temp folder beside the target and swapped in by
-:func:`replace_dir`. Standard library only: every stage, down to the robot's controller, uses this module.
+:func:`replace_dir`. :func:`read_json` is the one reader of a JSON file a user hands s2r (a reward or DR file,
+a config, a manifest): bad contents are a one-line error naming the file. Standard library only: every stage,
+down to the robot's controller, uses this module.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -61,6 +64,20 @@ def check_output_dir(path: str | os.PathLike) -> Path:
         raise UserError(f"'{path}' is a {_kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else 'file'}, not a "
                         "folder; s2r replaces only folders it can swap atomically: give another folder name")  # fmt: skip
     return path
+
+
+def read_json(path: str | os.PathLike, what: str, fix: str = "") -> Any:
+    """The JSON value in the file ``path``. Contents that are not UTF-8 JSON are a one-line :class:`UserError`
+    naming ``what`` (e.g. ``"reward file"``), the file, the parser's complaint and its place, then ``fix`` (what
+    to do) if given; a missing or unreadable file raises the OSError (which the CLI prints as one line)."""
+    tail = f"; {fix}" if fix else ""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise UserError(f"{what} {path} is not valid JSON ({exc.msg}, {where}){tail}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{what} {path} is not UTF-8 text (byte {exc.start}), so not JSON{tail}") from None
 
 
 def umask() -> int:
