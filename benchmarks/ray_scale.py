@@ -21,20 +21,9 @@ import numpy as np
 ENV = "biped"
 
 
-def _throughput(venv, n: int, steps: int) -> float:
-    """Env steps/s with random actions (falls and resets included, as in early training)."""
-    for i in range(n):
-        venv.reset_one(i, seed=i)
-    rng = np.random.default_rng(0)
-    t = time.perf_counter()
-    for _ in range(steps // n):
-        _, _, term, trunc, _ = venv.step(rng.uniform(-1, 1, (n, 4)).astype(np.float32))
-        for i in np.flatnonzero(term | trunc):
-            venv.reset_one(int(i))
-    return steps / (time.perf_counter() - t)
-
-
 def env_throughput(n: int, steps: int, repeats: int) -> dict[str, float]:
+    from vec_env_speed import throughput  # this folder's vec-env benchmark: the same random-action loop
+
     from policies.ray_vec import RayVecEnv
     from policies.vec_env import SubprocVecEnv, SyncVecEnv
 
@@ -50,7 +39,7 @@ def env_throughput(n: int, steps: int, repeats: int) -> dict[str, float]:
         for name, make in kinds.items():
             venv = make()
             try:
-                best[name] = max(best[name], _throughput(venv, n, steps))
+                best[name] = max(best[name], throughput(venv, n, steps))
             finally:
                 venv.close()
     return best
@@ -59,11 +48,13 @@ def env_throughput(n: int, steps: int, repeats: int) -> dict[str, float]:
 def call_costs(calls: int) -> dict[str, float]:
     """Seconds: one env step in this process; a Ray actor call's round trip beyond the physics (1 env per
     actor); the driver's CPU time per actor call (what it pays per actor and vector step)."""
+    from vec_env_speed import throughput
+
     from policies.ray_vec import RayVecEnv
     from policies.vec_env import SyncVecEnv
 
     sync = SyncVecEnv(ENV, 1)
-    t_env = 1.0 / _throughput(sync, 1, calls)
+    t_env = 1.0 / throughput(sync, 1, calls)
     sync.close()
     rv = RayVecEnv(ENV, 1, n_actors=1, local_envs=0)
     try:

@@ -15,8 +15,9 @@ from policies.vec_env import SubprocVecEnv, SyncVecEnv, make_env
 ENV = "s2r/Biped-v0"
 
 
-def ours(kind, n: int, steps: int) -> float:
-    venv = kind(ENV, n)
+def throughput(venv, n: int, steps: int) -> float:
+    """Env steps/s of our vector env ``venv`` of ``n`` biped envs with random actions (falls and resets included,
+    as in early training); benchmarks/ray_scale.py measures its Ray env the same way."""
     for i in range(n):
         venv.reset_one(i, seed=i)
     rng = np.random.default_rng(0)
@@ -24,10 +25,16 @@ def ours(kind, n: int, steps: int) -> float:
     for _ in range(steps // n):
         _, _, term, trunc, _ = venv.step(rng.uniform(-1, 1, (n, 4)).astype(np.float32))
         for i in np.flatnonzero(term | trunc):
-            venv.reset_one(i)
-    rate = steps / (time.perf_counter() - t)
-    venv.close()
-    return rate
+            venv.reset_one(int(i))
+    return steps / (time.perf_counter() - t)
+
+
+def ours(kind, n: int, steps: int) -> float:
+    venv = kind(ENV, n)
+    try:
+        return throughput(venv, n, steps)
+    finally:
+        venv.close()
 
 
 def gym_async(n: int, steps: int) -> float:

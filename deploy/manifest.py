@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import UserError
+from sim.files import read_json
 from sim.robots import get_robot
 from sim.spec import RobotSpec
 
@@ -285,11 +286,7 @@ def read_manifest(bundle_dir: str | Path) -> dict[str, Any]:
     if not Path(bundle_dir).is_dir():
         raise UserError(f"bundle '{bundle_dir}' is not a directory; create one with `s2r export CKPT -o DIR`")
     try:
-        text = path.read_text(encoding="utf-8")
+        manifest = read_json(path, "bundle manifest", "the bundle is corrupt")
     except FileNotFoundError:
         raise UserError(f"bundle '{bundle_dir}' has no {MANIFEST_FILE}; create it with `s2r export`") from None
-    try:
-        manifest = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); the bundle is corrupt") from None
     return validate_manifest(manifest)

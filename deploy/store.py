@@ -28,7 +28,7 @@ from typing import Any
 from deploy.bundle import Bundle, copy_durable, load_bundle, replace_atomic, self_test
 from deploy.manifest import BUNDLE_FILES, MANIFEST_FILE, profile_mismatch, profile_of_manifest, robot_profile
 from sim.errors import UserError
-from sim.files import make_dir_beside, replace_dir
+from sim.files import make_dir_beside, read_json, replace_dir
 from sim.robots import get_robot
 
 SLOTS = ("A", "B")
@@ -48,11 +48,9 @@ class ModelStore:
     def profile(self) -> dict[str, Any] | None:
         """The robot profile, or None for a store that was never initialized."""
         try:
-            return json.loads((self.root / PROFILE_FILE).read_text(encoding="utf-8"))
+            return read_json(self.root / PROFILE_FILE, "robot profile", "re-create it with --init-robot")
         except FileNotFoundError:
             return None
-        except json.JSONDecodeError:
-            raise UserError(f"{self.root / PROFILE_FILE} is corrupt; re-create it with --init-robot") from None
 
     def active_slot(self) -> str | None:
         """``A``, ``B`` or None (nothing flashed yet)."""

@@ -17,7 +17,6 @@ range that no longer exists: it is dropped and counted in ``n_stale`` rather tha
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -27,6 +26,7 @@ import numpy as np
 
 from domain_rand.samplers import check_ranges, rng_from_state, rng_state, sample_value
 from sim.errors import UserError
+from sim.files import read_json
 from sim.params import ParamSpace
 from sim.task import get_task
 
@@ -124,11 +124,7 @@ def adr_config_from_dict(
 
 def load_adr_config(path: str, base: ADRConfig | None = None) -> ADRConfig:
     """Read an ADR config JSON file (see :func:`adr_config_from_dict`)."""
-    with open(path, encoding="utf-8") as f:
-        try:
-            d = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"ADR config {path} is not valid JSON: {exc}") from None
+    d = read_json(path, "ADR config")
     if not isinstance(d, dict):
         raise UserError(f"ADR config {path} must hold a JSON object")
     return adr_config_from_dict(d, base, f"ADR config {path}")

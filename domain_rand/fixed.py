@@ -10,7 +10,6 @@ A JSON file has the same shape as a preset: ``{"ground_friction": [0.5, 1.25], "
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from domain_rand.samplers import Ranges, check_ranges, rng_from_state, rng_state, sample_ranges
 from sim.errors import UserError
+from sim.files import read_json
 from sim.params import ParamSpace
 from sim.task import get_task
 
@@ -39,11 +39,7 @@ def load_ranges(space: ParamSpace, dr: str) -> Ranges:
             f"unknown DR preset '{dr}' for {space.robot_id}; use one of {', '.join(presets) or '(none)'} "
             "or a path to a JSON file of {name: [low, high]}"
         )
-    with open(dr, encoding="utf-8") as f:  # OSError (missing file) is a one-line user error in the CLI
-        try:
-            table = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"DR file {dr} is not valid JSON: {exc}") from None
+    table = read_json(dr, "DR file")  # OSError (missing file) is a one-line user error in the CLI
     if not isinstance(table, dict):
         raise UserError(
             f"DR file {dr} must hold a JSON object {{name: [low, high]}}, got {type(table).__name__}"

@@ -102,6 +102,7 @@ class StressConfig:
     seed: int = option(0, "seed of the episodes and of the box's plants", low=0)
     workers: int = option(0, "worker processes (0: one per core)", low=0)
     params: tuple[str, ...] = option((), "comma list: sweep only these parameters (default: all)")
+    sweep: bool = option(True, "the one-at-a-time sweeps (--no-sweep: only the nominal plant and the reality box)")
     engine: str = option(DEFAULT_ENGINE, ENGINE_HELP, choices=ENGINES)
 
     def __post_init__(self) -> None:
@@ -110,7 +111,7 @@ class StressConfig:
 
 def plan(robot: str, space: ParamSpace, cfg: StressConfig) -> tuple[list[Series], list[Job], list[dict[str, float]]]:
     """The sweep series, every episode job (nominal first, then the box and the sweep interleaved) and the box."""
-    series = sweep_series(robot, space, cfg.params)
+    series = sweep_series(robot, space, cfg.params) if cfg.sweep else []
     jobs = [Job("sweep", "nominal", None, {}, cfg.seed + k, record=True) for k in range(cfg.episodes)]
     box_ranges = check_ranges(space, get_task(robot).reality_box, f"reality box of {robot}")
     rng = np.random.default_rng(cfg.seed)
@@ -302,6 +303,8 @@ def run_stress(
         }  # fmt: skip
     wins = sum(bool(r["success"]) for r in box_results)
     lo, hi = wilson_interval(wins, len(box_results))
+    plants = [{"params": params, "success": bool(r["success"]), "fell": bool(r["fell"]), "steps": int(r["length"]),
+               "metrics": r["metrics"]} for params, r in zip(box, box_results, strict=True)]  # fmt: skip
     mass = task.walking_mass()
     return {
         "robot": robot,
@@ -325,6 +328,8 @@ def run_stress(
             "success_rate": wins / len(box_results) if box_results else math.nan,
             "wilson95": [lo, hi],
             "falls": int(sum(r["fell"] for r in box_results)),
+            "by_param": box_by_param(plants),
+            "per_plant": plants,  # each plant's parameters and outcome, in plan order
         },
         "episodes": len(jobs),
         "steps": int(sum(r["length"] for r in results)),
@@ -333,6 +338,25 @@ def run_stress(
         # CPU seconds the episodes took in the workers (the cost on an idle box, whatever the load was)
         "episode_cpu_s": float(sum(r["cpu_s"] for r in results)),
     }
+
+
+def box_by_param(plants: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """Which box parameters the failures lean on: per parameter, the success rate of the plants in the lower and
+    the upper third of its drawn values, and their difference (upper − lower), largest |difference| first. With
+    every parameter drawn at once this is a screen, not a proof: read it with the sweep's cliffs."""
+    if len(plants) < 3:
+        return {}
+    success = np.array([p["success"] for p in plants], dtype=float)
+    rows: dict[str, dict[str, float]] = {}
+    for name in plants[0]["params"]:
+        x = np.array([p["params"][name] for p in plants], dtype=float)
+        lo_cut, hi_cut = np.quantile(x, [1 / 3, 2 / 3])
+        low, high = success[x <= lo_cut], success[x >= hi_cut]
+        if lo_cut == hi_cut or not len(low) or not len(high):
+            continue
+        rows[name] = {"low_third": float(low.mean()), "high_third": float(high.mean()),
+                      "difference": float(high.mean() - low.mean())}  # fmt: skip
+    return dict(sorted(rows.items(), key=lambda kv: -abs(kv[1]["difference"])))
 
 
 def _param_space(gym_id: str) -> ParamSpace:
@@ -355,6 +379,10 @@ def format_report(report: Mapping[str, Any]) -> str:
         f"reality box: {box['success_rate']:.0%} of {box['plants']} random plants "
         f"(95 % CI {box['wilson95'][0]:.0%}-{box['wilson95'][1]:.0%}; {len(box['ranges'])} parameters at once)",
     ]
+    lean = [f"{name} {r['low_third']:.0%} (low third) vs {r['high_third']:.0%} (high third)"
+            for name, r in list(box.get("by_param", {}).items())[:3] if abs(r["difference"]) >= 0.1]  # fmt: skip
+    if lean:
+        lines.append("box failures lean on: " + "; ".join(lean))
     if tm:
         lines.append(
             f"torque on the nominal plant: {tm['at_limit_pct']:.0f} % of steps at the limit, mean |Δτ| "

@@ -214,11 +214,20 @@ class ExtraLoss(Protocol):
 
 class RolloutSchedule:
     """The Runner-facing schedule of an on-policy agent that collects ``cfg.n_steps`` steps of ``num_envs`` envs
-    per update (``self.t``: steps collected so far); PPO and recurrent PPO share it."""
+    per update (``self.t``: steps collected so far), and the learner state it checkpoints; PPO and recurrent PPO
+    share both."""
 
     cfg: PPOConfig
     num_envs: int
     t: int
+    actor: nn.Module
+    critic: nn.Module
+    opt: torch.optim.Optimizer
+    gen: torch.Generator
+    reward_scaler: RewardScaler | None
+    priv_norm: ObsNormalizer | None
+    n_updates: int
+    steps_seen: int
 
     @property
     def update_due(self) -> bool:
@@ -236,6 +245,32 @@ class RolloutSchedule:
 
     def forget_replay(self) -> None:
         """Nothing to refill: an on-policy agent keeps no replay buffer."""
+
+    def learner_state(self) -> dict:
+        """Networks, optimizer, RNG, reward scaler, counters and the privileged-input normalizer."""
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "opt": self.opt.state_dict(),
+            "gen": self.gen.get_state(),
+            "reward_scaler": self.reward_scaler.state_dict() if self.reward_scaler else None,
+            "counters": {"n_updates": self.n_updates, "steps_seen": self.steps_seen},
+            "priv_norm": self.priv_norm.state_dict() if self.priv_norm is not None else None,
+        }
+
+    def load_learner_state(self, state: dict) -> None:
+        """Back to :meth:`learner_state`'s ``state``, at the start of a rollout."""
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.opt.load_state_dict(state["opt"])
+        self.gen.set_state(state["gen"])
+        if self.reward_scaler and state["reward_scaler"]:
+            self.reward_scaler.load_state_dict(state["reward_scaler"])
+        self.n_updates = int(state["counters"]["n_updates"])
+        self.steps_seen = int(state["counters"]["steps_seen"])
+        if self.priv_norm is not None:
+            self.priv_norm.load_state_dict(state["priv_norm"])
+        self.t = 0
 
 
 class PPOAgent(RolloutSchedule):
@@ -421,27 +456,9 @@ class PPOAgent(RolloutSchedule):
 
     def state_dict(self) -> dict:
         """Networks, optimizer, RNG, counters, reward scaler. A partial rollout is dropped (recollected)."""
-        return {
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "opt": self.opt.state_dict(),
-            "gen": self.gen.get_state(),
-            "reward_scaler": self.reward_scaler.state_dict() if self.reward_scaler else None,
-            "counters": {"n_updates": self.n_updates, "steps_seen": self.steps_seen},
-            "priv_norm": self.priv_norm.state_dict() if self.priv_norm is not None else None,
-        }
+        return self.learner_state()
 
     def load_state_dict(self, state: dict) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.opt.load_state_dict(state["opt"])
+        self.load_learner_state(state)
         for g in self.opt.param_groups:  # how to compute is this code's choice, not the checkpoint's
             g["fused"], g["foreach"] = True, None
-        self.gen.set_state(state["gen"])
-        if self.reward_scaler and state["reward_scaler"]:
-            self.reward_scaler.load_state_dict(state["reward_scaler"])
-        self.n_updates = int(state["counters"]["n_updates"])
-        self.steps_seen = int(state["counters"]["steps_seen"])
-        if self.priv_norm is not None:
-            self.priv_norm.load_state_dict(state["priv_norm"])
-        self.t = 0

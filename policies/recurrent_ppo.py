@@ -141,6 +141,8 @@ class RecurrentPPOAgent(RolloutSchedule):
     ``observe`` stores (and evaluates the critic), ``update`` trains once a rollout is full."""
 
     cfg: RecurrentPPOConfig
+    actor: RecurrentGaussianActor
+    critic: RecurrentNet
 
     phase = "learn"  # no warm-up
     replay = None  # on-policy: nothing is kept across updates
@@ -287,33 +289,15 @@ class RecurrentPPOAgent(RolloutSchedule):
     def state_dict(self) -> dict:
         """Networks, optimizer, RNG, counters, reward scaler and the memory of the episodes in progress (a
         partial rollout is dropped, as PPO's: checkpoints are taken between rollouts)."""
-        return {
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "opt": self.opt.state_dict(),
-            "gen": self.gen.get_state(),
-            "reward_scaler": self.reward_scaler.state_dict() if self.reward_scaler else None,
-            "counters": {"n_updates": self.n_updates, "steps_seen": self.steps_seen},
-            "priv_norm": self.priv_norm.state_dict() if self.priv_norm is not None else None,
-            "memory": {"actor": list(self.actor_state), "critic": list(self.critic_state), "starts": self.starts},
-        }
+        memory = {"actor": list(self.actor_state), "critic": list(self.critic_state), "starts": self.starts}
+        return {**self.learner_state(), "memory": memory}
 
     def load_state_dict(self, state: dict) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.opt.load_state_dict(state["opt"])
-        self.gen.set_state(state["gen"])
-        if self.reward_scaler and state["reward_scaler"]:
-            self.reward_scaler.load_state_dict(state["reward_scaler"])
-        self.n_updates = int(state["counters"]["n_updates"])
-        self.steps_seen = int(state["counters"]["steps_seen"])
-        if self.priv_norm is not None:
-            self.priv_norm.load_state_dict(state["priv_norm"])
+        self.load_learner_state(state)
         mem = state["memory"]
         self.actor_state = (mem["actor"][0].clone(), mem["actor"][1].clone())
         self.critic_state = (mem["critic"][0].clone(), mem["critic"][1].clone())
         self.starts = mem["starts"].clone()
-        self.t = 0
 
 
 # ------------------------------------------------------------------------------------------------ inference

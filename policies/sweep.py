@@ -52,7 +52,7 @@ import numpy as np
 from policies.ppo import PPOConfig
 from policies.td3 import TD3Config
 from sim.errors import UserError
-from sim.files import atomic_open, atomic_write
+from sim.files import atomic_open, atomic_write, read_json
 
 SPEC_KEYS = ("name", "base", "seeds", "configs", "grid", "metric")
 TRIAL_DEFAULTS: dict[str, Any] = {"vec": "sync", "update_threads": 1, "progress": False}
@@ -116,16 +116,15 @@ def load_spec(path: str | os.PathLike) -> SweepSpec:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sweep spec {path} not found")
-    text = path.read_text()
     if path.suffix == ".json":
-        data = json.loads(text)
+        data = read_json(path, "sweep spec")
     else:
         try:
             import yaml
         except ImportError:
             raise UserError(f"{path}: YAML specs need PyYAML (pip install pyyaml), or write the spec as JSON") from None
         try:
-            data = yaml.safe_load(text)
+            data = yaml.safe_load(path.read_text())
         except yaml.YAMLError as exc:
             raise UserError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):

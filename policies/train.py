@@ -40,7 +40,7 @@ from policies.vec_env import VEC_KINDS, make_env
 from sim.config import option, validate
 from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES, env_kwargs
 from sim.errors import UserError
-from sim.files import atomic_write
+from sim.files import atomic_write, read_json
 
 __all__ = ["ALGOS", "TrainConfig", "TrainingStopped", "config_from_dict", "config_to_dict", "resume_config", "train"]
 
@@ -185,11 +185,7 @@ def resume_config(run_dir: str | os.PathLike, steps: int | None = None) -> Train
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; --resume needs a run dir written by `s2r train`")
-    try:
-        d = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno}); was it edited by hand?") from None
-    cfg = config_from_dict(d)
+    cfg = config_from_dict(read_json(path, "run config", "was it edited by hand?"))
     return dataclasses.replace(cfg, steps=steps) if steps is not None else cfg
 
 

@@ -20,14 +20,13 @@ import torch
 
 from policies.normalizer import ObsNormalizer
 from sim.errors import UserError
+from sim.files import read_json
 
 PREFIX = "policy.actor."
 
 
 def bundle_weights(bundle_dir: str | Path) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
     """(actor state dict, obs mean, obs std) read from a bundle's policy.onnx; UserError if it has none."""
-    import json
-
     import onnx
     import onnx.numpy_helper
 
@@ -35,7 +34,7 @@ def bundle_weights(bundle_dir: str | Path) -> tuple[dict[str, torch.Tensor], np.
     model, manifest = folder / "policy.onnx", folder / "manifest.json"
     if not (model.is_file() and manifest.is_file()):
         raise UserError(f"--init-policy {bundle_dir}: not a bundle folder (policy.onnx and manifest.json)")
-    if json.loads(manifest.read_text()).get("model", {}).get("state"):
+    if read_json(manifest, f"--init-policy {bundle_dir}: manifest").get("model", {}).get("state"):
         raise UserError(f"--init-policy {bundle_dir}: a policy with state cannot start a feed-forward training")
     init = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(model)).graph.initializer}
     actor = {k[len(PREFIX):]: torch.as_tensor(v.copy()) for k, v in init.items() if k.startswith(PREFIX)}

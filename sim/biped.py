@@ -34,7 +34,9 @@ Reward (``info["reward_terms"]``), as BipedalWalker:
 The weights (posture 5, torque 0.02, fall 100) are fields of :class:`BipedReward` (``reward=`` of the
 constructor: an instance, a preset name of ``BIPED_REWARD_PRESETS`` or a dict of fields). Its actuation-cost
 terms ``action_rate``, ``torque_sq``, ``power`` and ``at_limit`` (``sim/rewards.py``) are 0 and absent from
-``reward_terms`` by default; the ``smooth`` preset that the robust training uses turns them on.
+``reward_terms`` by default; the ``smooth`` preset that the robust training uses turns them on. The gait term
+``air_time`` (legged_gym's feet air time: ``feet_air_time`` · (swing time − ``air_time_target_s``) at each
+foot's touchdown) is also 0 and absent by default; the ``stride`` preset turns it on.
 Reaching the end of the course also terminates (success); 1600 control steps → ``truncated`` (TimeLimit).
 ``info["metrics"]`` (the task's, :mod:`sim.task`): ``success`` (walked ``SUCCESS_DISTANCE_M`` = 15 m without a
 fall), ``fell``, ``distance_m``.
@@ -142,6 +144,15 @@ class BipedReward(ActuationWeights):
     posture: float = 5.0  # reward per rad of decrease of |hull pitch| (a potential difference, as BipedalWalker)
     torque_abs: float = 0.02  # reward lost per unit of Σ |a| per control step (a: normalized command)
     fall: float = -FALL_REWARD  # reward lost once, at a fall
+    # gait (legged_gym's feet_air_time): at each touchdown, feet_air_time · (swing time − air_time_target_s);
+    # a short, shuffling step costs, a long stride pays: it sets the stride frequency (0: off, the v0 reward)
+    feet_air_time: float = 0.0  # reward per s of swing beyond the target, paid at touchdown
+    air_time_target_s: float = 0.3  # s of swing that earns nothing; shorter swings cost
+
+    @property
+    def gait_on(self) -> bool:
+        """Whether the air-time term is weighted (the env tracks swing times only then)."""
+        return self.feet_air_time > 0
 
 
 BIPED_REWARD_PRESETS: dict[str, BipedReward] = {
@@ -149,6 +160,8 @@ BIPED_REWARD_PRESETS: dict[str, BipedReward] = {
     # smooth, deployable torques (issue #20): at ~1 m/s the progress term pays ~0.3 per step; a bang-bang gait
     # (|Δa| ~ 1 on every motor, all at the limit) would lose more than that, a smooth one a few hundredths
     "smooth": BipedReward(action_rate=0.01, torque_sq=0.01, power_per_w=1e-4, at_limit=0.02),
+    # smooth, plus a stride of ≥ 0.3 s swing per foot: a walking frequency whose torque power stays below 5 Hz
+    "stride": BipedReward(action_rate=0.01, torque_sq=0.01, power_per_w=1e-4, at_limit=0.02, feet_air_time=1.0),
 }
 
 
@@ -277,6 +290,8 @@ class BipedEnv(gym.Env):
         # reward weights: a BipedReward, a preset name of BIPED_REWARD_PRESETS, a JSON file or a dict of fields
         self.reward_weights = reward_weights(BipedReward, reward, BIPED_REWARD_PRESETS)
         self._actuation_on = self.reward_weights.actuation_on
+        self._gait_on = self.reward_weights.gait_on
+        self._air_s = [0.0, 0.0]  # swing time of each foot so far, s (the air-time term; FOOT_LINKS order)
         self.course_length_m = float(course_length_m)
         n_obs = BIPED_SPEC.obs_dim
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(n_obs,), dtype=np.float32)
@@ -369,6 +384,7 @@ class BipedEnv(gym.Env):
         self._x0 = self._last_x = state.x
         self._prev_shaping = self._shaping(state)
         self._prev_a_norm = [0.0] * 4  # the last command's normalized action (the action_rate term)
+        self._air_s = [0.0, 0.0]
         obs = self._observe(state)
         info = {"params": dict(self.params), "distance_m": 0.0}
         if self.privileged:
@@ -429,6 +445,9 @@ class BipedEnv(gym.Env):
             terms.update(extra)
             reward += sum(extra.values())
             self._prev_a_norm = a_norm
+        if self._gait_on:
+            terms["air_time"] = air = self._air_time_term(links)
+            reward += air
         self._prev_shaping = shaping
         finished = x - self._x0 >= self.course_length_m
         if captured is None:
@@ -451,6 +470,18 @@ class BipedEnv(gym.Env):
         if self.privileged:
             info["privileged"] = self._privileged(state)
         return obs, reward, fell or finished, False, info
+
+    def _air_time_term(self, links: set[int]) -> float:
+        """The gait term of this step (BipedReward.feet_air_time): paid at each foot's touchdown, for its swing."""
+        w, dt_s, total = self.reward_weights, 1.0 / BIPED_SPEC.control_hz, 0.0
+        for i, foot in enumerate(FOOT_LINKS):
+            if foot in links:
+                if self._air_s[i] > 0:  # touchdown after a swing
+                    total += w.feet_air_time * (self._air_s[i] - w.air_time_target_s)
+                self._air_s[i] = 0.0
+            else:
+                self._air_s[i] += dt_s
+        return total
 
     def sensor_frame(self) -> SensorFrame:
         """Raw readings (SI units, with noise) that the last observation was built from."""

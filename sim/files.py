@@ -12,11 +12,14 @@ Every output (checkpoint, config, report, GIF, plot, bundle, model-store slot) g
   ``/dev/null``).
 
 Folders (``demo_out/``, bundles, store slots) are built in a temp folder beside the target and swapped in by
-:func:`replace_dir`. Standard library only: every stage, down to the robot's controller, uses this module.
+:func:`replace_dir`. :func:`read_json` is the one reader of a JSON file a user hands s2r (a reward or DR file,
+a config, a manifest): bad contents are a one-line error naming the file. Standard library only: every stage,
+down to the robot's controller, uses this module.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -37,30 +40,44 @@ def _kind(mode: int) -> str:
     return "special file"
 
 
+def _mode(path: str | os.PathLike) -> int | None:
+    """``st_mode`` of what is at ``path`` itself (a symlink is not followed), or None where nothing is."""
+    try:
+        return os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+
+
 def check_output_file(path: str | os.PathLike) -> Path:
     """``path`` if it is free or a regular file s2r may replace; else a one-line :class:`UserError`."""
-    path = Path(path)
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return path
-    if not stat.S_ISREG(st.st_mode):
-        raise UserError(f"'{path}' is a {_kind(st.st_mode)}, not a regular file; s2r replaces only regular files "
+    path, mode = Path(path), _mode(path)
+    if mode is not None and not stat.S_ISREG(mode):
+        raise UserError(f"'{path}' is a {_kind(mode)}, not a regular file; s2r replaces only regular files "
                         "or writes new ones: give another file name")  # fmt: skip
     return path
 
 
 def check_output_dir(path: str | os.PathLike) -> Path:
     """``path`` if it is free or a real folder s2r may replace (not a symlink or a file); else a UserError."""
-    path = Path(path)
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return path
-    if not stat.S_ISDIR(st.st_mode):
-        raise UserError(f"'{path}' is a {_kind(st.st_mode) if not stat.S_ISREG(st.st_mode) else 'file'}, not a "
-                        "folder; s2r replaces only folders it can swap atomically: give another folder name")  # fmt: skip
+    path, mode = Path(path), _mode(path)
+    if mode is not None and not stat.S_ISDIR(mode):
+        raise UserError(f"'{path}' is a {_kind(mode) if not stat.S_ISREG(mode) else 'file'}, not a folder; s2r "
+                        "replaces only folders it can swap atomically: give another folder name")  # fmt: skip
     return path
+
+
+def read_json(path: str | os.PathLike, what: str, fix: str = "") -> Any:
+    """The JSON value in the file ``path``. Contents that are not UTF-8 JSON are a one-line :class:`UserError`
+    naming ``what`` (e.g. ``"reward file"``), the file, the parser's complaint and its place, then ``fix`` (what
+    to do) if given; a missing or unreadable file raises the OSError (which the CLI prints as one line)."""
+    tail = f"; {fix}" if fix else ""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise UserError(f"{what} {path} is not valid JSON ({exc.msg}, {where}){tail}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{what} {path} is not UTF-8 text (byte {exc.start}), so not JSON{tail}") from None
 
 
 def umask() -> int:
@@ -79,11 +96,8 @@ def umask() -> int:
 
 def new_file_mode(path: str | os.PathLike) -> int:
     """The mode a file written at ``path`` gets: the existing regular file's, else 0o666 minus the umask."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return 0o666 & ~umask()
-    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else 0o666 & ~umask()
+    mode = _mode(path)
+    return stat.S_IMODE(mode) if mode is not None and stat.S_ISREG(mode) else 0o666 & ~umask()
 
 
 def fsync_dir(path: str | os.PathLike) -> None:

@@ -26,13 +26,13 @@ Terms (each a reward per control step, ≤ 0; ``a`` = the normalized command in 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sim.errors import UserError
+from sim.files import read_json
 
 AT_LIMIT = 0.99  # |a| at or above this share of the limit counts as "at the limit" (as domain_rand.stress)
 
@@ -96,10 +96,7 @@ def reward_weights(cls: type[W], value: Any, presets: Mapping[str, W]) -> W:
         path = Path(value)
         if not path.is_file():
             raise UserError(f"reward '{value}' is neither a preset ({', '.join(presets)}) nor a JSON file")
-        try:
-            value = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise UserError(f"reward file {path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        value = read_json(path, "reward file")
     if not isinstance(value, Mapping):
         raise UserError(
             f"reward weights must be a preset name, a JSON file or an object of fields, got {value!r}"

@@ -11,8 +11,11 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,23 +107,42 @@ def _target(path: str) -> tuple[str, str, Any, str | None]:
     return policy.robot_id, policy.env_id, functools.partial(run_policy, path), None
 
 
-class _Progress:
-    """A one-line progress bar on stderr (a line per 10 % when stderr is not a terminal)."""
+def _terminal() -> bool:
+    """stderr is a terminal with a width (a pty nobody sized, as some CI runners give, has 0 columns)."""
+    try:
+        return sys.stderr.isatty() and os.get_terminal_size(sys.stderr.fileno()).columns > 0
+    except (OSError, ValueError):  # no file descriptor (a captured stream), or not a terminal
+        return False
 
-    def __init__(self) -> None:
-        self.t0, self.tty, self.shown = time.monotonic(), sys.stderr.isatty(), -1
 
-    def __call__(self, done: int, total: int) -> None:
-        frac = done / total
-        elapsed = time.monotonic() - self.t0
-        eta = elapsed / frac - elapsed if frac > 0 else 0.0
-        bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
-        line = f"stress [{bar}] {done}/{total} episodes, {elapsed:.0f} s, ~{eta:.0f} s left"
-        if self.tty:
-            print("\r" + line, end="\n" if done == total else "", file=sys.stderr, flush=True)
-        elif int(10 * frac) > self.shown:
-            self.shown = int(10 * frac)
+BAR = "stress [{bar}] {n_fmt}/{total_fmt} episodes, {elapsed} elapsed, ~{remaining} left"
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[int, int], None]]:
+    """``progress(done, total)`` for run_stress: a tqdm bar on stderr on a terminal (shown from the first
+    episode on, timed from the start); else (CI logs, pipes, an unsized pty) the same text as a plain line at
+    each tenth of the episodes, with no carriage returns."""
+    from tqdm import tqdm
+
+    t0, tenths = time.monotonic(), -1
+    bar = tqdm(file=sys.stderr, bar_format=BAR, dynamic_ncols=True, delay=0.1) if _terminal() else None
+
+    def show(done: int, total: int) -> None:
+        nonlocal tenths
+        if bar is not None:
+            bar.total = total  # known once run_stress has planned its episodes
+            bar.update(done - bar.n)
+        elif 10 * done // total > tenths:
+            tenths = 10 * done // total
+            line = tqdm.format_meter(done, total, time.monotonic() - t0, bar_format=BAR, ascii=True, ncols=80)
             print(line, file=sys.stderr, flush=True)
+
+    try:
+        yield show
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def run(ns: argparse.Namespace) -> int:
@@ -134,7 +156,8 @@ def run(ns: argparse.Namespace) -> int:
     plot_path = Path(args.plot or f"stress_out/{robot}.png")
     check_output_file(json_path)
     check_output_file(plot_path)
-    report = run_stress(env_id, factory, cfg, progress=_Progress())
+    with _progress() as progress:
+        report = run_stress(env_id, factory, cfg, progress=progress)
     report["target"] = str(args.target)
     report["input_gain_problem"] = gain_problem
     json_path.parent.mkdir(parents=True, exist_ok=True)

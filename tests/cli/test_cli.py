@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -97,6 +98,7 @@ def test_stress_on_the_shipped_knob_bundle_writes_json_and_png(tmp_path):
     assert report["robot"] == "knob" and list(report["sweep"]) == ["backlash"] and report["reality_box"]["plants"] == 2
     assert report["input_gain_problem"] is None and (tmp_path / "k.png").stat().st_size > 1000
     assert "reality box:" in out.stdout and "stress [" in out.stderr
+    assert "\r" not in out.stderr and re.search(r" (\d+)/\1 episodes", out.stderr)  # no TTY: plain lines, to the end
     bad = s2r("stress", str(tmp_path / "nothing"))
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "neither a bundle" in bad.stderr
 

@@ -319,6 +319,53 @@ def test_user_mistakes_are_one_line(tmp_path):
     assert s2r("flash", "--store", str(store), "--status").returncode == 0
 
 
+def test_every_user_json_file_reader_gives_one_line_errors(tmp_path):
+    """sim.files.read_json behind every reader of a JSON file a user hands s2r: bad JSON or bytes that are not
+    UTF-8 are one UserError line naming the file, the place and (where there is one) the fix."""
+    from deploy.manifest import read_manifest
+    from deploy.store import ModelStore
+    from domain_rand.adr import load_adr_config
+    from domain_rand.fixed import load_ranges
+    from policies.sweep import load_spec
+    from policies.train import resume_config
+    from policies.warm_start import bundle_weights
+    from sim.errors import UserError
+    from sim.files import read_json
+    from sim.rewards import ActuationWeights, reward_weights
+    from sim.task import get_task
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"a": 1,\n "b": }')
+    with pytest.raises(UserError) as err:
+        read_json(bad, "thing", "fix it")
+    assert str(err.value) == f"thing {bad} is not valid JSON (Expecting value, line 2 column 7); fix it"
+    (tmp_path / "latin1.json").write_bytes(b'{"name": "caf\xe9"}')
+    with pytest.raises(UserError, match=r"not UTF-8 text \(byte 13\), so not JSON$"):
+        read_json(tmp_path / "latin1.json", "thing")
+    with pytest.raises(FileNotFoundError):
+        read_json(tmp_path / "absent.json", "thing")
+    for name in ("run", "bundle", "store"):
+        (tmp_path / name).mkdir()
+        shutil.copy(bad, tmp_path / name / {"run": "config.json", "store": "profile.json"}.get(name, "manifest.json"))
+    (tmp_path / "bundle" / "policy.onnx").write_bytes(b"")
+    readers = [
+        ("reward file", lambda: reward_weights(ActuationWeights, str(bad), {})),
+        ("DR file", lambda: load_ranges(get_task("biped").param_space, str(bad))),
+        ("ADR config", lambda: load_adr_config(str(bad))),
+        ("sweep spec", lambda: load_spec(bad)),
+        ("run config", lambda: resume_config(tmp_path / "run")),
+        ("bundle manifest", lambda: read_manifest(tmp_path / "bundle")),
+        ("robot profile", lambda: ModelStore(tmp_path / "store").profile()),
+        (f"--init-policy {tmp_path / 'bundle'}: manifest", lambda: bundle_weights(tmp_path / "bundle")),
+    ]
+    for what, read in readers:
+        with pytest.raises(UserError) as err:
+            read()
+        msg = str(err.value)
+        assert msg.startswith(f"{what} {tmp_path}/") and "is not valid JSON (Expecting value, line 2" in msg, msg
+        assert "\n" not in msg
+
+
 def test_a_bug_shows_its_traceback_and_asks_for_a_report():
     code = ("import sys, s2r.commands.envs as e; from s2r import cli\n"
             "def boom(args): raise KeyError('internal')\n"

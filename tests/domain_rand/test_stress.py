@@ -11,6 +11,7 @@ import pytest
 
 from domain_rand.stress import (
     StressConfig,
+    box_by_param,
     cliff,
     format_report,
     high_freq_share,
@@ -82,6 +83,8 @@ def test_a_tiny_stress_run_of_the_scripted_knob_expert():
     assert report["nominal"]["success_rate"] == 1.0  # the expert turns the knob on the nominal plant
     assert sweep["success"][-1] < 0.8 and sweep["cliff"] is not None  # 60 ms of latency defeats it
     box = report["reality_box"]
+    assert [p["success"] for p in box["per_plant"]].count(True) == box["successes"]
+    assert all(set(p["params"]) == set(box["ranges"]) for p in box["per_plant"])
     assert box["plants"] == 3 and 0 <= box["wilson95"][0] <= box["success_rate"] <= box["wilson95"][1] <= 1
     tm = report["nominal"]["torque_metrics"]
     assert 0 <= tm["at_limit_pct"] <= 100 and 0 < tm["rms_commanded_per_limit"] <= 1 and "cost_of_transport" not in tm
@@ -102,3 +105,21 @@ def test_a_tiny_stress_run_in_the_mujoco_twin():
     report = run_stress("knob", _knob_expert, cfg)
     assert report["engine"] == "mujoco" and "(mujoco)" in format_report(report).splitlines()[0]
     assert report["nominal"]["success_rate"] == 1.0  # the scripted gait turns the MuJoCo knob too
+
+
+def test_box_by_param_ranks_the_parameter_the_failures_lean_on():
+    rng = np.random.default_rng(0)
+    plants = []
+    for _ in range(60):
+        params = {"latency": float(rng.uniform(0, 0.02)), "noise": float(rng.uniform(0, 1))}
+        plants.append({"params": params, "success": params["latency"] < 0.012})  # latency sinks it, noise does not
+    rows = box_by_param(plants)
+    assert list(rows) == ["latency", "noise"]
+    assert rows["latency"]["low_third"] == 1.0 and rows["latency"]["high_third"] == 0.0
+    assert abs(rows["noise"]["difference"]) < 0.4
+    assert box_by_param(plants[:2]) == {}
+
+
+def test_no_sweep_plans_only_the_nominal_plant_and_the_box():
+    series, jobs, box = plan("biped", BIPED_PARAMS, StressConfig(episodes=2, plants=4, sweep=False))
+    assert series == [] and len(box) == 4 and len(jobs) == 2 + 4

@@ -7,11 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import signal
-import threading
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,62 +19,6 @@ from policies.ppo import PPOConfig  # noqa: E402
 from policies.td3 import TD3Config  # noqa: E402
 from policies.train import TrainConfig, train  # noqa: E402
 from sim.errors import UserError  # noqa: E402
-
-
-def _rows(run_dir: Path) -> dict[str, list[float]]:
-    return read_progress(run_dir / "progress.csv")
-
-
-def _same_progress(a: Path, b: Path, keys: tuple[str, ...]) -> None:
-    ra, rb = _rows(a), _rows(b)
-    for key in keys:
-        np.testing.assert_array_equal(ra[key], rb[key], err_msg=key)  # bit-equal; NaN (no value yet) = NaN
-
-
-def _kill_an_actor_when(path: Path, lines: int, killed: list[int]) -> threading.Thread:
-    """A thread that SIGKILLs one of this test's rollout actors once ``path`` has ``lines`` lines."""
-
-    def killer() -> None:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if path.is_file() and len(path.read_text().splitlines()) >= lines:
-                pids = _our_actor_pids()
-                if pids:
-                    os.kill(pids[0], signal.SIGKILL)
-                    killed.append(pids[0])
-                return
-            time.sleep(0.005)
-
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
-    return thread
-
-
-def _our_actor_pids() -> list[int]:
-    """PIDs of the RolloutShard actors of this test's cluster (descendants of this process)."""
-    me, pids = os.getpid(), []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                cmd = (d / "cmdline").read_bytes()
-                stat = (d / "stat").read_text()
-            except OSError:
-                continue
-            if cmd.startswith(b"ray::RolloutShard") and me in _ancestors(int(stat.rsplit(")", 1)[1].split()[1])):
-                pids.append(int(d.name))
-    return sorted(pids)
-
-
-def _ancestors(pid: int) -> set[int]:
-    out = {pid}
-    while pid > 1:
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            break
-        out.add(pid)
-    return out
-
 
 PPO_SMALL = PPOConfig(n_steps=64, batch_size=64, n_epochs=2, hidden=(16, 16), num_envs=4, normalize_obs=False)
 PPO_KEYS = ("global_step", "episodes", "return_mean", "distance_m", "loss/policy", "loss/value", "adr/npd")
@@ -95,7 +34,8 @@ def test_ray_mode_needs_ray_and_the_right_algo():
 
 
 @pytest.mark.slow
-def test_ppo_segments_match_sync_and_survive_a_killed_actor(ray_cluster, tmp_path, caplog):
+def test_ppo_segments_match_sync_and_survive_a_killed_actor(ray_cluster, tmp_path, caplog, same_progress,
+                                                             kill_an_actor_when):  # fmt: skip
     """PPO + ADR on the biped, 4 envs (2 in the driver, 2 in the actor), normalizer off: the same progress rows as
     --vec sync, bit for bit; then the same run with the actor's process SIGKILLed after the first update."""
     cfg = TrainConfig(env="biped", algo="ppo", steps=64 * 4 * 4, num_envs=4, vec="sync", adr=True, seed=3,
@@ -103,16 +43,16 @@ def test_ppo_segments_match_sync_and_survive_a_killed_actor(ray_cluster, tmp_pat
     seg = dataclasses.replace(cfg, vec="auto", ray="local", ray_mode="segments")
     train(cfg, tmp_path / "sync")
     train(seg, tmp_path / "seg")
-    _same_progress(tmp_path / "sync", tmp_path / "seg", PPO_KEYS)
+    same_progress(tmp_path / "sync", tmp_path / "seg", PPO_KEYS)
     killed: list[int] = []
-    thread = _kill_an_actor_when(tmp_path / "killed" / "progress.csv", 2, killed)  # header + the first row
+    thread = kill_an_actor_when("RolloutShard", tmp_path / "killed" / "progress.csv", 2, killed)  # header + row 1
     with caplog.at_level(logging.WARNING, logger="policies.ray_vec"):
         summary = train(seg, tmp_path / "killed")
     thread.join()
     assert killed, "the actor's process was not found"
     assert summary["global_step"] == cfg.steps
     assert "restarted; its envs replayed" in caplog.text
-    _same_progress(tmp_path / "sync", tmp_path / "killed", PPO_KEYS)  # no transition lost, invented or changed
+    same_progress(tmp_path / "sync", tmp_path / "killed", PPO_KEYS)  # no transition lost, invented or changed
 
 
 @pytest.mark.slow
@@ -174,19 +114,19 @@ def test_async_td3_learns_pendulum_checkpoints_and_resumes(ray_cluster, tmp_path
     _pendulum_transitions_are_real(replay, 2)
     resumed = train(resume_config(tmp_path / "run", steps=6400), tmp_path / "run", resume=True)
     assert resumed["global_step"] == 6400
-    rows = _rows(tmp_path / "run")
+    rows = read_progress(tmp_path / "run" / "progress.csv")
     assert rows["global_step"][-1] == 6400 and rows["global_step"][:6] == [1000.0 * k for k in range(1, 7)]
 
 
 @pytest.mark.slow
-def test_async_td3_goes_on_when_an_actor_is_killed(ray_cluster, tmp_path, caplog):
+def test_async_td3_goes_on_when_an_actor_is_killed(ray_cluster, tmp_path, caplog, kill_an_actor_when):
     """The actor's process is SIGKILLed after the first progress row; Ray restarts it, its envs are replayed to
     the last consumed step, and every transition in the replay buffer is still a real Pendulum step, chained."""
     cfg = TrainConfig(env="Pendulum-v1", algo="td3", steps=2000, num_envs=2, seed=1, log_every=400, eval_every=0,
                       tensorboard=False, progress=False, ray="local", ray_mode="async", ray_sync_every=50,
                       algo_config=dataclasses.replace(TD3_PENDULUM, updates_per_step=0.25))  # fmt: skip
     killed: list[int] = []
-    thread = _kill_an_actor_when(tmp_path / "run" / "progress.csv", 2, killed)
+    thread = kill_an_actor_when("RolloutShard", tmp_path / "run" / "progress.csv", 2, killed)
     with caplog.at_level(logging.WARNING, logger="policies.ray_vec"):
         summary = train(cfg, tmp_path / "run")
     thread.join()

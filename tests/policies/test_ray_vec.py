@@ -10,47 +10,17 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 ray = pytest.importorskip("ray")
 
-from policies.plotting import read_progress  # noqa: E402
 from policies.ppo import PPOConfig  # noqa: E402
 from policies.ray_vec import RayVecEnv  # noqa: E402
 from policies.td3 import TD3Config  # noqa: E402
 from policies.train import TrainConfig, train  # noqa: E402
 from policies.vec_env import SyncVecEnv  # noqa: E402
-
-
-def _ancestors(pid: int) -> set[int]:
-    out = set()
-    while pid > 1:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            break
-        pid = int(stat.rsplit(")", 1)[1].split()[1])
-        out.add(pid)
-    return out
-
-
-def _our_actor_pids() -> list[int]:
-    """PIDs of the EnvShard actors of this test's cluster (descendants of this process), as `ps` shows them."""
-    me, pids = os.getpid(), []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                cmd = (d / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if cmd.startswith(b"ray::EnvShard") and me in _ancestors(int(d.name)):
-                pids.append(int(d.name))
-    return sorted(pids)
 
 
 def test_steps_like_sync_and_an_actor_killed_mid_episode_is_replayed_exactly(ray_cluster, caplog):
@@ -120,18 +90,8 @@ PPO_SMALL = PPOConfig(n_steps=64, batch_size=64, n_epochs=2, hidden=(16, 16), nu
 TD3_SMALL = TD3Config(learning_starts=150, batch_size=32, buffer_size=5_000, hidden=(16, 16), normalize_obs=True)
 
 
-def _rows(run_dir: Path) -> dict[str, list[float]]:
-    return read_progress(run_dir / "progress.csv")
-
-
-def _same_progress(a: Path, b: Path, keys: tuple[str, ...]) -> None:
-    ra, rb = _rows(a), _rows(b)
-    for key in keys:
-        np.testing.assert_array_equal(ra[key], rb[key], err_msg=key)  # bit-equal; NaN (no value yet) = NaN
-
-
 @pytest.mark.slow
-def test_ppo_and_td3_through_ray_local_match_sync(ray_cluster, tmp_path):
+def test_ppo_and_td3_through_ray_local_match_sync(ray_cluster, tmp_path, same_progress):
     """Same seed, same progress rows (returns, episodes, ADR ranges, losses) as all envs in this process."""
     ppo = TrainConfig(env="biped", algo="ppo", steps=512, num_envs=4, vec="sync", adr=True, seed=3,
                       tensorboard=False, progress=False, update_threads=1, algo_config=PPO_SMALL)  # fmt: skip
@@ -140,33 +100,21 @@ def test_ppo_and_td3_through_ray_local_match_sync(ray_cluster, tmp_path):
     for name, cfg in (("ppo", ppo), ("td3", td3)):
         train(cfg, tmp_path / f"{name}-sync")
         train(dataclasses.replace(cfg, vec="auto", ray="local"), tmp_path / f"{name}-ray")
-    _same_progress(tmp_path / "ppo-sync", tmp_path / "ppo-ray",
+    same_progress(tmp_path / "ppo-sync", tmp_path / "ppo-ray",
                    ("global_step", "episodes", "return_mean", "distance_m", "loss/policy", "adr/npd"))  # fmt: skip
-    _same_progress(tmp_path / "td3-sync", tmp_path / "td3-ray", ("global_step", "episodes", "return_mean", "loss/critic"))
+    same_progress(tmp_path / "td3-sync", tmp_path / "td3-ray", ("global_step", "episodes", "return_mean", "loss/critic"))
     assert ray.is_initialized()  # the run used this test's cluster and left it running
 
 
 @pytest.mark.slow
-def test_training_goes_on_when_an_actor_is_killed_mid_run(ray_cluster, tmp_path, caplog):
+def test_training_goes_on_when_an_actor_is_killed_mid_run(ray_cluster, tmp_path, caplog, same_progress,
+                                                           kill_an_actor_when):  # fmt: skip
     """A thread SIGKILLs an env actor's process after the first PPO update; Ray restarts it, the run finishes,
     and its progress rows are those of an uninterrupted in-process run: no transition lost or invented."""
     cfg = TrainConfig(env="biped", algo="ppo", steps=64 * 4 * 8, num_envs=4, vec="sync", seed=5,
                       tensorboard=False, progress=False, update_threads=1, algo_config=PPO_SMALL)  # fmt: skip
     killed: list[int] = []
-
-    def killer() -> None:
-        progress, deadline = tmp_path / "ray" / "progress.csv", time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if progress.is_file() and len(progress.read_text().splitlines()) >= 2:  # header + first row
-                pids = _our_actor_pids()
-                if pids:
-                    os.kill(pids[0], signal.SIGKILL)
-                    killed.append(pids[0])
-                return
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
+    thread = kill_an_actor_when("EnvShard", tmp_path / "ray" / "progress.csv", 2, killed)  # header + first row
     with caplog.at_level(logging.WARNING, logger="policies.ray_vec"):
         summary = train(dataclasses.replace(cfg, vec="auto", ray="local"), tmp_path / "ray")
     thread.join()
@@ -174,7 +122,7 @@ def test_training_goes_on_when_an_actor_is_killed_mid_run(ray_cluster, tmp_path,
     assert summary["global_step"] == cfg.steps
     assert "restarted; its envs replayed" in caplog.text
     train(cfg, tmp_path / "sync")
-    _same_progress(tmp_path / "sync", tmp_path / "ray", ("global_step", "episodes", "return_mean", "loss/policy"))
+    same_progress(tmp_path / "sync", tmp_path / "ray", ("global_step", "episodes", "return_mean", "loss/policy"))
 
 
 def test_controller_and_train_imports_do_not_load_ray():

@@ -140,3 +140,42 @@ def test_pushes_and_noise_seeded_and_off_by_default():
     finally:
         for e in envs:
             e.close()
+
+
+def test_biped_air_time_term_pays_at_touchdown():
+    """The gait term (BipedReward.feet_air_time) is paid once per touchdown, for that foot's swing time relative
+    to the target: a long swing earns, a short one costs, a foot that stays down or in the air earns nothing."""
+    from sim.biped import FOOT_LINKS
+
+    env = BipedEnv(reward=BipedReward(feet_air_time=2.0, air_time_target_s=0.1))
+    try:
+        env.reset(seed=0)
+        left, right = FOOT_LINKS
+        dt_s = 1.0 / env.robot_spec.control_hz
+        assert env._air_time_term({left, right}) == 0.0  # both down from the start: nothing
+        for _ in range(10):  # the left foot swings 10 steps, the right one 2 steps, then both touch down
+            assert env._air_time_term({right}) == 0.0
+        assert env._air_time_term(set()) == 0.0
+        assert env._air_time_term(set()) == 0.0
+        pay = env._air_time_term({left, right})
+        assert pay == pytest.approx(2.0 * (12 * dt_s - 0.1) + 2.0 * (2 * dt_s - 0.1))
+        assert env._air_time_term({left, right}) == 0.0
+    finally:
+        env.close()
+
+
+def test_biped_air_time_off_by_default_and_in_the_stride_preset():
+    env = BipedEnv(reward="stride")
+    try:
+        env.reset(seed=1)
+        keys: set[str] = set()
+        for _ in range(30):
+            _, reward, terminated, _, info = env.step(np.zeros(4, np.float32))
+            keys |= set(info["reward_terms"])
+            assert reward == pytest.approx(sum(info["reward_terms"].values()))
+            if terminated:
+                break
+        assert "air_time" in keys and keys >= ACTUATION_KEYS
+    finally:
+        env.close()
+    assert not BipedReward().gait_on and not BIPED_REWARD_PRESETS["smooth"].gait_on
