@@ -313,6 +313,7 @@ class BipedEnv(gym.Env):
         self._push_left = 0  # control steps left in the push in progress
         self._steps = 0
         self._slow_loop = False  # whether a substep needs more than torques and a physics step
+        self._sensor_effects = False  # whether a reading needs more than the true values (encoders, noise...)
         self._limits_nm = [float(v) for v in BIPED_SPEC.action.limits_nm]
         self.params = BIPED_PARAMS.nominal()
         self._frame: SensorFrame | None = None  # the last observation's frame (None: not built yet, see _observe)
@@ -510,6 +511,9 @@ class BipedEnv(gym.Env):
         self._push_force_n, self._push_left, self._steps = 0.0, 0, 0
         self._next_push_step = self._draw_push_gap(1.0) if P["push_force"] > 0 else -1
         self._slow_loop = self._capture_substep >= 0 or P["push_force"] > 0
+        self._sensor_effects = self._encoder is not None or any(
+            P[k] > 0 for k in ("encoder_noise", "imu_noise", "velocity_noise", "lidar_noise", "lidar_dropout", "lidar_spurious")
+        )  # fmt: skip
 
     def _draw_push_gap(self, after_s: float) -> int:
         assert self._fx_rng is not None
@@ -568,25 +572,32 @@ class BipedEnv(gym.Env):
         """Sensor readings with the noise of the parameters in force (randomness from ``self.np_random``)."""
         # noise-free readings stay plain floats (numpy costs µs per call on 4-element arrays); the float32
         # conversion of the frame or the observation rounds exactly as the float64 arrays' astype would
-        P, rng = self.params, self.np_random
         bias = self._encoder_bias
-        q_true = [v + bias for v in state.q]
-        q: list[float] | np.ndarray = q_true
+        q: list[float] | np.ndarray = [v + bias for v in state.q]
         dq: list[float] | np.ndarray = state.dq
+        pitch, rate = state.pitch, state.pitch_rate
+        vel: list[float] | np.ndarray = [state.vx, state.vz]
+        # the 10 rays from the hull centre; the scan is levelled (angles below the horizontal)
+        lidar: list[float] | np.ndarray = self._plant.lidar(state.x, state.z)
+        if self._sensor_effects:
+            q, dq, pitch, rate, vel, lidar = self._sensor_effects_on(q, dq, pitch, rate, vel, lidar)
+        links = state.contact_links
+        return Readings(pitch, rate, vel, q, dq, (float(SHANK_L in links), float(SHANK_R in links)), lidar)
+
+    def _sensor_effects_on(self, q: Any, dq: Any, pitch: float, rate: float, vel: Any,
+                           lidar: Any) -> tuple[Any, Any, float, float, Any, Any]:  # fmt: skip
+        """The encoders, noise, dropout and spurious returns of the parameters in force on true readings."""
+        P, rng = self.params, self.np_random
         if self._encoder is not None:
-            q, dq = self._encoder.read(q_true)
+            q, dq = self._encoder.read(q)
         if P["encoder_noise"] > 0:
             q = np.array(q) + rng.normal(0.0, P["encoder_noise"], 4)
             dq = np.array(dq) + rng.normal(0.0, 10 * P["encoder_noise"], 4)
-        pitch, rate = state.pitch, state.pitch_rate
         if P["imu_noise"] > 0:
             pitch += rng.normal(0.0, P["imu_noise"])
             rate += rng.normal(0.0, 10 * P["imu_noise"])
-        vel: list[float] | np.ndarray = [state.vx, state.vz]
         if P["velocity_noise"] > 0:
             vel = np.array(vel) + rng.normal(0.0, P["velocity_noise"], 2)
-        # the 10 rays from the hull centre; the scan is levelled (angles below the horizontal)
-        lidar: list[float] | np.ndarray = self._plant.lidar(state.x, state.z)
         max_range = BIPED_SPEC.sensors.lidar_max_range_m
         if P["lidar_noise"] > 0:
             lidar = np.clip(np.array(lidar) + rng.normal(0.0, P["lidar_noise"], 10), 0.0, max_range)
@@ -594,8 +605,7 @@ class BipedEnv(gym.Env):
             lidar = np.where(rng.random(10) < P["lidar_dropout"], max_range, lidar)
         if self._fx_rng is not None and P["lidar_spurious"] > 0:
             lidar = spurious_returns(np.asarray(lidar), P["lidar_spurious"], self._fx_rng)
-        links = state.contact_links
-        return Readings(pitch, rate, vel, q, dq, (float(SHANK_L in links), float(SHANK_R in links)), lidar)
+        return q, dq, pitch, rate, vel, lidar
 
     def _measure(self, state: BipedState) -> SensorFrame:
         """The sensor frame of the readings now (:meth:`_readings`)."""
