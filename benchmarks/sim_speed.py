@@ -103,6 +103,10 @@ def main() -> None:
         env_id, engine = runs[name]
         target = f"(target >= {TARGETS[name]:.2f})" if name in TARGETS else "(no target)"
         print(f"{env_id:<24} {engine:<9} {best[name]:>9.0f} {best[name] / base:>28.2f}   {target}  [{name}]")
+    if any(runs[n][1] == "mujoco" for n in names):
+        from sim._mujoco import loop_backend
+
+        print(f"MuJoCo biped substep loop and sensor reads: {loop_backend()} (S2R_MJLOOP=python forces Python)")
     if args.breakdown:  # timing wrappers add their own cost: a separate run, not the figures above
         for name in names:
             env_id, engine = runs[name]

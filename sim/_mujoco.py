@@ -93,6 +93,12 @@ def _loop_type() -> tuple[Any, tuple[int, ...]] | None:
     return None if functions is None else (Loop, functions)
 
 
+def loop_backend() -> str:
+    """``"c"`` where the MuJoCo biped runs its substep loop and sensor reads in C (``sim/_mjloop.c``), else
+    ``"python"`` (what benchmarks report beside their figures)."""
+    return "c" if _loop_type() is not None else "python"
+
+
 def compiled_loop(model: mujoco.MjModel, data: mujoco.MjData, dofs: slice) -> Any | None:
     """A compiled loop (``sim/_mjloop.c``) of the ideal motor model and ``mj_step`` on the motor dofs ``dofs`` of
     ``model``/``data``, with the sensor reads, or None where it is not available (then the caller runs the same
@@ -140,4 +146,4 @@ class OffscreenRenderer:
             self._renderer = None
 
 
-__all__ = ["mujoco", "compiled_loop", "SOLREF", "SOLIMP", "CONTACT_OPTIONS", "SOLVER_FLAGS", "aabb_box_inertia", "capsule_aabb_half_extents", "fmt", "OffscreenRenderer"]
+__all__ = ["mujoco", "compiled_loop", "loop_backend", "SOLREF", "SOLIMP", "CONTACT_OPTIONS", "SOLVER_FLAGS", "aabb_box_inertia", "capsule_aabb_half_extents", "fmt", "OffscreenRenderer"]
