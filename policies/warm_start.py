@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from policies.action_filter import FilteredPolicy
 from policies.normalizer import ObsNormalizer
 from sim.errors import UserError
 from sim.files import read_json
 
-PREFIX = "policy.actor."
+FILTER_STATES = FilteredPolicy.STATE_NAMES  # bundle state that is an action filter, not memory
 
 
 def bundle_weights(bundle_dir: str | Path) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
@@ -34,14 +35,20 @@ def bundle_weights(bundle_dir: str | Path) -> tuple[dict[str, torch.Tensor], np.
     model, manifest = folder / "policy.onnx", folder / "manifest.json"
     if not (model.is_file() and manifest.is_file()):
         raise UserError(f"--init-policy {bundle_dir}: not a bundle folder (policy.onnx and manifest.json)")
-    if read_json(manifest, f"--init-policy {bundle_dir}: manifest").get("model", {}).get("state"):
-        raise UserError(f"--init-policy {bundle_dir}: a policy with state cannot start a feed-forward training")
+    # an action filter's state is not memory: the actor behind it is an MLP, and the training's own filter
+    # (--action-filter-hz, not the bundle's) runs around it
+    state = read_json(manifest, f"--init-policy {bundle_dir}: manifest").get("model", {}).get("state") or []
+    if any(s.get("input") not in FILTER_STATES for s in state):
+        raise UserError(f"--init-policy {bundle_dir}: a policy with memory cannot start a feed-forward training")
+    # the exported module: "policy." is the inference policy; behind a filter (FilteredPolicy) "policy.policy."
+    base = "policy.policy." if state else "policy."
     init = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(model)).graph.initializer}
-    actor = {k[len(PREFIX):]: torch.as_tensor(v.copy()) for k, v in init.items() if k.startswith(PREFIX)}
-    if not actor or "policy.obs_mean" not in init or "policy.obs_std" not in init:
+    prefix, mean, std = base + "actor.", base + "obs_mean", base + "obs_std"
+    actor = {k[len(prefix):]: torch.as_tensor(v.copy()) for k, v in init.items() if k.startswith(prefix)}
+    if not actor or mean not in init or std not in init:
         raise UserError(f"--init-policy {bundle_dir}: its ONNX graph has no MLP actor and normalizer initializers "
-                        f"({PREFIX}*, policy.obs_mean, policy.obs_std)")  # fmt: skip
-    return actor, np.asarray(init["policy.obs_mean"], np.float64), np.asarray(init["policy.obs_std"], np.float64)
+                        f"({prefix}*, {mean}, {std})")  # fmt: skip
+    return actor, np.asarray(init[mean], np.float64), np.asarray(init[std], np.float64)
 
 
 def checkpoint_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:

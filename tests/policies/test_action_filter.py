@@ -4,6 +4,7 @@ with it; bad settings are one-line errors."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import gymnasium as gym
@@ -120,3 +121,25 @@ def test_warm_start_from_a_bundle_reproduces_its_actions(tmp_path):
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
     with pytest.raises(UserError, match="does not fit"):
         warm_start(GaussianActor(spec.obs_dim, spec.action.n, [16]), norm, tmp_path / "b")
+
+
+def test_warm_start_from_a_filtered_bundle_takes_the_actor_behind_the_filter(tmp_path):
+    """A bundle whose only state is its action filter (the shipped biped) warm-starts an MLP training: the actor
+    behind the filter is loaded (the training runs its own --action-filter-hz); a bundle with memory does not."""
+    from policies.normalizer import ObsNormalizer
+    from policies.warm_start import warm_start
+
+    ckpt = _ckpt(seed=4, cutoff_hz=CUTOFF_HZ)
+    export_bundle(inference_policy_from_checkpoint(ckpt), tmp_path / "f", n_random=200)
+    spec = get_robot("biped")
+    actor = GaussianActor(spec.obs_dim, spec.action.n, [32, 32])
+    warm_start(actor, ObsNormalizer(spec.obs_dim, std_floor=spec.obs_resolution), tmp_path / "f")
+    for name, value in actor.state_dict().items():
+        if name != "log_std":
+            assert torch.equal(value, ckpt["actor"][name]), name
+    manifest = json.loads((tmp_path / "f" / "manifest.json").read_text())
+    manifest["model"]["state"].append({"input": "h", "output": "h_next", "dtype": "float32", "shape": ["batch", 8],
+                                       "initial": [0.0] * 8})  # fmt: skip
+    (tmp_path / "f" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="a policy with memory cannot start a feed-forward training"):
+        warm_start(actor, ObsNormalizer(spec.obs_dim), tmp_path / "f")
