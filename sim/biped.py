@@ -53,6 +53,8 @@ Physical parameters: ``BIPED_PARAMS`` (``env.unwrapped.param_space``); apply wit
 Engine: ``engine="pybullet"`` (default; ``sim/biped_pybullet.py``, ``p.DIRECT``) or ``"mujoco"``
 (``sim/biped_mujoco.py``, MJCF generated from the constants below). Everything above — motor model, sensors,
 observation, reward, termination — is this module's and the same in both; docs/mujoco.md compares the physics.
+In MuJoCo the substep loop (the ideal motor model and the physics step) and the lidar run in C where that built
+(``sim/_mjloop.c``), with the same results to the bit as the Python code here and in ``sim/motor.py``.
 
 Version History (a change that alters seeded episodes — physics, reward, observation, termination, a nominal
 parameter — bumps the version of every id it affects, since a bundle's manifest pins its env id; a refactor that

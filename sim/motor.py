@@ -49,7 +49,9 @@ class MotorModel:
       ±0.05 rad/s) oppose motion.
 
     :meth:`torque` runs once per physics substep, so it works on plain Python floats: for four motors numpy's
-    per-call overhead would outweigh the arithmetic (BENCHMARKS.md, Simulation speed).
+    per-call overhead would outweigh the arithmetic (BENCHMARKS.md, Simulation speed). The MuJoCo biped runs the
+    ideal path in C instead (``sim/_mjloop.c``, bit for bit the same), through :meth:`ideal_curves`,
+    :meth:`commands_ahead` and :meth:`record`.
     """
 
     # torque(joint_vel_rad_s) → torque (N·m) per motor to apply during the next physics substep, given the joint
