@@ -61,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
             print(_table(("name", "unit", "nominal", "low", "high", "meaning"), params.rows()))
             priv = getattr(u, "privileged_fields", ())
             n_state = len(priv) - len(params)
-            print(f"\nprivileged state (info['privileged']: the critic's with --ppo/--td3-privileged-critic; never the "
-                  f"actor's): {n_state} state fields, then the {len(params)} parameters above as param_<name>")
+            print(f"\nprivileged state (info['privileged'] of an env made with privileged=True: the critic's with "
+                  f"--ppo/--td3-privileged-critic; never the actor's): {n_state} state fields, then the "
+                  f"{len(params)} parameters above as param_<name>")
             print(_table(("idx", "name", "unit", "range", "meaning"),
                          [(str(i), f.name, f.unit, f"[{f.low:g}, {f.high:g}]", f.doc) for i, f in enumerate(priv[:n_state])]))
         finally:
