@@ -67,6 +67,10 @@ static void *address(PyObject *obj) { return PyLong_AsVoidPtr(obj); }
 static int Loop_init(Loop *self, PyObject *args, PyObject *kwds) {
     PyObject *step, *multi_ray, *geom_distance, *model, *data, *qvel, *qfrc, *owner;
     int n;
+    if (kwds != NULL && PyDict_Size(kwds) > 0) {
+        PyErr_SetString(PyExc_TypeError, "Loop takes positional arguments only");
+        return -1;
+    }
     if (!PyArg_ParseTuple(args, "(OOO)OOOOiO", &step, &multi_ray, &geom_distance, &model, &data, &qvel, &qfrc, &n,
                           &owner))
         return -1;
