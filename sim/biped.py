@@ -390,8 +390,8 @@ class BipedEnv(gym.Env):
         self._air_s = [0.0, 0.0]
         obs = self._observe(state)
         info = {"params": dict(self.params), "distance_m": 0.0}
+        self._param_vec: np.ndarray | None = None  # the privileged state's tail: made when first asked
         if self.privileged:
-            self._param_vec = param_vector(BIPED_PARAMS, P)
             info["privileged"] = self._privileged(state)
         return obs, info
 
@@ -551,6 +551,8 @@ class BipedEnv(gym.Env):
     # -------------------------------------------------------------------------------------- internals
     def _privileged(self, s: BipedState) -> np.ndarray:
         """``info["privileged"]`` now (layout: ``privileged_fields``)."""
+        if self._param_vec is None:  # the episode's physical parameters, once per episode
+            self._param_vec = param_vector(BIPED_PARAMS, self.params)
         links = s.contact_links
         push = self._push_force_n if self._push_left > 0 else 0.0
         return np.concatenate([

@@ -349,8 +349,8 @@ class KnobEnv(gym.Env):
         self._frame = self._delayed(self._measure(*self._plant.read_state()))
         obs = KNOB_SPEC.build_obs(self._frame, self._prev_action)
         info = {"params": dict(self.params), "is_success": False, "consecutive_successes": 0}
+        self._param_vec: np.ndarray | None = None  # the privileged state's tail: made when first asked
         if self.privileged:
-            self._param_vec = param_vector(KNOB_PARAMS, self.params)
             info["privileged"] = self._privileged(self._plant.read_state())
         return obs, info
 
@@ -447,6 +447,8 @@ class KnobEnv(gym.Env):
 
     def _privileged(self, s: KnobState) -> np.ndarray:
         """``info["privileged"]`` now (layout: ``privileged_fields``)."""
+        if self._param_vec is None:  # the episode's physical parameters, once per episode
+            self._param_vec = param_vector(KNOB_PARAMS, self.params)
         return np.concatenate([
             np.asarray(s.q, dtype=np.float32), np.asarray(s.dq, dtype=np.float32),
             np.array([math.sin(s.knob_q), math.cos(s.knob_q), s.knob_dq, _wrap(self._goal - s.knob_q),
