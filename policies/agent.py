@@ -117,6 +117,7 @@ def make_agent(algo_cfg: PPOConfig | TD3Config, obs_dim: int, act_dim: int, norm
     from policies.lstm_td3 import LSTMTD3Agent, LSTMTD3Config
     from policies.ppo import PPOAgent, PPOConfig
     from policies.recurrent_ppo import RecurrentPPOAgent, RecurrentPPOConfig
+    from policies.smoothness import SmoothnessTerm
 
     floor = privileged_floor
     if isinstance(algo_cfg, RecurrentPPOConfig):
@@ -129,10 +130,14 @@ def make_agent(algo_cfg: PPOConfig | TD3Config, obs_dim: int, act_dim: int, norm
         return TD3Agent(algo_cfg, obs_dim, act_dim, norm, seed=seed, privileged_floor=floor)
     if (algo_cfg.expert is None) != (expert is None):
         raise ValueError(f"config names expert {algo_cfg.expert!r} but the agent got {'one' if expert else 'none'}")
-    if expert is None:
-        return PPOAgent(algo_cfg, obs_dim, act_dim, norm, num_envs, total_steps, seed=seed, obs_names=obs_names,
-                        privileged_floor=floor)  # fmt: skip
-    bc = [BCTerm(expert, algo_cfg.bc_coef, algo_cfg.n_steps, num_envs, act_dim)] if algo_cfg.bc_coef > 0 else []
-    ppo = PPOAgent(algo_cfg, obs_dim, act_dim, norm, num_envs, total_steps, seed=seed, extra_losses=bc,
+    terms: list = []
+    if algo_cfg.caps_temporal > 0 or algo_cfg.caps_spatial > 0:
+        terms.append(SmoothnessTerm(norm, algo_cfg.caps_temporal, algo_cfg.caps_spatial, algo_cfg.caps_sigma,
+                                    algo_cfg.n_steps, num_envs, obs_dim))  # fmt: skip
+    if expert is not None and algo_cfg.bc_coef > 0:
+        terms.append(BCTerm(expert, algo_cfg.bc_coef, algo_cfg.n_steps, num_envs, act_dim))
+    ppo = PPOAgent(algo_cfg, obs_dim, act_dim, norm, num_envs, total_steps, seed=seed, extra_losses=terms,
                    obs_names=obs_names, privileged_floor=floor)  # fmt: skip
-    return DAggerWarmStart(ppo, expert, algo_cfg, num_envs) if algo_cfg.imitation_steps > 0 else ppo
+    if expert is None or algo_cfg.imitation_steps == 0:
+        return ppo
+    return DAggerWarmStart(ppo, expert, algo_cfg, num_envs)

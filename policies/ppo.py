@@ -76,6 +76,13 @@ class PPOConfig:
                                  flag="--ppo-imitation-lr")
     bc_coef: float = option(0.0, "weight of the behaviour-cloning MSE to the expert's action in the PPO loss", low=0,
                             flag="--ppo-bc-coef")
+    # CAPS smoothness of the policy itself (policies.smoothness; Mysore et al. 2021): 0 = off
+    caps_temporal: float = option(0.0, "weight of the CAPS temporal term ‖μ(s_t) − μ(s_t+1)‖² in the PPO loss",
+                                  low=0, flag="--ppo-caps-temporal")
+    caps_spatial: float = option(0.0, "weight of the CAPS spatial term ‖μ(s) − μ(s + ε)‖² in the PPO loss", low=0,
+                                 flag="--ppo-caps-spatial")
+    caps_sigma: float = option(0.05, "std of the CAPS spatial noise ε, in normalized observation units", above=0,
+                               flag="--ppo-caps-sigma")
     actor_ignores: tuple[str | int, ...] = option((), "observation fields the actor does not see (zero input "
                                                   "weights): names of the env's observation layout (or indices, "
                                                   "older configs)", flag="--ppo-actor-ignores")
@@ -311,6 +318,9 @@ class PPOAgent(RolloutSchedule):
         self.input_layer = first_linear(self.actor.net)
         ignore_inputs_(self.input_layer, self.ignore)
         self.extra_losses = list(extra_losses)
+        for term in self.extra_losses:  # a term that draws noise draws it from the checkpointed generator
+            if hasattr(term, "gen"):
+                term.gen = self.gen
         self.params = [*self.actor.parameters(), *self.critic.parameters()]
         # fused: one kernel per parameter for the whole Adam step — the same update rule (it rounds differently
         # from the per-op path in the last bit), far cheaper per step than the default per-op loop

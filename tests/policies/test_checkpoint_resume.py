@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from policies.agent import make_agent
 from policies.checkpoint import load_checkpoint, load_inference_policy, read_checkpoint, save_checkpoint
 from policies.normalizer import ObsNormalizer
 from policies.ppo import PPOAgent, PPOConfig
@@ -81,7 +82,7 @@ def test_atomic_save_leaves_no_temp_files(tmp_path):
     assert read_checkpoint(tmp_path / "previous.pt")["x"][0] == 1.0
 
 
-@pytest.mark.parametrize("algo", ["td3", "ppo"])
+@pytest.mark.parametrize("algo", ["td3", "ppo", "ppo-caps"])
 def test_agent_state_roundtrip_continues_identically(algo):
     """Load a saved learner into a fresh one: the next actions and the next update are bit-identical."""
     rng = np.random.default_rng(0)
@@ -91,8 +92,11 @@ def test_agent_state_roundtrip_continues_identically(algo):
         norm = ObsNormalizer(3)
         if algo == "td3":
             return TD3Agent(dataclasses.replace(SMALL_TD3, learning_starts=10), 3, 1, norm, seed=5)
-        return PPOAgent(PPOConfig(n_steps=16, batch_size=8, hidden=(16, 16)), 3, 1, norm, num_envs=2,
-                        total_steps=1000, seed=5)  # fmt: skip
+        cfg = PPOConfig(n_steps=16, batch_size=8, hidden=(16, 16))
+        if algo == "ppo-caps":  # the CAPS term draws its spatial noise from the checkpointed generator
+            cfg = dataclasses.replace(cfg, caps_temporal=0.5, caps_spatial=0.5)
+            return make_agent(cfg, 3, 1, norm, 2, 1000, seed=5)
+        return PPOAgent(cfg, 3, 1, norm, num_envs=2, total_steps=1000, seed=5)
 
     torch.manual_seed(0)
     a = make()
@@ -104,7 +108,7 @@ def test_agent_state_roundtrip_continues_identically(algo):
         a.normalizer.update(nxt)
         a.update()
         obs = nxt
-    while algo == "ppo" and a.t:  # PPO checkpoints between rollouts
+    while algo != "td3" and a.t:  # PPO checkpoints between rollouts
         a.observe(obs, a.act(obs), np.zeros(2), obs, np.zeros(2, bool), np.zeros(2, bool))
         a.update()
     buf = io.BytesIO()  # through bytes, as a checkpoint goes: no tensors shared between a and b
