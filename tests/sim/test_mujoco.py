@@ -249,6 +249,27 @@ def test_terrain_heights_match_pybullet():
         m.close()
 
 
+def _hull_clearance_after(engine: str, roughness_m: float, steps: int = 5) -> float:
+    env = gym.make("s2r/Biped-v0", engine=engine)
+    u = env.unwrapped
+    env.reset(seed=0, options={"params": {"terrain_roughness": roughness_m}})
+    for _ in range(steps):
+        env.step(np.zeros(4, np.float32))
+    s = u._state
+    clearance = s.z - u._ground_height(s.x)
+    env.close()
+    return clearance
+
+
+@pytest.mark.xfail(strict=True, reason="MuJoCo twin defect (docs/mujoco.md): on a heightfield the unpowered biped "
+                   "drops ~3 cm more in 5 steps than on the plane, although the first metre of terrain is flat")
+def test_a_flat_start_on_a_heightfield_is_the_plane():
+    """The first metre of any terrain is flat, so the first steps on a heightfield are the plane's (PyBullet: the
+    same to the mm)."""
+    for engine in ("pybullet", "mujoco"):
+        assert _hull_clearance_after(engine, 0.005) == pytest.approx(_hull_clearance_after(engine, 0.0), abs=0.003)
+
+
 @pytest.mark.parametrize("params", [{"ground_friction": 0.2, "hull_mass_scale": 1.8, "leg_mass_scale": 0.6}])
 def test_biped_params_reach_the_mujoco_model(params):
     env = BipedEnv(engine="mujoco")
