@@ -66,6 +66,9 @@ keeps episodes bit-identical does not):
   A fix, no bump: in PyBullet, ``reset(seed=s)`` of a reused env reported the previous episode's last contacts in
   its first observation; it now gives a fresh env's episode ``s`` (flat ground; the rough grounds still drift in
   the last bits, ``tests/sim/test_envs.py``). A fresh env's episodes are unchanged.
+  A fix, no bump: with ``engine="mujoco"`` the terrain heightfield (rough, hardcore, any ``terrain_roughness``)
+  was left out of the collision mid-phase, so the robot fell through it; it collides now (docs/mujoco.md).
+  Flat-ground and PyBullet episodes are unchanged.
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ def biped_mjcf(course_length_m: float = COURSE_LENGTH_M) -> str:
     <geom name="plane" type="plane" size="0 0 1" contype="0" conaffinity="1" priority="1" group="{GROUND_GROUP}"
           friction="1 0 0" material="grid"/>
     <geom name="terrain" type="hfield" hfield="terrain" pos="{-3.0 + x_half!r} 0 {z_lo!r}" contype="0"
-          conaffinity="0" priority="1" group="{INACTIVE_GROUP}" friction="1 0 0" rgba="0.6 0.6 0.55 1"/>
+          conaffinity="1" priority="1" group="{INACTIVE_GROUP}" friction="1 0 0" rgba="0.6 0.6 0.55 1"/>
     <body name="boom_x">
       <joint name="boom_x" type="slide" axis="1 0 0"/>
       <inertial pos="0 0 0" mass="{BOOM_LINK_MASS_KG!r}" diaginertia="{boom_i}"/>
@@ -134,6 +134,9 @@ class MujocoBiped:
         self.data = mujoco.MjData(m)
         self._plane = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "plane")
         self._terrain = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "terrain")
+        # compiled colliding, so that the collision mid-phase (a BVH built at compile time from the geoms that can
+        # collide) holds it; set_ground switches it on and off. Compiled inactive, the robot fell through it.
+        m.geom_conaffinity[self._terrain] = 0
         self._hfield_start = int(m.hfield_adr[0])
         self._hfield_n = int(m.hfield_nrow[0] * m.hfield_ncol[0])
         self._n_x = int(m.hfield_ncol[0])
