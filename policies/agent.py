@@ -131,13 +131,17 @@ def make_agent(algo_cfg: PPOConfig | TD3Config, obs_dim: int, act_dim: int, norm
     if (algo_cfg.expert is None) != (expert is None):
         raise ValueError(f"config names expert {algo_cfg.expert!r} but the agent got {'one' if expert else 'none'}")
     terms: list = []
+    smooth = None
     if algo_cfg.caps_temporal > 0 or algo_cfg.caps_spatial > 0:
-        terms.append(SmoothnessTerm(norm, algo_cfg.caps_temporal, algo_cfg.caps_spatial, algo_cfg.caps_sigma,
-                                    algo_cfg.n_steps, num_envs, obs_dim))  # fmt: skip
+        smooth = SmoothnessTerm(norm, algo_cfg.caps_temporal, algo_cfg.caps_spatial, algo_cfg.caps_sigma,
+                                algo_cfg.n_steps, num_envs, obs_dim)  # fmt: skip
+        terms.append(smooth)
     if expert is not None and algo_cfg.bc_coef > 0:
         terms.append(BCTerm(expert, algo_cfg.bc_coef, algo_cfg.n_steps, num_envs, act_dim))
     ppo = PPOAgent(algo_cfg, obs_dim, act_dim, norm, num_envs, total_steps, seed=seed, extra_losses=terms,
                    obs_names=obs_names, privileged_floor=floor)  # fmt: skip
+    if smooth is not None:  # its spatial noise from the agent's checkpointed generator: resume stays exact
+        smooth.gen = ppo.gen
     if expert is None or algo_cfg.imitation_steps == 0:
         return ppo
     return DAggerWarmStart(ppo, expert, algo_cfg, num_envs)

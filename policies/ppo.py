@@ -318,9 +318,6 @@ class PPOAgent(RolloutSchedule):
         self.input_layer = first_linear(self.actor.net)
         ignore_inputs_(self.input_layer, self.ignore)
         self.extra_losses = list(extra_losses)
-        for term in self.extra_losses:  # a term that draws noise draws it from the checkpointed generator
-            if hasattr(term, "gen"):
-                term.gen = self.gen
         self.params = [*self.actor.parameters(), *self.critic.parameters()]
         # fused: one kernel per parameter for the whole Adam step — the same update rule (it rounds differently
         # from the per-op path in the last bit), far cheaper per step than the default per-op loop

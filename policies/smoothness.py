@@ -35,7 +35,7 @@ class SmoothnessTerm:
         self.normalizer, self.temporal, self.spatial, self.sigma = normalizer, temporal, spatial, sigma
         self.labels = torch.zeros(n_steps, num_envs, obs_dim)  # the next step's normalized observation
         self._np_labels = self.labels.numpy()  # the same memory
-        self.gen: torch.Generator | None = None  # the agent's generator (set by the agent that owns the term)
+        self.gen: torch.Generator | None = None  # the PPO agent's generator (policies.agent.make_agent sets it)
 
     def record(self, t: int, obs: np.ndarray) -> None:
         x = self.normalizer(obs)
