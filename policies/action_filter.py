@@ -76,7 +76,7 @@ class FilteredPolicy(nn.Module):
     It has the interface of :class:`policies.lstm_td3.RecurrentInferencePolicy` (``initial_state``,
     ``state_shapes``, ``STATE_NAMES``), so evaluation and export treat it as a policy with memory."""
 
-    STATE_NAMES = ("action_filter",)
+    STATE_NAMES: tuple[str, ...] = ("action_filter",)
 
     def __init__(self, policy: nn.Module, cutoff_hz: float, rate_hz: float) -> None:
         super().__init__()
@@ -86,6 +86,9 @@ class FilteredPolicy(nn.Module):
         for name in ("env_id", "robot_id", "obs_dim", "config", "git_commit", "param_source"):
             setattr(self, name, getattr(policy, name, None))
         self.act_dim: int = int(getattr(policy, "act_dim"))  # noqa: B009  (nn.Module attribute, typed here)
+        # a policy with its own state inside (the gait clock, policies.gait_clock): its state comes first
+        self.inner_states: tuple[str, ...] = tuple(getattr(policy, "STATE_NAMES", ()))
+        self.STATE_NAMES = (*self.inner_states, "action_filter")
         self.eval()
 
     @property
@@ -94,14 +97,20 @@ class FilteredPolicy(nn.Module):
         return self.policy.obs_std  # type: ignore[return-value]
 
     def initial_state(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
-        return (torch.zeros(batch, self.act_dim),)
+        inner = tuple(self.policy.initial_state(batch)) if self.inner_states else ()  # type: ignore[operator]
+        return (*inner, torch.zeros(batch, self.act_dim))
 
     def state_shapes(self) -> dict[str, list[int]]:
-        return {"action_filter": [self.act_dim]}
+        inner = self.policy.state_shapes() if self.inner_states else {}  # type: ignore[operator]
+        return {**inner, "action_filter": [self.act_dim]}
 
-    def forward(self, obs: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if len(state) != 1:
-            raise TypeError("a filtered policy takes (obs, action_filter); see initial_state()")
-        (y,) = state
-        y_next = y + self.alpha * (self.policy(obs).clamp(-1.0, 1.0) - y)
-        return y_next, y_next
+    def forward(self, obs: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if len(state) != len(self.STATE_NAMES):
+            raise TypeError(f"a filtered policy takes (obs, {', '.join(self.STATE_NAMES)}); see initial_state()")
+        *inner, y = state
+        if self.inner_states:
+            action, *inner_next = self.policy(obs, *inner)
+        else:
+            action, inner_next = self.policy(obs), []
+        y_next = y + self.alpha * (action.clamp(-1.0, 1.0) - y)
+        return (y_next, *inner_next, y_next)

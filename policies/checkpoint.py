@@ -224,6 +224,14 @@ def inference_policy_from_checkpoint(ckpt: dict) -> InferencePolicy:
     policy = InferencePolicy(actor, norm["mean"], norm["var"], norm["clip"], norm["eps"], ckpt, norm.get("std_floor"))
     for p in policy.parameters():
         p.requires_grad_(False)
+    clock_hz = float(ckpt.get("config", {}).get("gait_clock_hz") or 0.0)
+    if clock_hz:  # trained with a gait clock: the policy carries its phase (policies.gait_clock)
+        from policies.gait_clock import ClockedPolicy
+        from sim.robots import get_robot
+
+        if policy.robot_id is None:
+            raise UserError(f"checkpoint trained with a gait clock on {policy.env_id}, not an s2r robot env")
+        policy = ClockedPolicy(policy, clock_hz, get_robot(policy.robot_id).control_hz)  # type: ignore[assignment]
     cutoff_hz = float(ckpt.get("config", {}).get("action_filter_hz") or 0.0)
     if cutoff_hz:  # trained with the action filter: it is part of the policy (policies.action_filter)
         from policies.action_filter import FilteredPolicy

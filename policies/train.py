@@ -102,6 +102,10 @@ class TrainConfig:
     action_filter_hz: float = option(0.0, "cutoff of a first-order low-pass action filter that is part of the policy "
                                      "(policies.action_filter): it runs in training, evaluation and the exported "
                                      "ONNX (as state), Hz (0: none)", low=0, metavar="HZ")
+    gait_clock_hz: float = option(0.0, "frequency of a gait clock that is part of the policy (policies.gait_clock): "
+                                  "the actor sees its phase, the reward's clock term (the biped's 'clock' reward) "
+                                  "asks the feet to follow it; in training, evaluation and the exported ONNX (as "
+                                  "state), Hz (0: none)", low=0, metavar="HZ")
     init_policy: str | None = option(None, "fine-tune: start the actor and the observation normalizer (then frozen) "
                                      "from a bundle's feed-forward ONNX policy of the same shape "
                                      "(policies/warm_start.py); default: from scratch", metavar="BUNDLE")
@@ -115,10 +119,12 @@ class TrainConfig:
         self.training_env_kwargs()  # a bad --env-options fails here, with its one-line error
         if self.action_filter_hz and self.algo == "lstm-td3":
             raise UserError("--action-filter-hz is for feed-forward policies; lstm-td3 has its own memory")
+        if self.gait_clock_hz and self.algo in ("lstm-td3", "rppo"):
+            raise UserError(f"--gait-clock-hz is for feed-forward policies (ppo, td3, ddpg), not {self.algo}")
 
     def training_env_kwargs(self) -> dict[str, Any]:
         """The constructor keyword arguments of the training envs beyond the engine's: ``--env-options`` and the
-        action filter's training half (policies.action_filter)."""
+        action filter's and the gait clock's training halves (policies.action_filter, policies.gait_clock)."""
         out: dict[str, Any] = {}
         if self.env_options:
             try:
@@ -129,6 +135,8 @@ class TrainConfig:
                 raise UserError(f"--env-options must be a JSON object of keyword arguments, got {self.env_options!r}")
         if self.action_filter_hz:
             out["action_filter_hz"] = self.action_filter_hz
+        if self.gait_clock_hz:
+            out["gait_clock_hz"] = self.gait_clock_hz
         return out
 
     def resolved(self) -> TrainConfig:
@@ -292,8 +300,10 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: StopSignal
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
-    probe = make_env(cfg.env, **env_kwargs(cfg.env, cfg.engine))  # spaces, robot spec, param space: the same
-    obs_shape, act_shape = probe.observation_space.shape, probe.action_space.shape  # env the workers build
+    # spaces, robot spec, param space: the same env the workers build (with the gait clock's inputs, if any)
+    clock = {"gait_clock_hz": cfg.gait_clock_hz} if cfg.gait_clock_hz else {}
+    probe = make_env(cfg.env, **env_kwargs(cfg.env, cfg.engine), **clock)
+    obs_shape, act_shape = probe.observation_space.shape, probe.action_space.shape
     assert obs_shape is not None and act_shape is not None  # Box spaces (make_env checks the action space)
     obs_dim, act_dim = int(obs_shape[0]), int(act_shape[0])
     spec = getattr(probe.unwrapped, "robot_spec", None)
@@ -307,10 +317,15 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: StopSignal
 
     # s2r robots: every field's std is floored at the resolution its spec declares (no input gain above 1/res.)
     floor = spec.obs_resolution if spec is not None else None
+    obs_names = [f.name for f in spec.obs_fields] if spec is not None else None
+    if clock and floor is not None and obs_names is not None:
+        from policies.gait_clock import CLOCK_FIELDS, CLOCK_RESOLUTION
+
+        floor = np.concatenate([floor, np.full(len(CLOCK_FIELDS), CLOCK_RESOLUTION)])
+        obs_names = [*obs_names, *CLOCK_FIELDS]
     norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs, std_floor=floor)
     agent = make_agent(algo_cfg, obs_dim, act_dim, norm, cfg.num_envs, cfg.steps, seed=cfg.seed, expert=expert,
-                       obs_names=[f.name for f in spec.obs_fields] if spec is not None else None,
-                       privileged_floor=priv_floor)  # fmt: skip
+                       obs_names=obs_names, privileged_floor=priv_floor)  # fmt: skip
     meta = {"env_id": cfg.env, "robot_id": spec.robot_id if spec is not None else None, "obs_dim": obs_dim,
             "act_dim": act_dim, "config": config_to_dict(cfg), "git_commit": git_commit()}  # fmt: skip
     if cfg.init_policy and not resume:  # fine-tuning: actor and (frozen) normalizer from a bundle

@@ -40,11 +40,17 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     """``gymnasium.make`` of a short name (biped, knob...) or Gymnasium id, with actions mapped to [-1, 1].
 
     ``action_filter_hz`` > 0: the training half of the policy's action filter wraps the env
-    (:class:`policies.action_filter.LowPassAction`)."""
+    (:class:`policies.action_filter.LowPassAction`); ``gait_clock_hz`` > 0: the training half of its gait clock
+    (:class:`policies.gait_clock.GaitClock`), inside the filter."""
     import sim  # registers s2r/* ids
 
     action_filter_hz = float(kwargs.pop("action_filter_hz", 0.0) or 0.0)
+    gait_clock_hz = float(kwargs.pop("gait_clock_hz", 0.0) or 0.0)
     env = gym.make(sim.resolve_env_id(env_id), **kwargs)
+    if gait_clock_hz:
+        from policies.gait_clock import GaitClock
+
+        env = GaitClock(env, gait_clock_hz)
     if action_filter_hz:
         from policies.action_filter import LowPassAction
 

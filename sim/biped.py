@@ -36,7 +36,10 @@ constructor: an instance, a preset name of ``BIPED_REWARD_PRESETS`` or a dict of
 terms ``action_rate``, ``torque_sq``, ``power`` and ``at_limit`` (``sim/rewards.py``) are 0 and absent from
 ``reward_terms`` by default; the ``smooth`` preset that the robust training uses turns them on. The gait term
 ``air_time`` (legged_gym's feet air time: ``feet_air_time`` · (swing time − ``air_time_target_s``) at each
-foot's touchdown) is also 0 and absent by default; the ``stride`` preset turns it on.
+foot's touchdown) is also 0 and absent by default; the ``stride`` preset turns it on. The periodic gait term
+``gait_clock`` (± ``gait_clock`` per foot and step as its contact matches its phase of the policy's gait clock)
+is added by the clock's training wrapper (``policies/gait_clock.py``; ``clock`` preset, ``--gait-clock-hz``),
+from :meth:`BipedReward.clock_term` and :meth:`BipedEnv.foot_contacts`.
 Reaching the end of the course also terminates (success); 1600 control steps → ``truncated`` (TimeLimit).
 ``info["metrics"]`` (the task's, :mod:`sim.task`): ``success`` (walked ``SUCCESS_DISTANCE_M`` = 15 m without a
 fall), ``fell``, ``distance_m``.
@@ -81,6 +84,7 @@ import gymnasium as gym
 import numpy as np
 
 from sim.engines import DEFAULT_ENGINE, check_engine
+from sim.errors import UserError
 from sim.motor import MotorModel, MotorParams
 from sim.params import ParamSpace, PhysParam, motor_params, motor_params_from, param_fields, param_vector
 from sim.rewards import ActuationWeights, actuation_terms, reward_weights
@@ -153,11 +157,31 @@ class BipedReward(ActuationWeights):
     # a short, shuffling step costs, a long stride pays: it sets the stride frequency (0: off, the v0 reward)
     feet_air_time: float = 0.0  # reward per s of swing beyond the target, paid at touchdown
     air_time_target_s: float = 0.3  # s of swing that earns nothing; shorter swings cost
+    # periodic gait (Siekmann et al. 2021), with the policy's gait clock (policies/gait_clock.py, which adds it):
+    # per foot and step, +gait_clock if its contact matches its phase of the clock, −gait_clock if not. The left
+    # foot's stance is the first stance_fraction of each cycle, the right foot's half a cycle later.
+    gait_clock: float = 0.0  # reward per foot per control step, matched (+) or not (−)
+    stance_fraction: float = 0.6  # share of a gait cycle each foot is on the ground (> 0.5: double support)
 
     @property
     def gait_on(self) -> bool:
         """Whether the air-time term is weighted (the env tracks swing times only then)."""
         return self.feet_air_time > 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 < self.stance_fraction < 1.0:
+            raise UserError(f"reward weight 'stance_fraction' must be in (0, 1), got {self.stance_fraction!r}")
+
+    def clock_term(self, phase: float, contacts: tuple[bool, bool]) -> float:
+        """The periodic gait term at clock phase ``phase`` (cycles, [0, 1)) for the (left, right) foot contacts."""
+        if not self.gait_clock:
+            return 0.0
+        total = 0.0
+        for offset, touching in zip((0.0, 0.5), contacts, strict=True):
+            stance = (phase + offset) % 1.0 < self.stance_fraction
+            total += self.gait_clock if stance == bool(touching) else -self.gait_clock
+        return total
 
 
 BIPED_REWARD_PRESETS: dict[str, BipedReward] = {
@@ -167,6 +191,9 @@ BIPED_REWARD_PRESETS: dict[str, BipedReward] = {
     "smooth": BipedReward(action_rate=0.01, torque_sq=0.01, power_per_w=1e-4, at_limit=0.02),
     # smooth, plus a stride of ≥ 0.3 s swing per foot: a walking frequency whose torque power stays below 5 Hz
     "stride": BipedReward(action_rate=0.01, torque_sq=0.01, power_per_w=1e-4, at_limit=0.02, feet_air_time=1.0),
+    # smooth, plus a gait set by the policy's clock (s2r train --gait-clock-hz): ±0.05 per foot and step is about
+    # a third of what walking at ~1 m/s earns per step
+    "clock": BipedReward(action_rate=0.01, torque_sq=0.01, power_per_w=1e-4, at_limit=0.02, gait_clock=0.05),
 }
 
 
@@ -488,6 +515,13 @@ class BipedEnv(gym.Env):
             else:
                 self._air_s[i] += dt_s
         return total
+
+    def foot_contacts(self) -> tuple[bool, bool]:
+        """Whether the left and right feet touch the ground now (noise-free; the gait clock's reward reads it)."""
+        if self._state is None:
+            raise RuntimeError("call reset() first")
+        links = self._state.contact_links
+        return FOOT_LINKS[0] in links, FOOT_LINKS[1] in links
 
     def sensor_frame(self) -> SensorFrame:
         """Raw readings (SI units, with noise) that the last observation was built from."""
