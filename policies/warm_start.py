@@ -19,11 +19,13 @@ import numpy as np
 import torch
 
 from policies.action_filter import FilteredPolicy
+from policies.gait_clock import ClockedPolicy
 from policies.normalizer import ObsNormalizer
 from sim.errors import UserError
 from sim.files import read_json
 
-FILTER_STATES = FilteredPolicy.STATE_NAMES  # bundle state that is an action filter, not memory
+# bundle state that is not memory: an action filter, a gait clock (policies.gait_clock); the actor is an MLP
+FILTER_STATES = (*FilteredPolicy.STATE_NAMES, *ClockedPolicy.STATE_NAMES)
 
 
 def bundle_weights(bundle_dir: str | Path) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
@@ -35,16 +37,19 @@ def bundle_weights(bundle_dir: str | Path) -> tuple[dict[str, torch.Tensor], np.
     model, manifest = folder / "policy.onnx", folder / "manifest.json"
     if not (model.is_file() and manifest.is_file()):
         raise UserError(f"--init-policy {bundle_dir}: not a bundle folder (policy.onnx and manifest.json)")
-    # an action filter's state is not memory: the actor behind it is an MLP, and the training's own filter
-    # (--action-filter-hz, not the bundle's) runs around it
+    # an action filter's or a gait clock's state is not memory: the actor behind them is an MLP, and the training's
+    # own filter and clock (--action-filter-hz, --gait-clock-hz, not the bundle's) run around it
     state = read_json(manifest, f"--init-policy {bundle_dir}: manifest").get("model", {}).get("state") or []
     if any(s.get("input") not in FILTER_STATES for s in state):
-        raise UserError(f"--init-policy {bundle_dir}: a policy with memory cannot start a feed-forward training")
-    # the exported module: "policy." is the inference policy; behind a filter (FilteredPolicy) "policy.policy."
-    base = "policy.policy." if state else "policy."
+        raise UserError(
+            f"--init-policy {bundle_dir}: a policy with memory cannot start a feed-forward training"
+        )
     init = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(model)).graph.initializer}
+    # the exported module: "policy." is the inference policy, one "policy." deeper behind each wrapper with state
+    # (FilteredPolicy, ClockedPolicy)
+    base = "policy." * (1 + len(state))
     prefix, mean, std = base + "actor.", base + "obs_mean", base + "obs_std"
-    actor = {k[len(prefix):]: torch.as_tensor(v.copy()) for k, v in init.items() if k.startswith(prefix)}
+    actor = {k[len(prefix) :]: torch.as_tensor(v.copy()) for k, v in init.items() if k.startswith(prefix)}
     if not actor or mean not in init or std not in init:
         raise UserError(f"--init-policy {bundle_dir}: its ONNX graph has no MLP actor and normalizer initializers "
                         f"({prefix}*, {mean}, {std})")  # fmt: skip
@@ -76,7 +81,9 @@ def warm_start(actor: torch.nn.Module, norm: ObsNormalizer, source: str | Path) 
                         f"(missing {missing[:3]}, mismatched {wrong[:3]}); use the same hidden sizes")  # fmt: skip
     actor.load_state_dict({**own, **weights})
     if mean.shape != norm.mean.shape:
-        raise UserError(f"--init-policy {bundle_dir}: {mean.shape[0]} observations, this env has {norm.mean.shape[0]}")
+        raise UserError(
+            f"--init-policy {bundle_dir}: {mean.shape[0]} observations, this env has {norm.mean.shape[0]}"
+        )
     norm.load_state_dict({**norm.state_dict(), "mean": mean.tolist(),
                           "var": np.maximum(std**2 - norm.eps, 0.0).tolist(), "count": 1e6})  # fmt: skip
     norm.frozen = True

@@ -149,3 +149,24 @@ def test_a_clock_training_run_evaluates_and_exports_with_its_clock(tmp_path):
     assert isinstance(policy, ClockedPolicy) and policy.obs_dim == get_robot("biped").obs_dim
     manifest = export_bundle(policy, tmp_path / "b", n_random=200)
     assert [s["input"] for s in manifest["model"]["state"]] == ["gait_clock"]
+
+
+def test_warm_start_from_a_clocked_bundle_takes_the_actor_behind_clock_and_filter(tmp_path):
+    """A bundle whose state is its gait clock and action filter warm-starts a training with a clock: the actor
+    (26 inputs) behind both is loaded; a training without a clock (24 inputs) does not fit it."""
+    from policies.normalizer import ObsNormalizer
+    from policies.warm_start import warm_start
+
+    ckpt = _ckpt(seed=4)
+    export_bundle(inference_policy_from_checkpoint(ckpt), tmp_path / "b", n_random=200)
+    spec = get_robot("biped")
+    n_in = spec.obs_dim + N_FEATURES
+    actor = GaussianActor(n_in, spec.action.n, [32, 32])
+    warm_start(actor, ObsNormalizer(n_in), tmp_path / "b")
+    for name, value in actor.state_dict().items():
+        if name != "log_std":
+            assert torch.equal(value, ckpt["actor"][name]), name
+    with pytest.raises(UserError, match="does not fit"):
+        warm_start(
+            GaussianActor(spec.obs_dim, spec.action.n, [32, 32]), ObsNormalizer(spec.obs_dim), tmp_path / "b"
+        )
