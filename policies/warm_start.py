@@ -41,15 +41,13 @@ def bundle_weights(bundle_dir: str | Path) -> tuple[dict[str, torch.Tensor], np.
     # own filter and clock (--action-filter-hz, --gait-clock-hz, not the bundle's) run around it
     state = read_json(manifest, f"--init-policy {bundle_dir}: manifest").get("model", {}).get("state") or []
     if any(s.get("input") not in FILTER_STATES for s in state):
-        raise UserError(
-            f"--init-policy {bundle_dir}: a policy with memory cannot start a feed-forward training"
-        )
+        raise UserError(f"--init-policy {bundle_dir}: a policy with memory cannot start a feed-forward training")
     init = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(model)).graph.initializer}
     # the exported module: "policy." is the inference policy, one "policy." deeper behind each wrapper with state
     # (FilteredPolicy, ClockedPolicy)
     base = "policy." * (1 + len(state))
     prefix, mean, std = base + "actor.", base + "obs_mean", base + "obs_std"
-    actor = {k[len(prefix) :]: torch.as_tensor(v.copy()) for k, v in init.items() if k.startswith(prefix)}
+    actor = {k[len(prefix):]: torch.as_tensor(v.copy()) for k, v in init.items() if k.startswith(prefix)}
     if not actor or mean not in init or std not in init:
         raise UserError(f"--init-policy {bundle_dir}: its ONNX graph has no MLP actor and normalizer initializers "
                         f"({prefix}*, {mean}, {std})")  # fmt: skip
@@ -81,9 +79,7 @@ def warm_start(actor: torch.nn.Module, norm: ObsNormalizer, source: str | Path) 
                         f"(missing {missing[:3]}, mismatched {wrong[:3]}); use the same hidden sizes")  # fmt: skip
     actor.load_state_dict({**own, **weights})
     if mean.shape != norm.mean.shape:
-        raise UserError(
-            f"--init-policy {bundle_dir}: {mean.shape[0]} observations, this env has {norm.mean.shape[0]}"
-        )
+        raise UserError(f"--init-policy {bundle_dir}: {mean.shape[0]} observations, this env has {norm.mean.shape[0]}")
     norm.load_state_dict({**norm.state_dict(), "mean": mean.tolist(),
                           "var": np.maximum(std**2 - norm.eps, 0.0).tolist(), "count": 1e6})  # fmt: skip
     norm.frozen = True
