@@ -43,7 +43,7 @@ def clock_increment(clock_hz: float, rate_hz: float) -> float:
     return float(np.float32(clock_hz / rate_hz))
 
 
-def advance(phase: np.ndarray, increment: float) -> np.ndarray:
+def advance(phase: float, increment: float) -> np.float32:
     """φ → frac(φ + increment), float32 (numpy half; :meth:`ClockedPolicy.forward` is the torch half)."""
     p = np.float32(phase) + np.float32(increment)
     return np.float32(p - np.floor(p))
