@@ -36,6 +36,8 @@ Action: 4 floats in [-1, 1] (finger0_base, finger0_distal, finger1_base, finger1
 
 Task: the knob starts at an angle uniform in ±60°, the target is 180° ± 60° away (uniform), so the shorter way is
 120°–180° in either direction. Success: |angle error| < 0.1 rad held for 10 consecutive control steps.
+The parameter ``goal_distance_scale`` (nominal 1: this task) scales each goal's signed shorter turn, for a
+curriculum on goal distance (ADR over it: ``policies/presets/robust/knob_rl_adr.json``, RL without an expert).
 Single-goal mode (default): success → ``terminated``. ``continuous_goals=True``: a new target 180° ± 60° away is
 drawn after each success and ``info["consecutive_successes"]`` counts them (Dactyl's metric, ADR's signal).
 ``info["is_success"]`` is True once the episode has reached at least one goal. 400 control steps (8 s at 50 Hz)
@@ -48,6 +50,7 @@ Reward (``info["reward_terms"]``, summed):
     near     = +10 once per goal, the first time |angle error| < 0.25 rad
     success  = +50 once per goal, when it is achieved (|angle error| < 0.1 rad for 10 steps)
     torque   = −0.1 · Σ a² (normalized actions)
+    progress = +w · (|error| before − |error| after the step) (rad; w = 0 and absent by default; preset ``rl``)
 The weights are fields of :class:`KnobReward` (``reward=`` of the constructor: an instance, a preset name of
 ``KNOB_REWARD_PRESETS`` or a dict of fields); its actuation-cost terms ``action_rate``, ``torque_sq``, ``power``
 and ``at_limit`` (``sim/rewards.py``) are 0 and absent from ``reward_terms`` by default.
@@ -59,6 +62,10 @@ for an asymmetric critic — exact joint and knob states, undelayed contacts, ap
 the episode's physical parameters; the layout is ``env.unwrapped.privileged_fields``
 (``sim.tasks.knob.KNOB_PRIVILEGED_FIELDS`` + the table). Off by default: only a privileged critic reads it
 (``s2r train --ppo-privileged-critic`` / ``--td3-privileged-critic`` turn it on), and it costs every step.
+
+Start pose: each joint starts uniform within ±0.05 rad of ``HOME_POSE_RAD``; the constructor's
+``base_spread_rad`` widens that for the base joints (tips stay folded out, clear of the fins), a training option
+that shows an RL policy fingers at many positions around the knob.
 
 Physical parameters: ``KNOB_PARAMS`` (``env.unwrapped.param_space``); apply with
 ``env.reset(options={"params": {...}})``. Also accepted in ``options``: ``start_angle`` and ``goal_angle`` (rad)
@@ -112,12 +119,15 @@ PROX_LENGTH_M, PROX_RADIUS_M, PROX_MASS_KG = 0.07, 0.009, 0.04
 DIST_LENGTH_M, TIP_RADIUS_M, DIST_MASS_KG = 0.06, 0.01, 0.03  # distal length: joint to fingertip centre
 ARMATURE_KGM2 = 2.0e-3  # reflected rotor inertia of a small geared servo, per joint axis
 HOME_POSE_RAD = (0.0, 0.35, 0.0, 0.35)  # fingers hanging, tips folded out clear of the fins
+HOME_SPREAD_RAD = 0.05  # each joint starts uniform within this of the home pose
+BASE_SPREAD_MAX_RAD = 1.2  # widest start spread of a base joint: tips still folded out, clear of the fins
 
 START_RANGE_RAD = np.deg2rad(60.0)
 GOAL_OFFSET_RAD = (np.deg2rad(120.0), np.deg2rad(240.0))
 SUCCESS_TOL_RAD = 0.1
 NEAR_TOL_RAD = 0.25
 HOLD_STEPS = 10
+GOAL_SCALE_MIN = 0.1  # nearest curriculum goal: 12°–18° of turn, inside one stroke
 
 # link indices of the hand multibody; joint i drives link i
 F0_BASE, F0_DIST, F1_BASE, F1_DIST = range(4)
@@ -156,6 +166,15 @@ KNOB_PARAMS = ParamSpace(
         *_knob_motor_params(),
         PhysParam(
             "knob_encoder_noise", "rad", 0.0, 0.0, 0.1, "std of knob angle noise (speed noise is 10x, rad/s)"
+        ),
+        PhysParam(
+            "goal_distance_scale",
+            "x",
+            1.0,
+            GOAL_SCALE_MIN,
+            1.0,
+            "task, not plant: scale on each goal's turn from the knob (1: the task; < 1: a curriculum's nearer "
+            "goals, e.g. ADR on goal distance for RL without an expert)",
         ),
     ),
 )
@@ -259,6 +278,10 @@ class KnobReward(ActuationWeights):
     near: float = 10.0  # paid once per goal, the first time |angle error| < 0.25 rad
     success: float = 50.0  # paid once per goal, when it is achieved
     torque: float = 0.1  # reward lost per unit of Σ a² per control step (a: normalized command)
+    # reward per rad of |angle error| removed in the step (negative when it grows); 0: off, absent from the terms.
+    # Potential-based shaping: over one goal it sums to the error removed, and random flailing earns nothing on
+    # average, where the distance term charges it (a random walk of the error grows its mean)
+    progress: float = 0.0
 
 
 KNOB_REWARD_PRESETS: dict[str, KnobReward] = {
@@ -266,6 +289,10 @@ KNOB_REWARD_PRESETS: dict[str, KnobReward] = {
     # smooth, deployable torques (issue #20): the task terms are ~1-15 per step; these cost a chattering policy
     # a few per step and a smooth one next to nothing
     "smooth": KnobReward(action_rate=0.2, power_per_w=0.1, at_limit=0.2),
+    # RL without an expert (issue #22): pays progress instead of charging distance, so a policy that keeps its
+    # fingers off the knob (which the distance term pays for, against early exploration's random turning) gains
+    # nothing
+    "rl": KnobReward(distance=0.0, progress=20.0),
 }
 
 
@@ -284,8 +311,13 @@ class KnobEnv(gym.Env):
         engine: str = DEFAULT_ENGINE,
         reward: KnobReward | str | dict[str, float] | None = None,
         privileged: bool = False,
+        base_spread_rad: float = HOME_SPREAD_RAD,
     ):
         check_engine(engine)
+        if not 0.0 <= base_spread_rad <= BASE_SPREAD_MAX_RAD:
+            raise UserError(f"base_spread_rad must be in [0, {BASE_SPREAD_MAX_RAD}] rad, got {base_spread_rad!r}")
+        # half-width of the uniform start angle of each base joint (training: finger positions to learn from)
+        self.base_spread_rad = float(base_spread_rad)
         self.privileged = bool(privileged)  # report info["privileged"] (an asymmetric critic's input)
         # reward weights: a KnobReward, a preset name of KNOB_REWARD_PRESETS, a JSON file or a dict of fields
         self.reward_weights = reward_weights(KnobReward, reward, KNOB_REWARD_PRESETS)
@@ -307,6 +339,7 @@ class KnobEnv(gym.Env):
         self._frame: SensorFrame | None = None
         self._prev_action = np.zeros(4, dtype=np.float32)
         self._goal = 0.0
+        self._error = 0.0  # |angle error| after the last step, rad (the progress term's potential)
         self._hold = 0
         self._successes = 0
         self._near_paid = False
@@ -342,8 +375,12 @@ class KnobEnv(gym.Env):
         self._apply_params(self.params)
         rng = self.np_random
         start = pinned.get("start_angle", float(rng.uniform(-START_RANGE_RAD, START_RANGE_RAD)))
-        self._plant.reset_state(start, np.asarray(HOME_POSE_RAD) + rng.uniform(-0.05, 0.05, 4))
+        jitter = rng.uniform(-HOME_SPREAD_RAD, HOME_SPREAD_RAD, 4)
+        if self.base_spread_rad != HOME_SPREAD_RAD:  # the default keeps v0's draws bit for bit
+            jitter[[F0_BASE, F1_BASE]] *= self.base_spread_rad / HOME_SPREAD_RAD
+        self._plant.reset_state(start, np.asarray(HOME_POSE_RAD) + jitter)
         self._set_goal(pinned["goal_angle"] if "goal_angle" in pinned else self._draw_goal(start))
+        self._error = abs(_wrap(self._goal - start))  # |angle error| after the last step, rad (progress term)
         self._successes = 0
         self._prev_action = np.zeros(4, dtype=np.float32)
         self._frame = self._delayed(self._measure(*self._plant.read_state()))
@@ -395,6 +432,8 @@ class KnobEnv(gym.Env):
             "success": 0.0,
             "torque": -w.torque * float(np.dot(a_norm, a_norm)),
         }
+        if w.progress:  # off by default (v0)
+            terms["progress"] = w.progress * (self._error - error)
         if w.actuation_on:  # off by default: the v0 reward and info, untouched
             terms.update(actuation_terms(w, a_norm.tolist(), self._prev_action.tolist(),
                                          self._motor.last_applied_nm, self._plant.motor_speeds()))  # fmt: skip
@@ -407,6 +446,8 @@ class KnobEnv(gym.Env):
             self._successes += 1
             if self.continuous_goals:
                 self._set_goal(self._draw_goal(state[2]))
+                error = abs(_wrap(self._goal - state[2]))  # progress counts towards the new goal from here
+        self._error = error
         self._prev_action = a_norm
         self._frame = self._delayed(captured if captured is not None else self._measure(*state))
         obs = KNOB_SPEC.build_obs(self._frame, self._prev_action)
@@ -434,7 +475,11 @@ class KnobEnv(gym.Env):
 
     # -------------------------------------------------------------------------------------- internals
     def _draw_goal(self, knob_angle_rad: float) -> float:
-        return knob_angle_rad + float(self.np_random.uniform(*GOAL_OFFSET_RAD))
+        offset = float(self.np_random.uniform(*GOAL_OFFSET_RAD))
+        scale = self.params["goal_distance_scale"]
+        if scale == 1.0:  # the task as released (v0 episodes bit for bit)
+            return knob_angle_rad + offset
+        return knob_angle_rad + scale * _wrap(offset)  # the same directions, nearer: 120°–180° × scale either way
 
     def _set_goal(self, goal_rad: float) -> None:
         self._goal = goal_rad

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import sim  # noqa: F401  (registers the envs)
-from sim.knob import HOLD_STEPS, KNOB_PARAMS, KnobEnv, _wrap
+from sim.errors import UserError
+from sim.knob import BASE_SPREAD_MAX_RAD, HOLD_STEPS, KNOB_PARAMS, KnobEnv, _wrap
 from sim.knob_gait import (
     CONTACT_OFFSET_M,
     L_EFF_M,
@@ -219,6 +220,79 @@ def test_start_and_goal_distribution(env):
         assert abs(knob) <= np.deg2rad(60) + 1e-6
         assert np.deg2rad(120) - 1e-5 <= abs(obs[13]) <= np.pi  # 180° ± 60° away: 120°–180° the short way
         assert goal == pytest.approx(env.goal_angle, abs=1e-5)
+
+
+@pytest.mark.parametrize("scale", [0.1, 0.5, 0.9])
+def test_goal_distance_scale_brings_goals_nearer_both_ways(env, scale):
+    """A curriculum's goal distance: the task's shorter turn (120°–180°, either way) times the scale."""
+    signs = set()
+    for seed in range(20):
+        obs, _ = env.reset(seed=seed, options={"params": {"goal_distance_scale": scale}})
+        assert scale * np.deg2rad(120) - 1e-5 <= abs(obs[13]) <= scale * np.pi + 1e-5
+        signs.add(np.sign(obs[13]))
+    assert signs == {-1.0, 1.0}
+
+
+def test_base_spread_starts_fingers_apart_and_clear_of_the_knob():
+    """Training option: the base joints start spread over ±base_spread_rad, tips still folded out, so the knob is
+    untouched; a spread outside [0, BASE_SPREAD_MAX_RAD] is a one-line UserError."""
+    env = KnobEnv(base_spread_rad=BASE_SPREAD_MAX_RAD)
+    try:
+        bases = []
+        for seed in range(30):
+            obs, _ = env.reset(seed=seed)
+            knob0, bases = float(env.sensor_frame().aux[0]), [*bases, obs[0], obs[2]]
+            for _ in range(10):
+                obs, *_ = env.step(np.zeros(4, dtype=np.float32))
+                assert obs[14] == obs[15] == 0.0
+            assert float(env.sensor_frame().aux[0]) == pytest.approx(knob0, abs=1e-6)
+        assert max(np.abs(bases)) > 0.8 * BASE_SPREAD_MAX_RAD
+    finally:
+        env.close()
+    with pytest.raises(UserError, match="base_spread_rad"):
+        KnobEnv(base_spread_rad=-0.1)
+
+
+def test_progress_term_is_potential_based_across_goal_switches():
+    """The ``rl`` preset's progress term pays w · (|e| before − |e| after) each step, so an episode sums to the
+    error removed; when continuous goals draw a new target the potential restarts at the new error (no penalty
+    for the jump). The default reward has no such term."""
+    env = KnobEnv(continuous_goals=True, reward="rl")
+    w = env.reward_weights.progress
+    try:
+        env.reset(seed=0, options={"start_angle": -0.2, "goal_angle": -0.15})
+        rng, before, switches = np.random.default_rng(0), 0.05, 0
+        for _ in range(60):
+            _, _, _, _, info = env.step(rng.uniform(-1, 1, 4).astype(np.float32))
+            after, paid = abs(info["angle_error_rad"]), info["reward_terms"]["progress"]
+            assert info["reward_terms"]["distance"] == 0.0
+            if info["reward_terms"]["success"]:  # reached: paid up to an error under the success tolerance
+                switches += 1
+                assert w * (before - 0.1) <= paid <= w * before + 1e-9
+            else:
+                assert paid == pytest.approx(w * (before - after), abs=1e-9)
+            before = after
+        assert switches >= 1
+    finally:
+        env.close()
+    plain = KnobEnv()
+    try:
+        plain.reset(seed=0)
+        assert "progress" not in plain.step(np.zeros(4, dtype=np.float32))[4]["reward_terms"]
+    finally:
+        plain.close()
+
+
+def test_progress_term_by_hand():
+    env = KnobEnv(reward="rl")
+    try:
+        obs, _ = env.reset(seed=3, options={"params": {"goal_distance_scale": 0.2}})
+        before = abs(obs[13])  # nominal sensors: the observed error is the true one
+        obs, *_, info = env.step(np.array([0.5, -0.5, 0.5, -0.5], dtype=np.float32))
+        expected = env.reward_weights.progress * (before - abs(info["angle_error_rad"]))
+        assert info["reward_terms"]["progress"] == pytest.approx(expected, abs=1e-4)
+    finally:
+        env.close()
 
 
 def _trajectory(seed: int, params: dict | None = None, steps: int = 120) -> np.ndarray:
