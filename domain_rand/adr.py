@@ -52,6 +52,9 @@ class ADRConfig:
     t_high: float  # t_H: at or above this widens it
     buffer_size: int = 10  # m: results per bound before a decision
     p_boundary: float = 0.5  # p_b: probability that an episode evaluates a bound
+    # probability that an episode runs every ADR parameter at its nominal value (no bound evaluated; not in the
+    # paper): the ideal corner, which drawing every parameter at once almost never visits, stays in training
+    p_nominal: float = 0.0
     # what an episode's performance is (domain_rand.success.episode_performance): "success" (1/0, so the
     # thresholds are success rates), another metric of the task (Task.metrics: "distance_m"...) or "return"
     performance: str = "success"
@@ -65,6 +68,8 @@ class ADRConfig:
             raise UserError(f"ADR buffer_size must be >= 1, got {self.buffer_size}")
         if not 0.0 <= self.p_boundary <= 1.0:
             raise UserError(f"ADR p_boundary must be in [0, 1], got {self.p_boundary:g}")
+        if not 0.0 <= self.p_nominal < 1.0:
+            raise UserError(f"ADR p_nominal must be in [0, 1), got {self.p_nominal:g}")
         if not self.params:
             raise UserError("ADR config lists no parameters to randomize")
         names = [p.name for p in self.params]
@@ -97,7 +102,7 @@ def adr_config_from_dict(
 ) -> ADRConfig:
     """Build an :class:`ADRConfig` from JSON-shaped data; missing top-level keys come from ``base``.
 
-    Shape: ``{"t_low": 5, "t_high": 15, "buffer_size": 8, "p_boundary": 0.5,
+    Shape: ``{"t_low": 5, "t_high": 15, "buffer_size": 8, "p_boundary": 0.5, "p_nominal": 0.0,
     "params": {"ground_friction": {"delta": 0.05, "init": [0.9, 1.1]}, ...}}``.
     """
     allowed = {f.name for f in fields(ADRConfig)}
@@ -105,7 +110,7 @@ def adr_config_from_dict(
     if unknown:
         raise UserError(f"{what}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
     kwargs: dict[str, Any] = {f.name: getattr(base, f.name) for f in fields(ADRConfig)} if base else {}
-    for key in ("t_low", "t_high", "p_boundary"):
+    for key in ("t_low", "t_high", "p_boundary", "p_nominal"):
         if key in d:
             kwargs[key] = _number(d[key], f"{what}: {key}")
     if "buffer_size" in d:
@@ -174,6 +179,8 @@ class ADR:
     # ------------------------------------------------------------------ Algorithm 1
     def sample(self) -> tuple[dict[str, float], tuple[str, str, float] | None]:
         """Parameters for one episode and the tag ``(name, bound, value)`` of the pinned bound, or ``None``."""
+        if self.config.p_nominal and self.rng.uniform() < self.config.p_nominal:
+            return {n: float(self.space[n].nominal) for n in self.names}, None
         params = {
             n: sample_value(self.ranges[n][0], self.ranges[n][1], self.space[n].log_scale, self.rng)
             for n in self.names

@@ -119,6 +119,25 @@ def test_boundary_probability_extremes(p_b, expect_pinned):
     assert all((adr.sample()[1] is not None) == expect_pinned for _ in range(200))
 
 
+def test_nominal_episodes_at_their_rate_and_never_credited_to_a_bound():
+    """p_nominal: that share of episodes runs every ADR parameter at nominal (the ideal corner), with no tag;
+    off (0), the sample stream is the paper's, draw for draw."""
+    adr = make_adr(seed=5, p_nominal=0.25)
+    feed(adr, "friction", "low", 10.0, 3)  # friction ∈ [0.9, 1.0]: nominal draws are exact, not in-range luck
+    nominal = {name: SPACE[name].nominal for name in adr.names}
+    n, hits = 4000, 0
+    for _ in range(n):
+        params, tag = adr.sample()
+        if params == nominal:
+            hits += 1
+            assert tag is None
+    assert abs(hits / n - 0.25) < 5 * math.sqrt(0.25 * 0.75 / n)
+    off, plain = make_adr(seed=5, p_nominal=0.0), make_adr(seed=5)
+    assert all(off.sample() == plain.sample() for _ in range(50))
+    assert adr_config_from_dict({"p_nominal": 0.1, "t_low": 0, "t_high": 1,
+                                 "params": {"friction": {"delta": 0.1}}}).p_nominal == 0.1  # fmt: skip
+
+
 def test_scale_factors_are_sampled_log_uniformly():
     adr = make_adr(p_boundary=0.0)
     adr.ranges["mass_scale"] = [0.5, 2.0]
@@ -220,6 +239,7 @@ def test_vector_envs_results_of_a_moved_bound_are_dropped_not_credited():
         (dict(t_low=2.0, t_high=2.0), "thresholds out of order"),
         (dict(buffer_size=0), "buffer_size"),
         (dict(p_boundary=1.5), "p_boundary"),
+        (dict(p_nominal=1.0), "p_nominal"),
         (dict(params=(ADRParam("friction", 0.0),)), "delta must be > 0"),
         (dict(params=(ADRParam("friction", 0.1), ADRParam("friction", 0.2))), "twice"),
     ],
