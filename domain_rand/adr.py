@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -127,11 +128,22 @@ def adr_config_from_dict(
     return ADRConfig(**kwargs)
 
 
-def load_adr_config(path: str, base: ADRConfig | None = None) -> ADRConfig:
-    """Read an ADR config JSON file (see :func:`adr_config_from_dict`)."""
+def load_adr_config(path: str, base: ADRConfig | None = None, _seen: tuple[Path, ...] = ()) -> ADRConfig:
+    """Read an ADR config JSON file (see :func:`adr_config_from_dict`). A top-level ``"base": "FILE"`` (a path
+    relative to this file) names another ADR config file whose keys this file's override, so a variant of a
+    recipe is its changes only, not a copy."""
     d = read_json(path, "ADR config")
     if not isinstance(d, dict):
         raise UserError(f"ADR config {path} must hold a JSON object")
+    parent = d.pop("base", None)
+    if parent is not None:
+        if not isinstance(parent, str) or not parent:
+            raise UserError(f'ADR config {path}: "base" must be the path of another ADR config file, got {parent!r}')
+        here = Path(path).resolve()
+        parent_path = here.parent / parent
+        if parent_path.resolve() in (*_seen, here):
+            raise UserError(f'ADR config {path}: "base" {parent} leads back to itself; remove the cycle')
+        base = load_adr_config(str(parent_path), base, (*_seen, here))
     return adr_config_from_dict(d, base, f"ADR config {path}")
 
 

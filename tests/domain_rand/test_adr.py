@@ -249,6 +249,26 @@ def test_bad_configs_give_clear_errors(kwargs, match):
         make_adr(**kwargs)
 
 
+def test_config_file_extends_a_base_file_and_refuses_a_cycle(tmp_path):
+    """"base": a variant names the file it changes (relative to itself); its keys win, the rest are the base's."""
+    defaults = ADRConfig(params=(ADRParam("friction", 0.1),), t_low=1.0, t_high=5.0, performance="return")
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "main.json").write_text(json.dumps(
+        {"t_high": 7, "p_boundary": 0.3, "params": {"latency": {"delta": 0.005, "init": [0.0, 0.01]}}}))  # fmt: skip
+    variant = tmp_path / "recipes" / "variant.json"
+    variant.write_text(json.dumps({"base": "main.json", "p_nominal": 0.25, "t_high": 6}))
+    cfg = load_adr_config(str(variant), defaults)
+    assert (cfg.t_low, cfg.t_high, cfg.p_boundary, cfg.p_nominal) == (1.0, 6.0, 0.3, 0.25)
+    assert cfg.params == (ADRParam("latency", 0.005, (0.0, 0.01)),)
+    loop = tmp_path / "recipes" / "loop.json"
+    loop.write_text(json.dumps({"base": "loop.json"}))
+    with pytest.raises(ValueError, match="leads back to itself"):
+        load_adr_config(str(loop), defaults)
+    variant.write_text(json.dumps({"base": 3}))
+    with pytest.raises(ValueError, match='"base" must be the path'):
+        load_adr_config(str(variant), defaults)
+
+
 def test_config_file_overrides_defaults_and_rejects_unknown_keys(tmp_path):
     base = ADRConfig(params=(ADRParam("friction", 0.1),), t_low=1.0, t_high=5.0, buffer_size=4, performance="return")
     path = tmp_path / "adr.json"

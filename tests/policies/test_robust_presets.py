@@ -14,7 +14,7 @@ from policies.vec_env import make_env
 from s2r.cli import build_parser
 from s2r.commands.train import config_from_args
 
-ROBUST = sorted([*(PRESET_DIR / "robust").glob("*_ppo.yaml"), *(PRESET_DIR / "robust").glob("*_rppo.yaml")])
+ROBUST = sorted((PRESET_DIR / "robust").glob("*ppo.yaml"))  # PPO and recurrent PPO (*_rppo.yaml)
 NOT_SMOOTH = {"knob_rl_ppo"}  # RL without an expert on the nominal plant (issue #22): its own reward, `rl`
 
 
