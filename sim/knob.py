@@ -63,10 +63,6 @@ the episode's physical parameters; the layout is ``env.unwrapped.privileged_fiel
 (``sim.tasks.knob.KNOB_PRIVILEGED_FIELDS`` + the table). Off by default: only a privileged critic reads it
 (``s2r train --ppo-privileged-critic`` / ``--td3-privileged-critic`` turn it on), and it costs every step.
 
-Start pose: each joint starts uniform within ±0.05 rad of ``HOME_POSE_RAD``; the constructor's
-``base_spread_rad`` widens that for the base joints (tips stay folded out, clear of the fins), a training option
-that shows an RL policy fingers at many positions around the knob.
-
 Physical parameters: ``KNOB_PARAMS`` (``env.unwrapped.param_space``); apply with
 ``env.reset(options={"params": {...}})``. Also accepted in ``options``: ``start_angle`` and ``goal_angle`` (rad)
 to pin the initial knob angle and the first target (scripted tests, demos). 50 Hz control, 250 Hz physics,
@@ -119,8 +115,6 @@ PROX_LENGTH_M, PROX_RADIUS_M, PROX_MASS_KG = 0.07, 0.009, 0.04
 DIST_LENGTH_M, TIP_RADIUS_M, DIST_MASS_KG = 0.06, 0.01, 0.03  # distal length: joint to fingertip centre
 ARMATURE_KGM2 = 2.0e-3  # reflected rotor inertia of a small geared servo, per joint axis
 HOME_POSE_RAD = (0.0, 0.35, 0.0, 0.35)  # fingers hanging, tips folded out clear of the fins
-HOME_SPREAD_RAD = 0.05  # each joint starts uniform within this of the home pose
-BASE_SPREAD_MAX_RAD = 1.2  # widest start spread of a base joint: tips still folded out, clear of the fins
 
 START_RANGE_RAD = np.deg2rad(60.0)
 GOAL_OFFSET_RAD = (np.deg2rad(120.0), np.deg2rad(240.0))
@@ -311,13 +305,8 @@ class KnobEnv(gym.Env):
         engine: str = DEFAULT_ENGINE,
         reward: KnobReward | str | dict[str, float] | None = None,
         privileged: bool = False,
-        base_spread_rad: float = HOME_SPREAD_RAD,
     ):
         check_engine(engine)
-        if not 0.0 <= base_spread_rad <= BASE_SPREAD_MAX_RAD:
-            raise UserError(f"base_spread_rad must be in [0, {BASE_SPREAD_MAX_RAD}] rad, got {base_spread_rad!r}")
-        # half-width of the uniform start angle of each base joint (training: finger positions to learn from)
-        self.base_spread_rad = float(base_spread_rad)
         self.privileged = bool(privileged)  # report info["privileged"] (an asymmetric critic's input)
         # reward weights: a KnobReward, a preset name of KNOB_REWARD_PRESETS, a JSON file or a dict of fields
         self.reward_weights = reward_weights(KnobReward, reward, KNOB_REWARD_PRESETS)
@@ -375,10 +364,7 @@ class KnobEnv(gym.Env):
         self._apply_params(self.params)
         rng = self.np_random
         start = pinned.get("start_angle", float(rng.uniform(-START_RANGE_RAD, START_RANGE_RAD)))
-        jitter = rng.uniform(-HOME_SPREAD_RAD, HOME_SPREAD_RAD, 4)
-        if self.base_spread_rad != HOME_SPREAD_RAD:  # the default keeps v0's draws bit for bit
-            jitter[[F0_BASE, F1_BASE]] *= self.base_spread_rad / HOME_SPREAD_RAD
-        self._plant.reset_state(start, np.asarray(HOME_POSE_RAD) + jitter)
+        self._plant.reset_state(start, np.asarray(HOME_POSE_RAD) + rng.uniform(-0.05, 0.05, 4))
         self._set_goal(pinned["goal_angle"] if "goal_angle" in pinned else self._draw_goal(start))
         self._error = abs(_wrap(self._goal - start))  # |angle error| after the last step, rad (progress term)
         self._successes = 0

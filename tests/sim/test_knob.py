@@ -11,8 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import sim  # noqa: F401  (registers the envs)
-from sim.errors import UserError
-from sim.knob import BASE_SPREAD_MAX_RAD, HOLD_STEPS, KNOB_PARAMS, KnobEnv, _wrap
+from sim.knob import HOLD_STEPS, KNOB_PARAMS, KnobEnv, _wrap
 from sim.knob_gait import (
     CONTACT_OFFSET_M,
     L_EFF_M,
@@ -231,26 +230,6 @@ def test_goal_distance_scale_brings_goals_nearer_both_ways(env, scale):
         assert scale * np.deg2rad(120) - 1e-5 <= abs(obs[13]) <= scale * np.pi + 1e-5
         signs.add(np.sign(obs[13]))
     assert signs == {-1.0, 1.0}
-
-
-def test_base_spread_starts_fingers_apart_and_clear_of_the_knob():
-    """Training option: the base joints start spread over ±base_spread_rad, tips still folded out, so the knob is
-    untouched; a spread outside [0, BASE_SPREAD_MAX_RAD] is a one-line UserError."""
-    env = KnobEnv(base_spread_rad=BASE_SPREAD_MAX_RAD)
-    try:
-        bases = []
-        for seed in range(30):
-            obs, _ = env.reset(seed=seed)
-            knob0, bases = float(env.sensor_frame().aux[0]), [*bases, obs[0], obs[2]]
-            for _ in range(10):
-                obs, *_ = env.step(np.zeros(4, dtype=np.float32))
-                assert obs[14] == obs[15] == 0.0
-            assert float(env.sensor_frame().aux[0]) == pytest.approx(knob0, abs=1e-6)
-        assert max(np.abs(bases)) > 0.8 * BASE_SPREAD_MAX_RAD
-    finally:
-        env.close()
-    with pytest.raises(UserError, match="base_spread_rad"):
-        KnobEnv(base_spread_rad=-0.1)
 
 
 def test_progress_term_is_potential_based_across_goal_switches():
