@@ -29,11 +29,12 @@ import numpy as np
 from domain_rand.stress import StressConfig, run_stress
 from policies.train import TrainConfig, train
 from sim.files import atomic_write
+from sim.robots import BIPED_SPEC
 
 DR_FILE = Path(__file__).with_name("memory_latency_dr.json")
 ARMS = {"mlp": "ppo", "rppo": "rppo", "lstm-td3": "lstm-td3"}
 SWEEPS = ("action_latency", "sensor_delay")
-PERIOD_S = 0.02  # the biped's control period (sim.robots.BIPED_SPEC.control_hz = 50)
+PERIOD_S = BIPED_SPEC.control_period_s  # one period of sensor delay (a value of the stress sweep)
 LATENCY_MAX_S = 0.04  # the sweep: 0–40 ms
 
 
