@@ -7,6 +7,10 @@ The pinned episode's performance goes to that bound's buffer Dᴸᵢ or Dᴴᵢ.
 (m) results, its mean p̄ is compared with the thresholds: p̄ ≥ t_H widens that bound by Δᵢ, p̄ ≤ t_L narrows
 it; the buffer is then cleared. Ranges never leave the hard limits and never shrink inside the initial range.
 
+A parameter declared ``adapt: false`` is plain DR inside ADR (not in the paper): drawn in its initial range in
+every episode, never pinned, never moved, so the parameters that adapt (a task curriculum, say) get every
+boundary evaluation.
+
 The class never touches a simulator: the training loop calls :meth:`ADR.sample` before each episode, passes the
 parameters through ``env.reset(options={"params": ...})`` (in whichever worker process), and hands the
 episode's performance back with :meth:`ADR.report` and the sample's tag. With vector envs several episodes are
@@ -42,6 +46,9 @@ class ADRParam:
     name: str
     delta: float  # Δ: how far one widen/narrow step moves a bound
     init: tuple[float, float] | None = None  # None: both bounds start at the nominal value
+    # False: plain DR inside ADR, drawn in its initial range every episode but never pinned at a bound nor moved
+    # (not in the paper), so the parameters that do adapt get every boundary evaluation
+    adapt: bool = True
 
 
 @dataclass(frozen=True)
@@ -77,8 +84,10 @@ class ADRConfig:
         if len(set(names)) != len(names):
             raise UserError(f"ADR config lists a parameter twice: {names}")
         for p in self.params:
-            if not (math.isfinite(p.delta) and p.delta > 0):
+            if p.adapt and not (math.isfinite(p.delta) and p.delta > 0):
                 raise UserError(f"ADR parameter '{p.name}': delta must be > 0, got {p.delta:g}")
+            if not p.adapt and p.init is None:
+                raise UserError(f"ADR parameter '{p.name}' does not adapt and needs an \"init\": [low, high] range")
         if not isinstance(self.performance, str) or not self.performance:
             raise UserError(f"ADR performance must be 'return' or a metric of the task, got {self.performance!r}")
         if self.performance == "success" and not 0.0 <= self.t_low < self.t_high <= 1.0:
@@ -104,7 +113,8 @@ def adr_config_from_dict(
     """Build an :class:`ADRConfig` from JSON-shaped data; missing top-level keys come from ``base``.
 
     Shape: ``{"t_low": 5, "t_high": 15, "buffer_size": 8, "p_boundary": 0.5, "p_nominal": 0.0,
-    "params": {"ground_friction": {"delta": 0.05, "init": [0.9, 1.1]}, ...}}``.
+    "params": {"ground_friction": {"delta": 0.05, "init": [0.9, 1.1]}, ...}}``; a parameter with
+    ``"adapt": false`` (and no delta) is plain DR over its ``init`` range (:class:`ADRParam`).
     """
     allowed = {f.name for f in fields(ADRConfig)}
     unknown = set(d) - allowed
@@ -154,16 +164,21 @@ def _number(x: Any, what: str) -> float:
 
 
 def _param_from_dict(name: str, spec: Any, what: str) -> ADRParam:
-    if not isinstance(spec, Mapping) or "delta" not in spec or set(spec) - {"delta", "init"}:
+    adapt = spec.get("adapt", True) if isinstance(spec, Mapping) else True
+    if not isinstance(adapt, bool):
+        raise UserError(f"{what}: parameter '{name}' adapt must be true or false, got {adapt!r}")
+    if not isinstance(spec, Mapping) or ("delta" not in spec and adapt) or set(spec) - {"delta", "init", "adapt"}:
         raise UserError(
-            f'{what}: parameter \'{name}\' must be {{"delta": number, "init": [low, high]}} (init optional)'
+            f'{what}: parameter \'{name}\' must be {{"delta": number, "init": [low, high]}} (init optional) '
+            f'or {{"init": [low, high], "adapt": false}}'
         )
     init = spec.get("init")
     if init is not None:
         if not (isinstance(init, (list, tuple)) and len(init) == 2):
             raise UserError(f"{what}: parameter '{name}' init must be [low, high], got {init!r}")
         init = (_number(init[0], f"{what}: {name} init"), _number(init[1], f"{what}: {name} init"))
-    return ADRParam(name, _number(spec["delta"], f"{what}: {name} delta"), init)
+    delta = _number(spec["delta"], f"{what}: {name} delta") if "delta" in spec else 0.0
+    return ADRParam(name, delta, init, adapt)
 
 
 class ADR:
@@ -182,6 +197,7 @@ class ADR:
         self.ranges = {name: list(r) for name, r in self.init_ranges.items()}
         self.deltas = {p.name: p.delta for p in config.params}
         self.names = tuple(p.name for p in config.params)
+        self.adaptive = tuple(p.name for p in config.params if p.adapt)  # those a boundary episode may pin
         self.buffers: dict[str, dict[str, list[float]]] = {n: {"low": [], "high": []} for n in self.names}
         self.rng = np.random.default_rng(seed)
         self.n_updates = 0  # bound decisions taken (widen, narrow or hold)
@@ -197,9 +213,9 @@ class ADR:
             n: sample_value(self.ranges[n][0], self.ranges[n][1], self.space[n].log_scale, self.rng)
             for n in self.names
         }
-        if self.rng.uniform() >= self.config.p_boundary:
+        if self.rng.uniform() >= self.config.p_boundary or not self.adaptive:
             return params, None
-        name = self.names[int(self.rng.integers(len(self.names)))]
+        name = self.adaptive[int(self.rng.integers(len(self.adaptive)))]
         bound = BOUNDS[int(self.rng.integers(2))]
         params[name] = float(self.ranges[name][BOUNDS.index(bound)])
         return params, (name, bound, params[name])
@@ -216,8 +232,8 @@ class ADR:
 
     def update(self, param: str, bound: str, performance: float) -> None:
         """Add one result to the (param, bound) buffer; when it holds m results, widen, narrow or hold."""
-        if param not in self.buffers or bound not in BOUNDS:
-            raise ValueError(f"ADR has no bound ({param!r}, {bound!r}); parameters: {', '.join(self.names)}")
+        if param not in self.adaptive or bound not in BOUNDS:
+            raise ValueError(f"ADR has no bound ({param!r}, {bound!r}); adaptive parameters: {', '.join(self.adaptive)}")
         if not math.isfinite(performance):
             raise ValueError(f"ADR performance for {param}/{bound} is not finite: {performance}")
         buf = self.buffers[param][bound]

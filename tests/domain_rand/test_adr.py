@@ -138,6 +138,28 @@ def test_nominal_episodes_at_their_rate_and_never_credited_to_a_bound():
                                  "params": {"friction": {"delta": 0.1}}}).p_nominal == 0.1  # fmt: skip
 
 
+def test_fixed_parameters_are_plain_dr_and_leave_every_boundary_to_the_adaptive_ones():
+    """"adapt": false: drawn in the initial range each episode, never pinned, never moved."""
+    params = (ADRParam("friction", 0.1), ADRParam("mass_scale", 0.0, init=(0.8, 1.2), adapt=False),
+              ADRParam("latency", 0.0, init=(0.0, 0.02), adapt=False))  # fmt: skip
+    adr = make_adr(seed=3, params=params, p_boundary=1.0)
+    draws = [adr.sample() for _ in range(400)]
+    assert all(tag is not None and tag[0] == "friction" for _, tag in draws)
+    lat = np.array([p["latency"] for p, _ in draws])
+    assert lat.min() >= 0.0 and lat.max() <= 0.02 and lat.std() > 0.004  # spread over the range, not pinned
+    with pytest.raises(ValueError, match="no bound"):
+        adr.update("latency", "high", 10.0)
+    cfg = adr_config_from_dict({"t_low": 0, "t_high": 1, "params": {
+        "friction": {"delta": 0.1}, "latency": {"init": [0.0, 0.02], "adapt": False}}})  # fmt: skip
+    assert cfg.params[1] == ADRParam("latency", 0.0, (0.0, 0.02), adapt=False)
+    with pytest.raises(ValueError, match="needs an"):
+        adr_config_from_dict({"t_low": 0, "t_high": 1, "params": {"latency": {"adapt": False}}})
+    with pytest.raises(ValueError, match="adapt must be true or false"):
+        adr_config_from_dict({"t_low": 0, "t_high": 1, "params": {"latency": {"delta": 0.1, "adapt": "no"}}})
+    only_fixed = make_adr(params=params[1:], p_boundary=1.0)
+    assert all(only_fixed.sample()[1] is None for _ in range(20))
+
+
 def test_scale_factors_are_sampled_log_uniformly():
     adr = make_adr(p_boundary=0.0)
     adr.ranges["mass_scale"] = [0.5, 2.0]
