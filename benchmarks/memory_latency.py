@@ -1,23 +1,26 @@
-"""What memory buys on the biped: MLP PPO vs recurrent PPO (vs LSTM-TD3), same randomization, seed and step budget.
+"""What memory buys on the biped: MLP PPO vs recurrent PPO, MLP TD3 vs LSTM-TD3, same randomization and seed.
 
 Trains each arm with ``policies.train.train`` under one fixed DR (``memory_latency_dr.json`` beside this script:
 actuation latency 0–40 ms and sensor delay 0–20 ms, one control period; every other parameter nominal), from
-scratch, each with its algorithm's preset. Then runs ``s2r stress`` (``domain_rand.stress``) on each final checkpoint
+scratch, each with its algorithm's preset (the off-policy arms with the changes ``ARMS`` lists). Then runs ``s2r stress`` (``domain_rand.stress``) on each final checkpoint
 with the latency and sensor-delay sweeps and the reality box, and prints success per latency (0 = nominal), at one
-period of sensor delay and over the box, with each arm's mean over the 0–40 ms sweep as a ratio against the MLP
-arm measured in the same run. Writes ``stress_<arm>.json`` and ``results.json`` to ``--out``.
+period of sensor delay and over the box, with each arm's mean over the 0–40 ms sweep as a ratio against the first
+arm measured in the same run. Arms may differ in steps (a reused run keeps its own; the table says each). Writes ``stress_<arm>.json`` and ``results.json`` to ``--out``.
 
     nice -n 5 python benchmarks/memory_latency.py [--arms mlp,rppo] [--steps 1000000] [--seed 0]
         [--episodes 10] [--plants 50] [--out runs/memory]
 
 Finished runs in ``--out/<arm>`` are reused (delete the folder to retrain). The CLI twin of arm ``mlp`` is
 ``s2r train --env biped --algo ppo --dr benchmarks/memory_latency_dr.json --steps N --seed S`` (``rppo``:
-``--algo rppo``; ``lstm-td3``: ``--algo lstm-td3``). Results: BENCHMARKS.md.
+``--algo rppo``; ``td3``: ``--algo td3 --td3-updates-per-step 0.25 --td3-batch-size 128``; ``lstm-td3``: the same
+with ``--algo lstm-td3 --lstm-mem-hidden 64 --lstm-cur-hidden 64``). Results: BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import dataclasses
 import functools
 import json
 import sys
@@ -32,7 +35,16 @@ from sim.files import atomic_write
 from sim.robots import BIPED_SPEC
 
 DR_FILE = Path(__file__).with_name("memory_latency_dr.json")
-ARMS = {"mlp": "ppo", "rppo": "rppo", "lstm-td3": "lstm-td3"}
+# arm → (algo, changes to its preset). The off-policy arms take one update per 4 env steps on batches of 128 and
+# LSTM-TD3 a 64-unit memory: with its preset (128 units, an update per step) it trains too slowly on 2 cores
+# for any budget of walking (BENCHMARKS.md, session 11)
+TD3_BUDGET = {"updates_per_step": 0.25, "batch_size": 128}
+ARMS: dict[str, tuple[str, dict]] = {
+    "mlp": ("ppo", {}),
+    "rppo": ("rppo", {}),
+    "td3": ("td3", TD3_BUDGET),
+    "lstm-td3": ("lstm-td3", {**TD3_BUDGET, "mem_hidden": 64, "cur_hidden": 64}),
+}
 SWEEPS = ("action_latency", "sensor_delay")
 PERIOD_S = BIPED_SPEC.control_period_s  # one period of sensor delay (a value of the stress sweep)
 LATENCY_MAX_S = 0.04  # the issue's sweep: 0–40 ms
@@ -46,13 +58,21 @@ def train_arms(arms: list[str], out: Path, args: argparse.Namespace) -> dict[str
         if (run_dir / "checkpoints" / "latest.pt").exists():
             print(f"[memory] reusing {run_dir}", file=sys.stderr)
             continue
-        cfg = TrainConfig(env="biped", algo=ARMS[arm], steps=args.steps, seed=args.seed, dr=str(DR_FILE),
-                          update_threads=1, tensorboard=False, progress=False)  # fmt: skip
+        algo, changes = ARMS[arm]
+        cfg = TrainConfig(env="biped", algo=algo, steps=args.steps, seed=args.seed, dr=str(DR_FILE),
+                          update_threads=1, tensorboard=False, progress=False).resolved()  # fmt: skip
+        cfg = dataclasses.replace(cfg, algo_config=dataclasses.replace(cfg.algo_config, **changes))
         t0 = time.monotonic()
         summary = train(cfg, run_dir)
         wall[arm] = time.monotonic() - t0
         print(f"[memory] trained {arm}: {summary}", file=sys.stderr)
     return wall
+
+
+def final_step(run_dir: Path) -> int:
+    """The env steps a run trained for: the last row of its progress.csv (a resumed run's own total)."""
+    with open(run_dir / "progress.csv", newline="") as f:
+        return int(float(list(csv.DictReader(f))[-1]["global_step"]))
 
 
 def arm_row(report: dict) -> dict:
@@ -116,10 +136,11 @@ def main() -> int:
         rows[arm] = arm_row(report)
         print(f"[memory] stressed {arm}: {report['wall_s']:.0f} s", file=sys.stderr)
     table = format_table(rows)
+    steps = {arm: final_step(out / arm) for arm in arms}
     print(f"success = the biped's stress success; {args.episodes} episodes per sweep value, {args.plants} box plants; "
-          f"{args.steps} steps per arm, seed {args.seed}, DR {DR_FILE.name}")  # fmt: skip
+          f"env steps {steps}, seed {args.seed}, DR {DR_FILE.name}")  # fmt: skip
     print(table)
-    results = {"args": vars(args), "train_wall_s": wall, "rows": {a: {**r, "by_latency_s": {str(k): v for k, v in
+    results = {"args": vars(args), "steps": steps, "train_wall_s": wall, "rows": {a: {**r, "by_latency_s": {str(k): v for k, v in
                r["by_latency_s"].items()}} for a, r in rows.items()}}  # fmt: skip
     atomic_write(out / "results.json", json.dumps(results, indent=2) + "\n")
     return 0
