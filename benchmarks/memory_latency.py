@@ -99,10 +99,10 @@ def format_table(rows: dict[str, dict]) -> str:
             + " | mean 0–40 ms (× first arm) | sensor delay 20 ms | reality box (95 % CI) |")  # fmt: skip
     lines = [head, "| --- |" + " ---: |" * (len(lats) + 3)]
     for arm, r in rows.items():
-        ratio = r["mean_0_40ms"] / base if base else float("nan")
+        ratio = f"×{r['mean_0_40ms'] / base:.2f}" if base else "no ratio: the first arm is at 0"
         lo, hi = r["box_wilson95"]
         lines.append(f"| {arm} | " + " | ".join(f"{r['by_latency_s'][v]:.0%}" for v in lats)
-                     + f" | {r['mean_0_40ms']:.0%} (×{ratio:.2f}) | {r['sensor_delay_one_period']:.0%}"
+                     + f" | {r['mean_0_40ms']:.0%} ({ratio}) | {r['sensor_delay_one_period']:.0%}"
                      + f" | {r['box']:.0%} ({lo:.0%}–{hi:.0%}) |")  # fmt: skip
     return "\n".join(lines)
 
