@@ -287,9 +287,6 @@ KNOB_REWARD_PRESETS: dict[str, KnobReward] = {
     # fingers off the knob (which the distance term pays for, against early exploration's random turning) gains
     # nothing
     "rl": KnobReward(distance=0.0, progress=20.0),
-    # the rl task terms with smooth's actuation costs and a heavier at-limit charge: the box fine-tuning of an rl
-    # policy (policies/presets/robust/knob_rl_box_ppo.yaml)
-    "rl_smooth": KnobReward(distance=0.0, progress=20.0, action_rate=0.2, power_per_w=0.1, at_limit=0.5),
 }
 
 
