@@ -2,10 +2,12 @@
 
 Trains each arm with ``policies.train.train`` under one fixed DR (``memory_latency_dr.json`` beside this script:
 actuation latency 0–40 ms and sensor delay 0–20 ms, one control period; every other parameter nominal), from
-scratch, each with its algorithm's preset (the off-policy arms with the changes ``ARMS`` lists). Then runs ``s2r stress`` (``domain_rand.stress``) on each final checkpoint
-with the latency and sensor-delay sweeps and the reality box, and prints success per latency (0 = nominal), at one
-period of sensor delay and over the box, with each arm's mean over the 0–40 ms sweep as a ratio against the first
-arm measured in the same run. Arms may differ in steps (a reused run keeps its own; the table says each). Writes ``stress_<arm>.json`` and ``results.json`` to ``--out``.
+scratch, each with its algorithm's preset (the off-policy arms with the changes ``ARMS`` lists). Then runs
+``s2r stress`` (``domain_rand.stress``) on each final checkpoint with the latency and sensor-delay sweeps and the
+reality box, and prints success per latency (0 = nominal), at one period of sensor delay and over the box, with
+each arm's mean over the 0–40 ms sweep as a ratio against the first arm measured in the same run. Arms may differ
+in steps (a reused run keeps its own; the output says each). Writes ``stress_<arm>.json`` and ``results.json`` to
+``--out``.
 
     nice -n 5 python benchmarks/memory_latency.py [--arms mlp,rppo] [--steps 1000000] [--seed 0]
         [--episodes 10] [--plants 50] [--out runs/memory]
@@ -140,8 +142,8 @@ def main() -> int:
     print(f"success = the biped's stress success; {args.episodes} episodes per sweep value, {args.plants} box plants; "
           f"env steps {steps}, seed {args.seed}, DR {DR_FILE.name}")  # fmt: skip
     print(table)
-    results = {"args": vars(args), "steps": steps, "train_wall_s": wall, "rows": {a: {**r, "by_latency_s": {str(k): v for k, v in
-               r["by_latency_s"].items()}} for a, r in rows.items()}}  # fmt: skip
+    rows_out = {a: {**r, "by_latency_s": {str(k): v for k, v in r["by_latency_s"].items()}} for a, r in rows.items()}
+    results = {"args": vars(args), "steps": steps, "train_wall_s": wall, "rows": rows_out}
     atomic_write(out / "results.json", json.dumps(results, indent=2) + "\n")
     return 0
 

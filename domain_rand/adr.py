@@ -233,7 +233,9 @@ class ADR:
     def update(self, param: str, bound: str, performance: float) -> None:
         """Add one result to the (param, bound) buffer; when it holds m results, widen, narrow or hold."""
         if param not in self.adaptive or bound not in BOUNDS:
-            raise ValueError(f"ADR has no bound ({param!r}, {bound!r}); adaptive parameters: {', '.join(self.adaptive)}")
+            raise ValueError(
+                f"ADR has no bound ({param!r}, {bound!r}); adaptive parameters: {', '.join(self.adaptive)}"
+            )
         if not math.isfinite(performance):
             raise ValueError(f"ADR performance for {param}/{bound} is not finite: {performance}")
         buf = self.buffers[param][bound]

@@ -15,7 +15,8 @@ from s2r.cli import build_parser
 from s2r.commands.train import config_from_args
 
 ROBUST = sorted((PRESET_DIR / "robust").glob("*ppo.yaml"))  # PPO and recurrent PPO (*_rppo.yaml)
-NOT_SMOOTH = {"knob_rl_ppo", "knob_rl_box_ppo", "knob_rl_dr_ppo"}  # RL without an expert (issue #22): its own reward, `rl`
+# RL without an expert (issue #22): their own reward, `rl`
+NOT_SMOOTH = {"knob_rl_ppo", "knob_rl_box_ppo", "knob_rl_dr_ppo"}
 
 
 @pytest.mark.parametrize("path", ROBUST, ids=lambda p: p.stem)
