@@ -111,7 +111,7 @@ def make_agent(algo_cfg: PPOConfig | TD3Config, obs_dim: int, act_dim: int, norm
                obs_names: Sequence[str] | None = None, privileged_floor: np.ndarray | None = None) -> Agent:  # fmt: skip
     """The learner ``algo_cfg`` configures; a PPO config that names an expert gets the imitation plug-ins (the
     BC term in its loss, the DAgger warm start around it). ``obs_names``: the env's observation field names,
-    which PPO's ``actor_ignores`` may name. ``privileged_floor``: the per-field resolutions of the env's
+    which (recurrent) PPO's ``actor_ignores`` may name. ``privileged_floor``: the per-field resolutions of the env's
     privileged layout (None: the env has none), for a config with ``privileged_critic``."""
     from policies.imitation import BCTerm, DAggerWarmStart
     from policies.lstm_td3 import LSTMTD3Agent, LSTMTD3Config
@@ -121,7 +121,7 @@ def make_agent(algo_cfg: PPOConfig | TD3Config, obs_dim: int, act_dim: int, norm
 
     floor = privileged_floor
     if isinstance(algo_cfg, RecurrentPPOConfig):
-        return RecurrentPPOAgent(algo_cfg, obs_dim, act_dim, norm, num_envs, total_steps, seed, floor)
+        return RecurrentPPOAgent(algo_cfg, obs_dim, act_dim, norm, num_envs, total_steps, seed, floor, obs_names)
     if isinstance(algo_cfg, LSTMTD3Config):
         return LSTMTD3Agent(algo_cfg, obs_dim, act_dim, norm, seed=seed, privileged_floor=floor)
     if not isinstance(algo_cfg, PPOConfig):

@@ -76,16 +76,18 @@ def first_linear(net: nn.Module) -> nn.Linear:
     raise ValueError("the actor has no nn.Linear layer")
 
 
-def ignore_inputs_(layer: nn.Linear, idx: torch.Tensor) -> None:
-    """Zero the weight columns of the inputs ``idx`` (and their gradients, when present): those inputs then have
-    no effect on the output, and an optimizer that sees zero gradients leaves the columns at zero (Adam: zero
+def ignore_inputs_(layer: nn.Module, idx: torch.Tensor, weight: str = "weight") -> None:
+    """Zero the columns of the inputs ``idx`` in the input weight ``weight`` of ``layer`` (an ``nn.Linear``'s
+    ``weight``, an ``nn.LSTM``'s ``weight_ih_l0``) and in its gradient, when present: those inputs then have no
+    effect on the output, and an optimizer that sees zero gradients leaves the columns at zero (Adam: zero
     moments, zero step)."""
     if len(idx) == 0:
         return
+    w = getattr(layer, weight)
     with torch.no_grad():
-        layer.weight.index_fill_(1, idx, 0.0)
-        if layer.weight.grad is not None:
-            layer.weight.grad.index_fill_(1, idx, 0.0)
+        w.index_fill_(1, idx, 0.0)
+        if w.grad is not None:
+            w.grad.index_fill_(1, idx, 0.0)
 
 
 class DAggerData:

@@ -316,7 +316,7 @@ class PPOAgent(RolloutSchedule):
         self.critic = mlp([obs_dim + priv_dim, *hidden, 1], cfg.activation, out_gain=1.0)
         self.ignore = torch.tensor(obs_indices(cfg.actor_ignores, obs_names, obs_dim), dtype=torch.long)
         self.input_layer = first_linear(self.actor.net)
-        ignore_inputs_(self.input_layer, self.ignore)
+        self.mask_ignored_inputs()
         self.extra_losses = list(extra_losses)
         self.params = [*self.actor.parameters(), *self.critic.parameters()]
         # fused: one kernel per parameter for the whole Adam step — the same update rule (it rounds differently
@@ -343,6 +343,10 @@ class PPOAgent(RolloutSchedule):
         self.t = 0
         self.n_updates = 0
         self.steps_seen = 0
+
+    def mask_ignored_inputs(self) -> None:
+        """Zero the actor's input weights on the ``actor_ignores`` inputs (again after a warm start loads weights)."""
+        ignore_inputs_(self.input_layer, self.ignore)
 
     @property
     def actor_arch(self) -> dict:
@@ -456,7 +460,7 @@ class PPOAgent(RolloutSchedule):
         for p in self.params:  # = opt.zero_grad(set_to_none=True) without its per-call profiler hooks
             p.grad = None
         loss.backward()
-        ignore_inputs_(self.input_layer, self.ignore)
+        self.mask_ignored_inputs()
         clip_grad_norm_(self.params, cfg.max_grad_norm)
         self.opt.step()
         return terms

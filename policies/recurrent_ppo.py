@@ -21,6 +21,7 @@ The exported policy (:class:`RecurrentPPOPolicy`) is one LSTM step with explicit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,7 @@ from torch import nn
 
 from policies.checkpoint import InferencePolicy
 from policies.hparams import build, preset_values
+from policies.imitation import ignore_inputs_, obs_indices
 from policies.networks import _normal_log_prob, mlp
 from policies.normalizer import ObsNormalizer, privileged_normalizer
 from policies.ppo import (
@@ -61,10 +63,9 @@ class RecurrentPPOConfig(PPOConfig):
         if self.n_steps % self.seq_len:
             raise UserError(f"--ppo-n-steps {self.n_steps} must be a multiple of --rppo-seq-len {self.seq_len} "
                             "(the rollout is cut into whole sequence chunks)")  # fmt: skip
-        if self.distribution != "gaussian" or self.expert is not None or self.actor_ignores or self.caps_temporal \
-                or self.caps_spatial:
-            raise UserError("recurrent PPO has a gaussian policy and no expert, actor_ignores or CAPS terms: drop "
-                            "--ppo-distribution/--ppo-expert/--ppo-actor-ignores/--ppo-caps-* for --algo rppo")  # fmt: skip
+        if self.distribution != "gaussian" or self.expert is not None or self.caps_temporal or self.caps_spatial:
+            raise UserError("recurrent PPO has a gaussian policy and no expert or CAPS terms: drop "
+                            "--ppo-distribution/--ppo-expert/--ppo-caps-* for --algo rppo")  # fmt: skip
 
 
 def rppo_preset(env_id: str) -> RecurrentPPOConfig:
@@ -149,7 +150,8 @@ class RecurrentPPOAgent(RolloutSchedule):
     replay = None  # on-policy: nothing is kept across updates
 
     def __init__(self, cfg: RecurrentPPOConfig, obs_dim: int, act_dim: int, normalizer: ObsNormalizer,
-                 num_envs: int, total_steps: int, seed: int = 0, privileged_floor: np.ndarray | None = None):  # fmt: skip
+                 num_envs: int, total_steps: int, seed: int = 0, privileged_floor: np.ndarray | None = None,
+                 obs_names: Sequence[str] | None = None):  # fmt: skip
         self.cfg, self.obs_dim, self.act_dim, self.normalizer = cfg, obs_dim, act_dim, normalizer
         self.num_envs, self.total_steps = num_envs, total_steps
         self.gen = torch.Generator().manual_seed(seed)
@@ -158,6 +160,9 @@ class RecurrentPPOAgent(RolloutSchedule):
         H = cfg.lstm_hidden
         self.actor = RecurrentGaussianActor(obs_dim, act_dim, H, cfg.hidden, cfg.activation, cfg.log_std_init)
         self.critic = RecurrentNet(obs_dim + priv_dim, 1, H, cfg.hidden, cfg.activation, out_gain=1.0)
+        # actor_ignores: zero input-weight columns of the actor's LSTM, kept zero (the critic sees everything)
+        self.ignore = torch.tensor(obs_indices(cfg.actor_ignores, obs_names, obs_dim), dtype=torch.long)
+        self.mask_ignored_inputs()
         self.params = [*self.actor.parameters(), *self.critic.parameters()]
         self.opt = torch.optim.Adam(self.params, lr=cfg.lr, eps=1e-5)
         self.reward_scaler = RewardScaler(num_envs, cfg.gamma) if cfg.normalize_reward else None
@@ -177,6 +182,10 @@ class RecurrentPPOAgent(RolloutSchedule):
         self.t = 0
         self.n_updates = 0
         self.steps_seen = 0
+
+    def mask_ignored_inputs(self) -> None:
+        """Zero the actor's weights on the ``actor_ignores`` inputs (again after a warm start loads weights)."""
+        ignore_inputs_(self.actor.body.lstm, self.ignore, "weight_ih_l0")
 
     @property
     def actor_arch(self) -> dict:
@@ -274,6 +283,7 @@ class RecurrentPPOAgent(RolloutSchedule):
                 for p in self.params:
                     p.grad = None
                 loss.backward()
+                self.mask_ignored_inputs()
                 clip_grad_norm_(self.params, cfg.max_grad_norm)
                 self.opt.step()
                 for k, v in terms.items():

@@ -332,6 +332,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: StopSignal
         from policies.warm_start import warm_start
 
         warm_start(agent.actor, norm, cfg.init_policy)
+        if hasattr(agent, "mask_ignored_inputs"):  # the loaded weights see every input: hide actor_ignores
+            agent.mask_ignored_inputs()
     runner = Runner(cfg, run_dir, agent, norm, source, meta, signals, perf_kind)
     if resume:
         runner.restore()

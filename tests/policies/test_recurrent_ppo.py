@@ -184,6 +184,30 @@ def test_learns_a_task_that_needs_memory_where_ppo_cannot():
     assert r_ppo < 2.0, r_ppo
 
 
+def test_actor_ignores_keeps_an_input_out_of_the_actor_through_updates_and_a_warm_start():
+    """``actor_ignores`` (e.g. the biped's lidar rays) zeroes the actor LSTM's input weights on those inputs and
+    keeps them zero through PPO updates and after a warm start loads weights that use them: the actor's output
+    does not depend on them, while the critic still reads them."""
+    agent = _agent(actor_ignores=(2,))
+    w = agent.actor.body.lstm.weight_ih_l0.detach()  # a view: it follows the updates
+    assert float(w[:, 2].abs().sum()) == 0.0 and float(w[:, :2].abs().sum()) > 0
+    _drive(agent, np.random.default_rng(1), 16)
+    assert agent.n_updates == 1 and float(w[:, 2].abs().sum()) == 0.0
+    with torch.no_grad():
+        w[:, 2] = 1.0  # what loading a policy that saw the input does
+    agent.mask_ignored_inputs()
+    x = torch.zeros(1, 3)
+    state = (torch.zeros(1, 8), torch.zeros(1, 8))
+    with torch.no_grad():
+        y0, _ = agent.actor.body.step(x, state)
+        y1, _ = agent.actor.body.step(x + torch.tensor([0.0, 0.0, 5.0]), state)
+        v0, _ = agent.critic.step(x, state)
+        v1, _ = agent.critic.step(x + torch.tensor([0.0, 0.0, 5.0]), state)
+    assert torch.equal(y0, y1) and not torch.equal(v0, v1)
+    with pytest.raises(UserError, match="not an observation index"):
+        _agent(actor_ignores=(7,))
+
+
 def test_config_and_presets():
     with pytest.raises(UserError, match="multiple of --rppo-seq-len"):
         RecurrentPPOConfig(n_steps=100, seq_len=32)
