@@ -26,7 +26,8 @@ the motor model (latency, strength, linear torque–speed curve, damping, Coulom
 clipped; NaN/inf raise ValueError.
 
 Reward (``info["reward_terms"]``), as BipedalWalker:
-    progress  = 300 / course_length_m per metre of hull x progress (walking the whole course earns ~300)
+    progress  = 300 / course_length_m per metre of hull x progress (walking the whole course earns ~300; with
+                ``speed_cap_mps`` set, the metres beyond that speed earn nothing)
     posture   = −5 · Δ|hull pitch| (a potential difference, as BipedalWalker's shaping)
     torque    = −0.02 · Σ|a|
     fall      = −100 once the robot falls → ``terminated``: the hull or a thigh touches the ground, |pitch| > 1 rad,
@@ -162,6 +163,9 @@ class BipedReward(ActuationWeights):
     # foot's stance is the first stance_fraction of each cycle, the right foot's half a cycle later.
     gait_clock: float = 0.0  # reward per foot per control step, matched (+) or not (−)
     stance_fraction: float = 0.6  # share of a gait cycle each foot is on the ground (> 0.5: double support)
+    # progress pays for hull speed up to this cap (m/s) and nothing beyond it (legged_gym tracks a commanded
+    # velocity for the same reason: a gait at the edge of its speed has no margin left); 0: no cap
+    speed_cap_mps: float = 0.0
 
     @property
     def gait_on(self) -> bool:
@@ -457,7 +461,9 @@ class BipedEnv(gym.Env):
         self._state = state = self._plant.read_state()
         x, links = state.x, state.contact_links
         shaping = self._shaping(state)
-        progress = PROGRESS_REWARD_PER_M * (x - self._last_x)
+        moved_m = x - self._last_x
+        cap_m = self.reward_weights.speed_cap_mps / BIPED_SPEC.control_hz
+        progress = PROGRESS_REWARD_PER_M * (min(moved_m, cap_m) if cap_m > 0 else moved_m)
         self._last_x = x
         fell = (
             HULL in links
@@ -468,7 +474,8 @@ class BipedEnv(gym.Env):
         )
         terms = {
             "progress": progress,
-            "posture": shaping - self._prev_shaping - progress,  # the shaping potential holds both; report apart
+            # the shaping potential holds posture and the uncapped progress; report them apart
+            "posture": shaping - self._prev_shaping - PROGRESS_REWARD_PER_M * moved_m,
             "torque": -self.reward_weights.torque_abs * sum(map(abs, a_norm)),
             "fall": -self.reward_weights.fall if fell else 0.0,
         }
