@@ -163,8 +163,9 @@ class BipedReward(ActuationWeights):
     # foot's stance is the first stance_fraction of each cycle, the right foot's half a cycle later.
     gait_clock: float = 0.0  # reward per foot per control step, matched (+) or not (−)
     stance_fraction: float = 0.6  # share of a gait cycle each foot is on the ground (> 0.5: double support)
-    # progress pays for hull speed up to this cap (m/s) and nothing beyond it (legged_gym tracks a commanded
-    # velocity for the same reason: a gait at the edge of its speed has no margin left); 0: no cap
+    # progress pays for hull speed up to this cap (m/s) and nothing beyond it, so the gait need not run at the
+    # edge of its speed (legged_gym's robots track a commanded velocity instead of walking as fast as they can);
+    # 0: no cap
     speed_cap_mps: float = 0.0
 
     @property
