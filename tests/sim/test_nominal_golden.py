@@ -74,7 +74,7 @@ GOLDEN = {  # recorded on main at a93bfa3, before the issue #19 models
     "biped_random_old_params": "1e52c70832776deb5654f1ef7e1095250b1164a580283d1aeeedb217312bbcfa",
     "biped_rough_random_nominal": "59464d252d540fd2e10b42ece1819d96c72f776e6b1d8c875f414f3eb3e40b06",
     # re-recorded each time the shipped knob bundle was replaced by a reality-box policy (issue #20, docs/pretrained.md)
-    "knob_bundle_nominal": "be44792ed026b5ebc03b753c687897fef55244b47700f0d4b78a34fe844a9d70",
+    "knob_bundle_nominal": "caf722ebea7b6ff2a541d43499444468ca801a027ba5c70efb630c27bf3b619c",
     "knob_random_nominal": "72475d2e63b29d69e68c80d3632aceab0bade188f6d7ceacd2e8c9bbbae2753e",
     "knob_random_old_params": "d0946d3cd39635ccba8605679ca0544e60a37715a112824da725acea4b27b8ad",
 }
