@@ -73,6 +73,10 @@ keeps episodes bit-identical does not):
   A fix, no bump: with ``engine="mujoco"`` the terrain heightfield (rough, hardcore, any ``terrain_roughness``)
   was left out of the collision mid-phase, so the robot fell through it; it collides now (docs/mujoco.md).
   Flat-ground and PyBullet episodes are unchanged.
+  A fix, no bump: in PyBullet, contacts on the edges between the heightfield's triangles held a sliding foot back
+  (ghost collisions; even a flat heightfield tripped policies that walk on the plane). The heightfield corrects
+  them now (``GEOM_CONCAVE_INTERNAL_EDGE``). Episodes on a heightfield (rough, hardcore, any
+  ``terrain_roughness`` > 0) change; flat-ground episodes are unchanged.
 """
 
 from __future__ import annotations

@@ -151,8 +151,11 @@ class BulletBiped:
             h = heights
             n_cols = 8
             data = np.repeat(h[:, None], n_cols, axis=1).T.reshape(-1).tolist()  # row-major: x fastest
+            # GEOM_CONCAVE_INTERNAL_EDGE: bullet corrects contacts on the edges between the heightfield's triangles.
+            # Without it a foot that slides over an edge gets a tilted normal that holds it back (a ghost collision):
+            # even a flat heightfield tripped policies that walk on the plane (BENCHMARKS.md, session 13).
             kwargs = dict(meshScale=[cell_m, 0.2, 1.0], heightfieldData=data, numHeightfieldRows=len(h),
-                          numHeightfieldColumns=n_cols)  # fmt: skip
+                          numHeightfieldColumns=n_cols, flags=p.GEOM_CONCAVE_INTERNAL_EDGE)  # fmt: skip
             # bullet centres the heightfield on its origin, heights centred between min and max
             pos = [-3.0 + (len(h) - 1) * cell_m / 2, 0.0, float(h.max() + h.min()) / 2]
             if self._ground_key == "heightfield":

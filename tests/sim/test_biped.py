@@ -198,3 +198,26 @@ def test_terrain_collision_matches_heights_after_resets():
                 assert hit[3][2] == pytest.approx(np.interp(x, grid_x, h), abs=1e-4)
     finally:
         e.close()
+
+
+def test_a_flat_heightfield_pushes_the_feet_straight_up_as_the_plane_does():
+    """Bullet's contacts on the edges between a heightfield's triangles are corrected (GEOM_CONCAVE_INTERNAL_EDGE):
+    a walking robot's feet on a heightfield as flat as the plane feel only upward pushes, none that hold them back."""
+    from deploy.bundle import Policy, load_bundle
+
+    policy = Policy(load_bundle("deploy/pretrained/biped"))
+    e = BipedEnv()
+    try:
+        obs, _ = e.reset(seed=2, options={"params": {"terrain_roughness": 1e-6}})  # a heightfield, bumps of 1 µm
+        assert e._heights is not None
+        plant = e._plant
+        normals = []
+        for _ in range(300):
+            obs, _, terminated, truncated, _ = e.step(BIPED_SPEC.action.to_normalized(policy(obs)))
+            contacts = plant._bc.getContactPoints(plant._robot, plant._ground)
+            normals += [c[7] for c in contacts if c[9] > 0]  # contacts that push (normal force > 0)
+            assert not (terminated or truncated)
+        assert len(normals) > 100
+        assert min(n[2] for n in normals) > 0.99, "a tilted contact normal on flat ground: a ghost collision"
+    finally:
+        e.close()

@@ -39,11 +39,12 @@ CASES = {
 }  # fmt: skip
 
 # the three biped digests re-recorded when a reused PyBullet env stopped reporting the previous episode's last
-# contacts in its first observation after reset (sim/biped.py Version History); a fresh env's episodes are unchanged
+# contacts in its first observation after reset (sim/biped.py Version History); a fresh env's episodes are unchanged.
+# rough and hardcore re-recorded again with the heightfield's triangle-edge contact fix (same Version History)
 DIGESTS = {
     "biped-flat": "1198e0dd93c20758b9593ee1c10991d67957d0c344364d73403d4adda7d4febb",
-    "biped-rough-dr": "de60c5c1ad8666167755375a004ad3059d32d9d14b5f0046c936a4e473fbe9ae",
-    "biped-hardcore": "3fc27298dc3b570c6e20ab491832168e80fbdf9cb78b976512b10d0cccf52ab5",
+    "biped-rough-dr": "46d96cb09a88571bdea3b51d90e4a9d59d1a358dacc357cae683934925bfda6f",
+    "biped-hardcore": "93a8d1de3cb9735068ca24bb5b5fda4b479c1a4e194b71a87dd02dda2ffaf97a",
     "knob": "e4d5e5265d591ba6bc40cf56b250a1736512ad562b2e8f301248b8642f2dce16",
     "knob-dr": "fde7aff80a2a1711f4671c1fd398d082e084016d888c139ee750efa68e2025c2",
 }

@@ -69,10 +69,12 @@ def bundle_digest(robot: str, env_id: str, seed: int, params: dict[str, float] |
 GOLDEN = {  # recorded on main at a93bfa3, before the issue #19 models
     # re-recorded each time the shipped biped bundle was replaced by a reality-box policy (issue #20, docs/pretrained.md)
     "biped_bundle_nominal": "9b52547ebd0c1b845cebb4930b48ba18e2fdb3a95bd9c2d4fac48a96ba89c2e9",
-    # the two random biped digests re-recorded with the reused-env contact fix (sim/biped.py Version History)
+    # re-recorded with the reused-env contact fix (sim/biped.py Version History)
     "biped_random_nominal": "5a7972a613968e8a0fad4387c83d9d36b68f08103787e09fbf4421d2250e958c",
-    "biped_random_old_params": "1e52c70832776deb5654f1ef7e1095250b1164a580283d1aeeedb217312bbcfa",
-    "biped_rough_random_nominal": "59464d252d540fd2e10b42ece1819d96c72f776e6b1d8c875f414f3eb3e40b06",
+    # the two heightfield digests (OLD_BIPED has roughness), re-recorded with the reused-env contact fix, then with
+    # the triangle-edge contact fix (sim/biped.py Version History)
+    "biped_random_old_params": "04e893dd757caf8e52b4a06f60c1eab57d3c12f4cd369a0cdac64333ed8238f8",
+    "biped_rough_random_nominal": "cdfae48be0f0333f97ce04060761698b8815f7c0f3995d7a287c0395b85a4667",
     # re-recorded each time the shipped knob bundle was replaced by a reality-box policy (issue #20, docs/pretrained.md)
     "knob_bundle_nominal": "caf722ebea7b6ff2a541d43499444468ca801a027ba5c70efb630c27bf3b619c",
     "knob_random_nominal": "72475d2e63b29d69e68c80d3632aceab0bade188f6d7ceacd2e8c9bbbae2753e",
