@@ -109,6 +109,10 @@ class TrainConfig:
     init_policy: str | None = option(None, "fine-tune: start the actor and the observation normalizer (then frozen) "
                                      "from a bundle's feed-forward ONNX policy of the same shape "
                                      "(policies/warm_start.py); default: from scratch", metavar="BUNDLE")
+    init_log_std: float | None = option(None, "fine-tune: the PPO/rPPO actor's exploration log-std after "
+                                        "--init-policy (default: the source's for a run or checkpoint, the "
+                                        "config's log_std_init for a bundle); a small one lets training meet the "
+                                        "stalls of the deterministic policy", metavar="LOG_STD")
     # None: the preset for (algo, env); its fields are the --td3-*/--ppo-*/--lstm-* flags (s2r/commands/train.py)
     algo_config: TD3Config | PPOConfig | None = field(default=None)
 
@@ -116,6 +120,9 @@ class TrainConfig:
         validate(self)
         env_kwargs(self.env, self.engine)  # --engine mujoco on a non-s2r env: UserError
         _check_ray_mode(self)
+        if self.init_log_std is not None and (not self.init_policy or self.algo not in ("ppo", "rppo")):
+            raise UserError("--init-log-std sets the exploration of a PPO or rPPO fine-tune: "
+                            "use it with --init-policy and --algo ppo or rppo")  # fmt: skip
         self.training_env_kwargs()  # a bad --env-options fails here, with its one-line error
         if self.action_filter_hz and self.algo == "lstm-td3":
             raise UserError("--action-filter-hz is for feed-forward policies; lstm-td3 has its own memory")
@@ -329,11 +336,13 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: StopSignal
     meta = {"env_id": cfg.env, "robot_id": spec.robot_id if spec is not None else None, "obs_dim": obs_dim,
             "act_dim": act_dim, "config": config_to_dict(cfg), "git_commit": git_commit()}  # fmt: skip
     if cfg.init_policy and not resume:  # fine-tuning: actor and (frozen) normalizer from a bundle
-        from policies.warm_start import warm_start
+        from policies.warm_start import set_log_std, warm_start
 
         warm_start(agent.actor, norm, cfg.init_policy)
         if hasattr(agent, "mask_ignored_inputs"):  # the loaded weights see every input: hide actor_ignores
             agent.mask_ignored_inputs()
+        if cfg.init_log_std is not None:
+            set_log_std(agent.actor, cfg.init_log_std)
     runner = Runner(cfg, run_dir, agent, norm, source, meta, signals, perf_kind)
     if resume:
         runner.restore()

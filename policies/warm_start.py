@@ -83,3 +83,9 @@ def warm_start(actor: torch.nn.Module, norm: ObsNormalizer, source: str | Path) 
     norm.load_state_dict({**norm.state_dict(), "mean": mean.tolist(),
                           "var": np.maximum(std**2 - norm.eps, 0.0).tolist(), "count": 1e6})  # fmt: skip
     norm.frozen = True
+
+
+def set_log_std(actor: torch.nn.Module, log_std: float) -> None:
+    """Set every action's exploration log-std of a gaussian ``actor`` (PPO, rPPO) to ``log_std``."""
+    with torch.no_grad():
+        actor.log_std.fill_(float(log_std))  # type: ignore[operator]

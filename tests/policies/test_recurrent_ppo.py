@@ -208,6 +208,20 @@ def test_actor_ignores_keeps_an_input_out_of_the_actor_through_updates_and_a_war
         _agent(actor_ignores=(7,))
 
 
+def test_init_log_std_sets_a_fine_tunes_exploration_and_needs_a_warm_start():
+    """--init-log-std: a fine-tune's exploration is set after the warm start (a run's checkpoint carries its own);
+    without --init-policy, or for TD3, it is a user error."""
+    from policies.train import TrainConfig
+    from policies.warm_start import set_log_std
+
+    agent = _agent()
+    set_log_std(agent.actor, -3.0)
+    assert torch.equal(agent.actor.log_std.detach(), torch.full((2,), -3.0))
+    for bad in ({"algo": "rppo"}, {"algo": "td3", "init_policy": "runs/x"}):
+        with pytest.raises(UserError, match="--init-log-std"):
+            TrainConfig(env="Pendulum-v1", init_log_std=-3.0, **bad)
+
+
 def test_config_and_presets():
     with pytest.raises(UserError, match="multiple of --rppo-seq-len"):
         RecurrentPPOConfig(n_steps=100, seq_len=32)
