@@ -35,7 +35,7 @@ def test_shipped_knob_bundle_turns_the_knob():
 
 
 def test_shipped_biped_bundle_walks():
-    """The task's success on the nominal plant: 15 m without a fall (the 2026-11-29 reality-box bundle walks the
-    nominal plant slowly, ~16.6 m in the 32 s episode: docs/pretrained.md)."""
+    """The task's success on the nominal plant: 15 m without a fall (the shipped bundle walks the 20 m course at
+    its trained speed cap, 0.75 m/s: docs/pretrained.md)."""
     infos = _run("biped", "s2r/Biped-v0", range(20_000, 20_002))
     assert all(not i["fell"] and i["metrics"]["success"] == 1.0 for i in infos)
