@@ -71,8 +71,8 @@ GOLDEN = {  # recorded on main at a93bfa3, before the issue #19 models
     "biped_bundle_nominal": "ba2376a8c98be8ae8e7c1c8bcda9a5afbd92187abac0cd7d97241e62c1119ce7",
     # re-recorded with the reused-env contact fix (sim/biped.py Version History)
     "biped_random_nominal": "5a7972a613968e8a0fad4387c83d9d36b68f08103787e09fbf4421d2250e958c",
-    # the two heightfield digests (OLD_BIPED has roughness), re-recorded with the reused-env contact fix, then with
-    # the triangle-edge contact fix (sim/biped.py Version History)
+    # episodes on a heightfield (OLD_BIPED has roughness), re-recorded with the triangle-edge contact fix
+    # (sim/biped.py Version History); old_params also earlier, with the reused-env contact fix
     "biped_random_old_params": "04e893dd757caf8e52b4a06f60c1eab57d3c12f4cd369a0cdac64333ed8238f8",
     "biped_rough_random_nominal": "cdfae48be0f0333f97ce04060761698b8815f7c0f3995d7a287c0395b85a4667",
     # re-recorded each time the shipped knob bundle was replaced by a reality-box policy (issue #20, docs/pretrained.md)
