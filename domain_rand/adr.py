@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,7 @@ def adr_config_from_dict(
 def load_adr_config(path: str, base: ADRConfig | None = None, _seen: tuple[Path, ...] = ()) -> ADRConfig:
     """Read an ADR config JSON file (see :func:`adr_config_from_dict`). A top-level ``"base": "FILE"`` (a path
     relative to this file) names another ADR config file whose keys this file's override, so a variant of a
-    recipe is its changes only, not a copy."""
+    recipe is its changes only, not a copy; its ``"params"`` change or add to the base file's, by name."""
     d = read_json(path, "ADR config")
     if not isinstance(d, dict):
         raise UserError(f"ADR config {path} must hold a JSON object")
@@ -154,6 +154,9 @@ def load_adr_config(path: str, base: ADRConfig | None = None, _seen: tuple[Path,
         if parent_path.resolve() in (*_seen, here):
             raise UserError(f'ADR config {path}: "base" {parent} leads back to itself; remove the cycle')
         base = load_adr_config(str(parent_path), base, (*_seen, here))
+        if "params" in d:
+            changed = adr_config_from_dict({"params": d.pop("params")}, base, f"ADR config {path}").params
+            base = replace(base, params=tuple({p.name: p for p in (*base.params, *changed)}.values()))
     return adr_config_from_dict(d, base, f"ADR config {path}")
 
 

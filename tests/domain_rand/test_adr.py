@@ -282,6 +282,13 @@ def test_config_file_extends_a_base_file_and_refuses_a_cycle(tmp_path):
     cfg = load_adr_config(str(variant), defaults)
     assert (cfg.t_low, cfg.t_high, cfg.p_boundary, cfg.p_nominal) == (1.0, 6.0, 0.3, 0.25)
     assert cfg.params == (ADRParam("latency", 0.005, (0.0, 0.01)),)
+    # a variant's params change the base file's by name and add new ones; the rest stay the base's
+    (tmp_path / "recipes" / "main.json").write_text(json.dumps({"t_high": 7, "params": {
+        "latency": {"delta": 0.005, "init": [0.0, 0.01]}, "mass": {"delta": 0.1}}}))  # fmt: skip
+    variant.write_text(json.dumps({"base": "main.json", "params": {
+        "latency": {"delta": 0.002, "init": [0.0, 0.02]}, "noise": {"init": [0.0, 0.1], "adapt": False}}}))  # fmt: skip
+    assert load_adr_config(str(variant), defaults).params == (
+        ADRParam("latency", 0.002, (0.0, 0.02)), ADRParam("mass", 0.1), ADRParam("noise", 0.0, (0.0, 0.1), False))
     loop = tmp_path / "recipes" / "loop.json"
     loop.write_text(json.dumps({"base": "loop.json"}))
     with pytest.raises(ValueError, match="leads back to itself"):
