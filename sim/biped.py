@@ -40,7 +40,10 @@ terms ``action_rate``, ``torque_sq``, ``power`` and ``at_limit`` (``sim/rewards.
 foot's touchdown) is also 0 and absent by default; the ``stride`` preset turns it on. The periodic gait term
 ``gait_clock`` (± ``gait_clock`` per foot and step as its contact matches its phase of the policy's gait clock)
 is added by the clock's training wrapper (``policies/gait_clock.py``; ``clock`` preset, ``--gait-clock-hz``),
-from :meth:`BipedReward.clock_term` and :meth:`BipedEnv.foot_contacts`.
+from :meth:`BipedReward.clock_term` and :meth:`BipedEnv.foot_contacts`. The slip term ``foot_slip``
+(humanoid-gym's foot slip: −``feet_slip`` · Σ, over the feet touching the ground, of the horizontal speed of the
+foot's lowest point, :func:`foot_slip_mps`) is also 0 and absent by default: a gait that skates on its feet
+needs the friction of the floor it trained on.
 Reaching the end of the course also terminates (success); 1600 control steps → ``truncated`` (TimeLimit).
 ``info["metrics"]`` (the task's, :mod:`sim.task`): ``success`` (walked ``SUCCESS_DISTANCE_M`` = 15 m without a
 fall), ``fell``, ``distance_m``.
@@ -171,6 +174,9 @@ class BipedReward(ActuationWeights):
     # edge of its speed (legged_gym's robots track a commanded velocity instead of walking as fast as they can);
     # 0: no cap
     speed_cap_mps: float = 0.0
+    # foot slip (humanoid-gym's foot_slip): per control step, reward lost per m/s of horizontal speed of a foot's
+    # lowest point while it touches the ground, summed over the feet (0: off, the v0 reward)
+    feet_slip: float = 0.0
 
     @property
     def gait_on(self) -> bool:
@@ -218,6 +224,22 @@ class BipedState(NamedTuple):
     q: list[float]  # motor joint angles, rad (order of MOTOR_JOINTS)
     dq: list[float]  # motor joint speeds, rad/s
     contact_links: set[int]  # robot links touching the ground
+
+
+def foot_slip_mps(s: BipedState, leg: int) -> float:
+    """Horizontal speed (m/s, + = forward) of the lowest point of foot ``leg`` (0 left, 1 right) in state ``s``:
+    the speed it slides at while it touches the ground (0 when it rolls or stands). Planar kinematics of the
+    constants above: the hip below the hull centre, thigh and shank at absolute angles φ = hip − pitch and
+    φ + knee from the downward vertical, the shank's tip a sphere of ``SHANK_RADIUS_M``."""
+    hip, knee, dhip, dknee = s.q[2 * leg], s.q[2 * leg + 1], s.dq[2 * leg], s.dq[2 * leg + 1]
+    phi_t, dphi_t = hip - s.pitch, dhip - s.pitch_rate
+    phi_s, dphi_s = phi_t + knee, dphi_t + dknee
+    return (
+        s.vx
+        - HULL_HALF_EXTENTS_M[2] * math.cos(s.pitch) * s.pitch_rate
+        + THIGH_LENGTH_M * math.cos(phi_t) * dphi_t
+        + (SHANK_LENGTH_M * math.cos(phi_s) + SHANK_RADIUS_M) * dphi_s
+    )
 
 
 class Readings(NamedTuple):
@@ -332,6 +354,7 @@ class BipedEnv(gym.Env):
         self.reward_weights = reward_weights(BipedReward, reward, BIPED_REWARD_PRESETS)
         self._actuation_on = self.reward_weights.actuation_on
         self._gait_on = self.reward_weights.gait_on
+        self._slip_on = self.reward_weights.feet_slip > 0
         self._air_s = [0.0, 0.0]  # swing time of each foot so far, s (the air-time term; FOOT_LINKS order)
         self.course_length_m = float(course_length_m)
         n_obs = BIPED_SPEC.obs_dim
@@ -493,6 +516,10 @@ class BipedEnv(gym.Env):
         if self._gait_on:
             terms["air_time"] = air = self._air_time_term(links)
             reward += air
+        if self._slip_on:
+            slip = sum(abs(foot_slip_mps(state, i)) for i, foot in enumerate(FOOT_LINKS) if foot in links)
+            terms["foot_slip"] = -self.reward_weights.feet_slip * slip
+            reward += terms["foot_slip"]
         self._prev_shaping = shaping
         finished = x - self._x0 >= self.course_length_m
         if captured is None:
