@@ -181,6 +181,62 @@ def test_biped_air_time_off_by_default_and_in_the_stride_preset():
     assert not BipedReward().gait_on and not BIPED_REWARD_PRESETS["smooth"].gait_on
 
 
+def test_foot_slip_speed_is_the_speed_of_the_foot_bottom_in_the_engine():
+    """foot_slip_mps (planar kinematics) against pybullet's own velocity of the shank's lowest point, over random
+    commands that swing, slide and lift the feet."""
+    import pybullet as p
+
+    from sim.biped import FOOT_LINKS, SHANK_LENGTH_M, SHANK_RADIUS_M, foot_slip_mps
+
+    env = BipedEnv()
+    try:
+        env.reset(seed=5)
+        plant, rng = env._plant, np.random.default_rng(5)
+        client = plant._bc._client
+        speeds = []
+        for _ in range(40):
+            env.step(rng.uniform(-1, 1, 4).astype(np.float32))
+            state = plant.read_state()
+            for leg, link in enumerate(FOOT_LINKS):
+                ls = p.getLinkState(plant._robot, link, computeLinkVelocity=1, computeForwardKinematics=1,
+                                    physicsClientId=client)  # fmt: skip
+                rot = np.array(p.getMatrixFromQuaternion(ls[5])).reshape(3, 3)
+                bottom = np.array(ls[4]) + rot @ [0.0, 0.0, -SHANK_LENGTH_M] - [0.0, 0.0, SHANK_RADIUS_M]
+                v_bottom = np.array(ls[6]) + np.cross(ls[7], bottom - np.array(ls[0]))
+                assert foot_slip_mps(state, leg) == pytest.approx(v_bottom[0], abs=1e-6)
+                speeds.append(abs(v_bottom[0]))
+        assert max(speeds) > 0.5  # the feet moved, so the comparison tested the kinematics
+    finally:
+        env.close()
+
+
+def test_biped_foot_slip_term_sums_the_grounded_feet_and_is_off_by_default():
+    from sim.biped import FOOT_LINKS, foot_slip_mps
+
+    env = BipedEnv(reward=BipedReward(feet_slip=2.0))
+    try:
+        env.reset(seed=2)
+        rng, grounded = np.random.default_rng(2), 0
+        for _ in range(40):
+            _, reward, done, _, info = env.step(rng.uniform(-1, 1, 4).astype(np.float32))
+            state = env._state
+            feet = [i for i, foot in enumerate(FOOT_LINKS) if foot in state.contact_links]
+            grounded += len(feet)
+            assert info["reward_terms"]["foot_slip"] == -2.0 * sum(abs(foot_slip_mps(state, i)) for i in feet)
+            assert reward == pytest.approx(sum(info["reward_terms"].values()))
+            if done:
+                break
+        assert grounded > 0
+    finally:
+        env.close()
+    env = BipedEnv()
+    try:
+        env.reset(seed=2)
+        assert "foot_slip" not in env.step(np.zeros(4, np.float32))[4]["reward_terms"]
+    finally:
+        env.close()
+
+
 def test_biped_speed_cap_pays_progress_only_up_to_the_cap():
     """``speed_cap_mps``: the progress term pays at most the cap's metres per step; the posture term and the
     physics are those of the uncapped reward (same seed, same commands)."""
