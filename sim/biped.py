@@ -43,7 +43,8 @@ is added by the clock's training wrapper (``policies/gait_clock.py``; ``clock`` 
 from :meth:`BipedReward.clock_term` and :meth:`BipedEnv.foot_contacts`. The slip term ``foot_slip``
 (humanoid-gym's foot slip: −``feet_slip`` · Σ, over the feet touching the ground, of the horizontal speed of the
 foot's lowest point, :func:`foot_slip_mps`) is also 0 and absent by default: a gait that skates on its feet
-needs the friction of the floor it trained on.
+needs the friction of the floor it trained on. So is ``orientation`` (legged_gym's: −``orientation`` · pitch²
+per step), which holds the hull level where the posture term only pays for levelling it.
 Reaching the end of the course also terminates (success); 1600 control steps → ``truncated`` (TimeLimit).
 ``info["metrics"]`` (the task's, :mod:`sim.task`): ``success`` (walked ``SUCCESS_DISTANCE_M`` = 15 m without a
 fall), ``fell``, ``distance_m``.
@@ -177,6 +178,9 @@ class BipedReward(ActuationWeights):
     # foot slip (humanoid-gym's foot_slip): per control step, reward lost per m/s of horizontal speed of a foot's
     # lowest point while it touches the ground, summed over the feet (0: off, the v0 reward)
     feet_slip: float = 0.0
+    # posture held, not only restored (legged_gym's orientation): reward lost per rad² of hull pitch per control
+    # step; the posture term above pays only changes of |pitch|, so a gait may lean 50° for ever (0: off)
+    orientation: float = 0.0
 
     @property
     def gait_on(self) -> bool:
@@ -355,6 +359,7 @@ class BipedEnv(gym.Env):
         self._actuation_on = self.reward_weights.actuation_on
         self._gait_on = self.reward_weights.gait_on
         self._slip_on = self.reward_weights.feet_slip > 0
+        self._orientation_on = self.reward_weights.orientation > 0
         self._air_s = [0.0, 0.0]  # swing time of each foot so far, s (the air-time term; FOOT_LINKS order)
         self.course_length_m = float(course_length_m)
         n_obs = BIPED_SPEC.obs_dim
@@ -520,6 +525,9 @@ class BipedEnv(gym.Env):
             slip = sum(abs(foot_slip_mps(state, i)) for i, foot in enumerate(FOOT_LINKS) if foot in links)
             terms["foot_slip"] = -self.reward_weights.feet_slip * slip
             reward += terms["foot_slip"]
+        if self._orientation_on:
+            terms["orientation"] = -self.reward_weights.orientation * state.pitch**2
+            reward += terms["orientation"]
         self._prev_shaping = shaping
         finished = x - self._x0 >= self.course_length_m
         if captured is None:

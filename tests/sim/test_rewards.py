@@ -210,10 +210,11 @@ def test_foot_slip_speed_is_the_speed_of_the_foot_bottom_in_the_engine():
         env.close()
 
 
-def test_biped_foot_slip_term_sums_the_grounded_feet_and_is_off_by_default():
+def test_biped_foot_slip_and_orientation_terms_by_hand_and_off_by_default():
+    """foot_slip: the grounded feet's slip speeds, summed; orientation: the hull's pitch², every step."""
     from sim.biped import FOOT_LINKS, foot_slip_mps
 
-    env = BipedEnv(reward=BipedReward(feet_slip=2.0))
+    env = BipedEnv(reward=BipedReward(feet_slip=2.0, orientation=3.0))
     try:
         env.reset(seed=2)
         rng, grounded = np.random.default_rng(2), 0
@@ -223,6 +224,7 @@ def test_biped_foot_slip_term_sums_the_grounded_feet_and_is_off_by_default():
             feet = [i for i, foot in enumerate(FOOT_LINKS) if foot in state.contact_links]
             grounded += len(feet)
             assert info["reward_terms"]["foot_slip"] == -2.0 * sum(abs(foot_slip_mps(state, i)) for i in feet)
+            assert info["reward_terms"]["orientation"] == -3.0 * state.pitch**2
             assert reward == pytest.approx(sum(info["reward_terms"].values()))
             if done:
                 break
@@ -232,7 +234,7 @@ def test_biped_foot_slip_term_sums_the_grounded_feet_and_is_off_by_default():
     env = BipedEnv()
     try:
         env.reset(seed=2)
-        assert "foot_slip" not in env.step(np.zeros(4, np.float32))[4]["reward_terms"]
+        assert not {"foot_slip", "orientation"} & set(env.step(np.zeros(4, np.float32))[4]["reward_terms"])
     finally:
         env.close()
 
