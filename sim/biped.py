@@ -44,7 +44,9 @@ from :meth:`BipedReward.clock_term` and :meth:`BipedEnv.foot_contacts`. The slip
 (humanoid-gym's foot slip: −``feet_slip`` · Σ, over the feet touching the ground, of the horizontal speed of the
 foot's lowest point, :func:`foot_slip_mps`) is also 0 and absent by default: a gait that skates on its feet
 needs the friction of the floor it trained on. So is ``orientation`` (legged_gym's: −``orientation`` · pitch²
-per step), which holds the hull level where the posture term only pays for levelling it.
+per step), which holds the hull level where the posture term only pays for levelling it, and ``step_length``
+(at each touchdown, ``step_length`` · how far ahead of the other foot the foot landed, :func:`foot_ahead_m`),
+which pays alternating steps and not a skip that keeps one foot in front.
 Reaching the end of the course also terminates (success); 1600 control steps → ``truncated`` (TimeLimit).
 ``info["metrics"]`` (the task's, :mod:`sim.task`): ``success`` (walked ``SUCCESS_DISTANCE_M`` = 15 m without a
 fall), ``fell``, ``distance_m``.
@@ -181,11 +183,14 @@ class BipedReward(ActuationWeights):
     # posture held, not only restored (legged_gym's orientation): reward lost per rad² of hull pitch per control
     # step; the posture term above pays only changes of |pitch|, so a gait may lean 50° for ever (0: off)
     orientation: float = 0.0
+    # alternating steps: at each foot's touchdown, reward per m that it lands ahead of the other foot. A walk earns
+    # about its distance; a skip or gallop, one foot always in front, earns nothing over a cycle (0: off)
+    step_length: float = 0.0
 
     @property
     def gait_on(self) -> bool:
-        """Whether the air-time term is weighted (the env tracks swing times only then)."""
-        return self.feet_air_time > 0
+        """Whether a touchdown term (air time, step length) is weighted (the env tracks swing times only then)."""
+        return self.feet_air_time > 0 or self.step_length > 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -244,6 +249,14 @@ def foot_slip_mps(s: BipedState, leg: int) -> float:
         + THIGH_LENGTH_M * math.cos(phi_t) * dphi_t
         + (SHANK_LENGTH_M * math.cos(phi_s) + SHANK_RADIUS_M) * dphi_s
     )
+
+
+def foot_ahead_m(s: BipedState, leg: int) -> float:
+    """Horizontal position (m, + = forward) of the lowest point of foot ``leg`` (0 left, 1 right) relative to the
+    hull centre, in state ``s``: the planar kinematics of :func:`foot_slip_mps`."""
+    phi_t = s.q[2 * leg] - s.pitch
+    phi_s = phi_t + s.q[2 * leg + 1]
+    return -HULL_HALF_EXTENTS_M[2] * math.sin(s.pitch) + THIGH_LENGTH_M * math.sin(phi_t) + SHANK_LENGTH_M * math.sin(phi_s)
 
 
 class Readings(NamedTuple):
@@ -519,8 +532,13 @@ class BipedEnv(gym.Env):
             reward += sum(extra.values())
             self._prev_a_norm = a_norm
         if self._gait_on:
-            terms["air_time"] = air = self._air_time_term(links)
-            reward += air
+            if self.reward_weights.step_length > 0:  # before the air-time term ends the swings it reads
+                terms["step_length"] = self._step_length_term(state)
+                reward += terms["step_length"]
+            air = self._air_time_term(links)
+            if self.reward_weights.feet_air_time > 0:
+                terms["air_time"] = air
+                reward += air
         if self._slip_on:
             slip = sum(abs(foot_slip_mps(state, i)) for i, foot in enumerate(FOOT_LINKS) if foot in links)
             terms["foot_slip"] = -self.reward_weights.feet_slip * slip
@@ -562,6 +580,15 @@ class BipedEnv(gym.Env):
             else:
                 self._air_s[i] += dt_s
         return total
+
+    def _step_length_term(self, state: BipedState) -> float:
+        """The step term of this step (BipedReward.step_length): paid at each foot's touchdown, for how far ahead
+        of the other foot it landed."""
+        total, links = 0.0, state.contact_links
+        for i, foot in enumerate(FOOT_LINKS):
+            if foot in links and self._air_s[i] > 0:
+                total += foot_ahead_m(state, i) - foot_ahead_m(state, 1 - i)
+        return self.reward_weights.step_length * total
 
     def foot_contacts(self) -> tuple[bool, bool]:
         """Whether the left and right feet touch the ground now (noise-free; the gait clock's reward reads it)."""

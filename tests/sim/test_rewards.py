@@ -239,6 +239,34 @@ def test_biped_foot_slip_and_orientation_terms_by_hand_and_off_by_default():
         env.close()
 
 
+def test_biped_step_length_pays_a_walk_and_not_a_skip():
+    """step_length: at a touchdown, how far ahead of the other foot the landing foot is. Alternating steps earn
+    their lengths; a skip (the same foot always in front) earns +d then −d over a cycle."""
+    from sim.biped import FOOT_LINKS, BipedState, foot_ahead_m
+
+    left, right = FOOT_LINKS
+    legs_apart = [0.3, 0.0, -0.3, 0.0]  # left thigh forward, right back, knees straight, hull level
+    swapped = [-0.3, 0.0, 0.3, 0.0]
+    d = 2 * 0.72 * np.sin(0.3)  # the two straight legs' feet, 0.72 m legs at ±0.3 rad
+
+    def state(q: list[float], links: set[int]) -> BipedState:
+        return BipedState(0.0, 0.8, 0.0, 0.0, 0.0, 0.0, q, [0.0] * 4, links)
+
+    assert foot_ahead_m(state(legs_apart, set()), 0) == pytest.approx(d / 2)
+    env = BipedEnv(reward=BipedReward(step_length=2.0))
+    try:
+        env.reset(seed=0)
+        env._air_s = [0.2, 0.0]  # the left foot swings, the right one stands
+        assert env._step_length_term(state(legs_apart, {left, right})) == pytest.approx(2.0 * d)  # lands ahead
+        env._air_s = [0.0, 0.2]
+        assert env._step_length_term(state(swapped, {left, right})) == pytest.approx(2.0 * d)  # a walk: both pay
+        assert env._step_length_term(state(legs_apart, {left, right})) == pytest.approx(-2.0 * d)  # a skip
+        env._air_s = [0.0, 0.0]
+        assert env._step_length_term(state(legs_apart, {left, right})) == 0.0  # no touchdown, nothing
+    finally:
+        env.close()
+
+
 def test_biped_speed_cap_pays_progress_only_up_to_the_cap():
     """``speed_cap_mps``: the progress term pays at most the cap's metres per step; the posture term and the
     physics are those of the uncapped reward (same seed, same commands)."""
