@@ -45,7 +45,8 @@ from :meth:`BipedReward.clock_term` and :meth:`BipedEnv.foot_contacts`. The slip
 foot's lowest point, :func:`foot_slip_mps`) is also 0 and absent by default: a gait that skates on its feet
 needs the friction of the floor it trained on. So is ``orientation`` (legged_gym's: −``orientation`` · pitch²
 per step), which holds the hull level where the posture term only pays for levelling it, and ``step_length``
-(at each touchdown, ``step_length`` · how far ahead of the other foot the foot landed, :func:`foot_ahead_m`),
+(at a touchdown after the other foot's, ``step_length`` · how far ahead of the other foot it landed,
+:func:`foot_ahead_m`),
 which pays alternating steps and not a skip that keeps one foot in front.
 Reaching the end of the course also terminates (success); 1600 control steps → ``truncated`` (TimeLimit).
 ``info["metrics"]`` (the task's, :mod:`sim.task`): ``success`` (walked ``SUCCESS_DISTANCE_M`` = 15 m without a
@@ -183,8 +184,9 @@ class BipedReward(ActuationWeights):
     # posture held, not only restored (legged_gym's orientation): reward lost per rad² of hull pitch per control
     # step; the posture term above pays only changes of |pitch|, so a gait may lean 50° for ever (0: off)
     orientation: float = 0.0
-    # alternating steps: at each foot's touchdown, reward per m that it lands ahead of the other foot. A walk earns
-    # about its distance; a skip or gallop, one foot always in front, earns nothing over a cycle (0: off)
+    # alternating steps: at a foot's touchdown after the other foot's, reward per m that it lands ahead of the other
+    # foot. A walk earns about its distance; a skip or gallop, one foot always in front, earns nothing over a cycle,
+    # and a foot tapping in place earns once (0: off)
     step_length: float = 0.0
 
     @property
@@ -468,6 +470,7 @@ class BipedEnv(gym.Env):
         self._prev_shaping = self._shaping(state)
         self._prev_a_norm = [0.0] * 4  # the last command's normalized action (the action_rate term)
         self._air_s = [0.0, 0.0]
+        self._last_touchdown = -1  # the foot that touched down last (the step-length term), -1: none yet
         obs = self._observe(state)
         info = {"params": dict(self.params), "distance_m": 0.0}
         self._param_vec: np.ndarray | None = None  # the privileged state's tail: made when first asked
@@ -582,12 +585,14 @@ class BipedEnv(gym.Env):
         return total
 
     def _step_length_term(self, state: BipedState) -> float:
-        """The step term of this step (BipedReward.step_length): paid at each foot's touchdown, for how far ahead
-        of the other foot it landed."""
+        """The step term of this step (BipedReward.step_length): paid at a foot's touchdown after the other foot's,
+        for how far ahead of the other foot it landed (a foot tapping twice in a row earns nothing the second time)."""
         total, links = 0.0, state.contact_links
         for i, foot in enumerate(FOOT_LINKS):
             if foot in links and self._air_s[i] > 0:
-                total += foot_ahead_m(state, i) - foot_ahead_m(state, 1 - i)
+                if self._last_touchdown != i:
+                    total += foot_ahead_m(state, i) - foot_ahead_m(state, 1 - i)
+                self._last_touchdown = i
         return self.reward_weights.step_length * total
 
     def foot_contacts(self) -> tuple[bool, bool]:

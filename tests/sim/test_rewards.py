@@ -240,8 +240,9 @@ def test_biped_foot_slip_and_orientation_terms_by_hand_and_off_by_default():
 
 
 def test_biped_step_length_pays_a_walk_and_not_a_skip():
-    """step_length: at a touchdown, how far ahead of the other foot the landing foot is. Alternating steps earn
-    their lengths; a skip (the same foot always in front) earns +d then −d over a cycle."""
+    """step_length: at a touchdown after the other foot's, how far ahead of the other foot the landing foot is.
+    Alternating steps earn their lengths; a skip (the same foot always in front) earns +d then −d over a cycle; a
+    foot tapping again earns nothing."""
     from sim.biped import FOOT_LINKS, BipedState, foot_ahead_m
 
     left, right = FOOT_LINKS
@@ -260,6 +261,11 @@ def test_biped_step_length_pays_a_walk_and_not_a_skip():
         assert env._step_length_term(state(legs_apart, {left, right})) == pytest.approx(2.0 * d)  # lands ahead
         env._air_s = [0.0, 0.2]
         assert env._step_length_term(state(swapped, {left, right})) == pytest.approx(2.0 * d)  # a walk: both pay
+        env._air_s = [0.0, 0.2]
+        assert env._step_length_term(state(legs_apart, {left, right})) == 0.0  # the right foot taps again
+        env._air_s = [0.2, 0.0]
+        assert env._step_length_term(state(legs_apart, {left, right})) == pytest.approx(2.0 * d)
+        env._air_s = [0.0, 0.2]
         assert env._step_length_term(state(legs_apart, {left, right})) == pytest.approx(-2.0 * d)  # a skip
         env._air_s = [0.0, 0.0]
         assert env._step_length_term(state(legs_apart, {left, right})) == 0.0  # no touchdown, nothing
