@@ -226,6 +226,11 @@ class BulletBiped:
         sx, sz, sp, *legs = js
         return BipedState(sx[0], sz[0], sp[0], sx[1], sz[1], sp[1], [s[0] for s in legs], [s[1] for s in legs], links)
 
+    def ground_contact_forces(self) -> list[tuple[int, float, float]]:
+        """(robot link, normal force N, tangential force N) of each contact point with the ground, from the last
+        substep (a diagnostic: ``benchmarks/biped_gait.py`` reads the friction a gait demands from it)."""
+        return [(c[3], c[9], math.hypot(c[10], c[12])) for c in self._get_contacts(self._robot, self._ground)]
+
     def lidar(self, x: float, z: float) -> list[float]:
         """Ranges (m) of the levelled rays from (x, 0, z); max range where a ray hits nothing."""
         to = [[x + dx, 0.0, z + dz] for dx, dz in self._lidar_dxz]
