@@ -46,8 +46,7 @@ foot's lowest point, :func:`foot_slip_mps`) is also 0 and absent by default: a g
 needs the friction of the floor it trained on. So is ``orientation`` (legged_gym's: −``orientation`` · pitch²
 per step), which holds the hull level where the posture term only pays for levelling it, and ``step_length``
 (at a touchdown after the other foot's, ``step_length`` · how far ahead of the other foot it landed,
-:func:`foot_ahead_m`),
-which pays alternating steps and not a skip that keeps one foot in front.
+:func:`foot_ahead_m`), which pays alternating steps and not a skip that keeps one foot in front.
 Reaching the end of the course also terminates (success); 1600 control steps → ``truncated`` (TimeLimit).
 ``info["metrics"]`` (the task's, :mod:`sim.task`): ``success`` (walked ``SUCCESS_DISTANCE_M`` = 15 m without a
 fall), ``fell``, ``distance_m``.
@@ -376,6 +375,7 @@ class BipedEnv(gym.Env):
         self._slip_on = self.reward_weights.feet_slip > 0
         self._orientation_on = self.reward_weights.orientation > 0
         self._air_s = [0.0, 0.0]  # swing time of each foot so far, s (the air-time term; FOOT_LINKS order)
+        self._last_touchdown = -1  # the foot that touched down last (the step-length term), -1: none yet
         self.course_length_m = float(course_length_m)
         n_obs = BIPED_SPEC.obs_dim
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(n_obs,), dtype=np.float32)
@@ -470,7 +470,7 @@ class BipedEnv(gym.Env):
         self._prev_shaping = self._shaping(state)
         self._prev_a_norm = [0.0] * 4  # the last command's normalized action (the action_rate term)
         self._air_s = [0.0, 0.0]
-        self._last_touchdown = -1  # the foot that touched down last (the step-length term), -1: none yet
+        self._last_touchdown = -1
         obs = self._observe(state)
         info = {"params": dict(self.params), "distance_m": 0.0}
         self._param_vec: np.ndarray | None = None  # the privileged state's tail: made when first asked
