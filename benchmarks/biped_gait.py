@@ -3,8 +3,8 @@ how far the hull leans and how long a hip rests on its joint stop, on one plant;
 floor's friction drops to ``--low-friction``.
 
 Friction demand is the required coefficient of friction of gait biomechanics: at each contact point of a foot
-with the ground, |tangential force| / normal force (PyBullet's contact forces, summed over the substep's points,
-points under 1 N left out). A point at the ratio μ of its floor slides; a gait whose force sits above 0.4 cannot
+with the ground, |tangential force| / normal force (PyBullet's contact forces of the control step's last substep;
+points pressing under 1 N left out). A point at the ratio μ of its floor slides; a gait whose force sits above 0.4 cannot
 stand on a floor of friction 0.4. The figures are force-weighted shares over every control step of the
 episodes. Each bundle runs through the controller's ``deploy.bundle.Policy`` (onnxruntime), deterministic, on the
 same seeds; give a baseline bundle as a second path to measure it in the same run.
