@@ -31,7 +31,8 @@ MIN_NORMAL_N = 1.0  # contact points pressing less than this are left out of the
 def gait_figures(bundle_dir: str, episodes: int, seed: int, params: dict[str, float]) -> dict[str, float]:
     """The figures of the module docstring over ``episodes`` seeded episodes of the course on plant ``params``."""
     policy, action = Policy(load_bundle(bundle_dir)), get_robot("biped").action
-    hips = [m for m in action.motors if m.name.startswith("hip")]
+    motors = action.motors
+    hips = [i for i, m in enumerate(motors) if m.name.startswith("hip")]  # indices into the state's joints
     env = BipedEnv()
     ratios, weights, slips, pitches, at_stop, distances = [], [], [], [], 0, []
     steps = 0
@@ -43,16 +44,15 @@ def gait_figures(bundle_dir: str, episodes: int, seed: int, params: dict[str, fl
             info: dict = {}
             for _ in range(1600):  # the registered time limit
                 obs, _, terminated, _, info = env.step(action.to_normalized(policy(obs)))
-                state, steps = plant.read_state(), steps + 1
+                state, steps = env._state, steps + 1  # the state this step ended in
                 for link, normal_n, tangential_n in plant.ground_contact_forces():
                     if link in FOOT_LINKS and normal_n >= MIN_NORMAL_N:
                         ratios.append(tangential_n / normal_n)
                         weights.append(normal_n)
                 slips += [abs(foot_slip_mps(state, i)) for i, f in enumerate(FOOT_LINKS) if f in state.contact_links]
                 pitches.append(abs(state.pitch))
-                q_hips = (state.q[0], state.q[2])
-                at_stop += any(q >= m.joint_high_rad - AT_STOP_RAD or q <= m.joint_low_rad + AT_STOP_RAD
-                               for q, m in zip(q_hips, hips, strict=True))  # fmt: skip
+                at_stop += any(state.q[i] >= motors[i].joint_high_rad - AT_STOP_RAD
+                               or state.q[i] <= motors[i].joint_low_rad + AT_STOP_RAD for i in hips)  # fmt: skip
                 if terminated:
                     break
             distances.append(float(info["distance_m"]))

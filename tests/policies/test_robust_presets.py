@@ -29,9 +29,9 @@ def test_robust_config_parses_and_builds(path: Path):
     assert (cfg.adr and cfg.adr_config is not None) != (path.stem in NOMINAL)
     env = make_env(cfg.env, **cfg.training_env_kwargs())
     try:
-        weights = env.unwrapped.reward_weights  # type: ignore[attr-defined]
         if path.stem in NOMINAL:
             return
+        weights = env.unwrapped.reward_weights  # type: ignore[attr-defined]
         if path.stem not in NOT_SMOOTH:
             assert weights.actuation_on  # the smooth-torque terms are on in training
         adr = ADR(env.unwrapped.param_space, load_adr_config(cfg.adr_config))  # type: ignore[attr-defined]

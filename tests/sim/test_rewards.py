@@ -243,12 +243,12 @@ def test_biped_step_length_pays_a_walk_and_not_a_skip():
     """step_length: at a touchdown after the other foot's, how far ahead of the other foot the landing foot is.
     Alternating steps earn their lengths; a skip (the same foot always in front) earns +d then −d over a cycle; a
     foot tapping again earns nothing."""
-    from sim.biped import FOOT_LINKS, BipedState, foot_ahead_m
+    from sim.biped import FOOT_LINKS, SHANK_LENGTH_M, THIGH_LENGTH_M, BipedState, foot_ahead_m
 
     left, right = FOOT_LINKS
     legs_apart = [0.3, 0.0, -0.3, 0.0]  # left thigh forward, right back, knees straight, hull level
     swapped = [-0.3, 0.0, 0.3, 0.0]
-    d = 2 * 0.72 * np.sin(0.3)  # the two straight legs' feet, 0.72 m legs at ±0.3 rad
+    d = 2 * (THIGH_LENGTH_M + SHANK_LENGTH_M) * np.sin(0.3)  # the two straight legs' feet, at ±0.3 rad
 
     def state(q: list[float], links: set[int]) -> BipedState:
         return BipedState(0.0, 0.8, 0.0, 0.0, 0.0, 0.0, q, [0.0] * 4, links)
