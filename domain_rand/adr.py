@@ -63,6 +63,11 @@ class ADRConfig:
     # probability that an episode runs every ADR parameter at its nominal value (no bound evaluated; not in the
     # paper): the ideal corner, which drawing every parameter at once almost never visits, stays in training
     p_nominal: float = 0.0
+    # probability that an episode pins ``corner_size`` adaptive parameters (drawn at random) each at one of its
+    # current bounds (each ½), the rest drawn in range, with no bound evaluated (not in the paper): several
+    # parameters at their extremes at once, which one pinned bound per episode never shows (0: off)
+    p_corner: float = 0.0
+    corner_size: int = 4
     # what an episode's performance is (domain_rand.success.episode_performance): "success" (1/0, so the
     # thresholds are success rates), another metric of the task (Task.metrics: "distance_m"...) or "return"
     performance: str = "success"
@@ -78,6 +83,10 @@ class ADRConfig:
             raise UserError(f"ADR p_boundary must be in [0, 1], got {self.p_boundary:g}")
         if not 0.0 <= self.p_nominal < 1.0:
             raise UserError(f"ADR p_nominal must be in [0, 1), got {self.p_nominal:g}")
+        if not 0.0 <= self.p_corner < 1.0 or self.p_nominal + self.p_corner >= 1.0:
+            raise UserError(f"ADR p_corner must be in [0, 1) with p_nominal + p_corner < 1, got {self.p_corner:g}")
+        if self.corner_size < 1:
+            raise UserError(f"ADR corner_size must be >= 1 parameter, got {self.corner_size}")
         if not self.params:
             raise UserError("ADR config lists no parameters to randomize")
         names = [p.name for p in self.params]
@@ -121,11 +130,12 @@ def adr_config_from_dict(
     if unknown:
         raise UserError(f"{what}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
     kwargs: dict[str, Any] = {f.name: getattr(base, f.name) for f in fields(ADRConfig)} if base else {}
-    for key in ("t_low", "t_high", "p_boundary", "p_nominal"):
+    for key in ("t_low", "t_high", "p_boundary", "p_nominal", "p_corner"):
         if key in d:
             kwargs[key] = _number(d[key], f"{what}: {key}")
-    if "buffer_size" in d:
-        kwargs["buffer_size"] = int(_number(d["buffer_size"], f"{what}: buffer_size"))
+    for key in ("buffer_size", "corner_size"):
+        if key in d:
+            kwargs[key] = int(_number(d[key], f"{what}: {key}"))
     if "performance" in d:
         kwargs["performance"] = str(d["performance"])
     if "params" in d:
@@ -216,6 +226,12 @@ class ADR:
             n: sample_value(self.ranges[n][0], self.ranges[n][1], self.space[n].log_scale, self.rng)
             for n in self.names
         }
+        if self.config.p_corner and self.adaptive and self.rng.uniform() < self.config.p_corner:
+            k = min(self.config.corner_size, len(self.adaptive))
+            for i in self.rng.choice(len(self.adaptive), size=k, replace=False):
+                name = self.adaptive[int(i)]
+                params[name] = float(self.ranges[name][int(self.rng.integers(2))])
+            return params, None
         if self.rng.uniform() >= self.config.p_boundary or not self.adaptive:
             return params, None
         name = self.adaptive[int(self.rng.integers(len(self.adaptive)))]

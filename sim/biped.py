@@ -469,6 +469,7 @@ class BipedEnv(gym.Env):
         self._x0 = self._last_x = state.x
         self._prev_shaping = self._shaping(state)
         self._prev_a_norm = [0.0] * 4  # the last command's normalized action (the action_rate term)
+        self._prev2_a_norm = [0.0] * 4  # the one before it (the action_acc term)
         self._air_s = [0.0, 0.0]
         self._last_touchdown = -1
         obs = self._observe(state)
@@ -530,10 +531,11 @@ class BipedEnv(gym.Env):
         }
         reward = terms["progress"] + terms["posture"] + terms["torque"] + terms["fall"]
         if self._actuation_on:  # off by default: the v0 reward and info, untouched
-            extra = actuation_terms(self.reward_weights, a_norm, self._prev_a_norm, motor.last_applied_nm, state.dq)
+            extra = actuation_terms(self.reward_weights, a_norm, self._prev_a_norm, motor.last_applied_nm, state.dq,
+                                    self._prev2_a_norm)  # fmt: skip
             terms.update(extra)
             reward += sum(extra.values())
-            self._prev_a_norm = a_norm
+            self._prev2_a_norm, self._prev_a_norm = self._prev_a_norm, a_norm
         if self._gait_on:
             if self.reward_weights.step_length > 0:  # before the air-time term ends the swings it reads
                 terms["step_length"] = self._step_length_term(state)

@@ -327,6 +327,7 @@ class KnobEnv(gym.Env):
         self.params = KNOB_PARAMS.nominal()
         self._frame: SensorFrame | None = None
         self._prev_action = np.zeros(4, dtype=np.float32)
+        self._prev2_action = np.zeros(4, dtype=np.float32)
         self._goal = 0.0
         self._error = 0.0  # |angle error| after the last step, rad (the progress term's potential)
         self._hold = 0
@@ -369,6 +370,7 @@ class KnobEnv(gym.Env):
         self._error = abs(_wrap(self._goal - start))  # |angle error| after the last step, rad (progress term)
         self._successes = 0
         self._prev_action = np.zeros(4, dtype=np.float32)
+        self._prev2_action = np.zeros(4, dtype=np.float32)
         self._frame = self._delayed(self._measure(*self._plant.read_state()))
         obs = KNOB_SPEC.build_obs(self._frame, self._prev_action)
         info = {"params": dict(self.params), "is_success": False, "consecutive_successes": 0}
@@ -421,8 +423,8 @@ class KnobEnv(gym.Env):
         if w.progress:  # off by default (v0)
             terms["progress"] = w.progress * (self._error - error)
         if w.actuation_on:  # off by default: the v0 reward and info, untouched
-            terms.update(actuation_terms(w, a_norm.tolist(), self._prev_action.tolist(),
-                                         self._motor.last_applied_nm, self._plant.motor_speeds()))  # fmt: skip
+            terms.update(actuation_terms(w, a_norm.tolist(), self._prev_action.tolist(), self._motor.last_applied_nm,
+                                         self._plant.motor_speeds(), self._prev2_action.tolist()))  # fmt: skip
         if error < NEAR_TOL_RAD and not self._near_paid:
             terms["near"], self._near_paid = w.near, True
         self._hold = self._hold + 1 if error < SUCCESS_TOL_RAD else 0
@@ -434,7 +436,7 @@ class KnobEnv(gym.Env):
                 self._set_goal(self._draw_goal(state[2]))
                 error = abs(_wrap(self._goal - state[2]))  # progress counts towards the new goal from here
         self._error = error
-        self._prev_action = a_norm
+        self._prev2_action, self._prev_action = self._prev_action, a_norm
         self._frame = self._delayed(captured if captured is not None else self._measure(*state))
         obs = KNOB_SPEC.build_obs(self._frame, self._prev_action)
         info = {

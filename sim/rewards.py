@@ -18,9 +18,13 @@ Terms (each a reward per control step, ≤ 0; ``a`` = the normalized command in 
     torque_sq    Σ a²  (= Σ (τ_cmd / τ_limit)²)            ``torque_sq`` (reward per unit², per step)
     power        Σ |τ_applied · q̇|, W                      ``power_per_w`` (reward per W, per step)
     at_limit     number of motors with |a| ≥ 0.99          ``at_limit`` (reward per motor, per step)
+    action_acc   Σ (a_t − 2a_{t−1} + a_{t−2})²             ``action_accel`` (reward per unit², per step)
     ===========  ========================================  =================================================
 
-``a_{t−1}`` is 0 at an episode's first step (the motors were off).
+``a_{t−1}`` and ``a_{t−2}`` are 0 at an episode's first step (the motors were off). ``action_acc`` is
+humanoid-gym's action smoothness: the second difference of the command. For a command oscillating at f it grows
+as (2 sin(π f Δt))⁴, against (2 sin(π f Δt))² for ``action_rate``, so it charges a fast stride or chatter far more
+than a slow stride of the same amplitude. Its key is in the terms only when its weight is > 0.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class ActuationWeights:
     torque_sq: float = 0.0  # reward per unit of Σ (τ_cmd / τ_limit)² per control step
     power_per_w: float = 0.0  # reward per W of mechanical power Σ |τ_applied · q̇| per control step
     at_limit: float = 0.0  # reward per motor commanded at ≥ 99 % of its torque limit, per control step
+    action_accel: float = 0.0  # reward per unit of Σ (a_t − 2a_{t−1} + a_{t−2})² per control step
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -57,7 +62,7 @@ class ActuationWeights:
     @property
     def actuation_on(self) -> bool:
         """Whether any actuation term is weighted (the env computes them only then)."""
-        return any((self.action_rate, self.torque_sq, self.power_per_w, self.at_limit))
+        return any((self.action_rate, self.torque_sq, self.power_per_w, self.at_limit, self.action_accel))
 
 
 def actuation_terms(
@@ -66,18 +71,24 @@ def actuation_terms(
     a_prev: Sequence[float],
     applied_nm: Sequence[float],
     speed_rad_s: Sequence[float],
+    a_prev2: Sequence[float] | None = None,
 ) -> dict[str, float]:
-    """The four actuation terms (≤ 0) of one control step; a pure function of plain numbers."""
+    """The actuation terms (≤ 0) of one control step; a pure function of plain numbers (``a_prev2`` None: 0)."""
     rate = sum((x - y) ** 2 for x, y in zip(a, a_prev, strict=True))
     sq = sum(x * x for x in a)
     power_w = sum(abs(t * v) for t, v in zip(applied_nm, speed_rad_s, strict=True))
     at_limit = sum(1 for x in a if abs(x) >= AT_LIMIT)
-    return {
+    terms = {
         "action_rate": -w.action_rate * rate,
         "torque_sq": -w.torque_sq * sq,
         "power": -w.power_per_w * power_w,
         "at_limit": -w.at_limit * at_limit,
     }
+    if w.action_accel > 0:
+        prev2 = [0.0] * len(a) if a_prev2 is None else a_prev2
+        acc = sum((x - 2 * y + z) ** 2 for x, y, z in zip(a, a_prev, prev2, strict=True))
+        terms["action_acc"] = -w.action_accel * acc
+    return terms
 
 
 W = TypeVar("W", bound=ActuationWeights)

@@ -138,6 +138,31 @@ def test_nominal_episodes_at_their_rate_and_never_credited_to_a_bound():
                                  "params": {"friction": {"delta": 0.1}}}).p_nominal == 0.1  # fmt: skip
 
 
+def test_corner_episodes_pin_several_bounds_at_their_rate_and_are_never_credited():
+    """p_corner: that share of episodes puts corner_size adaptive parameters at one of their current bounds each
+    (the adapt-false one never), with no tag; off (0), the sample stream is the paper's, draw for draw."""
+    params = (ADRParam("friction", 0.1, init=(0.6, 1.2)), ADRParam("mass_scale", 0.25, init=(0.8, 1.5)),
+              ADRParam("latency", 0.0, init=(0.0, 0.04), adapt=False))  # fmt: skip
+    adr = make_adr(seed=7, params=params, p_corner=0.3, corner_size=2, p_boundary=0.0)
+    bounds = {n: set(r) for n, r in adr.ranges.items()}
+    n, corners, sides = 4000, 0, set()
+    for _ in range(n):
+        sample, tag = adr.sample()
+        assert tag is None
+        at_bound = [k for k in ("friction", "mass_scale") if sample[k] in bounds[k]]
+        assert sample["latency"] not in bounds["latency"]  # plain DR: drawn in range, never pinned
+        if len(at_bound) == 2:
+            corners += 1
+            sides.add((sample["friction"], sample["mass_scale"]))
+    assert abs(corners / n - 0.3) < 5 * math.sqrt(0.3 * 0.7 / n)
+    assert len(sides) == 4  # every vertex of the two ranges is drawn
+    off, plain = make_adr(seed=5, p_corner=0.0), make_adr(seed=5)
+    assert all(off.sample() == plain.sample() for _ in range(50))
+    cfg = adr_config_from_dict({"p_corner": 0.2, "corner_size": 3, "t_low": 0, "t_high": 1,
+                                "params": {"friction": {"delta": 0.1}}})  # fmt: skip
+    assert (cfg.p_corner, cfg.corner_size) == (0.2, 3)
+
+
 def test_fixed_parameters_are_plain_dr_and_leave_every_boundary_to_the_adaptive_ones():
     """"adapt": false: drawn in the initial range each episode, never pinned, never moved."""
     params = (ADRParam("friction", 0.1), ADRParam("mass_scale", 0.0, init=(0.8, 1.2), adapt=False),
@@ -262,6 +287,8 @@ def test_vector_envs_results_of_a_moved_bound_are_dropped_not_credited():
         (dict(buffer_size=0), "buffer_size"),
         (dict(p_boundary=1.5), "p_boundary"),
         (dict(p_nominal=1.0), "p_nominal"),
+        (dict(p_nominal=0.5, p_corner=0.5), "p_corner"),
+        (dict(corner_size=0), "corner_size"),
         (dict(params=(ADRParam("friction", 0.0),)), "delta must be > 0"),
         (dict(params=(ADRParam("friction", 0.1), ADRParam("friction", 0.2))), "twice"),
     ],

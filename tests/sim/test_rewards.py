@@ -27,6 +27,46 @@ def test_actuation_terms_by_hand():
     assert not ActuationWeights().actuation_on and w.actuation_on
 
 
+def test_action_acc_is_the_second_difference_and_charges_fast_oscillation_most():
+    """action_acc = Σ (a_t − 2a_{t−1} + a_{t−2})², absent while its weight is 0. Per unit of amplitude, a command
+    oscillating at 10 Hz costs more over 4 Hz in action_acc than in action_rate (the fourth vs the second power)."""
+    w = ActuationWeights(action_accel=2.0)
+    terms = actuation_terms(w, [1.0, -0.5], [0.5, 0.0], [0.0, 0.0], [0.0, 0.0], [0.5, 1.0])
+    assert terms["action_acc"] == pytest.approx(-2.0 * ((1 - 1 + 0.5) ** 2 + (-0.5 - 0 + 1) ** 2))
+    assert actuation_terms(w, [1.0], [0.0], [0.0], [0.0])["action_acc"] == -2.0  # a_{t−2} defaults to 0
+    assert "action_acc" not in actuation_terms(ActuationWeights(action_rate=1.0), [1.0], [0.0], [0.0], [0.0])
+    assert w.actuation_on
+
+    def mean_cost(weights: ActuationWeights, f_hz: float) -> float:
+        a = np.sin(2 * np.pi * f_hz * np.arange(200) / 50.0)
+        return -float(np.mean([sum(actuation_terms(weights, [a[t]], [a[t - 1]], [0.0], [0.0], [a[t - 2]]).values())
+                               for t in range(2, 200)]))  # fmt: skip
+
+    rate, acc = ActuationWeights(action_rate=1.0), ActuationWeights(action_accel=1.0)
+    assert mean_cost(acc, 10.0) / mean_cost(acc, 4.0) > 1.5 * mean_cost(rate, 10.0) / mean_cost(rate, 4.0)
+
+
+def test_biped_and_knob_action_acc_match_the_commands_sent():
+    """In both envs the term reads the commands actually sent (clipped), the first steps against zeros."""
+    rng = np.random.default_rng(3)
+    for env in (BipedEnv(reward=BipedReward(action_accel=0.5)), KnobEnv(reward=KnobReward(action_accel=0.5))):
+        try:
+            env.reset(seed=0)
+            hist = [np.zeros(4), np.zeros(4)]
+            for _ in range(12):
+                a = rng.uniform(-1.3, 1.3, 4).astype(np.float32)
+                _, reward, terminated, _, info = env.step(a)
+                cmd = np.clip(a.astype(np.float64), -1, 1)
+                expect = -0.5 * np.sum((cmd - 2 * hist[-1] + hist[-2]) ** 2)
+                assert info["reward_terms"]["action_acc"] == pytest.approx(expect, rel=1e-6)
+                assert reward == pytest.approx(sum(info["reward_terms"].values()), abs=1e-9)
+                hist.append(cmd)
+                if terminated:
+                    break
+        finally:
+            env.close()
+
+
 def test_weights_config_errors(tmp_path):
     with pytest.raises(UserError, match="must be a number >= 0"):
         BipedReward(action_rate=-1.0)
