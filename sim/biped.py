@@ -34,7 +34,7 @@ Reward (``info["reward_terms"]``), as BipedalWalker:
                 or the hull sinks below 0.5 m above the ground (crawling and kneeling count as falls)
 The weights (posture 5, torque 0.02, fall 100) are fields of :class:`BipedReward` (``reward=`` of the
 constructor: an instance, a preset name of ``BIPED_REWARD_PRESETS`` or a dict of fields). Its actuation-cost
-terms ``action_rate``, ``torque_sq``, ``power`` and ``at_limit`` (``sim/rewards.py``) are 0 and absent from
+terms ``action_rate``, ``torque_sq``, ``power``, ``at_limit`` and ``action_acc`` (``sim/rewards.py``) are 0 and absent from
 ``reward_terms`` by default; the ``smooth`` preset that the robust training uses turns them on. The gait term
 ``air_time`` (legged_gym's feet air time: ``feet_air_time`` · (swing time − ``air_time_target_s``) at each
 foot's touchdown) is also 0 and absent by default; the ``stride`` preset turns it on. The periodic gait term
@@ -177,6 +177,10 @@ class BipedReward(ActuationWeights):
     # edge of its speed (legged_gym's robots track a commanded velocity instead of walking as fast as they can);
     # 0: no cap
     speed_cap_mps: float = 0.0
+    # speed beyond the cap charged, not only unpaid (legged_gym tracks a commanded velocity): per control step,
+    # reward lost per m/s of hull speed above speed_cap_mps. A gait that runs past the cap also steps faster and
+    # harder than it needs to (0: off; needs a cap)
+    overspeed: float = 0.0
     # foot slip (humanoid-gym's foot_slip): per control step, reward lost per m/s of horizontal speed of a foot's
     # lowest point while it touches the ground, summed over the feet (0: off, the v0 reward)
     feet_slip: float = 0.0
@@ -197,6 +201,8 @@ class BipedReward(ActuationWeights):
         super().__post_init__()
         if not 0.0 < self.stance_fraction < 1.0:
             raise UserError(f"reward weight 'stance_fraction' must be in (0, 1), got {self.stance_fraction!r}")
+        if self.overspeed > 0 and not self.speed_cap_mps > 0:
+            raise UserError("reward weight 'overspeed' charges speed above 'speed_cap_mps': set a speed cap > 0 too")
 
     def clock_term(self, phase: float, contacts: tuple[bool, bool]) -> float:
         """The periodic gait term at clock phase ``phase`` (cycles, [0, 1)) for the (left, right) foot contacts."""
@@ -374,6 +380,7 @@ class BipedEnv(gym.Env):
         self._gait_on = self.reward_weights.gait_on
         self._slip_on = self.reward_weights.feet_slip > 0
         self._orientation_on = self.reward_weights.orientation > 0
+        self._overspeed_on = self.reward_weights.overspeed > 0
         self._air_s = [0.0, 0.0]  # swing time of each foot so far, s (the air-time term; FOOT_LINKS order)
         self._last_touchdown = -1  # the foot that touched down last (the step-length term), -1: none yet
         self.course_length_m = float(course_length_m)
@@ -551,6 +558,10 @@ class BipedEnv(gym.Env):
         if self._orientation_on:
             terms["orientation"] = -self.reward_weights.orientation * state.pitch**2
             reward += terms["orientation"]
+        if self._overspeed_on:
+            excess_mps = max(0.0, moved_m - cap_m) * BIPED_SPEC.control_hz
+            terms["overspeed"] = -self.reward_weights.overspeed * excess_mps
+            reward += terms["overspeed"]
         self._prev_shaping = shaping
         finished = x - self._x0 >= self.course_length_m
         if captured is None:

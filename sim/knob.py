@@ -52,8 +52,8 @@ Reward (``info["reward_terms"]``, summed):
     torque   = −0.1 · Σ a² (normalized actions)
     progress = +w · (|error| before − |error| after the step) (rad; w = 0 and absent by default; preset ``rl``)
 The weights are fields of :class:`KnobReward` (``reward=`` of the constructor: an instance, a preset name of
-``KNOB_REWARD_PRESETS`` or a dict of fields); its actuation-cost terms ``action_rate``, ``torque_sq``, ``power``
-and ``at_limit`` (``sim/rewards.py``) are 0 and absent from ``reward_terms`` by default.
+``KNOB_REWARD_PRESETS`` or a dict of fields); its actuation-cost terms ``action_rate``, ``torque_sq``, ``power``,
+``at_limit`` and ``action_acc`` (``sim/rewards.py``) are 0 and absent from ``reward_terms`` by default.
 The bonuses are paid once per goal rather than every step near the goal: a per-step bonus would pay a policy to
 hover next to the goal instead of finishing it (success ends the episode, or draws a new, distant target).
 

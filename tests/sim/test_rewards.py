@@ -279,6 +279,32 @@ def test_biped_foot_slip_and_orientation_terms_by_hand_and_off_by_default():
         env.close()
 
 
+def test_biped_overspeed_charges_speed_above_the_cap_and_needs_a_cap():
+    """overspeed: per m/s of hull speed above speed_cap_mps, each step; progress stays capped; no cap, no term."""
+    from sim.biped import BIPED_SPEC, PROGRESS_REWARD_PER_M
+
+    cap_mps, hz = 0.05, BIPED_SPEC.control_hz
+    env = BipedEnv(reward=BipedReward(speed_cap_mps=cap_mps, overspeed=0.4))
+    try:
+        env.reset(seed=4)
+        charged, x = 0, env._state.x
+        for _ in range(60):  # legs scissored: the hull pitches and lurches forward, then falls
+            _, reward, done, _, info = env.step(np.array([0.5, -0.5, -0.5, 0.5], np.float32))
+            moved, x = env._state.x - x, env._state.x
+            t = info["reward_terms"]
+            assert t["overspeed"] == pytest.approx(-0.4 * max(0.0, moved * hz - cap_mps), abs=1e-9)
+            assert t["progress"] == pytest.approx(PROGRESS_REWARD_PER_M * min(moved, cap_mps / hz), abs=1e-9)
+            assert reward == pytest.approx(sum(t.values()))
+            charged += t["overspeed"] < 0
+            if done:
+                break
+        assert charged > 0
+    finally:
+        env.close()
+    with pytest.raises(UserError, match="set a speed cap"):
+        BipedReward(overspeed=0.4)
+
+
 def test_biped_step_length_pays_a_walk_and_not_a_skip():
     """step_length: at a touchdown after the other foot's, how far ahead of the other foot the landing foot is.
     Alternating steps earn their lengths; a skip (the same foot always in front) earns +d then −d over a cycle; a
