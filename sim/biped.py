@@ -34,8 +34,8 @@ Reward (``info["reward_terms"]``), as BipedalWalker:
                 or the hull sinks below 0.5 m above the ground (crawling and kneeling count as falls)
 The weights (posture 5, torque 0.02, fall 100) are fields of :class:`BipedReward` (``reward=`` of the
 constructor: an instance, a preset name of ``BIPED_REWARD_PRESETS`` or a dict of fields). Its actuation-cost
-terms ``action_rate``, ``torque_sq``, ``power``, ``at_limit`` and ``action_acc`` (``sim/rewards.py``) are 0 and absent from
-``reward_terms`` by default; the ``smooth`` preset that the robust training uses turns them on. The gait term
+terms ``action_rate``, ``torque_sq``, ``power``, ``at_limit`` and ``action_acc`` (``sim/rewards.py``) are 0 and
+absent from ``reward_terms`` by default; the ``smooth`` preset that the robust training uses turns them on. The gait term
 ``air_time`` (legged_gym's feet air time: ``feet_air_time`` · (swing time − ``air_time_target_s``) at each
 foot's touchdown) is also 0 and absent by default; the ``stride`` preset turns it on. The periodic gait term
 ``gait_clock`` (± ``gait_clock`` per foot and step as its contact matches its phase of the policy's gait clock)
@@ -46,7 +46,9 @@ foot's lowest point, :func:`foot_slip_mps`) is also 0 and absent by default: a g
 needs the friction of the floor it trained on. So is ``orientation`` (legged_gym's: −``orientation`` · pitch²
 per step), which holds the hull level where the posture term only pays for levelling it, and ``step_length``
 (at a touchdown after the other foot's, ``step_length`` · how far ahead of the other foot it landed,
-:func:`foot_ahead_m`), which pays alternating steps and not a skip that keeps one foot in front.
+:func:`foot_ahead_m`), which pays alternating steps and not a skip that keeps one foot in front, and
+``overspeed`` (−``overspeed`` per m/s of hull speed above ``speed_cap_mps``), which charges the speed the cap only
+leaves unpaid.
 Reaching the end of the course also terminates (success); 1600 control steps → ``truncated`` (TimeLimit).
 ``info["metrics"]`` (the task's, :mod:`sim.task`): ``success`` (walked ``SUCCESS_DISTANCE_M`` = 15 m without a
 fall), ``fell``, ``distance_m``.
