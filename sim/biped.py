@@ -35,9 +35,9 @@ Reward (``info["reward_terms"]``), as BipedalWalker:
 The weights (posture 5, torque 0.02, fall 100) are fields of :class:`BipedReward` (``reward=`` of the
 constructor: an instance, a preset name of ``BIPED_REWARD_PRESETS`` or a dict of fields). Its actuation-cost
 terms ``action_rate``, ``torque_sq``, ``power``, ``at_limit`` and ``action_acc`` (``sim/rewards.py``) are 0 and
-absent from ``reward_terms`` by default; the ``smooth`` preset that the robust training uses turns them on. The gait term
-``air_time`` (legged_gym's feet air time: ``feet_air_time`` · (swing time − ``air_time_target_s``) at each
-foot's touchdown) is also 0 and absent by default; the ``stride`` preset turns it on. The periodic gait term
+absent from ``reward_terms`` by default; the ``smooth`` preset that the robust training uses turns them on. The
+gait term ``air_time`` (legged_gym's feet air time: ``feet_air_time`` · (swing time − ``air_time_target_s``) at
+each foot's touchdown) is also 0 and absent by default; the ``stride`` preset turns it on. The periodic gait term
 ``gait_clock`` (± ``gait_clock`` per foot and step as its contact matches its phase of the policy's gait clock)
 is added by the clock's training wrapper (``policies/gait_clock.py``; ``clock`` preset, ``--gait-clock-hz``),
 from :meth:`BipedReward.clock_term` and :meth:`BipedEnv.foot_contacts`. The slip term ``foot_slip``
