@@ -117,7 +117,7 @@ def make_agent(algo_cfg: PPOConfig | TD3Config, obs_dim: int, act_dim: int, norm
     from policies.lstm_td3 import LSTMTD3Agent, LSTMTD3Config
     from policies.ppo import PPOAgent, PPOConfig
     from policies.recurrent_ppo import RecurrentPPOAgent, RecurrentPPOConfig
-    from policies.smoothness import SmoothnessTerm
+    from policies.smoothness import BoundTerm, SmoothnessTerm
 
     floor = privileged_floor
     if isinstance(algo_cfg, RecurrentPPOConfig):
@@ -136,6 +136,8 @@ def make_agent(algo_cfg: PPOConfig | TD3Config, obs_dim: int, act_dim: int, norm
         smooth = SmoothnessTerm(norm, algo_cfg.caps_temporal, algo_cfg.caps_spatial, algo_cfg.caps_sigma,
                                 algo_cfg.n_steps, num_envs, obs_dim)  # fmt: skip
         terms.append(smooth)
+    if algo_cfg.bound_coef > 0:
+        terms.append(BoundTerm(algo_cfg.bound_coef, algo_cfg.n_steps, num_envs))
     if expert is not None and algo_cfg.bc_coef > 0:
         terms.append(BCTerm(expert, algo_cfg.bc_coef, algo_cfg.n_steps, num_envs, act_dim))
     ppo = PPOAgent(algo_cfg, obs_dim, act_dim, norm, num_envs, total_steps, seed=seed, extra_losses=terms,

@@ -83,6 +83,8 @@ class PPOConfig:
                                  flag="--ppo-caps-spatial")
     caps_sigma: float = option(0.05, "std of the CAPS spatial noise ε, in normalized observation units", above=0,
                                flag="--ppo-caps-sigma")
+    bound_coef: float = option(0.0, "weight of the bounds loss Σ max(|μ| − 1, 0)² on the mean beyond the action clip",
+                               low=0, flag="--ppo-bound-coef")
     actor_ignores: tuple[str | int, ...] = option((), "observation fields the actor does not see (zero input "
                                                   "weights): names of the env's observation layout (or indices, "
                                                   "older configs)", flag="--ppo-actor-ignores")
@@ -94,6 +96,8 @@ class PPOConfig:
         if (self.imitation_steps > 0 or self.bc_coef > 0) and self.expert is None:
             raise UserError("imitation_steps and bc_coef need an expert: set --ppo-expert NAME (e.g. knob_gait), "
                              "or --ppo-imitation-steps 0 --ppo-bc-coef 0 for pure PPO")
+        if self.bound_coef > 0 and self.distribution != "gaussian":
+            raise UserError("bound_coef bounds a gaussian's mean: use --ppo-distribution gaussian or --ppo-bound-coef 0")
         if self.expert is not None and self.distribution != "gaussian":
             raise UserError("learning from an expert needs the gaussian policy (--ppo-distribution gaussian)")
 

@@ -63,9 +63,10 @@ class RecurrentPPOConfig(PPOConfig):
         if self.n_steps % self.seq_len:
             raise UserError(f"--ppo-n-steps {self.n_steps} must be a multiple of --rppo-seq-len {self.seq_len} "
                             "(the rollout is cut into whole sequence chunks)")  # fmt: skip
-        if self.distribution != "gaussian" or self.expert is not None or self.caps_temporal or self.caps_spatial:
-            raise UserError("recurrent PPO has a gaussian policy and no expert or CAPS terms: drop "
-                            "--ppo-distribution/--ppo-expert/--ppo-caps-* for --algo rppo")  # fmt: skip
+        if (self.distribution != "gaussian" or self.expert is not None or self.caps_temporal or self.caps_spatial
+                or self.bound_coef):
+            raise UserError("recurrent PPO has a gaussian policy and no expert, CAPS or bounds terms: drop "
+                            "--ppo-distribution/--ppo-expert/--ppo-caps-*/--ppo-bound-coef for --algo rppo")  # fmt: skip
 
 
 def rppo_preset(env_id: str) -> RecurrentPPOConfig:

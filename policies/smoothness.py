@@ -13,6 +13,10 @@ its action passes the noise on. CAPS regularizes the policy itself, on the rollo
 a rollout's last step is the step itself (no term), and a pair that straddles an episode reset pairs the final
 observation with the next episode's first one, about one pair in an episode's length; CAPS tolerates both.
 The spatial noise is drawn from the PPO agent's generator (checkpointed: resume stays exact).
+
+:class:`BoundTerm` is rl_games' bounds loss: ``Σ max(|μ| − 1, 0)²`` keeps the mean inside the action clip. Beyond
+the clip every sample of a mean is the same command, so no reward term can pull the mean back; a mean far past it
+stays at the torque limit however the reward charges that.
 """
 
 from __future__ import annotations
@@ -52,3 +56,20 @@ class SmoothnessTerm:
             noise = torch.randn(obs.shape, generator=self.gen) * self.sigma
             total = total + self.spatial * ((mean - actor.net(obs + noise)) ** 2).sum(-1).mean()  # type: ignore[operator]
         return total
+
+
+class BoundTerm:
+    """The bounds loss ``Σ max(|μ(s)| − 1, 0)²`` on the actor's mean (batch mean), with weight ``coef``."""
+
+    name = "loss/bound"
+
+    def __init__(self, coef: float, n_steps: int, num_envs: int) -> None:
+        self.coef = coef
+        self.labels = torch.zeros(n_steps, num_envs, 0)  # needs no label
+
+    def record(self, t: int, obs: np.ndarray) -> None:
+        pass
+
+    def loss(self, actor: nn.Module, obs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        mean = actor.net(obs)  # type: ignore[operator]
+        return (torch.relu(mean.abs() - 1.0) ** 2).sum(-1).mean()

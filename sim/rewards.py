@@ -19,12 +19,19 @@ Terms (each a reward per control step, ≤ 0; ``a`` = the normalized command in 
     power        Σ |τ_applied · q̇|, W                      ``power_per_w`` (reward per W, per step)
     at_limit     number of motors with |a| ≥ 0.99          ``at_limit`` (reward per motor, per step)
     action_acc   Σ (a_t − 2a_{t−1} + a_{t−2})²             ``action_accel`` (reward per unit², per step)
+    near_limit   Σ (max(|a| − f, 0) / (1 − f))²            ``near_limit`` (reward per motor at the limit,
+                 with f = ``near_limit_from``              per step)
     ===========  ========================================  =================================================
 
 ``a_{t−1}`` and ``a_{t−2}`` are 0 at an episode's first step (the motors were off). ``action_acc`` is
 humanoid-gym's action smoothness: the second difference of the command. For a command oscillating at f it grows
 as (2 sin(π f Δt))⁴, against (2 sin(π f Δt))² for ``action_rate``, so it charges a fast stride or chatter far more
 than a slow stride of the same amplitude. Its key is in the terms only when its weight is > 0.
+
+``near_limit`` is legged_gym's ``torque_limits`` (a cost on the torque above a soft share of the limit), squared
+so that it is smooth: 0 up to ``near_limit_from`` of the limit, 1 per motor at the limit. ``at_limit`` counts
+motors at the limit but gives a policy no slope towards leaving it; this term does, from well inside the limit.
+Its key is in the terms only when its weight is > 0.
 """
 
 from __future__ import annotations
@@ -50,6 +57,8 @@ class ActuationWeights:
     power_per_w: float = 0.0  # reward per W of mechanical power Σ |τ_applied · q̇| per control step
     at_limit: float = 0.0  # reward per motor commanded at ≥ 99 % of its torque limit, per control step
     action_accel: float = 0.0  # reward per unit of Σ (a_t − 2a_{t−1} + a_{t−2})² per control step
+    near_limit: float = 0.0  # reward per motor at its torque limit, charged quadratically from near_limit_from
+    near_limit_from: float = 0.8  # share of the torque limit above which near_limit charges (not a weight)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -58,11 +67,14 @@ class ActuationWeights:
                 raise UserError(
                     f"reward weight '{f.name}' must be a number >= 0 (it is subtracted), got {value!r}"
                 )
+        if not self.near_limit_from < 1:
+            raise UserError(f"near_limit_from must be a share of the torque limit below 1, got {self.near_limit_from!r}")
 
     @property
     def actuation_on(self) -> bool:
         """Whether any actuation term is weighted (the env computes them only then)."""
-        return any((self.action_rate, self.torque_sq, self.power_per_w, self.at_limit, self.action_accel))
+        return any((self.action_rate, self.torque_sq, self.power_per_w, self.at_limit, self.action_accel,
+                    self.near_limit))
 
 
 def actuation_terms(
@@ -88,6 +100,9 @@ def actuation_terms(
         prev2 = [0.0] * len(a) if a_prev2 is None else a_prev2
         acc = sum((x - 2 * y + z) ** 2 for x, y, z in zip(a, a_prev, prev2, strict=True))
         terms["action_acc"] = -w.action_accel * acc
+    if w.near_limit > 0:
+        f = w.near_limit_from
+        terms["near_limit"] = -w.near_limit * sum((max(abs(x) - f, 0.0) / (1 - f)) ** 2 for x in a)
     return terms
 
 

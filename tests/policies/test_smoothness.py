@@ -1,5 +1,5 @@
 """CAPS smoothness terms (policies.smoothness): the temporal pairs the rollout records, the loss by hand, and that
-training on the term alone smooths a policy."""
+training on the term alone smooths a policy; the bounds loss on the mean beyond the action clip."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from policies.agent import make_agent
 from policies.networks import GaussianActor
 from policies.normalizer import ObsNormalizer
 from policies.ppo import PPOConfig
-from policies.smoothness import SmoothnessTerm
+from policies.smoothness import BoundTerm, SmoothnessTerm
 from sim.errors import UserError
 
 
@@ -68,3 +68,33 @@ def test_caps_config_builds_the_term_and_rppo_refuses_it():
     assert not make_agent(PPOConfig(), 3, 1, ObsNormalizer(3), 2, 100).extra_losses  # type: ignore[attr-defined]
     with pytest.raises(UserError, match="CAPS"):
         RecurrentPPOConfig(caps_spatial=0.1)
+
+
+def test_bound_term_by_hand_and_it_pulls_a_mean_back_inside_the_clip():
+    term = BoundTerm(0.5, 4, 3)
+    actor = GaussianActor(1, 2, [4])
+    lin = torch.nn.Linear(1, 2)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0], [-3.0]]))
+        lin.bias.zero_()
+    actor.net = torch.nn.Sequential(lin)  # μ(s) = (s, −3 s)
+    obs = torch.tensor([[0.2], [1.0]])  # means (0.2, −0.6) inside; (1, −3) → (0 + 2²)
+    assert term.loss(actor, obs, torch.zeros(2, 0)).item() == pytest.approx(4.0 / 2)
+    opt = torch.optim.Adam(actor.parameters(), lr=1e-2)
+    for _ in range(300):
+        opt.zero_grad()
+        term.loss(actor, obs, torch.zeros(2, 0)).backward()
+        opt.step()
+    assert actor.net(obs).abs().max().item() < 1.05
+
+
+def test_bound_config_builds_the_term_and_rppo_and_beta_refuse_it():
+    from policies.recurrent_ppo import RecurrentPPOConfig
+
+    agent = make_agent(PPOConfig(n_steps=8, batch_size=8, bound_coef=0.3), 3, 1, ObsNormalizer(3), 2, 100)
+    (term,) = agent.extra_losses  # type: ignore[attr-defined]
+    assert isinstance(term, BoundTerm) and term.coef == 0.3
+    with pytest.raises(UserError, match="bounds"):
+        RecurrentPPOConfig(bound_coef=0.1)
+    with pytest.raises(UserError, match="bound_coef bounds a gaussian"):
+        PPOConfig(bound_coef=0.1, distribution="beta")

@@ -9,6 +9,8 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sim  # noqa: F401  (registers the envs)
 from sim.biped import BIPED_REWARD_PRESETS, BipedEnv, BipedReward
@@ -44,6 +46,32 @@ def test_action_acc_is_the_second_difference_and_charges_fast_oscillation_most()
 
     rate, acc = ActuationWeights(action_rate=1.0), ActuationWeights(action_accel=1.0)
     assert mean_cost(acc, 10.0) / mean_cost(acc, 4.0) > 1.5 * mean_cost(rate, 10.0) / mean_cost(rate, 4.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(-1, 1), min_size=1, max_size=4), st.floats(0, 0.95))
+def test_near_limit_is_zero_inside_its_share_one_per_motor_at_the_limit_and_monotone(a, start):
+    """near_limit: 0 while every |a| ≤ near_limit_from, weight × 1 per motor at the limit, growing with |a|."""
+    w = ActuationWeights(near_limit=2.0, near_limit_from=start)
+    zeros = [0.0] * len(a)
+    cost = -actuation_terms(w, a, zeros, zeros, zeros)["near_limit"]
+    assert 0 <= cost <= 2.0 * len(a) + 1e-9
+    if all(abs(x) <= start for x in a):
+        assert cost == 0
+    at_limit = [1.0] * len(a)
+    assert -actuation_terms(w, at_limit, zeros, zeros, zeros)["near_limit"] == pytest.approx(2.0 * len(a))
+    bigger = [min(1.0, abs(x) + 0.01) for x in a]
+    assert -actuation_terms(w, bigger, zeros, zeros, zeros)["near_limit"] >= cost - 1e-12
+
+
+def test_near_limit_by_hand_and_only_when_weighted():
+    w = ActuationWeights(near_limit=0.5, near_limit_from=0.8)
+    terms = actuation_terms(w, [0.9, -1.0, 0.5], [0.0] * 3, [0.0] * 3, [0.0] * 3)
+    assert terms["near_limit"] == pytest.approx(-0.5 * (0.5**2 + 1.0))
+    assert w.actuation_on
+    assert "near_limit" not in actuation_terms(ActuationWeights(at_limit=1.0), [1.0], [0.0], [0.0], [0.0])
+    with pytest.raises(UserError, match="near_limit_from must be a share of the torque limit below 1"):
+        ActuationWeights(near_limit=1.0, near_limit_from=1.0)
 
 
 def test_biped_and_knob_action_acc_match_the_commands_sent():
