@@ -68,7 +68,9 @@ class ActuationWeights:
                     f"reward weight '{f.name}' must be a number >= 0 (it is subtracted), got {value!r}"
                 )
         if not self.near_limit_from < 1:
-            raise UserError(f"near_limit_from must be a share of the torque limit below 1, got {self.near_limit_from!r}")
+            raise UserError(
+                f"near_limit_from must be a share of the torque limit below 1, got {self.near_limit_from!r}"
+            )
 
     @property
     def actuation_on(self) -> bool:
