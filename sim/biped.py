@@ -48,7 +48,7 @@ per step), which holds the hull level where the posture term only pays for level
 (at a touchdown after the other foot's, ``step_length`` · how far ahead of the other foot it landed,
 :func:`foot_ahead_m`), which pays alternating steps and not a skip that keeps one foot in front, and
 ``overspeed`` (−``overspeed`` per m/s of hull speed above ``speed_cap_mps``), which charges the speed the cap only
-leaves unpaid.
+leaves unpaid, and ``standing`` (−``standing`` per step while the hull moves slower than ``standing_below_mps``).
 Reaching the end of the course also terminates (success); 1600 control steps → ``truncated`` (TimeLimit).
 ``info["metrics"]`` (the task's, :mod:`sim.task`): ``success`` (walked ``SUCCESS_DISTANCE_M`` = 15 m without a
 fall), ``fell``, ``distance_m``.
@@ -193,6 +193,10 @@ class BipedReward(ActuationWeights):
     # foot. A walk earns about its distance; a skip or gallop, one foot always in front, earns nothing over a cycle,
     # and a foot tapping in place earns once (0: off)
     step_length: float = 0.0
+    # standing still charged (a deterministic policy can hold a stance that an exploring one falls out of): per
+    # control step, reward lost while the hull's forward speed is below standing_below_mps (0: off)
+    standing: float = 0.0
+    standing_below_mps: float = 0.1  # hull speed, m/s, under which a step counts as standing (not a weight)
 
     @property
     def gait_on(self) -> bool:
@@ -560,6 +564,10 @@ class BipedEnv(gym.Env):
         if self._orientation_on:
             terms["orientation"] = -self.reward_weights.orientation * state.pitch**2
             reward += terms["orientation"]
+        if self.reward_weights.standing > 0:
+            slow = moved_m * BIPED_SPEC.control_hz < self.reward_weights.standing_below_mps
+            terms["standing"] = -self.reward_weights.standing if slow else 0.0
+            reward += terms["standing"]
         if self._overspeed_on:
             excess_mps = max(0.0, moved_m - cap_m) * BIPED_SPEC.control_hz
             terms["overspeed"] = -self.reward_weights.overspeed * excess_mps

@@ -17,6 +17,7 @@ from sim.biped import BIPED_REWARD_PRESETS, BipedEnv, BipedReward
 from sim.errors import UserError
 from sim.knob import KNOB_REWARD_PRESETS, KnobEnv, KnobReward
 from sim.rewards import ActuationWeights, actuation_terms, reward_weights
+from sim.robots import BIPED_SPEC
 
 ACTUATION_KEYS = {"action_rate", "torque_sq", "power", "at_limit"}
 
@@ -394,3 +395,29 @@ def test_biped_speed_cap_pays_progress_only_up_to_the_cap():
         free.close()
     with pytest.raises(UserError, match="speed_cap_mps"):
         BipedReward(speed_cap_mps=-1.0)
+
+
+def test_biped_standing_is_charged_only_while_the_hull_is_slow():
+    """standing: −weight on each step whose hull speed is below standing_below_mps, 0 otherwise; absent when off."""
+    env = BipedEnv(reward=BipedReward(standing=0.25, standing_below_mps=0.1))
+    try:
+        env.reset(seed=0)
+        charged = []
+        for _ in range(30):
+            x0 = env._state.x
+            _, reward, terminated, _, info = env.step(np.zeros(4, dtype=np.float32))
+            speed = (env._state.x - x0) * BIPED_SPEC.control_hz
+            assert info["reward_terms"]["standing"] == (-0.25 if speed < 0.1 else 0.0)
+            assert reward == pytest.approx(sum(info["reward_terms"].values()), abs=1e-9)
+            charged.append(info["reward_terms"]["standing"] < 0)
+            if terminated:
+                break
+        assert any(charged)  # a robot given no torque does not walk
+    finally:
+        env.close()
+    off = BipedEnv()
+    try:
+        off.reset(seed=0)
+        assert "standing" not in off.step(np.zeros(4, dtype=np.float32))[4]["reward_terms"]
+    finally:
+        off.close()
