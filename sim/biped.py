@@ -387,6 +387,7 @@ class BipedEnv(gym.Env):
         self._slip_on = self.reward_weights.feet_slip > 0
         self._orientation_on = self.reward_weights.orientation > 0
         self._overspeed_on = self.reward_weights.overspeed > 0
+        self._standing_on = self.reward_weights.standing > 0
         self._air_s = [0.0, 0.0]  # swing time of each foot so far, s (the air-time term; FOOT_LINKS order)
         self._last_touchdown = -1  # the foot that touched down last (the step-length term), -1: none yet
         self.course_length_m = float(course_length_m)
@@ -564,7 +565,7 @@ class BipedEnv(gym.Env):
         if self._orientation_on:
             terms["orientation"] = -self.reward_weights.orientation * state.pitch**2
             reward += terms["orientation"]
-        if self.reward_weights.standing > 0:
+        if self._standing_on:
             slow = moved_m * BIPED_SPEC.control_hz < self.reward_weights.standing_below_mps
             terms["standing"] = -self.reward_weights.standing if slow else 0.0
             reward += terms["standing"]
