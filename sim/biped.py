@@ -53,10 +53,6 @@ Reaching the end of the course also terminates (success); 1600 control steps →
 ``info["metrics"]`` (the task's, :mod:`sim.task`): ``success`` (walked ``SUCCESS_DISTANCE_M`` = 15 m without a
 fall), ``fell``, ``distance_m``.
 
-Start: level, legs straight down with each hip within ±0.05 rad. With ``stance_starts=p`` (constructor, a
-training option, 0 by default) a share p of episodes starts instead from a random standing stance, legs split
-fore and aft with the hull between the feet and knees bent (:func:`stance_q0`).
-
 Privileged state: with ``privileged=True`` (constructor), ``info["privileged"]`` (reset and every step), float32,
 for an asymmetric critic — the exact hull state, joint states, link contacts, applied torques and push, then the
 episode's physical parameters; the layout is ``env.unwrapped.privileged_fields``
@@ -276,34 +272,6 @@ def foot_ahead_m(s: BipedState, leg: int) -> float:
     return -HULL_HALF_EXTENTS_M[2] * math.sin(s.pitch) + THIGH_LENGTH_M * math.sin(phi_t) + SHANK_LENGTH_M * math.sin(phi_s)
 
 
-# the random stance of stance_q0: hip-to-foot lines split by up to this angle (rad), their mean angle (the lean,
-# + = forward) within this share of the split either side of vertical (under 1/2: the hull stays between the
-# feet), knees bent by up to this angle (rad)
-STANCE_SPLIT_MAX_RAD = 1.4
-STANCE_LEAN_SHARE = 0.35
-STANCE_KNEE_MAX_RAD = 0.3
-
-
-def stance_q0(rng: np.random.Generator, ground_m: float) -> list[float]:
-    """Start configuration [x, z, pitch, hip_l, knee_l, hip_r, knee_r] of a random standing stance (the
-    ``stance_starts`` share of episodes): the lines from hip to foot split about a lean that keeps the hull between
-    the feet, knees bent, either leg in front, hull level,
-    the lowest foot 1 cm above the ground at ``ground_m``. A deterministic policy can stop in a double-support stance
-    that the nominal start never shows it; starting there teaches it to walk off from one."""
-    split = rng.uniform(0.0, STANCE_SPLIT_MAX_RAD)
-    lean = rng.uniform(-STANCE_LEAN_SHARE, STANCE_LEAN_SHARE) * split
-    legs = [lean + split / 2, lean - split / 2]  # angles of the hip-to-foot lines from the downward vertical
-    if rng.random() < 0.5:
-        legs.reverse()
-    knees = (-rng.uniform(0.0, STANCE_KNEE_MAX_RAD, 2)).tolist()
-    # a bent knee turns the hip-to-foot line by atan2(S sin k, T + S cos k) from the thigh: the hip makes up for it
-    hips = [leg - math.atan2(SHANK_LENGTH_M * math.sin(k), THIGH_LENGTH_M + SHANK_LENGTH_M * math.cos(k))
-            for leg, k in zip(legs, knees, strict=True)]  # fmt: skip
-    reach_m = max(THIGH_LENGTH_M * math.cos(h) + SHANK_LENGTH_M * math.cos(h + k) for h, k in zip(hips, knees, strict=True))
-    z_m = HULL_HALF_EXTENTS_M[2] + reach_m + SHANK_RADIUS_M + 0.01 + ground_m
-    return [START_X_M, z_m, 0.0, hips[0], knees[0], hips[1], knees[1]]
-
-
 class Readings(NamedTuple):
     """One control period's raw sensor readings (SI units, with noise; floats or float arrays), before they are
     packed into a :class:`SensorFrame` (the arguments of ``sim.tasks.biped.biped_obs_from_readings``)."""
@@ -403,16 +371,12 @@ class BipedEnv(gym.Env):
         engine: str = DEFAULT_ENGINE,
         reward: BipedReward | str | dict[str, float] | None = None,
         privileged: bool = False,
-        stance_starts: float = 0.0,
     ):
         if terrain not in TERRAINS:
             raise ValueError(f"unknown terrain '{terrain}'; use one of {', '.join(TERRAINS)}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         check_engine(engine)
-        if not 0.0 <= stance_starts <= 1.0:
-            raise UserError(f"stance_starts is a share of episodes in [0, 1], got {stance_starts!r}")
-        self.stance_starts = float(stance_starts)  # share of episodes that start from a random stance (stance_q0)
         self.terrain = terrain
         self.render_mode = render_mode
         self.privileged = bool(privileged)  # report info["privileged"] (an asymmetric critic's input)
@@ -510,12 +474,9 @@ class BipedEnv(gym.Env):
         self._motor.reset(self._motor_params(P))
         self._setup_effects(P)
         rng = self.np_random
-        if self.stance_starts > 0.0 and rng.random() < self.stance_starts:
-            q0 = stance_q0(rng, self._ground_height(START_X_M))
-        else:
-            hip0 = rng.uniform(-0.05, 0.05, 2)
-            q0 = [START_X_M, STAND_HEIGHT_M + 0.02 + self._ground_height(START_X_M), 0.0,
-                  hip0[0], -0.05, hip0[1], -0.05]  # fmt: skip
+        hip0 = rng.uniform(-0.05, 0.05, 2)
+        q0 = [START_X_M, STAND_HEIGHT_M + 0.02 + self._ground_height(START_X_M), 0.0,
+              hip0[0], -0.05, hip0[1], -0.05]  # fmt: skip
         self._plant.reset_joints(q0)
         self._encoder_bias = P["encoder_bias"]
         self._state = state = self._plant.read_state()

@@ -5,22 +5,9 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 import sim  # noqa: F401  (registers the envs)
-from sim.biped import (
-    BIPED_PARAMS,
-    HULL_HALF_EXTENTS_M,
-    SHANK_LENGTH_M,
-    SHANK_RADIUS_M,
-    STANCE_KNEE_MAX_RAD,
-    STANCE_SPLIT_MAX_RAD,
-    THIGH_LENGTH_M,
-    BipedEnv,
-    stance_q0,
-)
-from sim.errors import UserError
+from sim.biped import BIPED_PARAMS, BipedEnv
 from sim.robots import BIPED_SPEC
 
 # the API checker, seeded determinism and pickling run over every registered env: tests/sim/test_envs.py
@@ -234,40 +221,3 @@ def test_a_flat_heightfield_pushes_the_feet_straight_up_as_the_plane_does():
         assert min(n[2] for n in normals) > 0.99, "a tilted contact normal on flat ground: a ghost collision"
     finally:
         e.close()
-
-
-@given(st.integers(0, 2**32 - 1), st.floats(-0.2, 0.2))
-def test_a_stance_start_stands_the_hull_between_the_feet_just_above_the_ground(seed, ground_m):
-    _, z_m, pitch, hip_l, knee_l, hip_r, knee_r = stance_q0(np.random.default_rng(seed), ground_m)
-    assert pitch == 0.0
-    assert all(-STANCE_KNEE_MAX_RAD <= k <= 0.0 for k in (knee_l, knee_r))
-    legs = ((hip_l, knee_l), (hip_r, knee_r))
-    ahead = [THIGH_LENGTH_M * np.sin(h) + SHANK_LENGTH_M * np.sin(h + k) for h, k in legs]
-    assert min(ahead) <= 0.0 <= max(ahead)  # the hull's centre is over the support between the feet
-    reach = 2 * (THIGH_LENGTH_M + SHANK_LENGTH_M) * np.sin(STANCE_SPLIT_MAX_RAD / 2)
-    assert max(ahead) - min(ahead) <= reach + 1e-9
-    hip_z_m = z_m - HULL_HALF_EXTENTS_M[2]
-    low_m = min(hip_z_m - THIGH_LENGTH_M * np.cos(h) - SHANK_LENGTH_M * np.cos(h + k) - SHANK_RADIUS_M for h, k in legs)
-    assert low_m - ground_m == pytest.approx(0.01)
-
-
-def test_stance_starts_share_the_resets_and_a_held_stance_stands():
-    env = BipedEnv(stance_starts=0.5)
-    splits = []
-    for seed in range(40):
-        obs, _ = env.reset(seed=seed)
-        q0 = obs[[4, 6, 9, 11]]
-        splits.append(abs(q0[0] - q0[2]))
-        if splits[-1] > 0.5:  # a wide stance held by a joint PD stays up for 0.5 s: the start is no fall already
-            for _ in range(25):
-                q, dq = obs[[4, 6, 9, 11]], obs[[5, 7, 10, 12]]
-                obs, _, term, _, _ = env.step(np.clip(3.0 * (q0 - q) - 0.03 * dq, -1, 1).astype(np.float32))
-                assert not term
-    env.close()
-    nominal = sum(s <= 0.1 for s in splits)  # the nominal start varies each hip by 0.05 rad
-    assert 10 <= nominal <= 30 and max(splits) > 0.8
-
-
-def test_stance_starts_outside_zero_to_one_are_refused():
-    with pytest.raises(UserError, match="stance_starts"):
-        BipedEnv(stance_starts=1.5)
