@@ -45,6 +45,7 @@ NEAR_RAD = (0.05, 0.15)  # a swinging finger folds in fully → not at all as it
 WINDOW_RAD = (math.radians(53.0), math.radians(127.0))  # fin angles (finger frame) a stroke may use
 STROKE_END_RAD = 0.03  # a stroke ends when its fin has less room than this left in the window
 LEAD_RAD = 0.12  # a push aims the fin this far ahead of the knob: sets the turning speed
+FAST_LEAD_RAD = 0.2  # the same for fast_gait_action: a faster turn, its base torque nearer the limit
 BEHIND_M = 0.02  # a swing puts the tip this far behind the fin's pushing side
 NEAR_GOAL_RAD = 0.08  # |error| below this: the pushing finger holds the fin at the goal
 DONE_RAD = 0.05  # |error| below this and no finger engaged: all fold out and wait
@@ -101,10 +102,15 @@ def gait_action(obs: np.ndarray) -> np.ndarray:
     return gait_step(obs)[0]
 
 
-def gait_step(obs: np.ndarray) -> tuple[np.ndarray, str]:
+def fast_gait_action(obs: np.ndarray) -> np.ndarray:
+    """:func:`gait_action` with the fin led ``FAST_LEAD_RAD`` ahead of the knob: the same gait, turning faster."""
+    return gait_step(obs, FAST_LEAD_RAD)[0]
+
+
+def gait_step(obs: np.ndarray, lead_rad: float = LEAD_RAD) -> tuple[np.ndarray, str]:
     """:func:`gait_action` and the gait phase it read from the observation: ``push`` (a finger pushes a fin),
     ``fold_out`` (stroke over), ``fold_in`` (tip behind the next fin), ``swing`` (to behind the next fin),
-    or ``done`` (|error| small, all folded out)."""
+    or ``done`` (|error| small, all folded out). ``lead_rad``: how far ahead of the knob a push aims its fin."""
     obs = np.asarray(obs)
     if obs.shape != (KNOB_SPEC.obs_dim,) or not np.isfinite(obs[:16]).all():
         raise UserError(
@@ -131,7 +137,7 @@ def gait_step(obs: np.ndarray) -> tuple[np.ndarray, str]:
     if pushers:
         _, active, phi, side = max(pushers)
         # not capped by the window end: a small lead would stall against the knob friction short of it
-        gain = sign * min(abs(err), LEAD_RAD) if abs(err) >= NEAR_GOAL_RAD else err
+        gain = sign * min(abs(err), lead_rad) if abs(err) >= NEAR_GOAL_RAD else err
         # blend from the fold-in target (tip behind the fin) to the push as the tip goes in: no jump at the switch
         depth = _ramp(q[2 * active + 1], ENGAGED_BELOW_RAD, Q2_ENGAGED_RAD)
         target[2 * active] = _base_for_fin(phi + depth * gain, side, (1.0 - depth) * BEHIND_M)

@@ -209,6 +209,7 @@ TASK = register_task(
             *MOTOR_SWEEPS,
             ("knob_encoder_noise", (0.005, 0.01, 0.02, 0.05)),
         ),
-        experts={"knob_gait": "sim.knob_gait:gait_action"},  # the re-grasping gait PPO imitates (knob_ppo.yaml)
+        # the re-grasping gait PPO imitates (knob_ppo.yaml), and the same gait turning faster (knob_fast_ppo.yaml)
+        experts={"knob_gait": "sim.knob_gait:gait_action", "knob_gait_fast": "sim.knob_gait:fast_gait_action"},
     )
 )

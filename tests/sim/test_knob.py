@@ -19,6 +19,7 @@ from sim.knob_gait import (
     Q2_RETRACTED_RAD,
     WINDOW_RAD,
     Y_ENGAGED_M,
+    fast_gait_action,
     gait_action,
 )
 from sim.robots import KNOB_SPEC, wrap_angle
@@ -142,6 +143,23 @@ def test_memoryless_gait_solves_full_tasks():
             assert terminated and info["is_success"], f"seed {seed}: error {info['angle_error_rad']:.2f} rad"
     finally:
         env.close()
+
+
+def test_fast_gait_turns_more_goals_in_a_row():
+    """fast_gait_action leads the fin further: on the same seeds it reaches more goals in 400 steps (8 s)."""
+    env = KnobEnv(continuous_goals=True)
+    try:
+        goals = {}
+        for expert in (gait_action, fast_gait_action):
+            goals[expert] = []
+            for seed in range(4):
+                obs, _ = env.reset(seed=seed)
+                for _ in range(400):
+                    obs, _, _, _, info = env.step(expert(obs))
+                goals[expert].append(info["consecutive_successes"])
+    finally:
+        env.close()
+    assert min(goals[fast_gait_action]) >= 2 and sum(goals[fast_gait_action]) > sum(goals[gait_action])
 
 
 def test_memoryless_gait_is_a_pure_function_of_the_observation(env):
