@@ -1,0 +1,74 @@
+"""Start stalls: how many seeded nominal episodes a biped bundle never walks off from. A deterministic policy can
+settle, after its first step, into a double-support stance it holds for the whole episode (a fixed point of the
+closed loop: an exploring policy is shaken out of it in training, so training's returns never show it). An
+episode stalls when the robot has not fallen and has walked under ``--min-distance`` after ``--seconds``.
+
+Each bundle runs through the controller's ``deploy.bundle.Policy`` (onnxruntime; the state of a bundle with one
+is reset at every episode start), deterministic, on the nominal plant, seeds ``--seed`` on (``s2r eval`` starts
+at 10000); give a baseline bundle as a second path to measure it on the same seeds.
+
+    python benchmarks/biped_start.py BUNDLE [BASELINE_BUNDLE] [--episodes 200] [--seed 10000] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+from deploy.bundle import Policy, load_bundle
+from sim.biped import BipedEnv
+from sim.robots import BIPED_SPEC, get_robot
+
+
+def outcomes(bundle_dir: str, seeds: list[int], seconds: float, min_distance_m: float) -> list[str]:
+    """'stall', 'fall' or 'walk' for each seed's first ``seconds`` on the nominal plant."""
+    policy, action = Policy(load_bundle(bundle_dir)), get_robot("biped").action
+    env = BipedEnv()
+    out = []
+    try:
+        for seed in seeds:
+            policy.reset_state()
+            obs, _ = env.reset(seed=seed)
+            info: dict = {"distance_m": 0.0, "fell": False}
+            for _ in range(int(seconds * BIPED_SPEC.control_hz)):
+                obs, _, terminated, truncated, info = env.step(action.to_normalized(policy(obs)))
+                if terminated or truncated:
+                    break
+            out.append("fall" if info["fell"] else "stall" if info["distance_m"] < min_distance_m else "walk")
+    finally:
+        env.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("bundles", nargs="+", help="bundle folders (the first is measured, a second is the baseline)")
+    ap.add_argument("--episodes", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=10_000, help="seed of the first episode (then +1 per episode)")
+    ap.add_argument("--seconds", type=float, default=5.0, help="how long an episode runs before it is judged, s")
+    ap.add_argument("--min-distance", type=float, default=1.0, help="walked less than this (m): a stall")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    seeds = list(range(args.seed, args.seed + args.episodes))
+    chunks = [seeds[i :: args.workers] for i in range(args.workers)]
+    stalls = {}
+    for bundle in args.bundles:
+        t0 = time.perf_counter()
+        with ProcessPoolExecutor(args.workers) as pool:
+            parts = pool.map(outcomes, [bundle] * len(chunks), chunks, [args.seconds] * len(chunks),
+                             [args.min_distance] * len(chunks))  # fmt: skip
+            results = dict(zip([s for c in chunks for s in c], [r for p in parts for r in p], strict=True))
+        stalled = sorted(s for s, r in results.items() if r == "stall")
+        falls = sum(r == "fall" for r in results.values())
+        stalls[bundle] = len(stalled)
+        print(f"{bundle}: {len(stalled)} of {len(seeds)} episodes stall (seeds {stalled[:10]}"
+              f"{' ...' if len(stalled) > 10 else ''}), {falls} fall in the first {args.seconds:g} s "
+              f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
+    if len(args.bundles) > 1:
+        first, base = args.bundles[0], args.bundles[1]
+        print(f"stalls: {stalls[first]} vs the baseline's {stalls[base]} on the same {len(seeds)} seeds")
+
+
+if __name__ == "__main__":
+    main()
