@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--min-distance", type=float, default=1.0, help="walked less than this (m): a stall")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
+    if args.episodes < 1 or args.workers < 1:
+        ap.error("--episodes and --workers must be at least 1")
     seeds = list(range(args.seed, args.seed + args.episodes))
     chunks = [seeds[i :: args.workers] for i in range(args.workers)]
     stalls = {}
