@@ -16,29 +16,23 @@ import argparse
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from deploy.bundle import Policy, load_bundle
-from sim.biped import BipedEnv
-from sim.robots import BIPED_SPEC, get_robot
+import gymnasium as gym
+
+import sim  # noqa: F401  (registers the envs)
+from domain_rand.evaluate import run_episode
+from s2r.commands.stress import bundle_policy
+from sim.robots import BIPED_SPEC
 
 
 def outcomes(bundle_dir: str, seeds: list[int], seconds: float, min_distance_m: float) -> list[str]:
     """'stall', 'fall' or 'walk' for each seed's first ``seconds`` on the nominal plant."""
-    policy, action = Policy(load_bundle(bundle_dir)), get_robot("biped").action
-    env = BipedEnv()
-    out = []
+    policy = bundle_policy(bundle_dir)  # as `s2r stress` runs a bundle: obs -> normalized action, state reset per episode
+    env = gym.make("s2r/Biped-v0")
     try:
-        for seed in seeds:
-            policy.reset_state()
-            obs, _ = env.reset(seed=seed)
-            info: dict = {"distance_m": 0.0, "fell": False}
-            for _ in range(int(seconds * BIPED_SPEC.control_hz)):
-                obs, _, terminated, truncated, info = env.step(action.to_normalized(policy(obs)))
-                if terminated or truncated:
-                    break
-            out.append("fall" if info["fell"] else "stall" if info["distance_m"] < min_distance_m else "walk")
+        episodes = [run_episode(env, policy, seed, max_steps=int(seconds * BIPED_SPEC.control_hz)) for seed in seeds]
     finally:
         env.close()
-    return out
+    return ["fall" if ep.fell else "stall" if ep.metrics["distance_m"] < min_distance_m else "walk" for ep in episodes]
 
 
 def main() -> None:
