@@ -46,6 +46,7 @@ WINDOW_RAD = (math.radians(53.0), math.radians(127.0))  # fin angles (finger fra
 STROKE_END_RAD = 0.03  # a stroke ends when its fin has less room than this left in the window
 LEAD_RAD = 0.12  # a push aims the fin this far ahead of the knob: sets the turning speed
 FAST_LEAD_RAD = 0.2  # the same for fast_gait_action: a faster turn, its base torque nearer the limit
+KNOB_LOOKAHEAD_S = 1.0 / KNOB_SPEC.control_hz  # predictive_gait_action: knob read one control period ahead
 BEHIND_M = 0.02  # a swing puts the tip this far behind the fin's pushing side
 NEAR_GOAL_RAD = 0.08  # |error| below this: the pushing finger holds the fin at the goal
 DONE_RAD = 0.05  # |error| below this and no finger engaged: all fold out and wait
@@ -104,6 +105,19 @@ def gait_action(obs: np.ndarray) -> np.ndarray:
 
 def fast_gait_action(obs: np.ndarray) -> np.ndarray:
     """:func:`gait_action` with the fin led ``FAST_LEAD_RAD`` ahead of the knob: the same gait, turning faster."""
+    return gait_step(obs, FAST_LEAD_RAD)[0]
+
+
+def predictive_gait_action(obs: np.ndarray) -> np.ndarray:
+    """:func:`fast_gait_action` on the knob angle extrapolated ``KNOB_LOOKAHEAD_S`` ahead at the observed knob
+    speed (angle error likewise): a reading one sensor delay old and a command that lands one latency late then
+    meet where the knob is, not where it was. Joint angles are not extrapolated: that only adds damping
+    (``KP · lookahead`` on top of ``KD``), and the joint speeds' noise with it."""
+    obs = np.array(obs, dtype=np.float32)  # a copy: the caller's observation is not changed
+    if obs.shape == (KNOB_SPEC.obs_dim,) and np.isfinite(obs[8:14]).all():
+        knob = math.atan2(float(obs[8]), float(obs[9])) + KNOB_LOOKAHEAD_S * float(obs[10])
+        obs[8], obs[9] = math.sin(knob), math.cos(knob)
+        obs[13] = _wrap(float(obs[13]) - KNOB_LOOKAHEAD_S * float(obs[10]))
     return gait_step(obs, FAST_LEAD_RAD)[0]
 
 

@@ -209,7 +209,9 @@ TASK = register_task(
             *MOTOR_SWEEPS,
             ("knob_encoder_noise", (0.005, 0.01, 0.02, 0.05)),
         ),
-        # the re-grasping gait PPO imitates (knob_ppo.yaml), and the same gait turning faster (knob_fast_ppo.yaml)
-        experts={"knob_gait": "sim.knob_gait:gait_action", "knob_gait_fast": "sim.knob_gait:fast_gait_action"},
+        # the re-grasping gait PPO imitates (knob_ppo.yaml), the same gait turning faster (knob_fast_ppo.yaml), and
+        # that one reading the knob a control period ahead
+        experts={"knob_gait": "sim.knob_gait:gait_action", "knob_gait_fast": "sim.knob_gait:fast_gait_action",
+                 "knob_gait_predictive": "sim.knob_gait:predictive_gait_action"},
     )
 )

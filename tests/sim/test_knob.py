@@ -21,6 +21,7 @@ from sim.knob_gait import (
     Y_ENGAGED_M,
     fast_gait_action,
     gait_action,
+    predictive_gait_action,
 )
 from sim.robots import KNOB_SPEC, wrap_angle
 
@@ -160,6 +161,44 @@ def test_fast_gait_turns_more_goals_in_a_row():
     finally:
         env.close()
     assert min(goals[fast_gait_action]) >= 2 and sum(goals[fast_gait_action]) > sum(goals[gait_action])
+
+
+def test_predictive_gait_reads_the_knob_one_period_ahead(env):
+    """predictive_gait_action is fast_gait_action on the knob angle and error moved by knob speed × one control
+    period: the same action when the knob is still, the caller's observation untouched."""
+    obs, _ = env.reset(seed=5)
+    still = obs.copy()
+    still[10] = 0.0
+    np.testing.assert_array_equal(predictive_gait_action(still), fast_gait_action(still))
+    moving = obs.copy()
+    moving[10] = 2.0  # rad/s: 0.04 rad in one 20 ms period
+    shifted = moving.copy()
+    ahead_rad = 2.0 / KNOB_SPEC.control_hz
+    knob = np.arctan2(moving[8], moving[9]) + ahead_rad
+    shifted[8], shifted[9], shifted[13] = np.sin(knob), np.cos(knob), _wrap(float(moving[13]) - ahead_rad)
+    before = moving.copy()
+    np.testing.assert_allclose(predictive_gait_action(moving), fast_gait_action(shifted), atol=1e-5)
+    np.testing.assert_array_equal(moving, before)
+
+
+def test_predictive_gait_holds_up_under_latency():
+    """With 30 ms of actuation latency (1.5 control periods) the look-ahead turns at least as many knobs as the
+    fast gait it reads ahead for, on the same seeds."""
+    env = KnobEnv()
+    try:
+        solved = {}
+        for expert in (fast_gait_action, predictive_gait_action):
+            solved[expert] = 0
+            for seed in range(20):
+                obs, _ = env.reset(seed=seed, options={"params": {"action_latency": 0.03}})
+                for _ in range(400):
+                    obs, _, terminated, truncated, info = env.step(expert(obs))
+                    if terminated or truncated:
+                        break
+                solved[expert] += int(terminated and info["is_success"])
+    finally:
+        env.close()
+    assert solved[predictive_gait_action] >= max(19, solved[fast_gait_action])
 
 
 def test_memoryless_gait_is_a_pure_function_of_the_observation(env):
