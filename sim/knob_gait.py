@@ -111,8 +111,8 @@ def fast_gait_action(obs: np.ndarray) -> np.ndarray:
 def predictive_gait_action(obs: np.ndarray) -> np.ndarray:
     """:func:`fast_gait_action` on the knob angle extrapolated ``KNOB_LOOKAHEAD_S`` ahead at the observed knob
     speed (angle error likewise), so that a reading up to a control period old, or a command that lands that much
-    late, acts on about where the knob is by then rather than where it was. Joint angles are not extrapolated: that only adds damping
-    (``KP · lookahead`` on top of ``KD``), and the joint speeds' noise with it."""
+    late, acts on about where the knob is by then rather than where it was. Joint angles are not extrapolated:
+    that only adds damping (``KP · lookahead`` on top of ``KD``), and the joint speeds' noise with it."""
     obs = np.array(obs, dtype=np.float32)  # a copy: the caller's observation is not changed
     if obs.shape == (KNOB_SPEC.obs_dim,) and np.isfinite(obs[8:14]).all():
         knob = math.atan2(float(obs[8]), float(obs[9])) + KNOB_LOOKAHEAD_S * float(obs[10])
