@@ -12,10 +12,10 @@ Rules, evaluated every control step (angles in rad, finger frames below):
 * a finger whose distal angle is below ``ENGAGED_BELOW_RAD`` is **engaged** (tip between the fins). Its fin is
   the one just ahead of the tip in the turning direction. While that fin has room in the finger's working window
   ``WINDOW_RAD`` (or the goal is within ``NEAR_GOAL_RAD``) the finger **pushes**: the base PD target puts the tip
-  on the fin's pushing side with the fin ``LEAD_RAD`` ahead of the knob (capped by the goal).
+  on the fin's pushing side with the fin ``lead_rad`` ahead of the knob (capped ``aim_short_rad`` short of the goal).
   Otherwise it **folds out**, its base only damped.
 * with no engaged finger, the (finger, fin) pair that allows the longest push is chosen (a function of the knob
-  angle, which does not move while no finger touches it); that finger **swings** folded out to ``BEHIND_M``
+  angle, which does not move while no finger touches it); that finger **swings** folded out to ``behind_m``
   behind the fin and **folds in** as its base gets there.
 * every other finger folds out; its base swings to 0 only as its tip clears the fins.
 
@@ -30,6 +30,7 @@ towards −x, turning a fin counter-clockwise.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -44,10 +45,7 @@ CLEAR_RAD = (0.15, 0.3)  # base PD weight 0 → 1 as the distal angle goes throu
 NEAR_RAD = (0.05, 0.15)  # a swinging finger folds in fully → not at all as its base error goes through this
 WINDOW_RAD = (math.radians(53.0), math.radians(127.0))  # fin angles (finger frame) a stroke may use
 STROKE_END_RAD = 0.03  # a stroke ends when its fin has less room than this left in the window
-LEAD_RAD = 0.12  # a push aims the fin this far ahead of the knob: sets the turning speed
-FAST_LEAD_RAD = 0.2  # the same for fast_gait_action: a faster turn, its base torque nearer the limit
 KNOB_LOOKAHEAD_S = 1.0 / KNOB_SPEC.control_hz  # predictive_gait_action: knob read one control period ahead
-BEHIND_M = 0.02  # a swing puts the tip this far behind the fin's pushing side
 NEAR_GOAL_RAD = 0.08  # |error| below this: the pushing finger holds the fin at the goal
 DONE_RAD = 0.05  # |error| below this and no finger engaged: all fold out and wait
 KP_NM_RAD, KD_NMS_RAD = 4.0, 0.15  # joint PD gains
@@ -56,6 +54,23 @@ Y_ENGAGED_M = MOUNT_RADIUS_M + DIST_LENGTH_M * math.sin(Q2_ENGAGED_RAD)  # radia
 L_EFF_M = PROX_LENGTH_M + DIST_LENGTH_M * math.cos(Q2_ENGAGED_RAD)  # base joint → engaged tip, projected
 CONTACT_OFFSET_M = TIP_RADIUS_M + FIN_HALF_THICKNESS_M  # tip centre to fin mid-plane at contact
 _LIMITS_NM = [float(t) for t in KNOB_SPEC.action.limits_nm]  # action 1.0 = this torque, per joint
+
+
+@dataclass(frozen=True)
+class GaitShape:
+    """The constants that tell the gaits apart."""
+
+    lead_rad: float  # a push aims the fin this far ahead of the knob: sets the turning speed
+    behind_m: float  # a swing puts the tip this far behind the fin's pushing side
+    aim_short_rad: float  # pushes aim the fin this far short of the goal, on the pushing side
+
+
+SLOW = GaitShape(lead_rad=0.12, behind_m=0.02, aim_short_rad=0.0)  # gait_action
+# fast_gait_action: a faster turn, its base torque nearer the limit. Its fold-in starts nearer the fin and its
+# pushes stop short of the goal (inside SUCCESS_TOL_RAD) so that a delayed command's overshoot stays inside
+# the tolerance instead of starting a stroke back: each gives it more goals in a row under actuation latency
+# and sensor delay (BENCHMARKS.md, session 19).
+FAST = GaitShape(lead_rad=0.2, behind_m=0.01, aim_short_rad=0.03)
 
 
 def _ramp(x: float, x0: float, x1: float) -> float:
@@ -100,12 +115,12 @@ def _pushed_fin(knob_rad: float, finger: int, q_base: float, q_dist: float, sign
 
 def gait_action(obs: np.ndarray) -> np.ndarray:
     """Normalized action (4 floats in [-1, 1]) of the memoryless ratchet gait for one Knob-v0 observation."""
-    return gait_step(obs)[0]
+    return gait_step(obs, SLOW)[0]
 
 
 def fast_gait_action(obs: np.ndarray) -> np.ndarray:
-    """:func:`gait_action` with the fin led ``FAST_LEAD_RAD`` ahead of the knob: the same gait, turning faster."""
-    return gait_step(obs, FAST_LEAD_RAD)[0]
+    """:func:`gait_action` in the ``FAST`` shape: the same gait, turning faster, robust to delays."""
+    return gait_step(obs, FAST)[0]
 
 
 def predictive_gait_action(obs: np.ndarray) -> np.ndarray:
@@ -118,13 +133,13 @@ def predictive_gait_action(obs: np.ndarray) -> np.ndarray:
         knob = math.atan2(float(obs[8]), float(obs[9])) + KNOB_LOOKAHEAD_S * float(obs[10])
         obs[8], obs[9] = math.sin(knob), math.cos(knob)
         obs[13] = _wrap(float(obs[13]) - KNOB_LOOKAHEAD_S * float(obs[10]))
-    return gait_step(obs, FAST_LEAD_RAD)[0]
+    return gait_step(obs, FAST)[0]
 
 
-def gait_step(obs: np.ndarray, lead_rad: float = LEAD_RAD) -> tuple[np.ndarray, str]:
+def gait_step(obs: np.ndarray, shape: GaitShape = SLOW) -> tuple[np.ndarray, str]:
     """:func:`gait_action` and the gait phase it read from the observation: ``push`` (a finger pushes a fin),
     ``fold_out`` (stroke over), ``fold_in`` (tip behind the next fin), ``swing`` (to behind the next fin),
-    or ``done`` (|error| small, all folded out). ``lead_rad``: how far ahead of the knob a push aims its fin."""
+    or ``done`` (|error| small, all folded out). ``shape``: the gait's constants."""
     obs = np.asarray(obs)
     if obs.shape != (KNOB_SPEC.obs_dim,) or not np.isfinite(obs[:16]).all():
         raise UserError(
@@ -150,11 +165,16 @@ def gait_step(obs: np.ndarray, lead_rad: float = LEAD_RAD) -> tuple[np.ndarray, 
                 break
     if pushers:
         _, active, phi, side = max(pushers)
-        # not capped by the window end: a small lead would stall against the knob friction short of it
-        gain = sign * min(abs(err), lead_rad) if abs(err) >= NEAR_GOAL_RAD else err
+        # the fin's target: lead_rad ahead of the knob (not capped by the window end: a small lead would stall
+        # against the knob friction short of it), but no further than aim_short_rad short of the goal on the
+        # pushing side; near the goal that is where the tip holds the fin, from whichever side it is on
+        if abs(err) >= NEAR_GOAL_RAD:
+            gain = sign * min(abs(err) - shape.aim_short_rad, shape.lead_rad)
+        else:
+            gain = err - side * shape.aim_short_rad
         # blend from the fold-in target (tip behind the fin) to the push as the tip goes in: no jump at the switch
         depth = _ramp(q[2 * active + 1], ENGAGED_BELOW_RAD, Q2_ENGAGED_RAD)
-        target[2 * active] = _base_for_fin(phi + depth * gain, side, (1.0 - depth) * BEHIND_M)
+        target[2 * active] = _base_for_fin(phi + depth * gain, side, (1.0 - depth) * shape.behind_m)
         target[2 * active + 1] = Q2_ENGAGED_RAD
         base_weight[active] = 1.0
         mode = "push"
@@ -171,7 +191,7 @@ def gait_step(obs: np.ndarray, lead_rad: float = LEAD_RAD) -> tuple[np.ndarray, 
                 if WINDOW_RAD[0] <= phi <= WINDOW_RAD[1]:
                     fits.append((min(abs(err), _room(phi, sign)), f, phi))
         _, active, phi = max(fits)
-        base = _base_for_fin(phi, sign, BEHIND_M)
+        base = _base_for_fin(phi, sign, shape.behind_m)
         # fold in as the base gets there: a continuous blend, not a switch, so that a learner can follow it
         near = _ramp(abs(q[2 * active] - base), NEAR_RAD[1], NEAR_RAD[0])
         target[2 * active] = base
