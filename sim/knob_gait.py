@@ -63,14 +63,18 @@ class GaitShape:
     lead_rad: float  # a push aims the fin this far ahead of the knob: sets the turning speed
     behind_m: float  # a swing puts the tip this far behind the fin's pushing side
     aim_short_rad: float  # pushes aim the fin this far short of the goal, on the pushing side
+    # > 0: the PD torque saturates smoothly, soft_limit · tanh(τ / soft_limit) in units of the limit, instead
+    # of being clipped at the limit; None: clipped
+    soft_limit: float | None = None
 
 
 SLOW = GaitShape(lead_rad=0.12, behind_m=0.02, aim_short_rad=0.0)  # gait_action
 # fast_gait_action: a faster turn, its base torque nearer the limit. Its fold-in starts nearer the fin and its
 # pushes stop short of the goal (inside SUCCESS_TOL_RAD) so that a delayed command's overshoot stays inside
 # the tolerance instead of starting a stroke back: each gives it more goals in a row under actuation latency
-# and sensor delay (BENCHMARKS.md, session 19).
-FAST = GaitShape(lead_rad=0.2, behind_m=0.01, aim_short_rad=0.03)
+# and sensor delay. Its torque saturates smoothly below the limit, which a student imitates: fewer steps at the
+# limit and less power at high frequency, and no fewer goals (BENCHMARKS.md, session 19).
+FAST = GaitShape(lead_rad=0.2, behind_m=0.01, aim_short_rad=0.03, soft_limit=0.9)
 
 
 def _ramp(x: float, x0: float, x1: float) -> float:
@@ -203,4 +207,6 @@ def gait_step(obs: np.ndarray, shape: GaitShape = SLOW) -> tuple[np.ndarray, str
         w = 1.0 if j % 2 else base_weight[j // 2]
         tau.append(w * KP_NM_RAD * (target[j] - q[j]) - KD_NMS_RAD * dq[j])
     action = np.array([t / lim for t, lim in zip(tau, _LIMITS_NM, strict=True)], dtype=np.float32)
+    if shape.soft_limit is not None:
+        action = shape.soft_limit * np.tanh(action / shape.soft_limit)
     return np.clip(action, -1.0, 1.0), mode

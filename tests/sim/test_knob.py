@@ -14,6 +14,7 @@ import sim  # noqa: F401  (registers the envs)
 from sim.knob import HOLD_STEPS, KNOB_PARAMS, KnobEnv, _wrap
 from sim.knob_gait import (
     CONTACT_OFFSET_M,
+    FAST,
     L_EFF_M,
     Q2_ENGAGED_RAD,
     Q2_RETRACTED_RAD,
@@ -161,6 +162,31 @@ def test_fast_gait_turns_more_goals_in_a_row():
     finally:
         env.close()
     assert min(goals[fast_gait_action]) >= 2 and sum(goals[fast_gait_action]) > sum(goals[gait_action])
+
+
+@pytest.mark.parametrize("delay", [{"action_latency": 0.02}, {"sensor_delay": 0.02}])
+def test_fast_gait_turns_goals_in_a_row_under_delay(delay):
+    """The fast gait stops its pushes short of the goal: with 20 ms of actuation latency or sensor delay a delayed
+    push's overshoot stays inside the tolerance, and every episode reaches two goals in a row in 8 s."""
+    env = KnobEnv(continuous_goals=True)
+    try:
+        goals = []
+        for seed in range(8):
+            obs, _ = env.reset(seed=seed, options={"params": delay})
+            for _ in range(400):
+                obs, _, _, _, info = env.step(fast_gait_action(obs))
+            goals.append(info["consecutive_successes"])
+    finally:
+        env.close()
+    assert min(goals) >= 2, goals
+
+
+@given(st.lists(st.floats(-20.0, 20.0), min_size=20, max_size=20))
+def test_fast_gait_saturates_below_the_limit(values):
+    """Whatever the (finite) observation, the fast gait's command stays inside its soft limit."""
+    obs = np.array(values, dtype=np.float32)
+    action = fast_gait_action(obs)
+    assert FAST.soft_limit is not None and np.all(np.abs(action) <= FAST.soft_limit)
 
 
 def test_predictive_gait_reads_the_knob_one_period_ahead(env):
