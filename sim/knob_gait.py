@@ -69,7 +69,7 @@ class GaitShape:
 
 
 SLOW = GaitShape(lead_rad=0.12, behind_m=0.02, aim_short_rad=0.0)  # gait_action
-# fast_gait_action: a faster turn, its base torque nearer the limit. Its fold-in starts nearer the fin and its
+# fast_gait_action: a faster turn, with larger base torques. Its fold-in starts nearer the fin and its
 # pushes stop short of the goal (inside SUCCESS_TOL_RAD) so that a delayed command's overshoot stays inside
 # the tolerance instead of starting a stroke back: each gives it more goals in a row under actuation latency
 # and sensor delay. Its torque saturates smoothly below the limit, which a student imitates: fewer steps at the
