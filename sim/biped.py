@@ -48,7 +48,9 @@ per step), which holds the hull level where the posture term only pays for level
 (at a touchdown after the other foot's, ``step_length`` · how far ahead of the other foot it landed,
 :func:`foot_ahead_m`), which pays alternating steps and not a skip that keeps one foot in front, and
 ``overspeed`` (−``overspeed`` per m/s of hull speed above ``speed_cap_mps``), which charges the speed the cap only
-leaves unpaid, and ``standing`` (−``standing`` per step while the hull moves slower than ``standing_below_mps``).
+leaves unpaid, and ``standing`` (−``standing`` per step while the hull moves slower than ``standing_below_mps``),
+and ``hip_stop`` (legged_gym's ``dof_pos_limits``, squared: −``hip_stop`` · Σ over the hips of the rad² inside
+``hip_stop_margin_rad`` of a joint stop, :func:`hip_stop_sq_rad2`).
 Reaching the end of the course also terminates (success); 1600 control steps → ``truncated`` (TimeLimit).
 ``info["metrics"]`` (the task's, :mod:`sim.task`): ``success`` (walked ``SUCCESS_DISTANCE_M`` = 15 m without a
 fall), ``fell``, ``distance_m``.
@@ -134,6 +136,7 @@ TERRAINS = ("flat", "rough", "obstacles")
 # link indices of the multibody
 X_SLIDER, Z_SLIDER, HULL, THIGH_L, SHANK_L, THIGH_R, SHANK_R = range(7)
 MOTOR_JOINTS = (THIGH_L, SHANK_L, THIGH_R, SHANK_R)  # joint i drives link i
+HIP_MOTORS = (0, 2)  # the hips' indices in MOTOR_JOINTS
 FOOT_LINKS = (SHANK_L, SHANK_R)
 
 BIPED_PARAMS = ParamSpace(
@@ -197,6 +200,11 @@ class BipedReward(ActuationWeights):
     # control step, reward lost while the hull's forward speed is below standing_below_mps (0: off)
     standing: float = 0.0
     standing_below_mps: float = 0.1  # hull speed, m/s, under which a step counts as standing (not a weight)
+    # hips kept off their joint stops (legged_gym's dof_pos_limits, squared so that it is smooth): per control step,
+    # reward lost per rad² that a hip is inside hip_stop_margin_rad of a stop, summed over the hips. Under actuation
+    # latency a swing that overshoots to the stop leaves the late command nothing to act on (0: off)
+    hip_stop: float = 0.0
+    hip_stop_margin_rad: float = 0.3  # rad short of each hip stop where the charge starts (not a weight)
 
     @property
     def gait_on(self) -> bool:
@@ -207,6 +215,8 @@ class BipedReward(ActuationWeights):
         super().__post_init__()
         if not 0.0 < self.stance_fraction < 1.0:
             raise UserError(f"reward weight 'stance_fraction' must be in (0, 1), got {self.stance_fraction!r}")
+        if not self.hip_stop_margin_rad >= 0:
+            raise UserError(f"reward weight 'hip_stop_margin_rad' must be >= 0 rad, got {self.hip_stop_margin_rad!r}")
         if self.overspeed > 0 and not self.speed_cap_mps > 0:
             raise UserError("reward weight 'overspeed' charges speed above 'speed_cap_mps': set a speed cap > 0 too")
 
@@ -246,6 +256,17 @@ class BipedState(NamedTuple):
     q: list[float]  # motor joint angles, rad (order of MOTOR_JOINTS)
     dq: list[float]  # motor joint speeds, rad/s
     contact_links: set[int]  # robot links touching the ground
+
+
+def hip_stop_sq_rad2(q_rad: list[float], margin_rad: float) -> float:
+    """Σ over the hips of the square of how far (rad) each hip angle in ``q_rad`` (order of MOTOR_JOINTS) is
+    inside ``margin_rad`` of its joint stop (BIPED_SPEC's limits): 0 away from the stops (the hip_stop term)."""
+    total = 0.0
+    for i in HIP_MOTORS:
+        m = BIPED_SPEC.action.motors[i]
+        inside = max(m.joint_low_rad + margin_rad - q_rad[i], q_rad[i] - (m.joint_high_rad - margin_rad), 0.0)
+        total += inside * inside
+    return total
 
 
 def foot_slip_mps(s: BipedState, leg: int) -> float:
@@ -569,6 +590,10 @@ class BipedEnv(gym.Env):
             slow = moved_m * BIPED_SPEC.control_hz < self.reward_weights.standing_below_mps
             terms["standing"] = -self.reward_weights.standing if slow else 0.0
             reward += terms["standing"]
+        if self.reward_weights.hip_stop > 0:
+            w = self.reward_weights
+            terms["hip_stop"] = -w.hip_stop * hip_stop_sq_rad2(state.q, w.hip_stop_margin_rad)
+            reward += terms["hip_stop"]
         if self._overspeed_on:
             excess_mps = max(0.0, moved_m - cap_m) * BIPED_SPEC.control_hz
             terms["overspeed"] = -self.reward_weights.overspeed * excess_mps

@@ -22,7 +22,7 @@ from sim.robots import BIPED_SPEC
 ACTUATION_KEYS = {"action_rate", "torque_sq", "power", "at_limit"}
 # the terms that are off and absent by default, besides ACTUATION_KEYS (either robot)
 OPTIONAL_KEYS = {"action_acc", "near_limit", "air_time", "step_length", "foot_slip", "orientation", "overspeed",
-                 "standing"}  # fmt: skip
+                 "standing", "hip_stop"}  # fmt: skip
 
 
 def test_actuation_terms_by_hand():
@@ -278,6 +278,46 @@ def test_foot_slip_speed_is_the_speed_of_the_foot_bottom_in_the_engine():
                 assert foot_slip_mps(state, leg) == pytest.approx(v_bottom[0], abs=1e-6)
                 speeds.append(abs(v_bottom[0]))
         assert max(speeds) > 0.5  # the feet moved, so the comparison tested the kinematics
+    finally:
+        env.close()
+
+
+def test_hip_stop_charges_only_inside_the_margin_of_a_hip_stop():
+    """0 away from the stops and for the knees; the square of the depth inside the margin, per hip."""
+    from sim.biped import HIP_MOTORS, hip_stop_sq_rad2
+
+    hip = BIPED_SPEC.action.motors[HIP_MOTORS[0]]
+    assert hip_stop_sq_rad2([0.0, -2.4, 0.0, 0.0], 0.3) == 0.0  # knees at their stops are not charged
+    assert hip_stop_sq_rad2([hip.joint_high_rad - 0.3, 0.0, 0.0, 0.0], 0.3) == 0.0
+    assert hip_stop_sq_rad2([hip.joint_high_rad - 0.1, 0.0, hip.joint_low_rad, 0.0], 0.3) == pytest.approx(
+        0.2**2 + 0.3**2)
+    assert hip_stop_sq_rad2([hip.joint_high_rad, 0.0, 0.0, 0.0], 0.0) == 0.0
+    with pytest.raises(UserError, match="hip_stop_margin_rad"):
+        BipedReward(hip_stop_margin_rad=-0.1)
+
+
+def test_biped_hip_stop_term_in_the_env_and_off_by_default():
+    from sim.biped import hip_stop_sq_rad2
+
+    env = BipedEnv(reward=BipedReward(hip_stop=2.0, hip_stop_margin_rad=1.0))
+    try:
+        env.reset(seed=3)
+        charged = 0
+        for _ in range(30):
+            _, reward, done, _, info = env.step(np.array([1.0, 0.0, -1.0, 0.0], np.float32))
+            expected = -2.0 * hip_stop_sq_rad2(env._state.q, 1.0)
+            assert info["reward_terms"]["hip_stop"] == expected
+            assert reward == pytest.approx(sum(info["reward_terms"].values()))
+            charged += expected < 0
+            if done:
+                break
+        assert charged > 0  # the hips reached the margin, so the comparison tested a charge
+    finally:
+        env.close()
+    env = BipedEnv()
+    try:
+        env.reset(seed=3)
+        assert "hip_stop" not in env.step(np.zeros(4, np.float32))[4]["reward_terms"]
     finally:
         env.close()
 
