@@ -61,6 +61,10 @@ episode's physical parameters; the layout is ``env.unwrapped.privileged_fields``
 (``sim.tasks.biped.BIPED_PRIVILEGED_FIELDS`` + the parameter table). Off by default: only a privileged critic
 reads it (``s2r train --ppo-privileged-critic`` / ``--td3-privileged-critic`` turn it on), and it costs every step.
 
+Start pose: the hull is dropped 2 cm onto nearly straight legs (hips ±0.05 rad). ``start_noise`` (constructor,
+in [0, 1]; a training option, ``--env-options '{"start_noise": 1.0}'``) widens that by its share of
+``START_NOISE_FULL``: hips further apart, knees bent, a higher drop. 0 (the default) is the v0 start, draw for draw.
+
 Physical parameters: ``BIPED_PARAMS`` (``env.unwrapped.param_space``); apply with
 ``env.reset(options={"params": {...}})``. 50 Hz control, 250 Hz physics, deterministic.
 
@@ -137,6 +141,8 @@ TERRAINS = ("flat", "rough", "obstacles")
 X_SLIDER, Z_SLIDER, HULL, THIGH_L, SHANK_L, THIGH_R, SHANK_R = range(7)
 MOTOR_JOINTS = (THIGH_L, SHANK_L, THIGH_R, SHANK_R)  # joint i drives link i
 HIP_MOTORS = (0, 2)  # the hips' indices in MOTOR_JOINTS
+# the widest start randomization (start_noise = 1): hips ± rad, knees bent up to rad, extra drop height up to m
+START_NOISE_FULL = (0.3, 0.4, 0.04)
 FOOT_LINKS = (SHANK_L, SHANK_R)
 
 BIPED_PARAMS = ParamSpace(
@@ -392,6 +398,7 @@ class BipedEnv(gym.Env):
         engine: str = DEFAULT_ENGINE,
         reward: BipedReward | str | dict[str, float] | None = None,
         privileged: bool = False,
+        start_noise: float = 0.0,
     ):
         if terrain not in TERRAINS:
             raise ValueError(f"unknown terrain '{terrain}'; use one of {', '.join(TERRAINS)}")
@@ -401,6 +408,11 @@ class BipedEnv(gym.Env):
         self.terrain = terrain
         self.render_mode = render_mode
         self.privileged = bool(privileged)  # report info["privileged"] (an asymmetric critic's input)
+        if not 0.0 <= start_noise <= 1.0:
+            raise UserError(f"start_noise must be in [0, 1] (a share of the widest start randomization), got {start_noise!r}")
+        # the start pose's randomization (legged_gym's reset_dofs), a share of START_NOISE_FULL; 0: the v0 start.
+        # A training option: a policy that met only the one start learns its first steps as a fixed motor program
+        self.start_noise = float(start_noise)
         # reward weights: a BipedReward, a preset name of BIPED_REWARD_PRESETS, a JSON file or a dict of fields
         self.reward_weights = reward_weights(BipedReward, reward, BIPED_REWARD_PRESETS)
         self._actuation_on = self.reward_weights.actuation_on
@@ -496,8 +508,14 @@ class BipedEnv(gym.Env):
         self._setup_effects(P)
         rng = self.np_random
         hip0 = rng.uniform(-0.05, 0.05, 2)
-        q0 = [START_X_M, STAND_HEIGHT_M + 0.02 + self._ground_height(START_X_M), 0.0,
-              hip0[0], -0.05, hip0[1], -0.05]  # fmt: skip
+        knee0, drop_m = [-0.05, -0.05], 0.02
+        if self.start_noise > 0:  # drawn after the v0 start's draws, so that 0 leaves every episode as it was
+            hip_rad, knee_rad, extra_drop_m = (self.start_noise * x for x in START_NOISE_FULL)
+            hip0 = hip0 + rng.uniform(-hip_rad, hip_rad, 2)
+            knee0 = (-0.05 - rng.uniform(0.0, knee_rad, 2)).tolist()
+            drop_m += rng.uniform(0.0, extra_drop_m)
+        q0 = [START_X_M, STAND_HEIGHT_M + drop_m + self._ground_height(START_X_M), 0.0,
+              hip0[0], knee0[0], hip0[1], knee0[1]]  # fmt: skip
         self._plant.reset_joints(q0)
         self._encoder_bias = P["encoder_bias"]
         self._state = state = self._plant.read_state()

@@ -62,6 +62,29 @@ def test_same_seed_same_trajectory():
     assert not np.array_equal(a, c)
 
 
+def test_start_noise_randomizes_the_start_pose_within_its_bounds_and_0_is_the_v0_start():
+    from sim.biped import START_NOISE_FULL
+    from sim.errors import UserError
+
+    plain, zero, noisy = BipedEnv(), BipedEnv(start_noise=0.0), BipedEnv(start_noise=1.0)
+    try:
+        for seed in range(5):
+            np.testing.assert_array_equal(plain.reset(seed=seed)[0], zero.reset(seed=seed)[0])
+        hip_rad, knee_rad, _ = START_NOISE_FULL
+        knees = []
+        for seed in range(20):
+            noisy.reset(seed=seed)
+            q = noisy._state.q
+            assert all(abs(q[i]) <= 0.05 + hip_rad + 0.02 for i in (0, 2))  # hips (0.02: the drop settles)
+            knees += [q[1], q[3]]
+        assert min(knees) < -0.05 - knee_rad / 2 < max(knees)  # bent by different amounts
+    finally:
+        for e in (plain, zero, noisy):
+            e.close()
+    with pytest.raises(UserError, match="start_noise"):
+        BipedEnv(start_noise=1.5)
+
+
 def test_unknown_parameter_is_rejected_with_names(env):
     with pytest.raises(ValueError, match="unknown physical parameter 'gravity'.*ground_friction"):
         env.reset(options={"params": {"gravity": 3.0}})
