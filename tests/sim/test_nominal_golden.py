@@ -76,7 +76,7 @@ GOLDEN = {  # recorded on main at a93bfa3, before the issue #19 models
     "biped_random_old_params": "04e893dd757caf8e52b4a06f60c1eab57d3c12f4cd369a0cdac64333ed8238f8",
     "biped_rough_random_nominal": "cdfae48be0f0333f97ce04060761698b8815f7c0f3995d7a287c0395b85a4667",
     # re-recorded each time the shipped knob bundle was replaced by a reality-box policy (issue #20, docs/pretrained.md)
-    "knob_bundle_nominal": "caf722ebea7b6ff2a541d43499444468ca801a027ba5c70efb630c27bf3b619c",
+    "knob_bundle_nominal": "816ffde4c85342634e0ed4211dc4d7b5953241bee46af194d031aa037e582f36",
     "knob_random_nominal": "72475d2e63b29d69e68c80d3632aceab0bade188f6d7ceacd2e8c9bbbae2753e",
     "knob_random_old_params": "d0946d3cd39635ccba8605679ca0544e60a37715a112824da725acea4b27b8ad",
 }
