@@ -411,7 +411,7 @@ class BipedEnv(gym.Env):
         if not 0.0 <= start_noise <= 1.0:
             raise UserError(f"start_noise must be in [0, 1] (a share of the widest start randomization), got {start_noise!r}")
         # the start pose's randomization (legged_gym's reset_dofs), a share of START_NOISE_FULL; 0: the v0 start.
-        # A training option: a policy that met only the one start learns its first steps as a fixed motor program
+        # A training option: a policy that met only the one start can learn its first steps as a fixed motor program
         self.start_noise = float(start_noise)
         # reward weights: a BipedReward, a preset name of BIPED_REWARD_PRESETS, a JSON file or a dict of fields
         self.reward_weights = reward_weights(BipedReward, reward, BIPED_REWARD_PRESETS)
