@@ -408,7 +408,7 @@ class BipedEnv(gym.Env):
         self.terrain = terrain
         self.render_mode = render_mode
         self.privileged = bool(privileged)  # report info["privileged"] (an asymmetric critic's input)
-        if not 0.0 <= start_noise <= 1.0:
+        if isinstance(start_noise, bool) or not isinstance(start_noise, (int, float)) or not 0.0 <= start_noise <= 1.0:
             raise UserError(f"start_noise must be in [0, 1] (a share of the widest start randomization), got {start_noise!r}")
         # the start pose's randomization (legged_gym's reset_dofs), a share of START_NOISE_FULL; 0: the v0 start.
         # A training option: a policy that met only the one start can learn its first steps as a fixed motor program
@@ -421,6 +421,7 @@ class BipedEnv(gym.Env):
         self._orientation_on = self.reward_weights.orientation > 0
         self._overspeed_on = self.reward_weights.overspeed > 0
         self._standing_on = self.reward_weights.standing > 0
+        self._hip_stop_on = self.reward_weights.hip_stop > 0
         self._air_s = [0.0, 0.0]  # swing time of each foot so far, s (the air-time term; FOOT_LINKS order)
         self._last_touchdown = -1  # the foot that touched down last (the step-length term), -1: none yet
         self.course_length_m = float(course_length_m)
@@ -608,7 +609,7 @@ class BipedEnv(gym.Env):
             slow = moved_m * BIPED_SPEC.control_hz < self.reward_weights.standing_below_mps
             terms["standing"] = -self.reward_weights.standing if slow else 0.0
             reward += terms["standing"]
-        if self.reward_weights.hip_stop > 0:
+        if self._hip_stop_on:
             w = self.reward_weights
             terms["hip_stop"] = -w.hip_stop * hip_stop_sq_rad2(state.q, w.hip_stop_margin_rad)
             reward += terms["hip_stop"]

@@ -81,8 +81,9 @@ def test_start_noise_randomizes_the_start_pose_within_its_bounds_and_0_is_the_v0
     finally:
         for e in (plain, zero, noisy):
             e.close()
-    with pytest.raises(UserError, match="start_noise"):
-        BipedEnv(start_noise=1.5)
+    for bad in (1.5, -0.1, "a", None):
+        with pytest.raises(UserError, match="start_noise"):
+            BipedEnv(start_noise=bad)
 
 
 def test_unknown_parameter_is_rejected_with_names(env):
