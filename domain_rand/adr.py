@@ -36,6 +36,7 @@ from sim.params import ParamSpace
 from sim.task import get_task
 
 BOUNDS = ("low", "high")
+CORNER_SIDES = ("random", "hard")  # ADRConfig.corner_side
 WIDTH_FLOOR = 1e-3  # entropy of a zero-width range would be −inf; floor it (as IsaacGymEnvs' ADR does)
 
 
@@ -68,6 +69,10 @@ class ADRConfig:
     # parameters at their extremes at once, which one pinned bound per episode never shows (0: off)
     p_corner: float = 0.0
     corner_size: int = 4
+    # which bound a corner pins: "random" (each ½) or "hard": the bound whose last ADR decision measured the lower
+    # performance (a bound not decided yet counts as 1.0, both undecided: ½ each), so corners gather the plant's
+    # hard sides at once: low friction with a heavy hull, weak motors and long latency, say (not in the paper)
+    corner_side: str = "random"
     # what an episode's performance is (domain_rand.success.episode_performance): "success" (1/0, so the
     # thresholds are success rates), another metric of the task (Task.metrics: "distance_m"...) or "return"
     performance: str = "success"
@@ -87,6 +92,8 @@ class ADRConfig:
             raise UserError(f"ADR p_corner must be in [0, 1) with p_nominal + p_corner < 1, got {self.p_corner:g}")
         if self.corner_size < 1:
             raise UserError(f"ADR corner_size must be >= 1 parameter, got {self.corner_size}")
+        if self.corner_side not in CORNER_SIDES:
+            raise UserError(f"ADR corner_side must be one of {', '.join(CORNER_SIDES)}, got {self.corner_side!r}")
         if not self.params:
             raise UserError("ADR config lists no parameters to randomize")
         names = [p.name for p in self.params]
@@ -136,8 +143,9 @@ def adr_config_from_dict(
     for key in ("buffer_size", "corner_size"):
         if key in d:
             kwargs[key] = int(_number(d[key], f"{what}: {key}"))
-    if "performance" in d:
-        kwargs["performance"] = str(d["performance"])
+    for key in ("performance", "corner_side"):
+        if key in d:
+            kwargs[key] = str(d[key])
     if "params" in d:
         if not isinstance(d["params"], Mapping):
             raise UserError(f"{what}: 'params' must be an object {{name: {{delta, init}}}}")
@@ -230,7 +238,7 @@ class ADR:
             k = min(self.config.corner_size, len(self.adaptive))
             for i in self.rng.choice(len(self.adaptive), size=k, replace=False):
                 name = self.adaptive[int(i)]
-                params[name] = float(self.ranges[name][int(self.rng.integers(2))])
+                params[name] = float(self.ranges[name][self._corner_bound(name)])
             return params, None
         if self.rng.uniform() >= self.config.p_boundary or not self.adaptive:
             return params, None
@@ -238,6 +246,15 @@ class ADR:
         bound = BOUNDS[int(self.rng.integers(2))]
         params[name] = float(self.ranges[name][BOUNDS.index(bound)])
         return params, (name, bound, params[name])
+
+    def _corner_bound(self, name: str) -> int:
+        """The index (0 low, 1 high) of the bound a corner pins ``name`` at (``ADRConfig.corner_side``)."""
+        side = int(self.rng.integers(2))  # drawn either way, so "hard" and "random" share the sample stream
+        if self.config.corner_side == "random":
+            return side
+        stats = self.bound_stats.get(name, {})
+        low, high = (stats.get(b, {}).get("performance", 1.0) for b in BOUNDS)
+        return side if low == high else int(high < low)
 
     def report(self, tag: Any, performance: float) -> None:
         """Route an episode's performance to the buffer its tag names (episodes with no pinned bound: ignored)."""

@@ -341,3 +341,25 @@ def test_config_file_overrides_defaults_and_rejects_unknown_keys(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         load_adr_config(str(path), base)
+
+
+def test_hard_corners_pin_each_parameter_at_its_worse_measured_bound():
+    """corner_side "hard": a corner pins each parameter at the bound whose last decision measured the lower
+    performance; undecided, it is "random"'s draw, so the two share one sample stream until ADR has measured."""
+    params = (ADRParam("friction", 0.1, init=(0.6, 1.2)), ADRParam("mass_scale", 0.25, init=(0.8, 1.5)))
+    hard = make_adr(seed=7, params=params, p_corner=0.5, corner_size=2, p_boundary=0.0, corner_side="hard")
+    rand = make_adr(seed=7, params=params, p_corner=0.5, corner_size=2, p_boundary=0.0)
+    assert all(hard.sample() == rand.sample() for _ in range(50))
+    for perf, bound in ((0.1, "low"), (0.9, "high")):  # friction: low fails; mass_scale: only high decided
+        for _ in range(hard.config.buffer_size):
+            hard.update("friction", bound, perf)
+    for _ in range(hard.config.buffer_size):
+        hard.update("mass_scale", "high", 0.5)
+    lows, highs = hard.ranges["friction"][0], hard.ranges["mass_scale"][1]
+    corners = [s for s, _ in (hard.sample() for _ in range(400)) if s["friction"] == lows]
+    assert corners and all(s["mass_scale"] == highs for s in corners)
+    assert not any(s["friction"] == hard.ranges["friction"][1] for s, _ in (hard.sample() for _ in range(400)))
+    with pytest.raises(ValueError, match="corner_side"):
+        make_adr(corner_side="worst")
+    cfg = adr_config_from_dict({"corner_side": "hard", "t_low": 0, "t_high": 1, "params": {"friction": {"delta": 0.1}}})
+    assert cfg.corner_side == "hard"
