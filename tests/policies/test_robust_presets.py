@@ -43,11 +43,14 @@ def test_robust_config_parses_and_builds(path: Path):
         env.close()
 
 
-def test_second_biped_adr_file_loads():
+@pytest.mark.parametrize("path", sorted((PRESET_DIR / "robust").glob("*_adr.json")), ids=lambda p: p.stem)
+def test_every_adr_file_loads_for_its_robot(path: Path):
+    """Every ADR file of the robust presets (those no config names too: a stage's variant, a feasibility check)
+    builds an ADR over its robot's parameter space."""
     import sim  # noqa: F401
 
-    env = make_env("biped")
+    env = make_env(path.stem.split("_")[0])
     try:
-        ADR(env.unwrapped.param_space, load_adr_config(str(PRESET_DIR / "robust" / "biped_adr2.json")))  # type: ignore[attr-defined]
+        ADR(env.unwrapped.param_space, load_adr_config(str(path)))  # type: ignore[attr-defined]
     finally:
         env.close()
