@@ -70,8 +70,8 @@ class ADRConfig:
     p_corner: float = 0.0
     corner_size: int = 4
     # which bound a corner pins: "random" (each ½) or "hard": the bound whose last ADR decision measured the lower
-    # performance (a bound not decided yet counts as 1.0, both undecided: ½ each), so corners gather the plant's
-    # hard sides at once: low friction with a heavy hull, weak motors and long latency, say (not in the paper)
+    # performance (a bound not decided yet counts as t_high, good enough; a tie: ½ each), so corners gather the
+    # plant's hard sides at once: low friction with a heavy hull, weak motors and long latency, say (not in the paper)
     corner_side: str = "random"
     # what an episode's performance is (domain_rand.success.episode_performance): "success" (1/0, so the
     # thresholds are success rates), another metric of the task (Task.metrics: "distance_m"...) or "return"
@@ -253,7 +253,7 @@ class ADR:
         if self.config.corner_side == "random":
             return side
         stats = self.bound_stats.get(name, {})
-        low, high = (stats.get(b, {}).get("performance", 1.0) for b in BOUNDS)
+        low, high = (stats.get(b, {}).get("performance", self.config.t_high) for b in BOUNDS)
         return side if low == high else int(high < low)
 
     def report(self, tag: Any, performance: float) -> None:

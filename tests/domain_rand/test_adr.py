@@ -345,7 +345,8 @@ def test_config_file_overrides_defaults_and_rejects_unknown_keys(tmp_path):
 
 def test_hard_corners_pin_each_parameter_at_its_worse_measured_bound():
     """corner_side "hard": a corner pins each parameter at the bound whose last decision measured the lower
-    performance; undecided, it is "random"'s draw, so the two share one sample stream until ADR has measured."""
+    performance (an undecided bound counts as t_high); with nothing decided it is "random"'s draw, so the two share
+    one sample stream until ADR has measured."""
     params = (ADRParam("friction", 0.1, init=(0.6, 1.2)), ADRParam("mass_scale", 0.25, init=(0.8, 1.5)))
     hard = make_adr(seed=7, params=params, p_corner=0.5, corner_size=2, p_boundary=0.0, corner_side="hard")
     rand = make_adr(seed=7, params=params, p_corner=0.5, corner_size=2, p_boundary=0.0)
@@ -354,7 +355,7 @@ def test_hard_corners_pin_each_parameter_at_its_worse_measured_bound():
         for _ in range(hard.config.buffer_size):
             hard.update("friction", bound, perf)
     for _ in range(hard.config.buffer_size):
-        hard.update("mass_scale", "high", 0.5)
+        hard.update("mass_scale", "high", 0.5)  # below t_high: harder than its undecided low bound
     lows, highs = hard.ranges["friction"][0], hard.ranges["mass_scale"][1]
     corners = [s for s, _ in (hard.sample() for _ in range(400)) if s["friction"] == lows]
     assert corners and all(s["mass_scale"] == highs for s in corners)
