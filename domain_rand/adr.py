@@ -37,6 +37,7 @@ from sim.task import get_task
 
 BOUNDS = ("low", "high")
 CORNER_SIDES = ("random", "hard")  # ADRConfig.corner_side
+CORNER_DEPTHS = ("bound", "uniform")  # ADRConfig.corner_depth
 WIDTH_FLOOR = 1e-3  # entropy of a zero-width range would be −inf; floor it (as IsaacGymEnvs' ADR does)
 
 
@@ -73,6 +74,11 @@ class ADRConfig:
     # performance (a bound not decided yet counts as t_high, good enough; a tie: ½ each), so corners gather the
     # plant's hard sides at once: low friction with a heavy hull, weak motors and long latency, say (not in the paper)
     corner_side: str = "random"
+    # where on the way to that bound a corner puts its parameters: "bound" (at it) or "uniform": one depth u drawn
+    # uniformly in [0, 1] per corner episode puts every pinned parameter at nominal + u·(bound − nominal), so
+    # corner episodes walk the line from the nominal plant to the corner and always include plants just inside a
+    # joint cliff that the corner itself lies past (not in the paper)
+    corner_depth: str = "bound"
     # what an episode's performance is (domain_rand.success.episode_performance): "success" (1/0, so the
     # thresholds are success rates), another metric of the task (Task.metrics: "distance_m"...) or "return"
     performance: str = "success"
@@ -94,6 +100,10 @@ class ADRConfig:
             raise UserError(f"ADR corner_size must be >= 1 parameter, got {self.corner_size}")
         if self.corner_side not in CORNER_SIDES:
             raise UserError(f"ADR corner_side must be one of {', '.join(CORNER_SIDES)}, got {self.corner_side!r}")
+        if self.corner_depth not in CORNER_DEPTHS:
+            raise UserError(
+                f"ADR corner_depth must be one of {', '.join(CORNER_DEPTHS)}, got {self.corner_depth!r}"
+            )
         if not self.params:
             raise UserError("ADR config lists no parameters to randomize")
         names = [p.name for p in self.params]
@@ -143,7 +153,7 @@ def adr_config_from_dict(
     for key in ("buffer_size", "corner_size"):
         if key in d:
             kwargs[key] = int(_number(d[key], f"{what}: {key}"))
-    for key in ("performance", "corner_side"):
+    for key in ("performance", "corner_side", "corner_depth"):
         if key in d:
             kwargs[key] = str(d[key])
     if "params" in d:
@@ -236,9 +246,10 @@ class ADR:
         }
         if self.config.p_corner and self.adaptive and self.rng.uniform() < self.config.p_corner:
             k = min(self.config.corner_size, len(self.adaptive))
+            depth = self.rng.uniform() if self.config.corner_depth == "uniform" else 1.0
             for i in self.rng.choice(len(self.adaptive), size=k, replace=False):
                 name = self.adaptive[int(i)]
-                params[name] = float(self.ranges[name][self._corner_bound(name)])
+                params[name] = self._corner_value(name, self._corner_bound(name), depth)
             return params, None
         if self.rng.uniform() >= self.config.p_boundary or not self.adaptive:
             return params, None
@@ -255,6 +266,16 @@ class ADR:
         stats = self.bound_stats.get(name, {})
         low, high = (stats.get(b, {}).get("performance", self.config.t_high) for b in BOUNDS)
         return side if low == high else int(high < low)
+
+    def _corner_value(self, name: str, bound: int, depth: float) -> float:
+        """``name`` at ``depth`` (0 nominal, 1 the bound) on the way from its nominal value to bound ``bound``,
+        kept inside the current range (``ADRConfig.corner_depth``)."""
+        edge = self.ranges[name][bound]
+        if depth == 1.0:
+            return float(edge)
+        low, high = self.ranges[name]
+        nominal = float(self.space[name].nominal)
+        return float(np.clip(nominal + depth * (edge - nominal), low, high))
 
     def report(self, tag: Any, performance: float) -> None:
         """Route an episode's performance to the buffer its tag names (episodes with no pinned bound: ignored)."""

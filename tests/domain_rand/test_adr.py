@@ -364,3 +364,30 @@ def test_hard_corners_pin_each_parameter_at_its_worse_measured_bound():
         make_adr(corner_side="worst")
     cfg = adr_config_from_dict({"corner_side": "hard", "t_low": 0, "t_high": 1, "params": {"friction": {"delta": 0.1}}})
     assert cfg.corner_side == "hard"
+
+
+def test_uniform_corner_depth_puts_every_pinned_parameter_at_one_depth_toward_its_bound():
+    """corner_depth "uniform": each corner episode draws one depth u in [0, 1] and puts every pinned parameter at
+    nominal + u·(bound − nominal), so the corners walk the line from the nominal plant to the corner."""
+    params = (ADRParam("friction", 0.1, init=(0.4, 1.2)), ADRParam("latency", 0.01, init=(0.0, 0.04)))
+    adr = make_adr(seed=3, params=params, p_corner=0.5, corner_size=2, p_boundary=0.0, corner_depth="uniform",
+                   corner_side="hard")
+    feed(adr, "friction", "low", 0.5, 3)  # low friction and long latency measured hard (and held: initial range)
+    feed(adr, "latency", "high", 0.5, 3)
+    assert adr.ranges == {"friction": [0.4, 1.2], "latency": [0.0, 0.04]}
+    depths = []
+    for _ in range(2000):
+        s, tag = adr.sample()
+        assert tag is None
+        u = (s["friction"] - 1.0) / (0.4 - 1.0)
+        if abs(u - s["latency"] / 0.04) < 1e-9:  # a corner (a plain draw meets the line with probability 0)
+            depths.append(u)
+    assert abs(len(depths) / 2000 - 0.5) < 0.05
+    assert min(depths) < 0.05 and max(depths) > 0.95 and abs(np.mean(depths) - 0.5) < 0.05
+    with pytest.raises(ValueError, match="corner_depth"):
+        make_adr(corner_depth="deep")
+    cfg = adr_config_from_dict({"corner_depth": "uniform", "t_low": 0, "t_high": 1, "params": {"friction": {"delta": 0.1}}})
+    assert cfg.corner_depth == "uniform"
+    bound = make_adr(seed=3, params=params, p_corner=0.5, corner_size=2, p_boundary=0.0)
+    corners = [s for s, _ in (bound.sample() for _ in range(200)) if s["latency"] in (0.0, 0.04)]
+    assert corners and all(s["friction"] in (0.4, 1.2) for s in corners)
