@@ -232,6 +232,11 @@ def inference_policy_from_checkpoint(ckpt: dict) -> InferencePolicy:
         if policy.robot_id is None:
             raise UserError(f"checkpoint trained with a gait clock on {policy.env_id}, not an s2r robot env")
         policy = ClockedPolicy(policy, clock_hz, get_robot(policy.robot_id).control_hz)  # type: ignore[assignment]
+    history = int(ckpt.get("config", {}).get("action_history") or 0)
+    if history:  # trained with its last actions in its observation: the policy carries them (policies.action_history)
+        from policies.action_history import HistoryPolicy
+
+        policy = HistoryPolicy(policy, history)  # type: ignore[assignment]
     cutoff_hz = float(ckpt.get("config", {}).get("action_filter_hz") or 0.0)
     if cutoff_hz:  # trained with the action filter: it is part of the policy (policies.action_filter)
         from policies.action_filter import FilteredPolicy

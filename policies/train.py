@@ -106,6 +106,9 @@ class TrainConfig:
                                   "the actor sees its phase, the reward's clock term (the biped's 'clock' reward) "
                                   "asks the feet to follow it; in training, evaluation and the exported ONNX (as "
                                   "state), Hz (0: none)", low=0, metavar="HZ")
+    action_history: int = option(0, "the policy's own last K actions appended to its observation, part of the policy "
+                                 "(policies.action_history): in training, evaluation and the exported ONNX (as "
+                                 "state), control steps (0: none)", low=0, metavar="K")
     init_policy: str | None = option(None, "fine-tune: start the actor and the observation normalizer (then frozen) "
                                      "from a bundle's feed-forward ONNX policy of the same shape "
                                      "(policies/warm_start.py); default: from scratch", metavar="BUNDLE")
@@ -128,6 +131,14 @@ class TrainConfig:
             raise UserError("--action-filter-hz is for feed-forward policies; lstm-td3 has its own memory")
         if self.gait_clock_hz and self.algo in ("lstm-td3", "rppo"):
             raise UserError(f"--gait-clock-hz is for feed-forward policies (ppo, td3, ddpg), not {self.algo}")
+        if self.action_history:
+            from policies.action_history import check_history
+
+            check_history(self.action_history)
+            if self.algo in ("lstm-td3", "rppo"):
+                raise UserError(f"--action-history is for feed-forward policies (ppo, td3, ddpg), not {self.algo}")
+            if self.gait_clock_hz:
+                raise UserError("--action-history and --gait-clock-hz do not combine yet; use one of them")
 
     def training_env_kwargs(self) -> dict[str, Any]:
         """The constructor keyword arguments of the training envs beyond the engine's: ``--env-options`` and the
@@ -144,6 +155,8 @@ class TrainConfig:
             out["action_filter_hz"] = self.action_filter_hz
         if self.gait_clock_hz:
             out["gait_clock_hz"] = self.gait_clock_hz
+        if self.action_history:
+            out["action_history"] = self.action_history
         return out
 
     def resolved(self) -> TrainConfig:
@@ -309,7 +322,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: StopSignal
 
     # spaces, robot spec, param space: the same env the workers build (with the gait clock's inputs, if any)
     clock = {"gait_clock_hz": cfg.gait_clock_hz} if cfg.gait_clock_hz else {}
-    probe = make_env(cfg.env, **env_kwargs(cfg.env, cfg.engine), **clock)
+    history = {"action_history": cfg.action_history} if cfg.action_history else {}
+    probe = make_env(cfg.env, **env_kwargs(cfg.env, cfg.engine), **clock, **history)
     obs_shape, act_shape = probe.observation_space.shape, probe.action_space.shape
     assert obs_shape is not None and act_shape is not None  # Box spaces (make_env checks the action space)
     obs_dim, act_dim = int(obs_shape[0]), int(act_shape[0])
@@ -330,6 +344,12 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: StopSignal
 
         floor = np.concatenate([floor, np.full(len(CLOCK_FIELDS), CLOCK_RESOLUTION)])
         obs_names = [*obs_names, *CLOCK_FIELDS]
+    if history and floor is not None and obs_names is not None:
+        from policies.action_history import HISTORY_RESOLUTION, history_fields
+
+        names = history_fields(cfg.action_history, act_dim)
+        floor = np.concatenate([floor, np.full(len(names), HISTORY_RESOLUTION)])
+        obs_names = [*obs_names, *names]
     norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs, std_floor=floor)
     agent = make_agent(algo_cfg, obs_dim, act_dim, norm, cfg.num_envs, cfg.steps, seed=cfg.seed, expert=expert,
                        obs_names=obs_names, privileged_floor=priv_floor)  # fmt: skip

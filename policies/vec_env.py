@@ -41,11 +41,13 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
 
     ``action_filter_hz`` > 0: the training half of the policy's action filter wraps the env
     (:class:`policies.action_filter.LowPassAction`); ``gait_clock_hz`` > 0: the training half of its gait clock
-    (:class:`policies.gait_clock.GaitClock`), inside the filter."""
+    (:class:`policies.gait_clock.GaitClock`), inside the filter; ``action_history`` K > 0: the training half of its
+    action history (:class:`policies.action_history.ActionHistory`), outside the filter."""
     import sim  # registers s2r/* ids
 
     action_filter_hz = float(kwargs.pop("action_filter_hz", 0.0) or 0.0)
     gait_clock_hz = float(kwargs.pop("gait_clock_hz", 0.0) or 0.0)
+    action_history = int(kwargs.pop("action_history", 0) or 0)
     env = gym.make(sim.resolve_env_id(env_id), **kwargs)
     if gait_clock_hz:
         from policies.gait_clock import GaitClock
@@ -55,6 +57,10 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
         from policies.action_filter import LowPassAction
 
         env = LowPassAction(env, action_filter_hz)
+    if action_history:
+        from policies.action_history import ActionHistory
+
+        env = ActionHistory(env, action_history)
     space = env.action_space
     if not isinstance(space, gym.spaces.Box):
         raise UserError(f"{env_id} has a {type(space).__name__} action space; s2r's learners need a continuous Box")

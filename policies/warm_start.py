@@ -19,13 +19,15 @@ import numpy as np
 import torch
 
 from policies.action_filter import FilteredPolicy
+from policies.action_history import HistoryPolicy
 from policies.gait_clock import ClockedPolicy
 from policies.normalizer import ObsNormalizer
 from sim.errors import UserError
 from sim.files import read_json
 
-# bundle state that is not memory: an action filter, a gait clock (policies.gait_clock); the actor is an MLP
-FILTER_STATES = (*FilteredPolicy.STATE_NAMES, *ClockedPolicy.STATE_NAMES)
+# bundle state that is not memory: an action filter, a gait clock (policies.gait_clock), an action history
+# (policies.action_history); the actor is an MLP
+FILTER_STATES = (*FilteredPolicy.STATE_NAMES, *ClockedPolicy.STATE_NAMES, *HistoryPolicy.STATE_NAMES)
 
 
 def bundle_weights(bundle_dir: str | Path) -> tuple[dict[str, torch.Tensor], np.ndarray, np.ndarray]:
@@ -44,7 +46,7 @@ def bundle_weights(bundle_dir: str | Path) -> tuple[dict[str, torch.Tensor], np.
         raise UserError(f"--init-policy {bundle_dir}: a policy with memory cannot start a feed-forward training")
     init = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(model)).graph.initializer}
     # the exported module: "policy." is the inference policy, one "policy." deeper behind each wrapper with state
-    # (FilteredPolicy, ClockedPolicy)
+    # (FilteredPolicy, ClockedPolicy, HistoryPolicy)
     base = "policy." * (1 + len(state))
     prefix, mean, std = base + "actor.", base + "obs_mean", base + "obs_std"
     actor = {k[len(prefix):]: torch.as_tensor(v.copy()) for k, v in init.items() if k.startswith(prefix)}
