@@ -79,6 +79,7 @@ class ADRConfig:
     # corner episodes walk the line from the nominal plant to the corner and always include plants just inside a
     # joint cliff that the corner itself lies past (not in the paper)
     corner_depth: str = "bound"
+    corner_depth_low: float = 0.0  # "uniform": u is drawn in [corner_depth_low, 1], to put more corners near the end
     # what an episode's performance is (domain_rand.success.episode_performance): "success" (1/0, so the
     # thresholds are success rates), another metric of the task (Task.metrics: "distance_m"...) or "return"
     performance: str = "success"
@@ -100,6 +101,8 @@ class ADRConfig:
             raise UserError(f"ADR corner_size must be >= 1 parameter, got {self.corner_size}")
         if self.corner_side not in CORNER_SIDES:
             raise UserError(f"ADR corner_side must be one of {', '.join(CORNER_SIDES)}, got {self.corner_side!r}")
+        if not 0.0 <= self.corner_depth_low < 1.0:
+            raise UserError(f"ADR corner_depth_low must be in [0, 1), got {self.corner_depth_low:g}")
         if self.corner_depth not in CORNER_DEPTHS:
             raise UserError(
                 f"ADR corner_depth must be one of {', '.join(CORNER_DEPTHS)}, got {self.corner_depth!r}"
@@ -147,7 +150,7 @@ def adr_config_from_dict(
     if unknown:
         raise UserError(f"{what}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
     kwargs: dict[str, Any] = {f.name: getattr(base, f.name) for f in fields(ADRConfig)} if base else {}
-    for key in ("t_low", "t_high", "p_boundary", "p_nominal", "p_corner"):
+    for key in ("t_low", "t_high", "p_boundary", "p_nominal", "p_corner", "corner_depth_low"):
         if key in d:
             kwargs[key] = _number(d[key], f"{what}: {key}")
     for key in ("buffer_size", "corner_size"):
@@ -246,7 +249,7 @@ class ADR:
         }
         if self.config.p_corner and self.adaptive and self.rng.uniform() < self.config.p_corner:
             k = min(self.config.corner_size, len(self.adaptive))
-            depth = self.rng.uniform() if self.config.corner_depth == "uniform" else 1.0
+            depth = self.rng.uniform(self.config.corner_depth_low, 1.0) if self.config.corner_depth == "uniform" else 1.0
             for i in self.rng.choice(len(self.adaptive), size=k, replace=False):
                 name = self.adaptive[int(i)]
                 params[name] = self._corner_value(name, self._corner_bound(name), depth)

@@ -384,6 +384,13 @@ def test_uniform_corner_depth_puts_every_pinned_parameter_at_one_depth_toward_it
             depths.append(u)
     assert abs(len(depths) / 2000 - 0.5) < 0.05
     assert min(depths) < 0.05 and max(depths) > 0.95 and abs(np.mean(depths) - 0.5) < 0.05
+    deep = make_adr(seed=3, params=params, p_corner=0.999, corner_size=2, corner_depth="uniform",
+                    corner_side="hard", corner_depth_low=0.6)
+    feed(deep, "latency", "high", 0.5, 3)
+    lat = np.array([deep.sample()[0]["latency"] for _ in range(400)])
+    assert np.mean(lat >= 0.6 * 0.04 - 1e-12) > 0.99 and lat.min() < 0.7 * 0.04  # corners: u in [0.6, 1]
+    with pytest.raises(ValueError, match="corner_depth_low"):
+        make_adr(corner_depth_low=1.0)
     with pytest.raises(ValueError, match="corner_depth"):
         make_adr(corner_depth="deep")
     cfg = adr_config_from_dict({"corner_depth": "uniform", "t_low": 0, "t_high": 1, "params": {"friction": {"delta": 0.1}}})
