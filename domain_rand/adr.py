@@ -75,7 +75,7 @@ class ADRConfig:
     # plant's hard sides at once: low friction with a heavy hull, weak motors and long latency, say (not in the paper)
     corner_side: str = "random"
     # where on the way to that bound a corner puts its parameters: "bound" (at it) or "uniform": one depth u drawn
-    # uniformly in [0, 1] per corner episode puts every pinned parameter at nominal + u·(bound − nominal), so
+    # uniformly in [corner_depth_low, 1] per corner episode puts every pinned parameter at nominal + u·(bound − nominal), so
     # corner episodes walk the line from the nominal plant to the corner and always include plants just inside a
     # joint cliff that the corner itself lies past (not in the paper)
     corner_depth: str = "bound"

@@ -320,7 +320,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: StopSignal
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
-    # spaces, robot spec, param space: the same env the workers build (with the gait clock's inputs, if any)
+    # spaces, robot spec, param space: the same env the workers build (with the gait clock's and the action
+    # history's inputs, if any)
     clock = {"gait_clock_hz": cfg.gait_clock_hz} if cfg.gait_clock_hz else {}
     history = {"action_history": cfg.action_history} if cfg.action_history else {}
     probe = make_env(cfg.env, **env_kwargs(cfg.env, cfg.engine), **clock, **history)
