@@ -1,6 +1,7 @@
-"""Helpers of the Ray tests (test_ray_vec.py, test_ray_rollouts.py), reached through fixtures since conftest
-modules are not importable under --import-mode=importlib: progress rows compared bit for bit, and a thread that
-SIGKILLs one of this test's Ray actor processes at a chosen moment of a run."""
+"""Helpers reached through fixtures, since conftest modules are not importable under --import-mode=importlib: for
+the Ray tests (test_ray_vec.py, test_ray_rollouts.py), progress rows compared bit for bit and a thread that
+SIGKILLs one of this test's Ray actor processes at a chosen moment of a run; for the tests of a policy's parts
+with state (gait clock, action history), the training env, the torch policy and its bundle played side by side."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
+from policies.evaluate import policy_initial_state, policy_step
 from policies.plotting import read_progress
 
 
@@ -82,3 +86,73 @@ def kill_an_actor_when() -> Callable[[str, Path, int, list[int]], threading.Thre
     """``kill_an_actor_when("EnvShard", run / "progress.csv", 2, killed)``: a started thread that SIGKILLs one of
     this test's Ray actors of that class once the file has that many lines, appending its pid to ``killed``."""
     return _kill_an_actor_when
+
+
+def _side_by_side(policy: Any, raw: Any, train_env: Any, eval_env: Any, onnx_policy: Any, *,
+                  before: Callable[[np.ndarray, np.ndarray, tuple], None],
+                  after: Callable[[dict], None] = lambda info: None,
+                  min_steps: int = 120) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Seeded episodes (from seed 5; a random policy falls soon) until ``min_steps`` are played: ``raw`` (the network
+    behind the policy's parts with state) acts on the training env's observation, ``policy`` in torch on the plain
+    env's, and ``onnx_policy`` (its bundle) is fed the same observations. ``before(obs_train, obs_eval, state)``
+    checks each step's inputs, ``after(info)`` sees the training env's info. Returns the commands the training
+    env's action filter sent, the torch policy's and onnxruntime's (normalized), one row per step."""
+    limits = onnx_policy.bundle.limits_nm()
+    sent, torch_cmd, onnx_cmd = [], [], []
+    for seed in range(5, 50):
+        obs_train, obs_eval = train_env.reset(seed=seed)[0], eval_env.reset(seed=seed)[0]
+        state = policy_initial_state(policy)
+        onnx_policy.reset_state()
+        for _ in range(400):
+            before(obs_train, obs_eval, state)
+            with torch.no_grad():
+                a_raw = raw(torch.as_tensor(obs_train)[None])[0].numpy()
+            a_torch, state = policy_step(policy, obs_eval, state)
+            onnx_cmd.append(onnx_policy(obs_eval).copy() / limits)
+            obs_train, _, term_train, trunc_train, info = train_env.step(a_raw)
+            obs_eval, _, term_eval, trunc_eval, _ = eval_env.step(a_torch)
+            after(info)
+            filt = train_env if hasattr(train_env, "_y") else train_env.env
+            sent.append(filt._y.copy())  # noqa: SLF001  (what the filter wrapper sent the env)
+            torch_cmd.append(a_torch)
+            assert (term_train, trunc_train) == (term_eval, trunc_eval)
+            if term_eval or trunc_eval:
+                break
+        if len(sent) >= min_steps:
+            break
+    assert len(sent) >= min_steps
+    return np.stack(sent), np.stack(torch_cmd), np.stack(onnx_cmd)
+
+
+@pytest.fixture
+def side_by_side() -> Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    return _side_by_side
+
+
+def _warm_start_takes_the_actor(ckpt: dict, n_extra: int, folder: Path) -> None:
+    """The bundle exported from ``ckpt`` (a [32, 32] biped actor with ``n_extra`` inputs beyond the sensors, behind
+    the policy's parts with state) warm-starts a training actor of that shape with the checkpoint's weights, and
+    does not fit one without the extra inputs."""
+    from deploy.export import export_bundle
+    from policies.checkpoint import inference_policy_from_checkpoint
+    from policies.networks import GaussianActor
+    from policies.normalizer import ObsNormalizer
+    from policies.warm_start import warm_start
+    from sim.errors import UserError
+    from sim.robots import get_robot
+
+    export_bundle(inference_policy_from_checkpoint(ckpt), folder, n_random=200)
+    spec = get_robot("biped")
+    n_in = spec.obs_dim + n_extra
+    actor = GaussianActor(n_in, spec.action.n, [32, 32])
+    warm_start(actor, ObsNormalizer(n_in), folder)
+    for name, value in actor.state_dict().items():
+        if name != "log_std":
+            assert torch.equal(value, ckpt["actor"][name]), name
+    with pytest.raises(UserError, match="does not fit"):
+        warm_start(GaussianActor(spec.obs_dim, spec.action.n, [32, 32]), ObsNormalizer(spec.obs_dim), folder)
+
+
+@pytest.fixture
+def warm_start_takes_the_actor() -> Callable[[dict, int, Path], None]:
+    return _warm_start_takes_the_actor

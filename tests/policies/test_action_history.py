@@ -18,7 +18,6 @@ from deploy.export import export_bundle
 from policies.action_filter import FilteredPolicy
 from policies.action_history import ActionHistory, HistoryPolicy, push
 from policies.checkpoint import inference_policy_from_checkpoint
-from policies.evaluate import policy_initial_state, policy_step
 from policies.networks import GaussianActor
 from policies.train import TrainConfig
 from policies.vec_env import make_env
@@ -92,51 +91,29 @@ def test_checkpoint_with_a_history_is_a_history_policy_behind_its_filter():
     assert isinstance(bare, HistoryPolicy) and bare.state_shapes() == {"action_history": [K * 4]}
 
 
-def test_wrapper_torch_and_onnx_histories_agree_over_a_seeded_episode(tmp_path):
+def test_wrapper_torch_and_onnx_histories_agree_over_a_seeded_episode(tmp_path, side_by_side):
     """Training (ActionHistory outside LowPassAction, fed the network's raw action on the observation with its
-    history) and evaluation (the checkpoint's policy in torch, on the sensors' observation) play the same seeded
-    episode; the exported bundle in onnxruntime (state carried by the controller's Policy) commands the same
-    torques."""
+    history) and evaluation (the checkpoint's policy in torch, on the sensors' observation, carrying the history as
+    state) play the same seeded episodes; the exported bundle in onnxruntime (state carried by the controller's
+    Policy) commands the same torques."""
     policy = inference_policy_from_checkpoint(_ckpt())
     assert isinstance(policy, FilteredPolicy)
-    raw = policy.policy.policy  # the network and normalizer behind history and filter
     export_bundle(policy, tmp_path / "b", n_random=500)
-    onnx_policy = Policy(load_bundle(tmp_path / "b"))
-    limits = get_robot("biped").action.limits_nm
-    n_hist = K * 4
-
     train_env = make_env("biped", action_history=K, action_filter_hz=CUTOFF_HZ)
     assert isinstance(train_env, ActionHistory)
     eval_env = gym.make("s2r/Biped-v0")
-    sent, torch_cmd, onnx_cmd = [], [], []
-    try:
-        for seed in range(5, 50):  # seeded episodes (a random policy falls soon) until 120 steps are played
-            obs_train, obs_eval = train_env.reset(seed=seed)[0], eval_env.reset(seed=seed)[0]
-            state = policy_initial_state(policy)
-            onnx_policy.reset_state()
-            episode: list[np.ndarray] = []
-            for _ in range(400):
-                np.testing.assert_allclose(obs_train[:-n_hist], obs_eval, atol=1e-4)
-                expect = [np.clip(a, -1, 1) for a in episode[::-1][:K]]
-                expect += [np.zeros(4, np.float32)] * (K - len(expect))
-                np.testing.assert_allclose(obs_train[-n_hist:], np.concatenate(expect), atol=1e-6)
-                with torch.no_grad():
-                    a_raw = raw(torch.as_tensor(obs_train)[None])[0].numpy()
-                a_torch, state = policy_step(policy, obs_eval, state)
-                onnx_cmd.append(onnx_policy(obs_eval).copy() / limits)
-                obs_train, _, term_train, trunc_train, _ = train_env.step(a_raw)
-                obs_eval, _, term_eval, trunc_eval, _ = eval_env.step(a_torch)
-                episode.append(a_raw)
-                sent.append(train_env.env._y.copy())  # noqa: SLF001  (what the filter wrapper sent the env)
-                torch_cmd.append(a_torch)
-                assert (term_train, trunc_train) == (term_eval, trunc_eval)
-                if term_eval or trunc_eval:
-                    break
-            if len(sent) >= 120:
-                break
-        c_sent, c_torch, c_onnx = np.stack(sent), np.stack(torch_cmd), np.stack(onnx_cmd)
-        assert len(c_sent) >= 120
+    n_hist, starts = K * 4, []
+
+    def before(obs_train: np.ndarray, obs_eval: np.ndarray, state: tuple) -> None:
+        np.testing.assert_allclose(obs_train[:-n_hist], obs_eval, atol=1e-4)
+        np.testing.assert_allclose(obs_train[-n_hist:], state[0][0].numpy(), atol=1e-6)  # the torch policy's state
+        starts.append(not obs_train[-n_hist:].any())
+
+    try:  # policy.policy.policy: the network and normalizer behind history and filter
+        c_sent, c_torch, c_onnx = side_by_side(policy, policy.policy.policy, train_env, eval_env,
+                                               Policy(load_bundle(tmp_path / "b")), before=before)  # fmt: skip
         assert np.max(np.abs(c_sent - c_torch)) < 1e-6 and np.max(np.abs(c_torch - c_onnx)) < 1e-5
+        assert starts[0] and sum(starts) < len(starts) / 4  # empty at an episode's start, then filled
     finally:
         train_env.close()
         eval_env.close()
@@ -158,22 +135,7 @@ def test_a_history_run_trains_evaluates_and_exports(tmp_path):
     assert [s["input"] for s in manifest["model"]["state"]] == ["action_history"]
 
 
-def test_warm_start_from_a_history_bundle_takes_the_actor_behind_history_and_filter(tmp_path):
+def test_warm_start_from_a_history_bundle_takes_the_actor_behind_history_and_filter(tmp_path, warm_start_takes_the_actor):
     """A bundle whose state is its action history and action filter warm-starts a training with the same history:
     the actor (24 + 8 inputs) behind both is loaded; a training without a history (24 inputs) does not fit it."""
-    from policies.normalizer import ObsNormalizer
-    from policies.warm_start import warm_start
-
-    ckpt = _ckpt(seed=4)
-    export_bundle(inference_policy_from_checkpoint(ckpt), tmp_path / "b", n_random=200)
-    spec = get_robot("biped")
-    n_in = spec.obs_dim + K * spec.action.n
-    actor = GaussianActor(n_in, spec.action.n, [32, 32])
-    warm_start(actor, ObsNormalizer(n_in), tmp_path / "b")
-    for name, value in actor.state_dict().items():
-        if name != "log_std":
-            assert torch.equal(value, ckpt["actor"][name]), name
-    with pytest.raises(UserError, match="does not fit"):
-        warm_start(
-            GaussianActor(spec.obs_dim, spec.action.n, [32, 32]), ObsNormalizer(spec.obs_dim), tmp_path / "b"
-        )
+    warm_start_takes_the_actor(_ckpt(seed=4), K * 4, tmp_path / "b")

@@ -16,7 +16,6 @@ from deploy.bundle import Policy, load_bundle
 from deploy.export import export_bundle
 from policies.action_filter import FilteredPolicy
 from policies.checkpoint import inference_policy_from_checkpoint
-from policies.evaluate import policy_initial_state, policy_step
 from policies.gait_clock import N_FEATURES, ClockedPolicy, GaitClock, advance, clock_increment, features
 from policies.networks import GaussianActor
 from policies.train import TrainConfig
@@ -88,46 +87,27 @@ def test_checkpoint_with_a_clock_is_a_clocked_policy_behind_its_filter():
     assert isinstance(bare, ClockedPolicy) and bare.STATE_NAMES == ("gait_clock",)
 
 
-def test_wrapper_torch_and_onnx_clocks_agree_over_a_seeded_episode(tmp_path):
+def test_wrapper_torch_and_onnx_clocks_agree_over_a_seeded_episode(tmp_path, side_by_side):
     """Training (GaitClock inside LowPassAction, fed the network's raw action on the clocked observation) and
     evaluation (the checkpoint's policy in torch, on the sensors' observation) play the same seeded episode; the
     exported bundle in onnxruntime (state carried by the controller's Policy) commands the same torques."""
     policy = inference_policy_from_checkpoint(_ckpt())
     assert isinstance(policy, FilteredPolicy)
-    raw = policy.policy.policy  # the network and normalizer behind clock and filter
     export_bundle(policy, tmp_path / "b", n_random=500)
-    onnx_policy = Policy(load_bundle(tmp_path / "b"))
-    limits = get_robot("biped").action.limits_nm
-
     train_env = make_env("biped", gait_clock_hz=CLOCK_HZ, action_filter_hz=CUTOFF_HZ, reward="clock")
     assert isinstance(train_env.env, GaitClock)
     eval_env = gym.make("s2r/Biped-v0")
-    phases, torch_cmd, onnx_cmd, sent, clock_terms = [], [], [], [], []
-    try:
-        for seed in range(5, 50):  # seeded episodes (a random policy falls soon) until 120 steps are played
-            obs_train, obs_eval = train_env.reset(seed=seed)[0], eval_env.reset(seed=seed)[0]
-            state = policy_initial_state(policy)
-            onnx_policy.reset_state()
-            for _ in range(400):
-                np.testing.assert_allclose(obs_train[:-N_FEATURES], obs_eval, atol=1e-4)
-                np.testing.assert_array_equal(obs_train[-N_FEATURES:], features(float(state[0][0, 0])))
-                phases.append(float(state[0][0, 0]))
-                with torch.no_grad():
-                    a_raw = raw(torch.as_tensor(obs_train)[None])[0].numpy()
-                a_torch, state = policy_step(policy, obs_eval, state)
-                onnx_cmd.append(onnx_policy(obs_eval).copy() / limits)
-                obs_train, _, term_train, trunc_train, info = train_env.step(a_raw)
-                obs_eval, _, term_eval, trunc_eval, _ = eval_env.step(a_torch)
-                sent.append(train_env._y.copy())  # noqa: SLF001  (what the filter wrapper sent the env)
-                torch_cmd.append(a_torch)
-                clock_terms.append(info["reward_terms"]["gait_clock"])
-                assert (term_train, trunc_train) == (term_eval, trunc_eval)
-                if term_eval or trunc_eval:
-                    break
-            if len(sent) >= 120:
-                break
-        c_sent, c_torch, c_onnx = np.stack(sent), np.stack(torch_cmd), np.stack(onnx_cmd)
-        assert len(c_sent) >= 120
+    phases, clock_terms = [], []
+
+    def before(obs_train: np.ndarray, obs_eval: np.ndarray, state: tuple) -> None:
+        np.testing.assert_allclose(obs_train[:-N_FEATURES], obs_eval, atol=1e-4)
+        np.testing.assert_array_equal(obs_train[-N_FEATURES:], features(float(state[0][0, 0])))
+        phases.append(float(state[0][0, 0]))
+
+    try:  # policy.policy.policy: the network and normalizer behind clock and filter
+        c_sent, c_torch, c_onnx = side_by_side(
+            policy, policy.policy.policy, train_env, eval_env, Policy(load_bundle(tmp_path / "b")), before=before,
+            after=lambda info: clock_terms.append(info["reward_terms"]["gait_clock"]))
         assert np.max(np.abs(c_sent - c_torch)) < 1e-6 and np.max(np.abs(c_torch - c_onnx)) < 1e-5
         assert phases[0] == 0.0 and phases[1] == pytest.approx(CLOCK_HZ / 50.0, abs=1e-6)
         assert set(np.round(np.abs(clock_terms), 6)) <= {0.0, 0.1}  # ±0.05 per foot (the 'clock' preset)
@@ -151,22 +131,7 @@ def test_a_clock_training_run_evaluates_and_exports_with_its_clock(tmp_path):
     assert [s["input"] for s in manifest["model"]["state"]] == ["gait_clock"]
 
 
-def test_warm_start_from_a_clocked_bundle_takes_the_actor_behind_clock_and_filter(tmp_path):
+def test_warm_start_from_a_clocked_bundle_takes_the_actor_behind_clock_and_filter(tmp_path, warm_start_takes_the_actor):
     """A bundle whose state is its gait clock and action filter warm-starts a training with a clock: the actor
     (26 inputs) behind both is loaded; a training without a clock (24 inputs) does not fit it."""
-    from policies.normalizer import ObsNormalizer
-    from policies.warm_start import warm_start
-
-    ckpt = _ckpt(seed=4)
-    export_bundle(inference_policy_from_checkpoint(ckpt), tmp_path / "b", n_random=200)
-    spec = get_robot("biped")
-    n_in = spec.obs_dim + N_FEATURES
-    actor = GaussianActor(n_in, spec.action.n, [32, 32])
-    warm_start(actor, ObsNormalizer(n_in), tmp_path / "b")
-    for name, value in actor.state_dict().items():
-        if name != "log_std":
-            assert torch.equal(value, ckpt["actor"][name]), name
-    with pytest.raises(UserError, match="does not fit"):
-        warm_start(
-            GaussianActor(spec.obs_dim, spec.action.n, [32, 32]), ObsNormalizer(spec.obs_dim), tmp_path / "b"
-        )
+    warm_start_takes_the_actor(_ckpt(seed=4), N_FEATURES, tmp_path / "b")
