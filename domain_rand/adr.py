@@ -38,6 +38,7 @@ from sim.task import get_task
 BOUNDS = ("low", "high")
 CORNER_SIDES = ("random", "hard")  # ADRConfig.corner_side
 CORNER_DEPTHS = ("bound", "uniform")  # ADRConfig.corner_depth
+CORNER_RESTS = ("drawn", "nominal")  # ADRConfig.corner_rest
 WIDTH_FLOOR = 1e-3  # entropy of a zero-width range would be −inf; floor it (as IsaacGymEnvs' ADR does)
 
 
@@ -80,6 +81,9 @@ class ADRConfig:
     # joint cliff that the corner itself lies past (not in the paper)
     corner_depth: str = "bound"
     corner_depth_low: float = 0.0  # "uniform": u is drawn in [corner_depth_low, 1], to put more corners near the end
+    # the parameters a corner does not pin: "drawn" in their ranges, as in any episode, or held "nominal", so a
+    # corner episode is its pinned parameters alone (not in the paper)
+    corner_rest: str = "drawn"
     # what an episode's performance is (domain_rand.success.episode_performance): "success" (1/0, so the
     # thresholds are success rates), another metric of the task (Task.metrics: "distance_m"...) or "return"
     performance: str = "success"
@@ -103,6 +107,8 @@ class ADRConfig:
             raise UserError(f"ADR corner_side must be one of {', '.join(CORNER_SIDES)}, got {self.corner_side!r}")
         if not 0.0 <= self.corner_depth_low < 1.0:
             raise UserError(f"ADR corner_depth_low must be in [0, 1), got {self.corner_depth_low:g}")
+        if self.corner_rest not in CORNER_RESTS:
+            raise UserError(f"ADR corner_rest must be one of {', '.join(CORNER_RESTS)}, got {self.corner_rest!r}")
         if self.corner_depth not in CORNER_DEPTHS:
             raise UserError(
                 f"ADR corner_depth must be one of {', '.join(CORNER_DEPTHS)}, got {self.corner_depth!r}"
@@ -156,7 +162,7 @@ def adr_config_from_dict(
     for key in ("buffer_size", "corner_size"):
         if key in d:
             kwargs[key] = int(_number(d[key], f"{what}: {key}"))
-    for key in ("performance", "corner_side", "corner_depth"):
+    for key in ("performance", "corner_side", "corner_depth", "corner_rest"):
         if key in d:
             kwargs[key] = str(d[key])
     if "params" in d:
@@ -250,6 +256,8 @@ class ADR:
         if self.config.p_corner and self.adaptive and self.rng.uniform() < self.config.p_corner:
             k = min(self.config.corner_size, len(self.adaptive))
             depth = self.rng.uniform(self.config.corner_depth_low, 1.0) if self.config.corner_depth == "uniform" else 1.0
+            if self.config.corner_rest == "nominal":
+                params = {n: float(self.space[n].nominal) for n in self.names}
             for i in self.rng.choice(len(self.adaptive), size=k, replace=False):
                 name = self.adaptive[int(i)]
                 params[name] = self._corner_value(name, self._corner_bound(name), depth)

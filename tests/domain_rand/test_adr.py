@@ -398,3 +398,18 @@ def test_uniform_corner_depth_puts_every_pinned_parameter_at_one_depth_toward_it
     bound = make_adr(seed=3, params=params, p_corner=0.5, corner_size=2, p_boundary=0.0)
     corners = [s for s, _ in (bound.sample() for _ in range(200)) if s["latency"] in (0.0, 0.04)]
     assert corners and all(s["friction"] in (0.4, 1.2) for s in corners)
+
+
+def test_corner_rest_nominal_holds_every_unpinned_parameter_at_nominal_in_corner_episodes_only():
+    params = (ADRParam("friction", 0.1, init=(0.4, 1.2)), ADRParam("mass_scale", 0.25, init=(0.8, 1.5)),
+              ADRParam("latency", 0.01, init=(0.0, 0.04)))  # fmt: skip
+    adr = make_adr(seed=2, params=params, p_corner=0.5, corner_size=1, p_boundary=0.0, corner_rest="nominal")
+    nominal = {"friction": 1.0, "mass_scale": 1.0, "latency": 0.0}
+    samples = [adr.sample()[0] for _ in range(400)]
+    bounds = {"friction": (0.4, 1.2), "mass_scale": (0.8, 1.5), "latency": (0.0, 0.04)}
+    corners = [s for s in samples if sum(s[n] != nominal[n] for n in s) <= 1 and any(s[n] in bounds[n] for n in s)]
+    assert abs(len(corners) / 400 - 0.5) < 0.1
+    assert all(sum(s[n] == nominal[n] for n in s) >= 2 for s in corners)
+    assert sum(all(s[n] != nominal[n] for n in s) for s in samples) > 100  # the other episodes: every one drawn
+    with pytest.raises(ValueError, match="corner_rest"):
+        make_adr(corner_rest="zero")
