@@ -5,8 +5,8 @@
 The robot's sensors report what the joints did, not what the motors were last told; with actuation latency the
 commands in flight are invisible to a policy that sees only the sensors, and an action-rate cost charges a change
 the policy cannot see. Feeding the last actions back is the usual answer (legged_gym's observation ends with the
-last action; Peng et al. 2018 and Tan et al. 2018 give a history). The history is part of the policy everywhere,
-like the action filter (policies/action_filter.py) and the gait clock (policies/gait_clock.py), in float32:
+last action). The history is part of the policy everywhere, like the action filter (policies/action_filter.py) and
+the gait clock (policies/gait_clock.py), in float32:
 
 * training: :class:`ActionHistory` wraps each training env (``s2r train --action-history K``), outermost, so it
   records the learner's action as the policy emitted it (clipped to [−1, 1], before any action filter);
