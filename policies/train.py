@@ -309,6 +309,27 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, resume: bool = False)
         torch.set_flush_denormal(False)
 
 
+def _obs_floor_and_names(cfg: TrainConfig, spec: Any, act_dim: int) -> tuple[np.ndarray | None, list[str] | None]:
+    """The normalizer's std floor and the names of the actor's inputs, for an s2r robot (else None, None): every
+    field's std is floored at the resolution its spec declares (no input gain above 1/res.), then the gait clock's
+    and the action history's inputs, if the policy has them."""
+    if spec is None:
+        return None, None
+    floor, obs_names = np.asarray(spec.obs_resolution), [f.name for f in spec.obs_fields]
+    if cfg.gait_clock_hz:
+        from policies.gait_clock import CLOCK_FIELDS, CLOCK_RESOLUTION
+
+        floor = np.concatenate([floor, np.full(len(CLOCK_FIELDS), CLOCK_RESOLUTION)])
+        obs_names = [*obs_names, *CLOCK_FIELDS]
+    if cfg.action_history:
+        from policies.action_history import HISTORY_RESOLUTION, history_fields
+
+        names = history_fields(cfg.action_history, act_dim)
+        floor = np.concatenate([floor, np.full(len(names), HISTORY_RESOLUTION)])
+        obs_names = [*obs_names, *names]
+    return floor, obs_names
+
+
 def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: StopSignals) -> dict[str, Any]:
     """Build the run — seeds, the envs' probe, parameter source, normalizer, agent — and hand it to a Runner."""
     cfg = config.resolved()
@@ -337,20 +358,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, signals: StopSignal
     priv_floor = np.array([f.resolution for f in priv_fields]) if priv_fields else None
     probe.close()
 
-    # s2r robots: every field's std is floored at the resolution its spec declares (no input gain above 1/res.)
-    floor = spec.obs_resolution if spec is not None else None
-    obs_names = [f.name for f in spec.obs_fields] if spec is not None else None
-    if clock and floor is not None and obs_names is not None:
-        from policies.gait_clock import CLOCK_FIELDS, CLOCK_RESOLUTION
-
-        floor = np.concatenate([floor, np.full(len(CLOCK_FIELDS), CLOCK_RESOLUTION)])
-        obs_names = [*obs_names, *CLOCK_FIELDS]
-    if history and floor is not None and obs_names is not None:
-        from policies.action_history import HISTORY_RESOLUTION, history_fields
-
-        names = history_fields(cfg.action_history, act_dim)
-        floor = np.concatenate([floor, np.full(len(names), HISTORY_RESOLUTION)])
-        obs_names = [*obs_names, *names]
+    floor, obs_names = _obs_floor_and_names(cfg, spec, act_dim)
     norm = ObsNormalizer(obs_dim, enabled=algo_cfg.normalize_obs, std_floor=floor)
     agent = make_agent(algo_cfg, obs_dim, act_dim, norm, cfg.num_envs, cfg.steps, seed=cfg.seed, expert=expert,
                        obs_names=obs_names, privileged_floor=priv_floor)  # fmt: skip
