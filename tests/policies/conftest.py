@@ -1,7 +1,7 @@
 """Helpers reached through fixtures, since conftest modules are not importable under --import-mode=importlib: for
 the Ray tests (test_ray_vec.py, test_ray_rollouts.py), progress rows compared bit for bit and a thread that
 SIGKILLs one of this test's Ray actor processes at a chosen moment of a run; for the tests of a policy's parts
-with state (gait clock, action history), the training env, the torch policy and its bundle played side by side."""
+with state (action filter, gait clock, action history), the training env, the torch policy and its bundle played side by side."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -89,21 +89,22 @@ def kill_an_actor_when() -> Callable[[str, Path, int, list[int]], threading.Thre
 
 
 def _side_by_side(policy: Any, raw: Any, train_env: Any, eval_env: Any, onnx_policy: Any, *,
-                  before: Callable[[np.ndarray, np.ndarray, tuple], None],
-                  after: Callable[[dict], None] = lambda info: None,
-                  min_steps: int = 120) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """Seeded episodes (from seed 5; a random policy falls soon) until ``min_steps`` are played: ``raw`` (the network
-    behind the policy's parts with state) acts on the training env's observation, ``policy`` in torch on the plain
-    env's, and ``onnx_policy`` (its bundle) is fed the same observations. ``before(obs_train, obs_eval, state)``
-    checks each step's inputs, ``after(info)`` sees the training env's info. Returns the commands the training
-    env's action filter sent, the torch policy's and onnxruntime's (normalized), one row per step."""
+                  before: Callable[[np.ndarray, np.ndarray, tuple], None] = lambda *_: None,
+                  after: Callable[[np.ndarray, np.ndarray, dict], None] = lambda *_: None, min_steps: int = 120,
+                  seeds: Iterable[int] = range(5, 50), max_steps: int = 400) -> tuple[np.ndarray, ...]:  # fmt: skip
+    """Seeded episodes (``seeds``, at most ``max_steps`` each; a random policy falls soon) until ``min_steps`` are
+    played: ``raw`` (the network behind the policy's parts with state) acts on the training env's observation,
+    ``policy`` in torch on the plain env's, and ``onnx_policy`` (its bundle) is fed the same observations.
+    ``before(obs_train, obs_eval, state)`` checks each step's inputs, ``after(obs_train, obs_eval, info)`` sees what the step returned.
+    Returns the commands the training env's action filter sent, the torch policy's and onnxruntime's
+    (normalized), one row per step."""
     limits = onnx_policy.bundle.limits_nm()
     sent, torch_cmd, onnx_cmd = [], [], []
-    for seed in range(5, 50):
+    for seed in seeds:
         obs_train, obs_eval = train_env.reset(seed=seed)[0], eval_env.reset(seed=seed)[0]
         state = policy_initial_state(policy)
         onnx_policy.reset_state()
-        for _ in range(400):
+        for _ in range(max_steps):
             before(obs_train, obs_eval, state)
             with torch.no_grad():
                 a_raw = raw(torch.as_tensor(obs_train)[None])[0].numpy()
@@ -111,7 +112,7 @@ def _side_by_side(policy: Any, raw: Any, train_env: Any, eval_env: Any, onnx_pol
             onnx_cmd.append(onnx_policy(obs_eval).copy() / limits)
             obs_train, _, term_train, trunc_train, info = train_env.step(a_raw)
             obs_eval, _, term_eval, trunc_eval, _ = eval_env.step(a_torch)
-            after(info)
+            after(obs_train, obs_eval, info)
             filt = train_env if hasattr(train_env, "_y") else train_env.env
             sent.append(filt._y.copy())  # noqa: SLF001  (what the filter wrapper sent the env)
             torch_cmd.append(a_torch)
@@ -125,7 +126,7 @@ def _side_by_side(policy: Any, raw: Any, train_env: Any, eval_env: Any, onnx_pol
 
 
 @pytest.fixture
-def side_by_side() -> Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def side_by_side() -> Callable[..., tuple[np.ndarray, ...]]:
     return _side_by_side
 
 

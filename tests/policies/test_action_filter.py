@@ -17,7 +17,6 @@ from deploy.bundle import Policy, load_bundle
 from deploy.export import export_bundle
 from policies.action_filter import FilteredPolicy, LowPassAction, lowpass_alpha
 from policies.checkpoint import InferencePolicy, inference_policy_from_checkpoint
-from policies.evaluate import policy_initial_state, policy_step
 from policies.networks import GaussianActor
 from policies.train import TrainConfig
 from policies.vec_env import make_env
@@ -60,40 +59,24 @@ def test_checkpoint_with_filter_is_a_filtered_policy():
     assert isinstance(inference_policy_from_checkpoint(_ckpt(cutoff_hz=0.0)), InferencePolicy)
 
 
-def test_wrapper_torch_and_onnx_filters_agree_over_a_seeded_episode(tmp_path):
+def test_wrapper_torch_and_onnx_filters_agree_over_a_seeded_episode(tmp_path, side_by_side):
     """Training (LowPassAction around the env, fed the network's raw action) and evaluation (FilteredPolicy in
     torch) play the same seeded episode; the exported bundle in onnxruntime (state carried by the controller's
     Policy), fed that episode's observations, commands the same torques at every step."""
     filtered = inference_policy_from_checkpoint(_ckpt())
     assert isinstance(filtered, FilteredPolicy)
-    raw = filtered.policy
     export_bundle(filtered, tmp_path / "b", n_random=500)
-    onnx_policy = Policy(load_bundle(tmp_path / "b"))
-    limits = get_robot("biped").action.limits_nm
-
     train_env = make_env("biped", action_filter_hz=CUTOFF_HZ)
     assert isinstance(train_env, LowPassAction)
     eval_env = gym.make("s2r/Biped-v0")
-    seed = 11
-    obs_train, obs_eval = train_env.reset(seed=seed)[0], eval_env.reset(seed=seed)[0]
-    state = policy_initial_state(filtered)
-    onnx_policy.reset_state()
-    sent, torch_cmd, onnx_cmd = [], [], []
-    try:
-        for _ in range(200):
-            with torch.no_grad():
-                a_raw = raw(torch.as_tensor(obs_train)[None])[0].numpy()
-            a_torch, state = policy_step(filtered, obs_eval, state)
-            onnx_cmd.append(onnx_policy(obs_eval).copy() / limits)
-            obs_train, _, term_train, trunc_train, _ = train_env.step(a_raw)
-            obs_eval, _, term_eval, trunc_eval, _ = eval_env.step(a_torch)
-            sent.append(train_env._y.copy())  # noqa: SLF001  (what the wrapper sent the env)
-            torch_cmd.append(a_torch)
-            np.testing.assert_allclose(obs_train, obs_eval, atol=1e-4)
-            assert (term_train, trunc_train) == (term_eval, trunc_eval)
-            if term_eval or trunc_eval:
-                break
-        c_sent, c_torch, c_onnx = np.stack(sent), np.stack(torch_cmd), np.stack(onnx_cmd)
+
+    def after(obs_train: np.ndarray, obs_eval: np.ndarray, info: dict) -> None:
+        np.testing.assert_allclose(obs_train, obs_eval, atol=1e-4)
+
+    try:  # one episode, seed 11
+        c_sent, c_torch, c_onnx = side_by_side(filtered, filtered.policy, train_env, eval_env,
+                                               Policy(load_bundle(tmp_path / "b")), after=after, min_steps=21,
+                                               seeds=(11,), max_steps=200)  # fmt: skip
         assert len(c_sent) > 20
         assert np.max(np.abs(c_sent - c_torch)) < 1e-6 and np.max(np.abs(c_torch - c_onnx)) < 1e-5
         assert np.max(np.abs(np.diff(c_torch, axis=0))) <= 2 * lowpass_alpha(CUTOFF_HZ, 50.0) + 1e-6  # smoothed

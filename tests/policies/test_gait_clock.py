@@ -107,7 +107,7 @@ def test_wrapper_torch_and_onnx_clocks_agree_over_a_seeded_episode(tmp_path, sid
     try:  # policy.policy.policy: the network and normalizer behind clock and filter
         c_sent, c_torch, c_onnx = side_by_side(
             policy, policy.policy.policy, train_env, eval_env, Policy(load_bundle(tmp_path / "b")), before=before,
-            after=lambda info: clock_terms.append(info["reward_terms"]["gait_clock"]))
+            after=lambda _o, _e, info: clock_terms.append(info["reward_terms"]["gait_clock"]))
         assert np.max(np.abs(c_sent - c_torch)) < 1e-6 and np.max(np.abs(c_torch - c_onnx)) < 1e-5
         assert phases[0] == 0.0 and phases[1] == pytest.approx(CLOCK_HZ / 50.0, abs=1e-6)
         assert set(np.round(np.abs(clock_terms), 6)) <= {0.0, 0.1}  # ±0.05 per foot (the 'clock' preset)
