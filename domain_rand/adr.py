@@ -76,9 +76,9 @@ class ADRConfig:
     # plant's hard sides at once: low friction with a heavy hull, weak motors and long latency, say (not in the paper)
     corner_side: str = "random"
     # where on the way to that bound a corner puts its parameters: "bound" (at it) or "uniform": one depth u drawn
-    # uniformly in [corner_depth_low, 1] per corner episode puts every pinned parameter at nominal + u·(bound − nominal), so
-    # corner episodes walk the line from the nominal plant to the corner and always include plants just inside a
-    # joint cliff that the corner itself lies past (not in the paper)
+    # uniformly in [corner_depth_low, 1] per corner episode puts every pinned parameter at
+    # nominal + u·(bound − nominal), so corner episodes walk the line from the nominal plant to the corner and always
+    # include plants just inside a joint cliff that the corner itself lies past (not in the paper)
     corner_depth: str = "bound"
     corner_depth_low: float = 0.0  # "uniform": u is drawn in [corner_depth_low, 1], to put more corners near the end
     # the parameters a corner does not pin: "drawn" in their ranges, as in any episode, or held "nominal", so a

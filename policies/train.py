@@ -129,14 +129,13 @@ class TrainConfig:
         self.training_env_kwargs()  # a bad --env-options fails here, with its one-line error
         if self.action_filter_hz and self.algo == "lstm-td3":
             raise UserError("--action-filter-hz is for feed-forward policies; lstm-td3 has its own memory")
-        if self.gait_clock_hz and self.algo in ("lstm-td3", "rppo"):
-            raise UserError(f"--gait-clock-hz is for feed-forward policies (ppo, td3, ddpg), not {self.algo}")
+        for flag, value in (("--gait-clock-hz", self.gait_clock_hz), ("--action-history", self.action_history)):
+            if value and self.algo in ("lstm-td3", "rppo"):
+                raise UserError(f"{flag} is for feed-forward policies (ppo, td3, ddpg), not {self.algo}")
         if self.action_history:
             from policies.action_history import check_history
 
             check_history(self.action_history)
-            if self.algo in ("lstm-td3", "rppo"):
-                raise UserError(f"--action-history is for feed-forward policies (ppo, td3, ddpg), not {self.algo}")
             if self.gait_clock_hz:
                 raise UserError("--action-history and --gait-clock-hz do not combine yet; use one of them")
 
