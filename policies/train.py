@@ -238,13 +238,19 @@ def _make_source(cfg: TrainConfig, env):
 
 
 class _RunLock:
-    """An exclusive ``flock`` on ``RUN_DIR/.lock`` for the life of a training; the file holds the owner's pid."""
+    """An exclusive ``flock`` on ``RUN_DIR/.lock`` for the life of a training; the file holds the owner's pid.
+
+    A training that fails before it wrote anything (a bad ``--adr-config`` file, say) leaves no trace: the lock
+    removes the folders it created if they hold nothing but the lock file.
+    """
 
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / LOCK
         self.fd: int | None = None
+        self.created: list[Path] = []  # the folders __enter__ made, innermost first
 
     def __enter__(self) -> _RunLock:
+        self.created = [d for d in (self.path.parent, *self.path.parent.parents) if not d.exists()]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
@@ -259,11 +265,24 @@ class _RunLock:
         self.fd = fd
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self.fd is not None:
-            os.ftruncate(self.fd, 0)
-            os.close(self.fd)  # closing releases the flock; the file stays (deleting a lock file races)
-            self.fd = None
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if self.fd is None:
+            return
+        os.ftruncate(self.fd, 0)
+        if exc_type is not None and self.created and os.listdir(self.path.parent) == [LOCK]:
+            self._remove_created()  # still holding the flock, so no other training is inside
+        os.close(self.fd)  # closing releases the flock; a kept file stays (deleting a lock file races)
+        self.fd = None
+
+    def _remove_created(self) -> None:
+        """Unlink the lock file and remove the empty folders this lock created (a training that now opens the
+        lock file in a folder that was kept fails on its own flock or gets a fresh folder)."""
+        self.path.unlink()
+        for folder in self.created:
+            try:
+                folder.rmdir()
+            except OSError:  # something else appeared in it meanwhile: keep it and its parents
+                return
 
 
 OLD_RUN_FILES = ("config.json", "progress.csv", "tb", "checkpoints")

@@ -182,6 +182,25 @@ def test_second_training_in_a_run_folder_is_refused_and_sigterm_saves(tmp_path):
     assert r.returncode == 0, r.stderr  # the lock died with the process
 
 
+def test_a_training_that_fails_before_writing_leaves_no_run_folder(tmp_path, monkeypatch, capsys):
+    """A bad --adr-config file is read after the run lock is taken: the error is one line, and the folders the
+    lock made go with it, while a folder that was there before stays (with what it held)."""
+    from s2r.cli import main
+
+    bad = tmp_path / "adr.json"
+    bad.write_text('{"corner_depth": "deep"}')
+    args = ["train", "--env", "biped", "--algo", "ppo", "--steps", "64", "--adr-config", str(bad), "--run-dir"]
+    monkeypatch.chdir(tmp_path)
+    assert main([*args, str(tmp_path / "runs" / "new")]) == 1
+    err = capsys.readouterr().err
+    assert "ADR corner_depth must be one of bound, uniform, got 'deep'" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "runs").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    assert main([*args, str(kept)]) == 1
+    assert kept.is_dir() and [p.name for p in kept.iterdir()] == [".lock"]  # the lock file of a kept folder stays
+
+
 @pytest.mark.slow
 def test_second_signal_during_the_save_waits_for_it(tmp_path):
     """SIGTERM twice in a row: the first starts the final save, the second must not break it."""
