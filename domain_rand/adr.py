@@ -36,6 +36,7 @@ from sim.params import ParamSpace
 from sim.task import get_task
 
 BOUNDS = ("low", "high")
+PARAM_KEYS = {"delta", "init", "adapt", "corner"}  # the keys of one parameter in an ADR config file
 CORNER_SIDES = ("random", "hard")  # ADRConfig.corner_side
 CORNER_DEPTHS = ("bound", "uniform")  # ADRConfig.corner_depth
 CORNER_RESTS = ("drawn", "nominal")  # ADRConfig.corner_rest
@@ -52,6 +53,10 @@ class ADRParam:
     # False: plain DR inside ADR, drawn in its initial range every episode but never pinned at a bound nor moved
     # (not in the paper), so the parameters that do adapt get every boundary evaluation
     adapt: bool = True
+    # "low" or "high": the bound a corner episode pins this parameter at, whatever ``ADRConfig.corner_side`` says
+    # (the side a user knows is the hard one: low friction, a heavy hull). A parameter with a declared corner is in
+    # corner episodes even if it does not adapt (not in the paper)
+    corner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,8 @@ class ADRConfig:
                 raise UserError(f"ADR parameter '{p.name}': delta must be > 0, got {p.delta:g}")
             if not p.adapt and p.init is None:
                 raise UserError(f"ADR parameter '{p.name}' does not adapt and needs an \"init\": [low, high] range")
+            if p.corner not in (None, *BOUNDS):
+                raise UserError(f"ADR parameter '{p.name}': corner must be \"low\" or \"high\", got {p.corner!r}")
         if not isinstance(self.performance, str) or not self.performance:
             raise UserError(f"ADR performance must be 'return' or a metric of the task, got {self.performance!r}")
         if self.performance == "success" and not 0.0 <= self.t_low < self.t_high <= 1.0:
@@ -207,10 +214,10 @@ def _param_from_dict(name: str, spec: Any, what: str) -> ADRParam:
     adapt = spec.get("adapt", True) if isinstance(spec, Mapping) else True
     if not isinstance(adapt, bool):
         raise UserError(f"{what}: parameter '{name}' adapt must be true or false, got {adapt!r}")
-    if not isinstance(spec, Mapping) or ("delta" not in spec and adapt) or set(spec) - {"delta", "init", "adapt"}:
+    if not isinstance(spec, Mapping) or ("delta" not in spec and adapt) or set(spec) - PARAM_KEYS:
         raise UserError(
             f'{what}: parameter \'{name}\' must be {{"delta": number, "init": [low, high]}} (init optional) '
-            f'or {{"init": [low, high], "adapt": false}}'
+            f'or {{"init": [low, high], "adapt": false}}, each with an optional "corner": "low" or "high"'
         )
     init = spec.get("init")
     if init is not None:
@@ -218,7 +225,7 @@ def _param_from_dict(name: str, spec: Any, what: str) -> ADRParam:
             raise UserError(f"{what}: parameter '{name}' init must be [low, high], got {init!r}")
         init = (_number(init[0], f"{what}: {name} init"), _number(init[1], f"{what}: {name} init"))
     delta = _number(spec["delta"], f"{what}: {name} delta") if "delta" in spec else 0.0
-    return ADRParam(name, delta, init, adapt)
+    return ADRParam(name, delta, init, adapt, spec.get("corner"))
 
 
 class ADR:
@@ -238,6 +245,8 @@ class ADR:
         self.deltas = {p.name: p.delta for p in config.params}
         self.names = tuple(p.name for p in config.params)
         self.adaptive = tuple(p.name for p in config.params if p.adapt)  # those a boundary episode may pin
+        self.cornered = tuple(p.name for p in config.params if p.adapt or p.corner)  # those a corner may pin
+        self.corner_sides = {p.name: BOUNDS.index(p.corner) for p in config.params if p.corner}
         self.buffers: dict[str, dict[str, list[float]]] = {n: {"low": [], "high": []} for n in self.names}
         self.rng = np.random.default_rng(seed)
         self.n_updates = 0  # bound decisions taken (widen, narrow or hold)
@@ -253,13 +262,13 @@ class ADR:
             n: sample_value(self.ranges[n][0], self.ranges[n][1], self.space[n].log_scale, self.rng)
             for n in self.names
         }
-        if self.config.p_corner and self.adaptive and self.rng.uniform() < self.config.p_corner:
-            k = min(self.config.corner_size, len(self.adaptive))
+        if self.config.p_corner and self.cornered and self.rng.uniform() < self.config.p_corner:
+            k = min(self.config.corner_size, len(self.cornered))
             depth = self.rng.uniform(self.config.corner_depth_low, 1.0) if self.config.corner_depth == "uniform" else 1.0
             if self.config.corner_rest == "nominal":
                 params = {n: float(self.space[n].nominal) for n in self.names}
-            for i in self.rng.choice(len(self.adaptive), size=k, replace=False):
-                name = self.adaptive[int(i)]
+            for i in self.rng.choice(len(self.cornered), size=k, replace=False):
+                name = self.cornered[int(i)]
                 params[name] = self._corner_value(name, self._corner_bound(name), depth)
             return params, None
         if self.rng.uniform() >= self.config.p_boundary or not self.adaptive:
@@ -270,8 +279,11 @@ class ADR:
         return params, (name, bound, params[name])
 
     def _corner_bound(self, name: str) -> int:
-        """The index (0 low, 1 high) of the bound a corner pins ``name`` at (``ADRConfig.corner_side``)."""
-        side = int(self.rng.integers(2))  # drawn either way, so "hard" and "random" share the sample stream
+        """The index (0 low, 1 high) of the bound a corner pins ``name`` at: its declared ``ADRParam.corner``,
+        else by ``ADRConfig.corner_side``."""
+        side = int(self.rng.integers(2))  # drawn either way, so every choice shares the sample stream
+        if name in self.corner_sides:
+            return self.corner_sides[name]
         if self.config.corner_side == "random":
             return side
         stats = self.bound_stats.get(name, {})

@@ -413,3 +413,24 @@ def test_corner_rest_nominal_holds_every_unpinned_parameter_at_nominal_in_corner
     assert sum(all(s[n] != nominal[n] for n in s) for s in samples) > 100  # the other episodes: every one drawn
     with pytest.raises(ValueError, match="corner_rest"):
         make_adr(corner_rest="zero")
+
+
+def test_declared_corner_sides_pin_their_bound_and_bring_fixed_parameters_into_corners():
+    """A parameter's "corner": "low"|"high" is the bound every corner pins it at, whatever corner_side says and
+    whatever ADR measured; with it, a parameter that does not adapt (plain DR) joins the corners too."""
+    params = (ADRParam("friction", 0.1, init=(0.4, 1.2), corner="low"),
+              ADRParam("mass_scale", 0.0, init=(0.8, 1.5), adapt=False, corner="high"),
+              ADRParam("latency", 0.01, init=(0.0, 0.04)))  # fmt: skip
+    adr = make_adr(seed=5, params=params, p_corner=0.5, corner_size=3, p_boundary=0.0, corner_side="hard")
+    feed(adr, "friction", "high", 0.5, 3)  # measured: high friction is the harder bound; the declaration wins
+    samples = [adr.sample()[0] for _ in range(400)]
+    corners = [s for s in samples if s["mass_scale"] == 1.5]
+    assert abs(len(corners) / 400 - 0.5) < 0.1
+    assert all(s["friction"] == 0.4 and s["latency"] in (0.0, 0.04) for s in corners)
+    assert not any(s["friction"] == 1.2 for s in samples)
+    cfg = adr_config_from_dict({"t_low": 0, "t_high": 1, "params": {"friction": {"delta": 0.1, "corner": "low"}}})
+    assert cfg.params[0].corner == "low"
+    with pytest.raises(ValueError, match='corner must be "low" or "high"'):
+        adr_config_from_dict({"t_low": 0, "t_high": 1, "params": {"friction": {"delta": 0.1, "corner": "hard"}}})
+    with pytest.raises(ValueError, match='optional "corner"'):
+        adr_config_from_dict({"t_low": 0, "t_high": 1, "params": {"friction": {"delta": 0.1, "side": "low"}}})
