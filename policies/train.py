@@ -271,12 +271,13 @@ class _RunLock:
         os.ftruncate(self.fd, 0)
         if exc_type is not None and self.created and os.listdir(self.path.parent) == [LOCK]:
             self._remove_created()  # still holding the flock, so no other training is inside
-        os.close(self.fd)  # closing releases the flock; a kept file stays (deleting a lock file races)
+        # closing releases the flock; a kept lock file stays (deleting one that another training may have opened
+        # races; a folder this lock made and nothing else wrote to is a run that never began)
+        os.close(self.fd)
         self.fd = None
 
     def _remove_created(self) -> None:
-        """Unlink the lock file and remove the empty folders this lock created (a training that now opens the
-        lock file in a folder that was kept fails on its own flock or gets a fresh folder)."""
+        """Unlink the lock file and remove the folders this lock created, innermost first, while they are empty."""
         self.path.unlink()
         for folder in self.created:
             try:
