@@ -36,6 +36,7 @@ from sim.params import ParamSpace
 from sim.task import get_task
 
 BOUNDS = ("low", "high")
+CORNER_DECLARED = (*BOUNDS, "either")  # ADRParam.corner
 PARAM_KEYS = {"delta", "init", "adapt", "corner"}  # the keys of one parameter in an ADR config file
 CORNER_SIDES = ("random", "hard")  # ADRConfig.corner_side
 CORNER_DEPTHS = ("bound", "uniform")  # ADRConfig.corner_depth
@@ -54,8 +55,9 @@ class ADRParam:
     # (not in the paper), so the parameters that do adapt get every boundary evaluation
     adapt: bool = True
     # "low" or "high": the bound a corner episode pins this parameter at, whatever ``ADRConfig.corner_side`` says
-    # (the side a user knows is the hard one: low friction, a heavy hull). A parameter with a declared corner is in
-    # corner episodes even if it does not adapt (not in the paper)
+    # (the side a user knows is the hard one: low friction, a heavy hull); "either": ½ each per corner episode (a
+    # parameter with no hard side, such as a calibration offset). A parameter with a declared corner is in corner
+    # episodes even if it does not adapt (not in the paper)
     corner: str | None = None
 
 
@@ -128,8 +130,10 @@ class ADRConfig:
                 raise UserError(f"ADR parameter '{p.name}': delta must be > 0, got {p.delta:g}")
             if not p.adapt and p.init is None:
                 raise UserError(f"ADR parameter '{p.name}' does not adapt and needs an \"init\": [low, high] range")
-            if p.corner not in (None, *BOUNDS):
-                raise UserError(f"ADR parameter '{p.name}': corner must be \"low\" or \"high\", got {p.corner!r}")
+            if p.corner not in (None, *CORNER_DECLARED):
+                raise UserError(
+                    f"ADR parameter '{p.name}': corner must be \"low\", \"high\" or \"either\", got {p.corner!r}"
+                )
         if not isinstance(self.performance, str) or not self.performance:
             raise UserError(f"ADR performance must be 'return' or a metric of the task, got {self.performance!r}")
         if self.performance == "success" and not 0.0 <= self.t_low < self.t_high <= 1.0:
@@ -217,7 +221,7 @@ def _param_from_dict(name: str, spec: Any, what: str) -> ADRParam:
     if not isinstance(spec, Mapping) or ("delta" not in spec and adapt) or set(spec) - PARAM_KEYS:
         raise UserError(
             f'{what}: parameter \'{name}\' must be {{"delta": number, "init": [low, high]}} (init optional) '
-            f'or {{"init": [low, high], "adapt": false}}, each with an optional "corner": "low" or "high"'
+            f'or {{"init": [low, high], "adapt": false}}, each with an optional "corner": "low", "high" or "either"'
         )
     init = spec.get("init")
     if init is not None:
@@ -246,7 +250,8 @@ class ADR:
         self.names = tuple(p.name for p in config.params)
         self.adaptive = tuple(p.name for p in config.params if p.adapt)  # those a boundary episode may pin
         self.cornered = tuple(p.name for p in config.params if p.adapt or p.corner)  # those a corner may pin
-        self.corner_sides = {p.name: BOUNDS.index(p.corner) for p in config.params if p.corner}
+        self.corner_sides = {p.name: BOUNDS.index(p.corner) for p in config.params if p.corner in BOUNDS}
+        self.corner_either = {p.name for p in config.params if p.corner == "either"}
         self.buffers: dict[str, dict[str, list[float]]] = {n: {"low": [], "high": []} for n in self.names}
         self.rng = np.random.default_rng(seed)
         self.n_updates = 0  # bound decisions taken (widen, narrow or hold)
@@ -284,7 +289,7 @@ class ADR:
         side = int(self.rng.integers(2))  # drawn either way, so every choice shares the sample stream
         if name in self.corner_sides:
             return self.corner_sides[name]
-        if self.config.corner_side == "random":
+        if self.config.corner_side == "random" or name in self.corner_either:
             return side
         stats = self.bound_stats.get(name, {})
         low, high = (stats.get(b, {}).get("performance", self.config.t_high) for b in BOUNDS)

@@ -430,7 +430,21 @@ def test_declared_corner_sides_pin_their_bound_and_bring_fixed_parameters_into_c
     assert not any(s["friction"] == 1.2 for s in samples)
     cfg = adr_config_from_dict({"t_low": 0, "t_high": 1, "params": {"friction": {"delta": 0.1, "corner": "low"}}})
     assert cfg.params[0].corner == "low"
-    with pytest.raises(ValueError, match='corner must be "low" or "high"'):
+    with pytest.raises(ValueError, match='corner must be "low", "high" or "either"'):
         adr_config_from_dict({"t_low": 0, "t_high": 1, "params": {"friction": {"delta": 0.1, "corner": "hard"}}})
     with pytest.raises(ValueError, match='optional "corner"'):
         adr_config_from_dict({"t_low": 0, "t_high": 1, "params": {"friction": {"delta": 0.1, "side": "low"}}})
+
+
+def test_a_corner_declared_either_brings_a_fixed_parameter_into_corners_on_both_sides():
+    """"either": a parameter with no hard side (a calibration offset) joins the corners at one bound or the other,
+    ½ each, whatever corner_side says and whatever ADR measured."""
+    params = (ADRParam("friction", 0.1, init=(0.4, 1.2), corner="low"),
+              ADRParam("latency", 0.0, init=(0.0, 0.04), adapt=False, corner="either"))  # fmt: skip
+    adr = make_adr(seed=6, params=params, p_corner=0.5, corner_size=2, p_boundary=0.0, corner_side="hard")
+    samples = [adr.sample()[0] for _ in range(800)]
+    corners = [s["latency"] for s in samples if s["friction"] == 0.4]
+    assert abs(len(corners) / 800 - 0.5) < 0.1
+    assert set(corners) == {0.0, 0.04} and abs(np.mean(np.array(corners) == 0.04) - 0.5) < 0.1
+    cfg = adr_config_from_dict({"t_low": 0, "t_high": 1, "params": {"friction": {"delta": 0.1, "corner": "either"}}})
+    assert cfg.params[0].corner == "either"
