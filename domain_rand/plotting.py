@@ -113,11 +113,13 @@ def plot_stress(report: dict[str, Any], out_png: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from domain_rand.stress import box_line
+
     sweep = report["sweep"]
     n = max(len(sweep), 1)
     cols = min(5, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols, 2.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.9 * max(cols, 3), 2.2 * rows + 0.4), squeeze=False)
     flat = axes.ravel()
     nominal_rate = report["nominal"]["success_rate"]
     for ax, (name, s) in zip(flat, sweep.items(), strict=False):
@@ -140,9 +142,8 @@ def plot_stress(report: dict[str, Any], out_png: str) -> None:
         ax.set_visible(False)
     box = report["reality_box"]
     fig.suptitle(
-        f"{report['env_id']}: success (%) vs value, one parameter at a time ({report['episodes_per_point']} "
-        f"episodes/point)\nreality box {box['success_rate']:.0%} of {box['plants']} plants "
-        f"(95 % CI {box['wilson95'][0]:.0%}-{box['wilson95'][1]:.0%})",
+        f"{report['env_id']}: success (%) vs value, one series at a time ({report['episodes_per_point']} "
+        f"episodes/point)\n{box_line(box)}",
         fontsize=9,
     )
     fig.tight_layout(rect=(0, 0, 1, 0.93 if rows == 1 else 0.96))

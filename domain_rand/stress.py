@@ -6,6 +6,9 @@ Three parts, all from the one episode loop and success definition of :mod:`domai
 1. **One-at-a-time sweep.** Every parameter of the robot's :attr:`sim.task.Task.stress_sweeps` goes from nominal outward (both ways for two-sided
    ones), everything else nominal, ``episodes`` episodes per value. The **cliff** of a series is the first value
    (walking outward) where success falls below :data:`CLIFF_SUCCESS`; ``None`` if it never does on the grid.
+   With ``toward``, also the line from nominal to each named plant (``worst_case``): every parameter of the plant
+   moves together, at :data:`TOWARD_DEPTHS` of the way (1 = the plant), and the cliff is a depth. Named plants
+   are single points; this says how far short of (or past) one the policy breaks.
 2. **Reality box.** ``plants`` random plants, every parameter of the robot's :attr:`sim.task.Task.reality_box` drawn at
    once (log-uniform for scale factors): moderate ranges standing for an uncalibrated real robot. One episode per
    plant; the success rate with a Wilson 95 % interval.
@@ -38,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from domain_rand.evaluate import Policy, run_episode
+from domain_rand.plants import get_plant
 from domain_rand.samplers import check_ranges, sample_ranges
 from sim.config import option, validate
 from sim.engines import DEFAULT_ENGINE, ENGINE_HELP, ENGINES
@@ -50,14 +54,44 @@ CLIFF_SUCCESS = 0.8  # a sweep value is past the cliff when fewer than 80 % of i
 HIGH_FREQ_HZ = 5.0  # torque-signal power above this counts as high-frequency (the control rate is 50 Hz)
 AT_LIMIT = 0.99  # |command| >= 99 % of the limit counts as "at the limit"
 BOX_SEED_OFFSET = 10_000
+# depths of a ``toward`` line: the fraction of the way from nominal to the named plant (past 1: beyond it, each
+# parameter clipped to its hard limits)
+TOWARD_DEPTHS = (0.25, 0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
 
 @dataclass(frozen=True)
 class Series:
     """One sweep direction of one parameter."""
 
-    name: str  # the parameter, with ":low" / ":high" when it is swept both ways
-    param: str
-    values: tuple[float, ...]  # from nominal outward
+    name: str  # the parameter, with ":low" / ":high" when it is swept both ways; "toward PLANT" for a line
+    param: str  # "" for a line
+    values: tuple[float, ...]  # from nominal outward (a line: depths)
+    toward: tuple[tuple[str, float], ...] = ()  # a line's end: the named plant's (parameter, value) pairs
+
+    def params(self, value: float, space: ParamSpace) -> dict[str, float]:
+        """The physics of one point of the series."""
+        return line_plant(space, dict(self.toward), value) if self.toward else {self.param: value}
+
+
+def line_plant(space: ParamSpace, plant: Mapping[str, float], depth: float) -> dict[str, float]:
+    """The plant ``depth`` of the way from nominal to ``plant`` (0: nominal, 1: ``plant``), every parameter moved
+    together and clipped to its hard limits."""
+    out = {}
+    for name, value in plant.items():
+        p = space[name]
+        out[name] = float(np.clip(p.nominal + depth * (value - p.nominal), p.low, p.high))
+    return out
+
+
+def toward_series(robot: str, space: ParamSpace, plants: Sequence[str]) -> list[Series]:
+    """One line series per named plant of the robot (``--toward``); an unknown name is a one-line error."""
+    out = []
+    for name in plants:
+        plant = get_plant(robot, name)
+        check_ranges(space, plant, f"plant {name}")
+        if not plant:
+            raise UserError(f"--toward {name}: that plant is the nominal one; name a perturbed plant")
+        out.append(Series(f"toward {name}", "", TOWARD_DEPTHS, tuple(sorted(plant.items()))))
+    return out
 
 
 def sweep_series(robot: str, space: ParamSpace, only: Sequence[str] | None = None) -> list[Series]:
@@ -102,7 +136,11 @@ class StressConfig:
     seed: int = option(0, "seed of the episodes and of the box's plants", low=0)
     workers: int = option(0, "worker processes (0: one per core)", low=0)
     params: tuple[str, ...] = option((), "comma list: sweep only these parameters (default: all)")
-    sweep: bool = option(True, "the one-at-a-time sweeps (--no-sweep: only the nominal plant and the reality box)")
+    sweep: bool = option(True, "the one-at-a-time sweeps (--no-sweep: only the nominal plant, the reality box and "
+                         "--toward)")
+    toward: tuple[str, ...] = option((), "comma list of named plants (e.g. worst_case): also sweep the line from "
+                                     "nominal to each, all its parameters together; the cliff is a depth (1 = the "
+                                     "plant)", metavar="PLANTS")
     engine: str = option(DEFAULT_ENGINE, ENGINE_HELP, choices=ENGINES)
 
     def __post_init__(self) -> None:
@@ -112,12 +150,13 @@ class StressConfig:
 def plan(robot: str, space: ParamSpace, cfg: StressConfig) -> tuple[list[Series], list[Job], list[dict[str, float]]]:
     """The sweep series, every episode job (nominal first, then the box and the sweep interleaved) and the box."""
     series = sweep_series(robot, space, cfg.params) if cfg.sweep else []
+    series += toward_series(robot, space, cfg.toward)
     jobs = [Job("sweep", "nominal", None, {}, cfg.seed + k, record=True) for k in range(cfg.episodes)]
     box_ranges = check_ranges(space, get_task(robot).reality_box, f"reality box of {robot}")
     rng = np.random.default_rng(cfg.seed)
     box = [sample_ranges(space, box_ranges, rng) for _ in range(cfg.plants)]
     sweep_jobs = [
-        Job("sweep", s.name, v, {s.param: v}, cfg.seed + k) for s in series for v in s.values for k in range(cfg.episodes)
+        Job("sweep", s.name, v, s.params(v, space), cfg.seed + k) for s in series for v in s.values for k in range(cfg.episodes)
     ]
     box_jobs = [Job("box", str(i), None, params, cfg.seed + BOX_SEED_OFFSET + i) for i, params in enumerate(box)]
     # interleave so that a partial run (or the progress bar) covers both parts evenly
@@ -296,10 +335,14 @@ def run_stress(
     sweep: dict[str, Any] = {}
     for s in series:
         rates = [float(np.mean([r["success"] for r in by_point[(s.name, v)]])) for v in s.values]
-        p = space[s.param]
+        if s.param:
+            param, unit, start = s.param, space[s.param].unit, space[s.param].nominal
+        else:  # a line toward a named plant: the value is the depth, nominal is depth 0
+            param, unit, start = "depth", "depth", 0.0
         sweep[s.name] = {
-            "param": s.param, "unit": p.unit, "nominal": p.nominal, "values": list(s.values),
-            "success": rates, "cliff": cliff(s.values, rates) if nominal_rate >= CLIFF_SUCCESS else p.nominal,
+            "param": param, "unit": unit, "nominal": start, "values": list(s.values),
+            "success": rates, "cliff": cliff(s.values, rates) if nominal_rate >= CLIFF_SUCCESS else start,
+            **({"toward": dict(s.toward)} if s.toward else {}),
         }  # fmt: skip
     wins = sum(bool(r["success"]) for r in box_results)
     lo, hi = wilson_interval(wins, len(box_results))
@@ -369,6 +412,14 @@ def _param_space(gym_id: str) -> ParamSpace:
         env.close()
 
 
+def box_line(box: Mapping[str, Any]) -> str:
+    """The reality box's result in one line (or that it was not run: ``--plants 0``)."""
+    if not box["plants"]:
+        return "reality box: not run (--plants 0)"
+    return (f"reality box: {box['success_rate']:.0%} of {box['plants']} random plants "
+            f"(95 % CI {box['wilson95'][0]:.0%}-{box['wilson95'][1]:.0%}; {len(box['ranges'])} parameters at once)")
+
+
 def format_report(report: Mapping[str, Any]) -> str:
     """The report as text: nominal line, reality box, torque metrics, one line per sweep series."""
     nom, box, tm = report["nominal"], report["reality_box"], report["nominal"]["torque_metrics"]
@@ -376,8 +427,7 @@ def format_report(report: Mapping[str, Any]) -> str:
         f"{report['env_id']} ({report.get('engine', 'pybullet')}): success = {report['success_definition']}; "
         f"cliff = {report['cliff_definition']}",
         f"nominal plant: {nom['success_rate']:.0%} of {nom['episodes']} episodes",
-        f"reality box: {box['success_rate']:.0%} of {box['plants']} random plants "
-        f"(95 % CI {box['wilson95'][0]:.0%}-{box['wilson95'][1]:.0%}; {len(box['ranges'])} parameters at once)",
+        box_line(box),
     ]
     lean = [f"{name} {r['low_third']:.0%} (low third) vs {r['high_third']:.0%} (high third)"
             for name, r in list(box.get("by_param", {}).items())[:3] if abs(r["difference"]) >= 0.1]  # fmt: skip

@@ -9,12 +9,15 @@ import math
 import numpy as np
 import pytest
 
+from domain_rand.plants import get_plant
 from domain_rand.stress import (
+    TOWARD_DEPTHS,
     StressConfig,
     box_by_param,
     cliff,
     format_report,
     high_freq_share,
+    line_plant,
     plan,
     run_stress,
     scripted_expert,
@@ -22,6 +25,7 @@ from domain_rand.stress import (
     wilson_interval,
 )
 from sim.biped import BIPED_PARAMS
+from sim.errors import UserError
 from sim.knob import KNOB_PARAMS
 from sim.task import get_task
 
@@ -123,3 +127,38 @@ def test_box_by_param_ranks_the_parameter_the_failures_lean_on():
 def test_no_sweep_plans_only_the_nominal_plant_and_the_box():
     series, jobs, box = plan("biped", BIPED_PARAMS, StressConfig(episodes=2, plants=4, sweep=False))
     assert series == [] and len(box) == 4 and len(jobs) == 2 + 4
+
+
+def test_line_plant_runs_from_nominal_through_the_plant_and_clips_past_it():
+    worst = get_plant("biped", "worst_case")
+    assert line_plant(BIPED_PARAMS, worst, 0.0) == {k: BIPED_PARAMS[k].nominal for k in worst}
+    assert line_plant(BIPED_PARAMS, worst, 1.0) == pytest.approx(worst)
+    half = line_plant(BIPED_PARAMS, worst, 0.5)
+    assert half["ground_friction"] == pytest.approx(0.7) and half["action_latency"] == pytest.approx(0.015)
+    near_stop = {"motor_strength": 0.35}  # hard limit 0.3: twice the way would be -0.3
+    assert line_plant(BIPED_PARAMS, near_stop, 2.0)["motor_strength"] == BIPED_PARAMS["motor_strength"].low
+
+
+def test_toward_plans_a_line_of_depths_to_the_named_plant():
+    series, jobs, _ = plan("biped", BIPED_PARAMS, StressConfig(episodes=2, plants=0, sweep=False,
+                                                                toward=("worst_case",)))  # fmt: skip
+    assert [(s.name, s.values) for s in series] == [("toward worst_case", TOWARD_DEPTHS)]
+    at_plant = [j for j in jobs if j.key == "toward worst_case" and j.value == 1.0]
+    assert [j.seed for j in at_plant] == [0, 1]  # common random numbers with the nominal episodes
+    assert at_plant[0].params == pytest.approx(get_plant("biped", "worst_case"))
+    assert len(jobs) == 2 + 2 * len(TOWARD_DEPTHS)
+    with pytest.raises(UserError, match="unknown plant 'worst' for biped; plants: nominal, "):
+        plan("biped", BIPED_PARAMS, StressConfig(plants=0, toward=("worst",)))
+    with pytest.raises(UserError, match="nominal one"):
+        plan("biped", BIPED_PARAMS, StressConfig(plants=0, toward=("nominal",)))
+
+
+@pytest.mark.slow
+def test_a_stress_line_toward_the_knobs_worst_case():
+    cfg = StressConfig(episodes=1, plants=0, seed=0, workers=1, sweep=False, toward=("worst_case",))
+    report = run_stress("knob", _knob_expert, cfg)
+    line = report["sweep"]["toward worst_case"]
+    assert line["param"] == "depth" and line["nominal"] == 0.0 and line["values"] == list(TOWARD_DEPTHS)
+    assert line["toward"] == get_plant("knob", "worst_case") and len(line["success"]) == len(TOWARD_DEPTHS)
+    assert line["cliff"] is None or line["cliff"] in TOWARD_DEPTHS
+    assert any(row.startswith("toward worst_case  depth") for row in format_report(report).splitlines())
