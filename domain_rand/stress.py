@@ -60,7 +60,7 @@ TOWARD_DEPTHS = (0.25, 0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
 
 @dataclass(frozen=True)
 class Series:
-    """One sweep direction of one parameter."""
+    """One sweep direction of one parameter, or the line from nominal to a named plant (``toward``)."""
 
     name: str  # the parameter, with ":low" / ":high" when it is swept both ways; "toward PLANT" for a line
     param: str  # "" for a line
