@@ -335,10 +335,10 @@ def run_stress(
     sweep: dict[str, Any] = {}
     for s in series:
         rates = [float(np.mean([r["success"] for r in by_point[(s.name, v)]])) for v in s.values]
-        if s.param:
-            param, unit, start = s.param, space[s.param].unit, space[s.param].nominal
-        else:  # a line toward a named plant: the value is the depth, nominal is depth 0
+        if s.toward:  # a line toward a named plant: the value is the depth, nominal is depth 0
             param, unit, start = "depth", "depth", 0.0
+        else:
+            param, unit, start = s.param, space[s.param].unit, space[s.param].nominal
         sweep[s.name] = {
             "param": param, "unit": unit, "nominal": start, "values": list(s.values),
             "success": rates, "cliff": cliff(s.values, rates) if nominal_rate >= CLIFF_SUCCESS else start,
