@@ -266,10 +266,13 @@ def run_hil(cfg: HilConfig) -> dict[str, Any]:
         run_cmd = run_argv(controller, cfg.bundle)
         t_start = time.monotonic()
         ctl = subprocess.run(run_cmd, capture_output=True, text=True, timeout=duration_s + 120)
-        wall_s = time.monotonic() - t_start
+        ctl_end_s = time.monotonic()  # the emulator logs time.monotonic() too: one clock for both processes
+        wall_s = ctl_end_s - t_start
     finally:
         if emu.poll() is None:
-            _wait_until_quiet(emu_log)  # let the board apply the controller's last TORQUE and DISABLE
+            # let the board apply the controller's last TORQUE and DISABLE (a real-time board's log never goes
+            # quiet: it steps on its own clock, so a few periods are enough)
+            _wait_until_quiet(emu_log, max_s=2.0 if cfg.lockstep else 0.2)
         if proxy is not None:
             proxy.close()
         if emu.poll() is None:
@@ -282,10 +285,31 @@ def run_hil(cfg: HilConfig) -> dict[str, Any]:
         raise UserError(f"controller exited {ctl.returncode}: {ctl.stderr.strip()[-300:]}")
     host = json.loads(ctl.stdout.strip().splitlines()[-1])
     records = [json.loads(line) for line in emu_log.read_text().splitlines() if line.strip()]
-    report = build_report(records, host, cfg, proxy, wall_s)
+    report = build_report(records, host, cfg, proxy, wall_s, until_s=ctl_end_s)
     if cfg.plots:
         report["plot"] = str(plot_run(records, out / "hil.png"))
     return report
+
+
+def controller_window(
+    steps: list[dict[str, Any]], episodes: list[dict[str, Any]], partial: dict[str, Any], until_s: float | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    """The steps, finished episodes and partial episode of the time the controller ran (``until_s``, None: all).
+
+    A real-time board steps its physics on its own clock, so after the controller has stopped (and disabled the
+    motors) it goes on stepping an unpowered robot until it is shut down; the falls there are not the policy's.
+    An episode counts if its last step came before ``until_s``; the first one that did not becomes the partial
+    episode, cut at ``until_s``. A lockstep board steps only on commands, so nothing is cut there."""
+    if until_s is None or not steps or steps[-1]["t"] <= until_s:
+        return steps, episodes, partial
+    kept = [s for s in steps if s["t"] <= until_s]
+    end_t: dict[int, float] = {}
+    for s in steps:
+        end_t[s["ep"]] = s["t"]
+    done = [e for e in episodes if end_t.get(e["ep"], until_s + 1.0) <= until_s]
+    ep = done[-1]["ep"] + 1 if done else steps[0]["ep"]
+    rest = [s for s in kept if s["ep"] == ep]
+    return kept, done, {"ep": ep, "ret": float(sum(s["r"] for s in rest)), "length": len(rest)}
 
 
 def _pct(xs: list[float], q: float) -> float | None:
@@ -298,19 +322,22 @@ def build_report(
     cfg: HilConfig,
     proxy: FaultProxy | None,
     wall_s: float,
+    until_s: float | None = None,
 ) -> dict[str, Any]:
-    """Outcome, timing, link and safety figures from the emulator log and the controller's summary."""
-    steps = [r for r in records if r["ev"] == "step"]
-    episodes = [r for r in records if r["ev"] == "episode"]
+    """Outcome, timing, link and safety figures from the emulator log and the controller's summary. ``until_s``:
+    when the controller stopped (``time.monotonic()``); the outcome counts only what happened before it."""
     trips = [r for r in records if r["ev"] == "watchdog"]
     summary = next((r for r in records if r["ev"] == "summary"), None)
     if summary is None:
         raise UserError("the emulator log has no summary line: the emulator did not shut down cleanly")
+    all_steps = [r for r in records if r["ev"] == "step"]
+    steps, episodes, partial = controller_window(
+        all_steps, [r for r in records if r["ev"] == "episode"], summary["partial_episode"], until_s
+    )
     lat = summary["latency_ms"]
     task = get_task(summary["robot"])
     t = [s["t"] for s in steps]
     rate = (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
-    partial = summary["partial_episode"]
     rets = [e["ret"] for e in episodes] + ([partial["ret"]] if partial["length"] else [])
     safety: dict[str, Any] = {
         "nonfinite_commands": summary["nonfinite_commands"],
@@ -347,6 +374,7 @@ def build_report(
         "robot": summary["robot"], "plant": summary["plant"], "engine": cfg.engine, "lockstep": summary["lockstep"],
         "seed": cfg.seed,
         "faults": asdict(cfg.faults), "wall_s": round(wall_s, 3), "steps": len(steps),
+        "steps_after_stop": len(all_steps) - len(steps),
         "episodes": [{k: e[k] for k in ("ret", "length", "metrics")} for e in episodes],
         "return_mean": float(np.mean(rets)) if rets else None,
         # the mean of every task metric over the finished episodes (info["metrics"], see sim.task)
@@ -432,7 +460,9 @@ def format_report(r: dict[str, Any]) -> str:
         f"HIL {r['robot']}, {r.get('engine', 'pybullet')}, {'lockstep' if r['lockstep'] else 'real-time'}, seed "
         f"{r['seed']}, faults "
         f"{', '.join(injected) or 'none'}: {r['steps']} steps (control rate target {r['control_hz_target']:g} Hz) "
-        f"in {r['wall_s']:.1f} s" + (f" ({r['stopped_by']})" if r.get("stopped_by") else ""),
+        f"in {r['wall_s']:.1f} s" + (f" ({r['stopped_by']})" if r.get("stopped_by") else "")
+        + (f"; {r['steps_after_stop']} board steps after the controller stopped (motors off) not counted"
+           if r.get("steps_after_stop") else ""),
         format_table({r["plant"]: r}),
         f"latency max {_opt(lat['max'])} ms, deadline misses {r['deadline_misses']}; link (board + host side): "
         f"CRC errors {counts['crc_errors']}, resyncs {counts['resyncs']}, sequence gaps {counts['seq_gaps']}, "

@@ -14,7 +14,9 @@ import pytest
 
 import sim
 from deploy.bundle import Policy, load_bundle
-from s2r.hil import FaultSpec, HilConfig, run_hil
+from s2r.hil import FaultSpec, HilConfig, controller_window, run_hil
+
+PRETRAINED_BIPED = Path(__file__).resolve().parents[2] / "deploy" / "pretrained" / "biped"
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +88,37 @@ def test_faults_and_disconnect_stay_safe_and_recover(biped_bundle, tmp_path):
     assert s["zero_torque_after_s"] <= (100 + 5 + cfg.slack_ms) / 1000 and s["resumed_after_reconnect"]
     assert report["watchdog_trips"] >= 1 and report["proxy"]["disconnect_dropped"] > 10
     assert report["steps"] > 100 and report["latency_ms"]["p50"] >= 10.0  # 2 × 5 ms injected delay
+
+
+def _step(t: float, ep: int, r: float = 1.0) -> dict:
+    return {"ev": "step", "t": t, "ep": ep, "r": r}
+
+
+def test_controller_window_drops_what_the_board_did_after_the_controller_stopped():
+    """Episodes that end after the controller stopped are not counted; the one in progress becomes the partial."""
+    steps = [_step(0.02 * k, 0) for k in range(1, 6)] + [_step(0.02 * k, 1) for k in range(6, 20)]
+    steps += [_step(0.02 * k, 2) for k in range(20, 23)]
+    episodes = [{"ep": 0, "ret": 5.0}, {"ep": 1, "ret": 14.0}]
+    board_partial = {"ep": 2, "ret": 3.0, "length": 3}
+    assert controller_window(steps, episodes, board_partial, None) == (steps, episodes, board_partial)
+    assert controller_window(steps, episodes, board_partial, 1.0) == (steps, episodes, board_partial)
+    kept, done, partial = controller_window(steps, episodes, board_partial, 0.2001)  # stopped inside episode 1
+    assert kept == steps[:10] and done == episodes[:1] and partial == {"ep": 1, "ret": 5.0, "length": 5}
+    kept, done, partial = controller_window(steps, episodes, board_partial, 0.3801)  # at episode 1's last step
+    assert done == episodes and partial == {"ep": 2, "ret": 0.0, "length": 0}
+    kept, done, partial = controller_window(steps, episodes, board_partial, 0.001)  # before the first step
+    assert kept == [] and done == [] and partial == {"ep": 0, "ret": 0.0, "length": 0}
+
+
+@pytest.mark.slow
+def test_real_time_hil_counts_only_the_controllers_run(tmp_path):
+    """A real-time board keeps stepping the unpowered robot after `s2r run` stops: those falls are not counted.
+    The shipped biped (torque ramped in over 500 ms after ENABLE, as on a real board) walks the whole run."""
+    report = run_hil(HilConfig(bundle=str(PRETRAINED_BIPED), duration_s=3.0, out_dir=str(tmp_path), plots=False))
+    assert report["safety"]["ok"] and not report["lockstep"]
+    assert report["falls"] == 0 and report["episodes"] == [], report["episodes"]
+    assert report["partial_episode"]["length"] > 100 and report["partial_episode"]["ret"] > 0
+    assert report["steps"] == report["partial_episode"]["length"] and report["steps_after_stop"] > 0
 
 
 def test_fault_spec_parsing():
