@@ -56,6 +56,7 @@ from firmware_bridge import protocol as p
 from firmware_bridge.link import DEFAULT_BAUD, Link
 from sim.config import option, validate
 from sim.errors import UserError
+from sim.params import ENABLE_RAMP_S
 from sim.robots import get_robot
 
 
@@ -70,7 +71,7 @@ def policy_step(policy: Policy, obs: np.ndarray) -> tuple[np.ndarray, bool]:
     return raw, True
 
 
-DEFAULT_RAMP_MS = 500.0  # torque ramp after ENABLE on a real-time board, ms (RuntimeConfig.ramp_ms)
+DEFAULT_RAMP_MS = ENABLE_RAMP_S * 1000.0  # torque ramp after ENABLE on a real-time board, ms (--ramp-ms)
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,9 @@ class RuntimeConfig:
                                         low=1e-3, high=3600, flag="--handshake-timeout", metavar="S")
     status_period_s: float = option(1.0, "one status line per period on stderr, s", low=1e-3, high=3600, cli=False)
     quiet: bool = option(False, "no status line every second")
-    ramp_ms: float | None = option(None, "torque ramp after each ENABLE, ms (default: 500 on a real-time board, 0 on "
-                                   "a lockstep emulator, whose HIL torques must match the simulator's step for step)",
+    ramp_ms: float | None = option(None, f"torque ramp after each ENABLE, ms (default: {DEFAULT_RAMP_MS:g} on a "
+                                   "real-time board, 0 on a lockstep emulator, whose HIL torques must match the "
+                                   "simulator's step for step; training sees it as the enable_ramp parameter)",
                                    low=0, high=10_000, metavar="MS")
     fault_frames: int = option(3, "this many untrustworthy SENSOR frames in a row latch FAULT (deploy.safety)",
                                low=1, high=1000, metavar="N")

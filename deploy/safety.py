@@ -42,6 +42,7 @@ import numpy as np
 
 from firmware_bridge.protocol import Fault, Mode, Sensor
 from sim.errors import UserError
+from sim.params import ENABLE_RAMP_S
 from sim.spec import RobotSpec, SensorLayout
 
 _le = operator.le  # NaN compares False, so it fails both checks
@@ -72,7 +73,7 @@ class SafetyConfig:
     """Limits of :class:`HostSafety`, filled from ``RuntimeConfig`` (times in ms, as every config's)."""
 
     link_timeout_ms: float = 100.0  # no SENSOR for this long → DISABLE (--watchdog-ms)
-    ramp_ms: float = 500.0  # torque ramps from 0 to the policy's over this long after ENABLE (--ramp-ms)
+    ramp_ms: float = ENABLE_RAMP_S * 1000.0  # torque ramps from 0 to the policy's over this long after ENABLE, ms
     max_consecutive_bad: int = 3  # this many bad SENSORs in a row → FAULT (--fault-frames)
     bad_budget: int = 10  # more bad SENSORs than this within bad_window frames → FAULT
     bad_window: int = 100  # frames (2 s at 50 Hz)

@@ -34,11 +34,15 @@ class MotorParams:
     supply_sag: float = 0.0  # fractional bus-voltage drop at stall current on every motor (0 = stiff supply)
     continuous_torque_ratio: float = 1.0  # continuous rating / stall torque (1 = never derated)
     thermal_time_constant_s: float = 60.0  # winding thermal time constant, s
+    enable_ramp_s: float = 0.0  # the controller scales the commands from 0 to full over this long after reset, s
 
 
 class MotorModel:
     """Four (or n) DC motors with a linear torque–speed curve behind a command latency.
 
+    * With ``enable_ramp_s`` > 0 the command of control step ``k`` of the episode is first clipped to the motor's
+      rated limit and scaled by ``min(1, k · period / enable_ramp_s)``, as the controller's ramp after ENABLE
+      does on the robot (``deploy.safety.safe_command``).
     * The commanded torque is clipped to the firmware limit (``torque_limit_nm * torque_limit_scale``), lowered
       to the continuous rating while the I²t model says a motor is too hot.
     * It takes effect ``latency_s`` later (resolution: one physics substep), through a first-order lag.
@@ -81,6 +85,7 @@ class MotorModel:
         self._backlash = (
             Backlash(params.backlash_rad, self.rotor_inertia_kgm2, self.substep_s) if params.backlash_rad > 0 else None
         )
+        self._commands = 0  # control steps commanded this episode (the enable ramp's clock)
 
     def _derive(self, params: MotorParams) -> None:
         """The constants of an episode's motors (parameters are frozen: derived once per parameter object)."""
@@ -127,13 +132,18 @@ class MotorModel:
         return self._thermal.temperature_c
 
     def command(self, torque_nm: np.ndarray | list[float]) -> None:
-        """Latch a new torque command (N·m) for the coming control period, clipped to the firmware limit.
+        """Latch a new torque command (N·m) for the coming control period, scaled by the enable ramp and clipped
+        to the firmware limit.
 
         Also closes the last period in the thermal model (heat ∝ the motor torque of its last substep).
         """
         thermal = self._thermal
         thermal.update(self.last_motor_nm)
         limit = thermal.limits(self._limit) if thermal.derates else self._limit
+        ramp_s = self.params.enable_ramp_s
+        if ramp_s > 0 and (scale := self._commands * self.period_s / ramp_s) < 1.0:
+            torque_nm = [max(-s, min(s, float(c))) * scale for c, s in zip(torque_nm, self.stall_nm, strict=True)]
+        self._commands += 1
         self._pending = [-lim if (t := float(c)) < -lim else (lim if t > lim else t)
                          for c, lim in zip(torque_nm, limit, strict=True)]  # fmt: skip
 

@@ -102,6 +102,11 @@ class ParamSpace:
         return [(p.name, p.unit, f"{p.nominal:g}", f"{p.low:g}", f"{p.high:g}", p.doc) for p in self.params]
 
 
+# the controller's torque ramp after ENABLE on a real-time board, s: deploy.runtime's default (--ramp-ms), and the
+# reality box's enable_ramp (sim.task.ACTUATOR_BOX), since a policy meets it at every start on the robot
+ENABLE_RAMP_S = 0.5
+
+
 def motor_params(prefix_doc: str = "") -> tuple[PhysParam, ...]:
     """Parameters every torque-motor robot shares (motor model and encoders)."""
     return (
@@ -129,6 +134,9 @@ def motor_params(prefix_doc: str = "") -> tuple[PhysParam, ...]:
                   "continuous torque rating / stall torque (I²t model); while a winding is above its rated "
                   "temperature the firmware derates the limit to it (1 = never derated)"),
         PhysParam("thermal_time_constant", "s", 60.0, 1.0, 1200.0, "winding thermal time constant (I²t model)"),
+        PhysParam("enable_ramp", "s", 0.0, 0.0, 2.0,
+                  "the controller's torque ramp after ENABLE: each episode's commands are scaled from 0 to full over "
+                  "this long (deploy.runtime ramps on a real-time board; 0 = none, as a lockstep emulator)"),
     )
 
 
@@ -145,6 +153,7 @@ def motor_params_from(P: Mapping[str, float]) -> dict[str, float]:
         "supply_sag": P["supply_sag"],
         "continuous_torque_ratio": P["continuous_torque_ratio"],
         "thermal_time_constant_s": P["thermal_time_constant"],
+        "enable_ramp_s": P["enable_ramp"],
     }
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import UserError
+from sim.params import ENABLE_RAMP_S
 from sim.spec import RobotSpec
 
 Ranges = Mapping[str, tuple[float, float]]  # parameter → (low, high) in its unit
@@ -237,6 +238,7 @@ ACTUATOR_BOX: dict[str, tuple[float, float]] = {
     "continuous_torque_ratio": (0.4, 0.7),
     "encoder_noise": (0.0, 0.003),
     "encoder_bias": (-0.02, 0.02),  # calibration offset, ~1°
+    "enable_ramp": (ENABLE_RAMP_S, ENABLE_RAMP_S),  # the controller's ramp at every start on a real-time board
 }
 # `s2r stress` sweeps of the motor model and encoders: (parameter, values from nominal outward)
 MOTOR_SWEEPS: tuple[tuple[str, tuple[float, ...]], ...] = (
@@ -254,4 +256,5 @@ MOTOR_SWEEPS: tuple[tuple[str, tuple[float, ...]], ...] = (
     ("torque_limit_scale", (0.85, 0.7, 0.5, 0.3)),
     ("supply_sag", (0.05, 0.1, 0.2, 0.4)),
     ("continuous_torque_ratio", (0.8, 0.6, 0.4, 0.2)),
+    ("enable_ramp", (0.1, 0.25, 0.5, 1.0)),
 )

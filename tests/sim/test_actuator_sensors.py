@@ -65,6 +65,23 @@ def test_motor_thermal_limit_only_below_ratio_one():
     assert max(abs(t) for t in m.last_motor_nm) == pytest.approx(15.0)
 
 
+def test_enable_ramp_scales_each_episodes_first_commands_as_the_controller_does():
+    """Command k of an episode is clipped to the rated limit and scaled by k · period / ramp, then the firmware
+    clamp applies (deploy.safety.safe_command, then the board); the next episode ramps again."""
+    m = _motor(enable_ramp_s=0.1, torque_limit_scale=0.5)  # 5 control periods of 20 ms; firmware clamp 15 N·m
+    for _episode in range(2):
+        pending = []
+        for _ in range(7):
+            m.command([10.0, -40.0, 0.0, 30.0])
+            pending.append(m._pending)
+        assert [p[0] for p in pending] == pytest.approx([0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 10.0])
+        assert [p[1] for p in pending] == pytest.approx([0.0, -6.0, -12.0, -15.0, -15.0, -15.0, -15.0])
+        m.reset(m.params)
+    plain = _motor()
+    plain.command([10.0, -40.0, 0.0, 30.0])
+    assert plain._pending == [10.0, -30.0, 0.0, 30.0]  # no ramp at the nominal 0 s
+
+
 def test_supply_sag_shrinks_the_torque_speed_curve():
     assert supply_fraction(0.0, [30.0] * 4, [30.0] * 4) == 1.0
     assert supply_fraction(0.2, [30.0] * 4, [30.0] * 4) == pytest.approx(0.8)
