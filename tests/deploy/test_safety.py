@@ -22,6 +22,8 @@ from deploy.safety import (
     safe_command,
 )
 from firmware_bridge import protocol as p
+from sim.motor import MotorModel, MotorParams
+from sim.params import ENABLE_RAMP_S
 from sim.robots import BIPED_SPEC, KNOB_SPEC
 
 LIMITS = BIPED_SPEC.action.limits_nm
@@ -219,6 +221,25 @@ def test_board_disarming_by_itself_is_a_fault_and_unconfirmed_enable_retries_onc
     assert h.sensor(0.6, 0, 0, None).send == ("ENABLE",)  # one retry
     h.sensor(1.2, 0, 0, None)
     assert h.state is HostState.FAULT and "did not confirm" in h.reason
+
+
+@settings(max_examples=50, deadline=None)
+@given(raws=st.lists(st.lists(st.floats(-60, 60, width=32), min_size=4, max_size=4), min_size=30, max_size=30))
+def test_the_simulators_enable_ramp_is_the_controllers(raws):
+    """The robot's ramp (HostSafety + safe_command at SENSORs one control period apart from ENABLE) gives the
+    torques the simulator's `enable_ramp` parameter applies (sim.motor), command for command: training can run
+    what runs on the robot."""
+    period_s = BIPED_SPEC.control_period_s
+    h = HostSafety(SafetyConfig())  # the default ramp: sim.params.ENABLE_RAMP_S
+    _arm(h)
+    motor = MotorModel(BIPED_SPEC.action, period_s / 5, 5)
+    motor.reset(MotorParams(enable_ramp_s=ENABLE_RAMP_S))
+    for k, raw in enumerate(raws):
+        scale = h.sensor(k * period_s, 0, p.Mode.ENABLED, None).torque_scale
+        host, _, _ = safe_command(np.asarray(raw, dtype=np.float32), LIMITS, scale)
+        motor.command(raw)
+        np.testing.assert_allclose(motor._pending, host, rtol=1e-5, atol=1e-4)
+    assert h.state is HostState.RUNNING  # the 30 periods outlast the ramp
 
 
 def test_bounds_come_from_the_robot_spec():
