@@ -399,6 +399,8 @@ class KnobEnv(gym.Env):
         self._motor.command(tau_cmd)
         # = KNOB_SPEC.action.to_normalized(tau_cmd), bit for bit
         a_norm = (tau_cmd.astype(np.float32) / self._limits_nm).clip(-1.0, 1.0)
+        if self._motor.ramp_scale < 1.0:  # the enable ramp: the last action is what the motors were told, as on
+            a_norm = a_norm * np.float32(self._motor.ramp_scale)  # the robot (deploy.runtime's prev_action)
         if P["control_jitter"] > 0:
             period = float(
                 np.clip(self.np_random.normal(1.0 / KNOB_SPEC.control_hz, P["control_jitter"]), 0.01, 0.03)

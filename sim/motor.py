@@ -86,6 +86,7 @@ class MotorModel:
             Backlash(params.backlash_rad, self.rotor_inertia_kgm2, self.substep_s) if params.backlash_rad > 0 else None
         )
         self._commands = 0  # control steps commanded this episode (the enable ramp's clock)
+        self.ramp_scale = 1.0
 
     def _derive(self, params: MotorParams) -> None:
         """The constants of an episode's motors (parameters are frozen: derived once per parameter object)."""
@@ -141,8 +142,10 @@ class MotorModel:
         thermal.update(self.last_motor_nm)
         limit = thermal.limits(self._limit) if thermal.derates else self._limit
         ramp_s = self.params.enable_ramp_s
+        self.ramp_scale = 1.0  # the enable ramp's scale on this command (a policy that reads its last action sees it)
         if ramp_s > 0 and (scale := self._commands * self.period_s / ramp_s) < 1.0:
             torque_nm = [max(-s, min(s, float(c))) * scale for c, s in zip(torque_nm, self.stall_nm, strict=True)]
+            self.ramp_scale = scale
         self._commands += 1
         self._pending = [-lim if (t := float(c)) < -lim else (lim if t > lim else t)
                          for c, lim in zip(torque_nm, limit, strict=True)]  # fmt: skip

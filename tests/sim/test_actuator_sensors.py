@@ -82,6 +82,18 @@ def test_enable_ramp_scales_each_episodes_first_commands_as_the_controller_does(
     assert plain._pending == [10.0, -30.0, 0.0, 30.0]  # no ramp at the nominal 0 s
 
 
+def test_the_knobs_last_action_is_the_ramped_command_the_motors_were_told():
+    """With the enable ramp the knob's prev_action observation is the command after the ramp, as the controller
+    builds it on the robot (deploy.runtime: prev_action = torque sent / limits)."""
+    env = gym.make("s2r/Knob-v0")
+    env.reset(seed=0, options={"params": {"enable_ramp": 0.1}})  # 5 control periods
+    a = np.array([0.5, -1.0, 0.25, 1.0], dtype=np.float32)
+    seen = [env.step(a)[0][16:20] for _ in range(7)]
+    for k, prev in enumerate(seen):
+        np.testing.assert_allclose(prev, a * min(1.0, k / 5), atol=1e-6)
+    env.close()
+
+
 def test_supply_sag_shrinks_the_torque_speed_curve():
     assert supply_fraction(0.0, [30.0] * 4, [30.0] * 4) == 1.0
     assert supply_fraction(0.2, [30.0] * 4, [30.0] * 4) == pytest.approx(0.8)
