@@ -8,6 +8,7 @@ is reset at every episode start), deterministic, on the nominal plant, seeds ``-
 at 10000); give a baseline bundle as a second path to measure it on the same seeds.
 
     python benchmarks/biped_start.py BUNDLE [BASELINE_BUNDLE] [--episodes 200] [--seed 10000] [--workers 2]
+        [--enable-ramp 0.5]
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ from s2r.commands.stress import bundle_policy
 from sim.robots import BIPED_SPEC
 
 
-def outcomes(bundle_dir: str, seeds: list[int], seconds: float, min_distance_m: float) -> list[str]:
-    """'stall', 'fall' or 'walk' for each seed's first ``seconds`` on the nominal plant."""
+def outcomes(bundle_dir: str, seeds: list[int], seconds: float, min_distance_m: float, ramp_s: float) -> list[str]:
+    """'stall', 'fall' or 'walk' for each seed's first ``seconds`` on the nominal plant, with the controller's
+    torque ramp over ``ramp_s`` at the start (the ``enable_ramp`` parameter; 0: none)."""
     policy = bundle_policy(bundle_dir)  # as `s2r stress` runs a bundle: obs -> normalized action, state reset per episode
     env = gym.make("s2r/Biped-v0")
     try:
-        episodes = [run_episode(env, policy, seed, max_steps=int(seconds * BIPED_SPEC.control_hz)) for seed in seeds]
+        params = {"enable_ramp": ramp_s} if ramp_s else None
+        episodes = [run_episode(env, policy, seed, params, max_steps=int(seconds * BIPED_SPEC.control_hz))
+                    for seed in seeds]  # fmt: skip
     finally:
         env.close()
     return ["fall" if ep.fell else "stall" if ep.metrics["distance_m"] < min_distance_m else "walk" for ep in episodes]
@@ -43,6 +47,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0, help="how long an episode runs before it is judged, s")
     ap.add_argument("--min-distance", type=float, default=1.0, help="walked less than this (m): a stall")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--enable-ramp", type=float, default=0.0, metavar="S",
+                    help="the controller's torque ramp at the start, s (0.5 on a real-time board; 0: none, lockstep)")
     args = ap.parse_args()
     if args.episodes < 1 or args.workers < 1:
         ap.error("--episodes and --workers must be at least 1")
@@ -53,13 +59,14 @@ def main() -> None:
         t0 = time.perf_counter()
         with ProcessPoolExecutor(args.workers) as pool:
             parts = pool.map(outcomes, [bundle] * len(chunks), chunks, [args.seconds] * len(chunks),
-                             [args.min_distance] * len(chunks))  # fmt: skip
+                             [args.min_distance] * len(chunks), [args.enable_ramp] * len(chunks))  # fmt: skip
             results = dict(zip([s for c in chunks for s in c], [r for p in parts for r in p], strict=True))
         stalled = sorted(s for s, r in results.items() if r == "stall")
         falls = sum(r == "fall" for r in results.values())
         stalls[bundle] = len(stalled)
         print(f"{bundle}: {len(stalled)} of {len(seeds)} episodes stall (seeds {stalled[:10]}"
-              f"{' ...' if len(stalled) > 10 else ''}), {falls} fall in the first {args.seconds:g} s "
+              f"{' ...' if len(stalled) > 10 else ''}), {falls} fall in the first {args.seconds:g} s, enable ramp "
+              f"{args.enable_ramp:g} s "
               f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
     if len(args.bundles) > 1:
         first, base = args.bundles[0], args.bundles[1]
